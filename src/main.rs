@@ -1,0 +1,3 @@
+fn main() {
+    println!("ocfo {}", env!("CARGO_PKG_VERSION"));
+}
