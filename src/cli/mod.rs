@@ -1,0 +1,77 @@
+//! Command-line layer: parses arguments, sets up logging and colour, and hands
+//! each subcommand to its own file in this folder.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "ocfo", version, about = "OpenClaw failover orchestrator", long_about = None)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only print errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Global output settings every subcommand shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub color: bool,
+    pub quiet: bool,
+}
+
+impl Output {
+    fn detect(quiet: bool) -> Self {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Output {
+            color: !no_color && std::io::stderr().is_terminal(),
+            quiet,
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool, color: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OCFO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(color)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Output::detect(cli.quiet);
+    init_logging(cli.verbose, cli.quiet, out.color);
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "ocfo", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+    }
+}
