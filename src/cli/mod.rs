@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod validate;
+
 #[derive(Debug, Parser)]
 #[command(name = "ocfo", version, about = "OpenClaw failover orchestrator", long_about = None)]
 pub struct Cli {
@@ -20,6 +22,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check an inventory offline and list every problem.
+    Validate(validate::ValidateArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
     let out = Output::detect(cli.quiet);
     init_logging(cli.verbose, cli.quiet, out.color);
     match cli.command {
+        Command::Validate(args) => validate::run(args, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ocfo", &mut std::io::stdout());

@@ -1,0 +1,185 @@
+//! Problems found in user input, with where they are and what to do next.
+//!
+//! Every check in ocfo reports through [`Diagnostic`] so that `validate` can list
+//! all problems at once and every message has the same shape:
+//! `error: FILE:LINE:COL: KEY.PATH: message` plus an optional hint.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// 1-based line and column in the source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// Key path such as `nodes.primary.channels[0]`, when the problem has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            path: None,
+            location: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn warning(message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message)
+        }
+    }
+
+    pub fn at(mut self, path: impl Into<String>, location: Option<Location>) -> Self {
+        let path = path.into();
+        if !path.is_empty() {
+            self.path = Some(path);
+        }
+        self.location = location;
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// All diagnostics for one input file, in source order, renderable for a terminal.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub file: PathBuf,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    pub fn new(file: &Path, mut diagnostics: Vec<Diagnostic>) -> Self {
+        // Source order reads best; problems without a place go last.
+        diagnostics.sort_by_key(|d| (d.location.is_none(), d.location, d.severity));
+        Report {
+            file: file.to_path_buf(),
+            diagnostics,
+        }
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warning_count(&self) -> usize {
+        self.diagnostics.len() - self.error_count()
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.error_count() > 0
+    }
+
+    /// Human-readable rendering. Source lines are deliberately not quoted: an
+    /// inventory line may hold a literal token, and output must never carry one.
+    pub fn render(&self, color: bool) -> String {
+        let mut out = String::new();
+        for d in &self.diagnostics {
+            let (label, code) = match d.severity {
+                Severity::Error => ("error", "31"),
+                Severity::Warning => ("warning", "33"),
+            };
+            if color {
+                let _ = write!(out, "\x1b[1;{code}m{label}\x1b[0m: ");
+            } else {
+                let _ = write!(out, "{label}: ");
+            }
+            let _ = write!(out, "{}", self.file.display());
+            if let Some(loc) = d.location {
+                let _ = write!(out, ":{}:{}", loc.line, loc.column);
+            }
+            out.push_str(": ");
+            if let Some(path) = &d.path {
+                let _ = write!(out, "{path}: ");
+            }
+            out.push_str(&d.message);
+            out.push('\n');
+            if let Some(hint) = &d.hint {
+                let _ = writeln!(out, "  hint: {hint}");
+            }
+        }
+        out
+    }
+}
+
+/// The closest candidate by edit distance, for "did you mean" hints.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word_lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&word_lower, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_keys_only() {
+        let keys = ["channels", "nodes", "network", "monitor"];
+        assert_eq!(did_you_mean("chanels", keys), Some("channels"));
+        assert_eq!(did_you_mean("nodez", keys), Some("nodes"));
+        assert_eq!(did_you_mean("zzzzzz", keys), None);
+    }
+
+    #[test]
+    fn renders_location_path_and_hint() {
+        let d = Diagnostic::error("unknown key `chanels`")
+            .at("", Some(Location { line: 3, column: 1 }))
+            .hint("did you mean `channels`?");
+        let r = Report::new(Path::new("inv.yaml"), vec![d]);
+        assert_eq!(
+            r.render(false),
+            "error: inv.yaml:3:1: unknown key `chanels`\n  hint: did you mean `channels`?\n"
+        );
+    }
+}

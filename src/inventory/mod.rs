@@ -1,0 +1,18 @@
+//! The inventory: one YAML file describing the failover pair.
+//!
+//! Reading happens in three steps, each in its own file: `yaml` parses into a
+//! tree that remembers positions, `load` types it section by section through
+//! `decode`, and `rules` checks what spans sections (the channel split).
+
+mod decode;
+mod load;
+mod model;
+mod rules;
+pub mod units;
+pub mod yaml;
+
+pub use load::{
+    laptop_path, load_file, load_str, LoadOptions, Loaded, Secrets, DEFAULT_GATEWAY_PORT,
+    DEFAULT_NODE_MIRROR, DEFAULT_NODE_VERSION,
+};
+pub use model::*;

@@ -1,0 +1,283 @@
+//! The typed inventory: what `load` produces once every check has passed.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::diagnostics::Location;
+use crate::secrets::SecretRef;
+
+use super::units::{Cidr, Version};
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The file it was read from, for messages and relative paths.
+    pub file: PathBuf,
+    pub name: String,
+    pub primary: NodeSpec,
+    pub standby: NodeSpec,
+    pub network: Network,
+    pub node: NodeJs,
+    pub openclaw: OpenClaw,
+    /// Channel blocks in file order, each owned by exactly one node.
+    pub channels: IndexMap<String, Channel>,
+    pub workspace: Workspace,
+    pub monitor: MonitorSettings,
+    pub hardening: Hardening,
+}
+
+impl Inventory {
+    pub fn nodes(&self) -> [&NodeSpec; 2] {
+        [&self.primary, &self.standby]
+    }
+
+    pub fn node(&self, role: Role) -> &NodeSpec {
+        match role {
+            Role::Primary => &self.primary,
+            Role::Standby => &self.standby,
+        }
+    }
+
+    /// The node's own channel blocks, in the order the node lists them.
+    pub fn channels_of(&self, role: Role) -> impl Iterator<Item = &Channel> {
+        self.node(role)
+            .channels
+            .iter()
+            .filter_map(|c| self.channels.get(c))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Standby,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Primary, Role::Standby];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Standby => "standby",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshSettings {
+    pub user: String,
+    pub port: u16,
+    pub identity_file: Option<String>,
+    pub known_hosts: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub role: Role,
+    /// Address or `~/.ssh/config` alias used for SSH.
+    pub host: String,
+    /// Where the standby probes this node's gateway.
+    pub private_address: IpAddr,
+    pub channels: Vec<String>,
+    /// The inventory's `ssh` defaults with this node's overrides applied.
+    pub ssh: SshSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub private_cidr: Cidr,
+    pub tailscale: Tailscale,
+    pub extra_ca_certificates: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tailscale {
+    pub enabled: bool,
+    pub auth_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeJs {
+    pub version: Version,
+    pub mirror: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bind {
+    Loopback,
+    Lan,
+    Tailnet,
+    Custom,
+}
+
+impl Bind {
+    pub const NAMES: [&'static str; 4] = ["loopback", "lan", "tailnet", "custom"];
+
+    pub fn parse(s: &str) -> Option<Bind> {
+        Some(match s {
+            "loopback" => Bind::Loopback,
+            "lan" => Bind::Lan,
+            "tailnet" => Bind::Tailnet,
+            "custom" => Bind::Custom,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bind::Loopback => "loopback",
+            Bind::Lan => "lan",
+            Bind::Tailnet => "tailnet",
+            Bind::Custom => "custom",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenClaw {
+    pub version: String,
+    pub port: u16,
+    pub bind: Bind,
+    pub gateway_token: Secret,
+    pub model: Model,
+    /// Extra variables for the gateway's environment file.
+    pub env: IndexMap<String, Value>,
+    /// Raw OpenClaw config deep-merged into both nodes' files (a mapping).
+    pub config: Value,
+    /// The system user that runs the gateway.
+    pub user: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub primary: String,
+    pub fallbacks: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub name: String,
+    /// OpenClaw's own keys for the channel, passed through (a mapping).
+    pub settings: Value,
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub repo: String,
+    pub branch: String,
+    pub deploy_key: Secret,
+    pub push_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeMode {
+    /// `/healthz`: the gateway process is live.
+    Healthz,
+    /// `/readyz`: live and every channel connected (stricter, opt-in).
+    Readyz,
+}
+
+#[derive(Debug, Clone)]
+pub struct MonitorSettings {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub fall: u32,
+    pub rise: u32,
+    pub hold_down: Duration,
+    pub probe: ProbeMode,
+    pub webhook: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Hardening {
+    pub fail2ban: bool,
+    pub unattended_upgrades: bool,
+    pub password_authentication: bool,
+}
+
+/// A secret reference and where in the inventory it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Secret {
+    pub reference: SecretRef,
+    /// Key path, e.g. `channels.telegram.botToken`: the key of its resolved value.
+    pub path: String,
+    pub loc: Location,
+}
+
+/// A free-form value (channel blocks, `openclaw.config`, `openclaw.env`) in
+/// which any leaf may be a secret reference.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Value>),
+    Map(IndexMap<String, Value>),
+    Secret(Secret),
+}
+
+impl Value {
+    pub fn as_map(&self) -> Option<&IndexMap<String, Value>> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_map().and_then(|m| m.get(key))
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Every secret reference inside, depth first.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut out = Vec::new();
+        self.collect_secrets(&mut out);
+        out
+    }
+
+    fn collect_secrets<'a>(&'a self, out: &mut Vec<&'a Secret>) {
+        match self {
+            Value::Secret(s) => out.push(s),
+            Value::Seq(items) => items.iter().for_each(|v| v.collect_secrets(out)),
+            Value::Map(m) => m.values().for_each(|v| v.collect_secrets(out)),
+            _ => {}
+        }
+    }
+}
+
+/// Whether a key names something that is usually a credential (`botToken`,
+/// `appSecret`, `password`, `apiKey`).
+pub fn key_looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["token", "secret", "password", "passwd", "key"]
+        .iter()
+        .any(|w| k.contains(w))
+}
+
+/// Channels OpenClaw ships in its core; every other channel is a plugin
+/// (`@openclaw/<id>`) that must be installed and trusted.
+pub const BUILTIN_CHANNELS: &[&str] = &["telegram"];
+
+pub fn channel_is_plugin(name: &str) -> bool {
+    !BUILTIN_CHANNELS.contains(&name)
+}

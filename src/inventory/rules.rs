@@ -1,0 +1,189 @@
+//! Checks that span several parts of the inventory: the channel split that
+//! prevents duplicate replies, and addresses that must agree with each other.
+
+use indexmap::IndexMap;
+
+use crate::diagnostics::{did_you_mean, Diagnostic};
+
+use super::decode::Decoder;
+use super::load::{DecodedNode, Secrets};
+use super::model::{key_looks_secret, Bind, Channel, Inventory, Network, OpenClaw, Role, Value};
+
+pub(super) fn check_channel_ownership(
+    d: &mut Decoder,
+    primary: &DecodedNode,
+    standby: &DecodedNode,
+    channels: &IndexMap<String, Channel>,
+) {
+    for node in [primary, standby] {
+        let path = format!("nodes.{}.channels", node.spec.role);
+        for (i, name) in node.spec.channels.iter().enumerate() {
+            let loc = node.channel_locs.get(i).copied().unwrap_or(node.loc);
+            if node.spec.channels[..i].contains(name) {
+                d.error(&format!("{path}[{i}]"), loc, format!("channel `{name}` is listed twice"));
+            } else if !channels.contains_key(name) {
+                let mut diag = Diagnostic::error(format!(
+                    "channel `{name}` is not defined under the top-level `channels`"
+                ))
+                .at(format!("{path}[{i}]"), Some(loc));
+                if let Some(s) = did_you_mean(name, channels.keys().map(String::as_str)) {
+                    diag = diag.hint(format!("did you mean `{s}`?"));
+                }
+                d.diagnostics.push(diag);
+            }
+        }
+    }
+    for (name, channel) in channels {
+        let owners: Vec<Role> = [primary, standby]
+            .iter()
+            .filter(|n| n.spec.channels.contains(name))
+            .map(|n| n.spec.role)
+            .collect();
+        let path = format!("channels.{name}");
+        match owners.as_slice() {
+            [] => d.diagnostics.push(
+                Diagnostic::error(format!("channel `{name}` is not owned by any node"))
+                    .at(path, Some(channel.loc))
+                    .hint("add it to `nodes.primary.channels` or `nodes.standby.channels`"),
+            ),
+            [_, _] => d.diagnostics.push(
+                Diagnostic::error(format!(
+                    "channel `{name}` is owned by both nodes: both gateways would answer on it (duplicate replies, token conflicts)"
+                ))
+                .at(path, Some(channel.loc))
+                .hint("give each node its own channel, e.g. Telegram on the primary and a Discord bot on the standby"),
+            ),
+            _ => {}
+        }
+    }
+    if standby.spec.channels.is_empty() {
+        d.diagnostics.push(
+            Diagnostic::error("the standby owns no channel, so nobody could reach the assistant during a failover")
+                .at("nodes.standby.channels", Some(standby.loc))
+                .hint("give the standby its own channel, e.g. `channels: [discord]` with a separate bot token"),
+        );
+    }
+    if primary.spec.channels.is_empty() {
+        d.warn("nodes.primary.channels", primary.loc, "the primary owns no channel");
+    }
+    for name in &standby.spec.channels {
+        let Some(channel) = channels.get(name) else {
+            continue;
+        };
+        let policy = channel.settings.get("dmPolicy").and_then(Value::as_str);
+        if matches!(policy, None | Some("pairing")) {
+            d.diagnostics.push(
+                Diagnostic::warning(format!(
+                    "standby channel `{name}` uses dmPolicy `pairing`{}: pairing approvals live on each host and are not synced to the standby",
+                    if policy.is_none() { " (the default)" } else { "" }
+                ))
+                .at(format!("channels.{name}"), Some(channel.loc))
+                .hint("use `dmPolicy: allowlist` with an explicit `allowFrom` list"),
+            );
+        }
+    }
+}
+
+pub(super) fn check_nodes_distinct(d: &mut Decoder, primary: &DecodedNode, standby: &DecodedNode) {
+    let (p, s) = (&primary.spec, &standby.spec);
+    if p.host.eq_ignore_ascii_case(&s.host) && p.ssh.port == s.ssh.port {
+        d.error(
+            "nodes.standby.host",
+            standby.host_loc,
+            format!("the standby's host is the primary's (`{}`): a failover pair needs two machines", s.host),
+        );
+    }
+    if p.private_address == s.private_address {
+        d.error(
+            "nodes.standby.private_address",
+            standby.address_loc,
+            format!("{} is also the primary's private address", s.private_address),
+        );
+    }
+}
+
+pub(super) fn check_network(
+    d: &mut Decoder,
+    primary: &DecodedNode,
+    standby: &DecodedNode,
+    net: &Network,
+    openclaw: Option<&OpenClaw>,
+) {
+    for node in [primary, standby] {
+        let path = format!("nodes.{}.private_address", node.spec.role);
+        if !net.private_cidr.contains(node.spec.private_address) {
+            d.warn(
+                &path,
+                node.address_loc,
+                format!(
+                    "{} is outside network.private_cidr ({}): the firewall only lets that range reach the gateway",
+                    node.spec.private_address, net.private_cidr
+                ),
+            );
+        }
+        if openclaw.is_some_and(|o| o.bind == Bind::Custom) && !node.spec.private_address.is_ipv4() {
+            d.error(&path, node.address_loc, "`bind: custom` needs an IPv4 private address (OpenClaw's customBindHost is IPv4)");
+        }
+    }
+    if let Some(o) = openclaw {
+        if o.bind == Bind::Tailnet && !net.tailscale.enabled {
+            d.diagnostics.push(
+                Diagnostic::error("`openclaw.bind: tailnet` needs Tailscale, which is disabled")
+                    .at("openclaw.bind", None)
+                    .hint("enable `network.tailscale` or use `bind: custom` to bind each node's private_address"),
+            );
+        }
+    }
+}
+
+/// Two channels on one bot token would fight over it (Telegram 409s, Discord
+/// silently starving one gateway). Compared on resolved values; only paths are
+/// ever printed.
+pub(super) fn check_tokens_distinct(inv: &Inventory, secrets: &Secrets, out: &mut Vec<Diagnostic>) {
+    let mut seen: Vec<(String, String, &str)> = Vec::new(); // (channel, path, value)
+    for channel in inv.channels.values() {
+        let mut values: Vec<(String, &str)> = Vec::new();
+        collect_credentials(&channel.settings, &format!("channels.{}", channel.name), secrets, &mut values);
+        for (path, value) in values {
+            if let Some((other, other_path, _)) = seen
+                .iter()
+                .find(|(c, _, v)| *c != channel.name && *v == value)
+            {
+                out.push(
+                    Diagnostic::error(format!(
+                        "channels `{other}` and `{}` use the same credential ({other_path} and {path} resolve to the same value)",
+                        channel.name
+                    ))
+                    .at(path.as_str(), Some(channel.loc))
+                    .hint("each node must own its own bot token; create a separate bot for the standby"),
+                );
+            }
+            seen.push((channel.name.clone(), path, value));
+        }
+    }
+}
+
+fn collect_credentials<'a>(value: &'a Value, path: &str, secrets: &'a Secrets, out: &mut Vec<(String, &'a str)>) {
+    match value {
+        Value::Secret(s) => {
+            if let Some(v) = secrets.get(s) {
+                out.push((path.to_string(), v.expose()));
+            }
+        }
+        Value::Map(m) => {
+            for (k, v) in m {
+                let p = format!("{path}.{k}");
+                match v {
+                    Value::Str(s) if key_looks_secret(k) => out.push((p, s.as_str())),
+                    _ => collect_credentials(v, &p, secrets, out),
+                }
+            }
+        }
+        Value::Seq(items) => {
+            for (i, v) in items.iter().enumerate() {
+                collect_credentials(v, &format!("{path}[{i}]"), secrets, out);
+            }
+        }
+        _ => {}
+    }
+}
