@@ -107,7 +107,7 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
         };
     };
     let mut d = Decoder::default();
-    let inventory = decode(&mut d, &root, file);
+    let (inventory, channels) = decode(&mut d, &root, file);
 
     let mut secrets = Secrets::default();
     if opts.resolve_secrets {
@@ -123,8 +123,8 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
             }
         }
     }
-    if let Some(inv) = &inventory {
-        rules::check_tokens_distinct(inv, &secrets, &mut d.diagnostics);
+    if let Some(channels) = &channels {
+        rules::check_tokens_distinct(channels, &secrets, &mut d.diagnostics);
     }
     diagnostics.append(&mut d.diagnostics);
     let report = Report::new(file, diagnostics);
@@ -141,8 +141,16 @@ const TOP: &[&str] = &[
 ];
 const SSH: &[&str] = &["user", "port", "identity_file", "known_hosts"];
 
-fn decode(d: &mut Decoder, root: &Node, file: &Path) -> Option<Inventory> {
-    let top = d.fields(root, "", TOP)?;
+/// The inventory when every part decoded, and the channels on their own so
+/// the token check can run even when another part is broken.
+fn decode(
+    d: &mut Decoder,
+    root: &Node,
+    file: &Path,
+) -> (Option<Inventory>, Option<IndexMap<String, Channel>>) {
+    let Some(top) = d.fields(root, "", TOP) else {
+        return (None, None);
+    };
     let name = d.req_string(&top, "name").and_then(|n| {
         let ok = n.len() <= 40
             && n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -199,20 +207,23 @@ fn decode(d: &mut Decoder, root: &Node, file: &Path) -> Option<Inventory> {
         }
     }
 
-    let (primary, standby) = nodes?;
-    Some(Inventory {
-        file: file.to_path_buf(),
-        name: name?,
-        primary: primary.spec,
-        standby: standby.spec,
-        network: network?,
-        node: node?,
-        openclaw: openclaw?,
-        channels: channels?,
-        workspace: workspace?,
-        monitor: monitor?,
-        hardening: hardening?,
-    })
+    let inventory = (|| {
+        let (primary, standby) = nodes?;
+        Some(Inventory {
+            file: file.to_path_buf(),
+            name: name?,
+            primary: primary.spec?,
+            standby: standby.spec?,
+            network: network?,
+            node: node?,
+            openclaw: openclaw?,
+            channels: channels.clone()?,
+            workspace: workspace?,
+            monitor: monitor?,
+            hardening: hardening?,
+        })
+    })();
+    (inventory, channels)
 }
 
 fn default_ssh() -> SshSettings {
@@ -257,7 +268,13 @@ fn ssh_settings(d: &mut Decoder, node: &Node, path: &str, base: &SshSettings) ->
 
 /// A node as decoded, with the places rules need to point at.
 pub(super) struct DecodedNode {
-    pub spec: NodeSpec,
+    pub role: Role,
+    /// The whole node, when every field of it decoded.
+    pub spec: Option<NodeSpec>,
+    pub channels: Vec<String>,
+    pub private_address: Option<std::net::IpAddr>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
     pub loc: Location,
     pub channel_locs: Vec<Location>,
     pub host_loc: Location,
@@ -301,14 +318,22 @@ fn one_node(d: &mut Decoder, node: &Node, role: Role, ssh: &SshSettings) -> Opti
         Some(n) => ssh_settings(d, n, &f.path_of("ssh"), ssh),
         None => Some(ssh.clone()),
     };
-    Some(DecodedNode {
-        spec: NodeSpec {
+    let spec = (|| {
+        Some(NodeSpec {
             role,
-            host: host?,
+            host: host.clone()?,
             private_address: private_address?,
-            channels: channels?,
-            ssh: ssh?,
-        },
+            channels: channels.clone()?,
+            ssh: ssh.clone()?,
+        })
+    })();
+    Some(DecodedNode {
+        role,
+        spec,
+        channels: channels.unwrap_or_default(),
+        private_address,
+        host,
+        port: ssh.map(|s| s.port),
         loc: node.loc,
         channel_locs,
         host_loc: f.get("host").map_or(node.loc, |n| n.loc),

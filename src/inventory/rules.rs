@@ -7,7 +7,7 @@ use crate::diagnostics::{did_you_mean, Diagnostic};
 
 use super::decode::Decoder;
 use super::load::{DecodedNode, Secrets};
-use super::model::{key_looks_secret, Bind, Channel, Inventory, Network, OpenClaw, Role, Value};
+use super::model::{key_looks_secret, Bind, Channel, Network, OpenClaw, Role, Value};
 
 pub(super) fn check_channel_ownership(
     d: &mut Decoder,
@@ -16,10 +16,10 @@ pub(super) fn check_channel_ownership(
     channels: &IndexMap<String, Channel>,
 ) {
     for node in [primary, standby] {
-        let path = format!("nodes.{}.channels", node.spec.role);
-        for (i, name) in node.spec.channels.iter().enumerate() {
+        let path = format!("nodes.{}.channels", node.role);
+        for (i, name) in node.channels.iter().enumerate() {
             let loc = node.channel_locs.get(i).copied().unwrap_or(node.loc);
-            if node.spec.channels[..i].contains(name) {
+            if node.channels[..i].contains(name) {
                 d.error(&format!("{path}[{i}]"), loc, format!("channel `{name}` is listed twice"));
             } else if !channels.contains_key(name) {
                 let mut diag = Diagnostic::error(format!(
@@ -36,8 +36,8 @@ pub(super) fn check_channel_ownership(
     for (name, channel) in channels {
         let owners: Vec<Role> = [primary, standby]
             .iter()
-            .filter(|n| n.spec.channels.contains(name))
-            .map(|n| n.spec.role)
+            .filter(|n| n.channels.contains(name))
+            .map(|n| n.role)
             .collect();
         let path = format!("channels.{name}");
         match owners.as_slice() {
@@ -56,17 +56,17 @@ pub(super) fn check_channel_ownership(
             _ => {}
         }
     }
-    if standby.spec.channels.is_empty() {
+    if standby.channels.is_empty() {
         d.diagnostics.push(
             Diagnostic::error("the standby owns no channel, so nobody could reach the assistant during a failover")
                 .at("nodes.standby.channels", Some(standby.loc))
                 .hint("give the standby its own channel, e.g. `channels: [discord]` with a separate bot token"),
         );
     }
-    if primary.spec.channels.is_empty() {
+    if primary.channels.is_empty() {
         d.warn("nodes.primary.channels", primary.loc, "the primary owns no channel");
     }
-    for name in &standby.spec.channels {
+    for name in &standby.channels {
         let Some(channel) = channels.get(name) else {
             continue;
         };
@@ -85,20 +85,23 @@ pub(super) fn check_channel_ownership(
 }
 
 pub(super) fn check_nodes_distinct(d: &mut Decoder, primary: &DecodedNode, standby: &DecodedNode) {
-    let (p, s) = (&primary.spec, &standby.spec);
-    if p.host.eq_ignore_ascii_case(&s.host) && p.ssh.port == s.ssh.port {
-        d.error(
-            "nodes.standby.host",
-            standby.host_loc,
-            format!("the standby's host is the primary's (`{}`): a failover pair needs two machines", s.host),
-        );
+    if let (Some(p), Some(s)) = (&primary.host, &standby.host) {
+        if p.eq_ignore_ascii_case(s) && primary.port == standby.port {
+            d.error(
+                "nodes.standby.host",
+                standby.host_loc,
+                format!("the standby's host is the primary's (`{s}`): a failover pair needs two machines"),
+            );
+        }
     }
-    if p.private_address == s.private_address {
-        d.error(
-            "nodes.standby.private_address",
-            standby.address_loc,
-            format!("{} is also the primary's private address", s.private_address),
-        );
+    if let (Some(p), Some(s)) = (primary.private_address, standby.private_address) {
+        if p == s {
+            d.error(
+                "nodes.standby.private_address",
+                standby.address_loc,
+                format!("{s} is also the primary's private address"),
+            );
+        }
     }
 }
 
@@ -110,18 +113,21 @@ pub(super) fn check_network(
     openclaw: Option<&OpenClaw>,
 ) {
     for node in [primary, standby] {
-        let path = format!("nodes.{}.private_address", node.spec.role);
-        if !net.private_cidr.contains(node.spec.private_address) {
+        let Some(address) = node.private_address else {
+            continue;
+        };
+        let path = format!("nodes.{}.private_address", node.role);
+        if !net.private_cidr.contains(address) {
             d.warn(
                 &path,
                 node.address_loc,
                 format!(
                     "{} is outside network.private_cidr ({}): the firewall only lets that range reach the gateway",
-                    node.spec.private_address, net.private_cidr
+                    address, net.private_cidr
                 ),
             );
         }
-        if openclaw.is_some_and(|o| o.bind == Bind::Custom) && !node.spec.private_address.is_ipv4() {
+        if openclaw.is_some_and(|o| o.bind == Bind::Custom) && !address.is_ipv4() {
             d.error(&path, node.address_loc, "`bind: custom` needs an IPv4 private address (OpenClaw's customBindHost is IPv4)");
         }
     }
@@ -139,9 +145,13 @@ pub(super) fn check_network(
 /// Two channels on one bot token would fight over it (Telegram 409s, Discord
 /// silently starving one gateway). Compared on resolved values; only paths are
 /// ever printed.
-pub(super) fn check_tokens_distinct(inv: &Inventory, secrets: &Secrets, out: &mut Vec<Diagnostic>) {
+pub(super) fn check_tokens_distinct(
+    channels: &IndexMap<String, Channel>,
+    secrets: &Secrets,
+    out: &mut Vec<Diagnostic>,
+) {
     let mut seen: Vec<(String, String, &str)> = Vec::new(); // (channel, path, value)
-    for channel in inv.channels.values() {
+    for channel in channels.values() {
         let mut values: Vec<(String, &str)> = Vec::new();
         collect_credentials(&channel.settings, &format!("channels.{}", channel.name), secrets, &mut values);
         for (path, value) in values {
