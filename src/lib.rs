@@ -6,3 +6,12 @@
 pub mod diagnostics;
 pub mod inventory;
 pub mod secrets;
+pub mod fsutil;
+pub mod render;
+pub mod shell;
+
+/// Hex SHA-256, the checksum ocfo compares files by (locally and on hosts).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod render;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -24,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Check an inventory offline and list every problem.
     Validate(validate::ValidateArgs),
+    /// Write the files deploy would install, per node, into a folder.
+    Render(render::RenderArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -73,10 +76,35 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet, out.color);
     match cli.command {
         Command::Validate(args) => validate::run(args, out),
+        Command::Render(args) => render::run(args, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ocfo", &mut std::io::stdout());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Loads an inventory for a command that needs a valid one: prints the
+/// diagnostics (warnings too) and returns `None` when there are errors.
+pub fn load_inventory(
+    path: &std::path::Path,
+    resolve_secrets: bool,
+    out: Output,
+) -> Option<(ocfo::inventory::Inventory, ocfo::inventory::Secrets)> {
+    let loaded = ocfo::inventory::load_file(path, ocfo::inventory::LoadOptions { resolve_secrets });
+    if loaded.report.has_errors() || !out.quiet {
+        eprint!("{}", loaded.report.render(out.color));
+    }
+    match loaded.inventory {
+        Some(inv) => Some((inv, loaded.secrets)),
+        None => {
+            eprintln!(
+                "{}: invalid inventory ({} error(s)); `ocfo validate` lists the problems",
+                path.display(),
+                loaded.report.error_count()
+            );
+            None
         }
     }
 }

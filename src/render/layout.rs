@@ -1,0 +1,62 @@
+//! Where things live on a host. One place, so render, deploy and the monitor
+//! agree on every path.
+
+use crate::inventory::Inventory;
+
+pub const GATEWAY_UNIT: &str = "openclaw-gateway.service";
+pub const MONITOR_UNIT: &str = "ocfo-monitor.service";
+pub const PUSH_SERVICE: &str = "ocfo-workspace-push.service";
+pub const PUSH_TIMER: &str = "ocfo-workspace-push.timer";
+pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
+pub const GATEWAY_ENV_FILE: &str = "/etc/openclaw/gateway.env";
+pub const MONITOR_CONFIG: &str = "/etc/ocfo/monitor.yaml";
+pub const MONITOR_ENV_FILE: &str = "/etc/ocfo/monitor.env";
+pub const MONITOR_STATE_DIR: &str = "/var/lib/ocfo";
+pub const OCFO_BINARY: &str = "/usr/local/bin/ocfo";
+pub const PUSH_SCRIPT: &str = "/usr/local/lib/ocfo/workspace-push";
+/// Node.js is unpacked to `/opt/node-v<ver>-linux-<arch>`; this link names the current one.
+pub const NODE_HOME: &str = "/opt/node";
+/// npm's global prefix for OpenClaw, kept apart from Node so a Node switch keeps it.
+pub const OPENCLAW_PREFIX: &str = "/opt/openclaw";
+pub const SSHD_DROP_IN: &str = "/etc/ssh/sshd_config.d/10-ocfo.conf";
+pub const FAIL2BAN_JAIL: &str = "/etc/fail2ban/jail.d/ocfo.local";
+pub const AUTO_UPGRADES: &str = "/etc/apt/apt.conf.d/20auto-upgrades";
+pub const UNATTENDED_UPGRADES: &str = "/etc/apt/apt.conf.d/52ocfo-unattended-upgrades";
+pub const CA_DIR: &str = "/usr/local/share/ca-certificates/ocfo";
+
+/// Paths that depend on the inventory (the gateway user's home).
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub user: String,
+    pub home: String,
+    pub config_path: String,
+    pub workspace: String,
+    pub deploy_key: String,
+}
+
+impl Layout {
+    pub fn new(inv: &Inventory) -> Self {
+        let user = inv.openclaw.user.clone();
+        let home = format!("/home/{user}");
+        Layout {
+            config_path: format!("{home}/.openclaw/openclaw.json"),
+            workspace: format!("{home}/workspace"),
+            deploy_key: format!("{home}/.ssh/ocfo_workspace_key"),
+            user,
+            home,
+        }
+    }
+
+    /// How git reaches the workspace remote with the deploy key. The remote's
+    /// host key is trusted on first use and pinned from then on.
+    pub fn git_ssh_command(&self) -> String {
+        format!(
+            "ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o BatchMode=yes",
+            self.deploy_key
+        )
+    }
+}
+
+pub fn unit_path(unit: &str) -> String {
+    format!("{SYSTEMD_DIR}/{unit}")
+}

@@ -1,0 +1,256 @@
+//! Renders every file `deploy` installs, per node, from the inventory and the
+//! embedded templates. Rendering is pure: no SSH, no network, so `ocfo render`
+//! shows exactly what would land on the hosts.
+
+mod env_file;
+pub mod layout;
+pub mod openclaw_config;
+mod templates;
+
+use std::path::Path;
+
+use minijinja::context;
+
+use crate::inventory::{laptop_path, Inventory, Role, Secrets};
+use crate::secrets::REDACTED;
+
+pub use env_file::var_name;
+use layout::*;
+use openclaw_config::EnvVars;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {name}: {message}")]
+    Template { name: String, message: String },
+    #[error("secret `{0}` is not resolved; run without --no-secrets")]
+    UnresolvedSecret(String),
+    #[error("`{path}` maps to environment variable {name}, which another value already uses; rename one of the keys")]
+    EnvCollision { name: String, path: String },
+    #[error("cannot read {what} `{path}`: {reason}")]
+    ReadLocal {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
+}
+
+/// Whether secret values are written or replaced by the redaction marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretMode {
+    Redact,
+    Reveal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RenderedFile {
+    /// Absolute path on the host.
+    pub path: String,
+    #[serde(skip)]
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    /// Holds secret values: never diffed or printed.
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeFiles {
+    pub role: Role,
+    pub files: Vec<RenderedFile>,
+}
+
+impl NodeFiles {
+    pub fn get(&self, path: &str) -> Option<&RenderedFile> {
+        self.files.iter().find(|f| f.path == path)
+    }
+}
+
+struct Builder<'a> {
+    inv: &'a Inventory,
+    role: Role,
+    layout: Layout,
+    env: minijinja::Environment<'static>,
+    files: Vec<RenderedFile>,
+}
+
+impl Builder<'_> {
+    fn add(&mut self, path: impl Into<String>, content: impl Into<Vec<u8>>, mode: u32, owner: &str) {
+        self.files.push(RenderedFile {
+            path: path.into(),
+            content: content.into(),
+            mode,
+            owner: owner.to_string(),
+            group: owner.to_string(),
+            sensitive: false,
+        });
+    }
+
+    fn add_sensitive(&mut self, path: impl Into<String>, content: impl Into<Vec<u8>>, owner: &str) {
+        self.add(path, content, 0o600, owner);
+        if let Some(f) = self.files.last_mut() {
+            f.sensitive = true;
+        }
+    }
+
+    fn template(&self, name: &str, ctx: minijinja::Value) -> Result<String, RenderError> {
+        let err = |e: minijinja::Error| RenderError::Template {
+            name: name.to_string(),
+            message: format!("{e:#}"),
+        };
+        let base = context! {
+            name => &self.inv.name,
+            role => self.role.as_str(),
+            user => &self.layout.user,
+            home => &self.layout.home,
+        };
+        self.env
+            .get_template(name)
+            .map_err(err)?
+            .render(context! { ..ctx, ..base })
+            .map_err(err)
+    }
+}
+
+/// Renders both nodes' files. With [`SecretMode::Redact`] secrets need not be
+/// resolved and every secret value reads [`REDACTED`].
+pub fn render(inv: &Inventory, secrets: &Secrets, mode: SecretMode) -> Result<[NodeFiles; 2], RenderError> {
+    Ok([
+        render_node(inv, Role::Primary, secrets, mode)?,
+        render_node(inv, Role::Standby, secrets, mode)?,
+    ])
+}
+
+pub fn render_node(inv: &Inventory, role: Role, secrets: &Secrets, mode: SecretMode) -> Result<NodeFiles, RenderError> {
+    let reveal = mode == SecretMode::Reveal;
+    let mut b = Builder {
+        inv,
+        role,
+        layout: Layout::new(inv),
+        env: templates::environment(),
+        files: Vec::new(),
+    };
+    let user = b.layout.user.clone();
+
+    // OpenClaw config and its environment.
+    let mut vars = EnvVars::new(secrets, reveal);
+    let config = openclaw_config::build(inv, role, &b.layout, &mut vars)?;
+    for (name, value) in &inv.openclaw.env {
+        match value {
+            crate::inventory::Value::Secret(s) => vars.add_secret(name.clone(), s)?,
+            crate::inventory::Value::Str(s) => vars.add(name.clone(), s.clone(), &format!("openclaw.env.{name}"))?,
+            crate::inventory::Value::Int(i) => vars.add(name.clone(), i.to_string(), name)?,
+            crate::inventory::Value::Float(f) => vars.add(name.clone(), f.to_string(), name)?,
+            crate::inventory::Value::Bool(v) => vars.add(name.clone(), v.to_string(), name)?,
+            _ => {}
+        }
+    }
+    let json = serde_json::to_string_pretty(&config).unwrap_or_default() + "\n";
+    let config_path = b.layout.config_path.clone();
+    b.add(config_path, json, 0o600, &user);
+    b.add_sensitive(
+        GATEWAY_ENV_FILE,
+        env_file::format(&format!("OpenClaw gateway environment for {} ({role})", inv.name), &vars.entries, !reveal),
+        "root",
+    );
+
+    let gateway_unit = b.template(
+        "openclaw-gateway.service.j2",
+        context! {
+            env_file => GATEWAY_ENV_FILE,
+            config_path => &b.layout.config_path,
+            node_home => NODE_HOME,
+            openclaw_prefix => OPENCLAW_PREFIX,
+        },
+    )?;
+    b.add(unit_path(GATEWAY_UNIT), gateway_unit, 0o644, "root");
+
+    // The workspace deploy key: both nodes pull and push with it.
+    let key = match secrets.get(&inv.workspace.deploy_key) {
+        Some(v) if reveal => format!("{}\n", v.expose()),
+        None if reveal => return Err(RenderError::UnresolvedSecret(inv.workspace.deploy_key.path.clone())),
+        _ => format!("{REDACTED}\n"),
+    };
+    let key_path = b.layout.deploy_key.clone();
+    b.add_sensitive(key_path, key, &user);
+
+    if role == Role::Primary {
+        let script = b.template(
+            "workspace-push.sh.j2",
+            context! {
+                workspace => &b.layout.workspace,
+                branch => &inv.workspace.branch,
+                git_ssh_command => b.layout.git_ssh_command(),
+            },
+        )?;
+        b.add(PUSH_SCRIPT, script, 0o755, "root");
+        let service = b.template(
+            "ocfo-workspace-push.service.j2",
+            context! { branch => &inv.workspace.branch, push_script => PUSH_SCRIPT },
+        )?;
+        b.add(unit_path(PUSH_SERVICE), service, 0o644, "root");
+        let interval = crate::inventory::units::format_duration(inv.workspace.push_interval);
+        let timer = b.template("ocfo-workspace-push.timer.j2", context! { interval })?;
+        b.add(unit_path(PUSH_TIMER), timer, 0o644, "root");
+    }
+
+    // Hardening.
+    let node = inv.node(role);
+    let sshd = b.template(
+        "sshd-ocfo.conf.j2",
+        context! {
+            login_user => &node.ssh.user,
+            password_authentication => inv.hardening.password_authentication,
+        },
+    )?;
+    b.add(SSHD_DROP_IN, sshd, 0o644, "root");
+    if inv.hardening.fail2ban {
+        let jail = b.template(
+            "fail2ban-jail.local.j2",
+            context! { ssh_port => node.ssh.port, private_cidr => inv.network.private_cidr.to_string() },
+        )?;
+        b.add(FAIL2BAN_JAIL, jail, 0o644, "root");
+    }
+    if inv.hardening.unattended_upgrades {
+        let periodic = b.template("20auto-upgrades.j2", context! {})?;
+        b.add(AUTO_UPGRADES, periodic, 0o644, "root");
+        let origins = b.template("52ocfo-unattended-upgrades.j2", context! {})?;
+        b.add(UNATTENDED_UPGRADES, origins, 0o644, "root");
+    }
+
+    for (i, ca) in inv.network.extra_ca_certificates.iter().enumerate() {
+        let local = laptop_path(inv, ca);
+        let pem = std::fs::read(&local).map_err(|e| RenderError::ReadLocal {
+            what: "CA certificate",
+            path: local.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let stem = local
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(|s| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect::<String>())
+            .unwrap_or_else(|| format!("ca-{i}"));
+        b.add(format!("{CA_DIR}/{stem}.crt"), pem, 0o644, "root");
+    }
+
+    Ok(NodeFiles { role, files: b.files })
+}
+
+/// Writes a node's files under `dir/<role>/<absolute path>`, atomically, with
+/// their modes (ownership is recorded, not applied: the laptop has no such users).
+pub fn write_tree(dir: &Path, nodes: &[NodeFiles]) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut written = Vec::new();
+    for node in nodes {
+        for f in &node.files {
+            let target = dir.join(node.role.as_str()).join(f.path.trim_start_matches('/'));
+            crate::fsutil::write_atomic(&target, &f.content, f.mode)?;
+            written.push(target);
+        }
+    }
+    Ok(written)
+}
+
+/// Every embedded template, for tests that check they all parse.
+pub fn template_names() -> Vec<&'static str> {
+    templates::names().collect()
+}

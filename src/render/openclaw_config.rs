@@ -1,0 +1,180 @@
+//! Builds each node's `openclaw.json`: gateway, agents, the node's own channels
+//! and plugins, then `openclaw.config` merged on top. Secrets become `${VAR}`
+//! references whose values go to the node's environment file.
+
+use serde_json::{json, Map, Value as Json};
+
+use crate::inventory::{channel_is_plugin, key_looks_secret, Bind, Inventory, Role, Secrets, Value};
+
+use super::env_file::var_name;
+use super::layout::Layout;
+use super::RenderError;
+
+/// Collects the environment variables a config refers to.
+pub struct EnvVars<'a> {
+    secrets: &'a Secrets,
+    /// When false, values are not needed (redacted output) and may be unresolved.
+    need_values: bool,
+    pub entries: Vec<(String, String)>,
+}
+
+impl<'a> EnvVars<'a> {
+    pub fn new(secrets: &'a Secrets, need_values: bool) -> Self {
+        EnvVars {
+            secrets,
+            need_values,
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, name: String, value: String, path: &str) -> Result<(), RenderError> {
+        if let Some((_, existing)) = self.entries.iter().find(|(n, _)| *n == name) {
+            if *existing != value {
+                return Err(RenderError::EnvCollision {
+                    name,
+                    path: path.to_string(),
+                });
+            }
+            return Ok(());
+        }
+        self.entries.push((name, value));
+        Ok(())
+    }
+
+    pub fn add_secret(&mut self, name: String, secret: &crate::inventory::Secret) -> Result<(), RenderError> {
+        let value = match self.secrets.get(secret) {
+            Some(v) => v.expose().to_string(),
+            None if !self.need_values => String::new(),
+            None => return Err(RenderError::UnresolvedSecret(secret.path.clone())),
+        };
+        self.add(name, value, &secret.path)
+    }
+
+    /// Converts an inventory value to JSON; secret references and literal
+    /// credentials become `${VAR}` and move to the environment.
+    fn json(&mut self, value: &Value, path: &mut Vec<String>, prefix: &str, under_secret_key: bool) -> Result<Json, RenderError> {
+        let var = |path: &[String]| var_name(prefix, &path.iter().map(String::as_str).collect::<Vec<_>>());
+        Ok(match value {
+            Value::Null => Json::Null,
+            Value::Bool(b) => json!(b),
+            Value::Int(i) => json!(i),
+            Value::Float(f) => json!(f),
+            Value::Str(s) if under_secret_key => {
+                let name = var(path);
+                self.add(name.clone(), s.clone(), &path.join("."))?;
+                Json::String(format!("${{{name}}}"))
+            }
+            Value::Str(s) => Json::String(s.clone()),
+            Value::Secret(secret) => {
+                let name = var(path);
+                self.add_secret(name.clone(), secret)?;
+                Json::String(format!("${{{name}}}"))
+            }
+            Value::Seq(items) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    path.push(i.to_string());
+                    out.push(self.json(item, path, prefix, under_secret_key)?);
+                    path.pop();
+                }
+                Json::Array(out)
+            }
+            Value::Map(m) => {
+                let mut out = Map::new();
+                for (k, v) in m {
+                    path.push(k.clone());
+                    out.insert(k.clone(), self.json(v, path, prefix, key_looks_secret(k))?);
+                    path.pop();
+                }
+                Json::Object(out)
+            }
+        })
+    }
+}
+
+pub const GATEWAY_TOKEN_VAR: &str = "OCFO_GATEWAY_TOKEN";
+
+pub fn build(inv: &Inventory, role: Role, layout: &Layout, env: &mut EnvVars<'_>) -> Result<Json, RenderError> {
+    let node = inv.node(role);
+    let oc = &inv.openclaw;
+    env.add_secret(GATEWAY_TOKEN_VAR.to_string(), &oc.gateway_token)?;
+
+    let mut gateway = json!({
+        "mode": "local",
+        "port": oc.port,
+        "bind": oc.bind.as_str(),
+        "auth": { "mode": "token", "token": format!("${{{GATEWAY_TOKEN_VAR}}}") },
+    });
+    if oc.bind == Bind::Custom {
+        gateway["customBindHost"] = json!(node.private_address.to_string());
+    }
+    if oc.bind != Bind::Loopback {
+        gateway["controlUi"] = json!({
+            "allowedOrigins": [format!("http://{}:{}", url_host(node.private_address), oc.port)]
+        });
+    }
+
+    let mut channels = Map::new();
+    let mut plugins = Map::new();
+    for channel in inv.channels_of(role) {
+        let mut path = vec![channel.name.clone()];
+        channels.insert(channel.name.clone(), env.json(&channel.settings, &mut path, "OCFO", false)?);
+        if channel_is_plugin(&channel.name) {
+            plugins.insert(channel.name.clone(), json!({ "enabled": true }));
+        }
+    }
+
+    let mut config = json!({
+        "gateway": gateway,
+        "agents": {
+            "defaults": {
+                "model": { "primary": oc.model.primary, "fallbacks": oc.model.fallbacks },
+                "workspace": layout.workspace,
+            },
+            "entries": { "main": {} },
+        },
+        "channels": channels,
+    });
+    if !plugins.is_empty() {
+        config["plugins"] = json!({ "entries": plugins });
+    }
+    let extra = env.json(&oc.config, &mut Vec::new(), "OCFO_CONFIG", false)?;
+    merge(&mut config, extra);
+    Ok(config)
+}
+
+fn url_host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
+}
+
+/// Deep merge: mappings merge key by key, anything else in `extra` wins.
+pub fn merge(base: &mut Json, extra: Json) {
+    match (base, extra) {
+        (Json::Object(b), Json::Object(e)) => {
+            for (k, v) in e {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, e) => *slot = e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_is_deep_and_extra_wins() {
+        let mut a = json!({"gateway": {"port": 1, "mode": "local"}, "x": [1]});
+        merge(&mut a, json!({"gateway": {"port": 2}, "x": [3], "y": true}));
+        assert_eq!(a, json!({"gateway": {"port": 2, "mode": "local"}, "x": [3], "y": true}));
+    }
+}
