@@ -277,6 +277,7 @@ pub(super) struct DecodedNode {
     pub port: Option<u16>,
     pub loc: Location,
     pub channel_locs: Vec<Location>,
+    pub channels_loc: Location,
     pub host_loc: Location,
     pub address_loc: Location,
 }
@@ -336,6 +337,7 @@ fn one_node(d: &mut Decoder, node: &Node, role: Role, ssh: &SshSettings) -> Opti
         port: ssh.map(|s| s.port),
         loc: node.loc,
         channel_locs,
+        channels_loc: channels_node.map_or(node.loc, |n| n.loc),
         host_loc: f.get("host").map_or(node.loc, |n| n.loc),
         address_loc: address_node.map_or(node.loc, |n| n.loc),
     })

@@ -3,7 +3,7 @@
 
 use indexmap::IndexMap;
 
-use crate::diagnostics::{did_you_mean, Diagnostic};
+use crate::diagnostics::{did_you_mean, Diagnostic, Location};
 
 use super::decode::Decoder;
 use super::load::{DecodedNode, Secrets};
@@ -50,7 +50,15 @@ pub(super) fn check_channel_ownership(
                 Diagnostic::error(format!(
                     "channel `{name}` is owned by both nodes: both gateways would answer on it (duplicate replies, token conflicts)"
                 ))
-                .at(path, Some(channel.loc))
+                .at(
+                    format!("nodes.standby.channels[{}]", standby.channels.iter().position(|c| c == name).unwrap_or(0)),
+                    standby
+                        .channels
+                        .iter()
+                        .position(|c| c == name)
+                        .and_then(|i| standby.channel_locs.get(i).copied())
+                        .or(Some(channel.loc)),
+                )
                 .hint("give each node its own channel, e.g. Telegram on the primary and a Discord bot on the standby"),
             ),
             _ => {}
@@ -59,7 +67,7 @@ pub(super) fn check_channel_ownership(
     if standby.channels.is_empty() {
         d.diagnostics.push(
             Diagnostic::error("the standby owns no channel, so nobody could reach the assistant during a failover")
-                .at("nodes.standby.channels", Some(standby.loc))
+                .at("nodes.standby.channels", Some(standby.channels_loc))
                 .hint("give the standby its own channel, e.g. `channels: [discord]` with a separate bot token"),
         );
     }
@@ -152,9 +160,9 @@ pub(super) fn check_tokens_distinct(
 ) {
     let mut seen: Vec<(String, String, &str)> = Vec::new(); // (channel, path, value)
     for channel in channels.values() {
-        let mut values: Vec<(String, &str)> = Vec::new();
+        let mut values: Vec<(String, &str, Option<Location>)> = Vec::new();
         collect_credentials(&channel.settings, &format!("channels.{}", channel.name), secrets, &mut values);
-        for (path, value) in values {
+        for (path, value, loc) in values {
             if let Some((other, other_path, _)) = seen
                 .iter()
                 .find(|(c, _, v)| *c != channel.name && *v == value)
@@ -164,7 +172,7 @@ pub(super) fn check_tokens_distinct(
                         "channels `{other}` and `{}` use the same credential ({other_path} and {path} resolve to the same value)",
                         channel.name
                     ))
-                    .at(path.as_str(), Some(channel.loc))
+                    .at(path.as_str(), loc.or(Some(channel.loc)))
                     .hint("each node must own its own bot token; create a separate bot for the standby"),
                 );
             }
@@ -173,18 +181,23 @@ pub(super) fn check_tokens_distinct(
     }
 }
 
-fn collect_credentials<'a>(value: &'a Value, path: &str, secrets: &'a Secrets, out: &mut Vec<(String, &'a str)>) {
+fn collect_credentials<'a>(
+    value: &'a Value,
+    path: &str,
+    secrets: &'a Secrets,
+    out: &mut Vec<(String, &'a str, Option<Location>)>,
+) {
     match value {
         Value::Secret(s) => {
             if let Some(v) = secrets.get(s) {
-                out.push((path.to_string(), v.expose()));
+                out.push((path.to_string(), v.expose(), Some(s.loc)));
             }
         }
         Value::Map(m) => {
             for (k, v) in m {
                 let p = format!("{path}.{k}");
                 match v {
-                    Value::Str(s) if key_looks_secret(k) => out.push((p, s.as_str())),
+                    Value::Str(s) if key_looks_secret(k) => out.push((p, s.as_str(), None)),
                     _ => collect_credentials(v, &p, secrets, out),
                 }
             }
