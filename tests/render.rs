@@ -1,0 +1,176 @@
+//! `ocfo render`: the rendered tree for the example inventory is compared with
+//! the golden copy in tests/golden/example (regenerate with OCFO_UPDATE_GOLDEN=1
+//! and review the diff), and secrets land only where they belong.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::*;
+
+fn example_env(cmd: &mut std::process::Command, home: &Path) {
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/openclaw_workspace_deploy"), format!("{DEPLOY_KEY}\n")).unwrap();
+    cmd.env("HOME", home)
+        .env("TS_AUTHKEY", SECRETS[0].1)
+        .env("OPENCLAW_GATEWAY_TOKEN", SECRETS[1].1)
+        .env("ANTHROPIC_API_KEY", SECRETS[2].1)
+        .env("TELEGRAM_BOT_TOKEN", SECRETS[3].1)
+        .env("DISCORD_STANDBY_BOT_TOKEN", SECRETS[4].1)
+        .env("OCFO_WEBHOOK_URL", SECRETS[5].1);
+}
+
+fn read_tree(root: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                if rel != ".ocfo-render" {
+                    let mode = e.metadata().unwrap().permissions().mode() & 0o7777;
+                    out.insert(rel, (std::fs::read(&p).unwrap(), mode));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn render_example(extra: &[&str]) -> (tempfile::TempDir, std::process::Output) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = ocfo();
+    example_env(&mut cmd, &tmp.path().join("home"));
+    let out = cmd
+        .arg("render")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory.example.yaml"))
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .args(extra)
+        .output()
+        .unwrap();
+    (tmp, out)
+}
+
+#[test]
+fn example_validates_with_its_env_vars_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = ocfo();
+    example_env(&mut cmd, tmp.path());
+    let out = cmd
+        .arg("validate")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory.example.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+}
+
+#[test]
+fn example_renders_as_the_golden_tree() {
+    let (tmp, out) = render_example(&[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_no_secrets("render stdout", &stdout);
+    assert_no_secrets("render stderr", &stderr);
+    let got = read_tree(&tmp.path().join("out"));
+    let golden_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/example");
+    if std::env::var_os("OCFO_UPDATE_GOLDEN").is_some() {
+        let _ = std::fs::remove_dir_all(&golden_dir);
+        for (rel, (bytes, _)) in &got {
+            let p = golden_dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+    }
+    let want = read_tree(&golden_dir);
+    let got_names: Vec<_> = got.keys().collect();
+    let want_names: Vec<_> = want.keys().collect();
+    assert_eq!(got_names, want_names, "rendered file set differs from tests/golden/example");
+    for (rel, (bytes, _)) in &got {
+        assert_eq!(
+            String::from_utf8_lossy(bytes),
+            String::from_utf8_lossy(&want[rel].0),
+            "{rel} differs from its golden copy (OCFO_UPDATE_GOLDEN=1 regenerates; review the diff)"
+        );
+        assert_no_secrets(rel, &String::from_utf8_lossy(bytes));
+    }
+}
+
+#[test]
+fn each_channel_is_enabled_on_exactly_one_node() {
+    let (tmp, out) = render_example(&[]);
+    assert!(out.status.success());
+    let config = |node: &str| -> serde_json::Value {
+        let p = tmp.path().join("out").join(node).join("home/openclaw/.openclaw/openclaw.json");
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let (p, s) = (config("primary"), config("standby"));
+    let names = |c: &serde_json::Value| c["channels"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&p), ["telegram"]);
+    assert_eq!(names(&s), ["discord"]);
+    // Discord is a plugin: trusted only where it runs.
+    assert_eq!(s["plugins"]["entries"]["discord"]["enabled"], true);
+    assert!(p.get("plugins").is_none());
+    // The other node's channel and its token reference never appear.
+    let ptext = p.to_string();
+    assert!(!ptext.contains("discord") && !ptext.contains("OCFO_DISCORD"), "{ptext}");
+    let stext = s.to_string();
+    assert!(!stext.contains("telegram") && !stext.contains("OCFO_TELEGRAM"), "{stext}");
+    assert_eq!(p["gateway"]["auth"]["token"], "${OCFO_GATEWAY_TOKEN}");
+    assert_eq!(p["gateway"]["mode"], "local");
+    assert_eq!(s["agents"]["defaults"]["model"]["primary"], "anthropic/claude-opus-4-6");
+}
+
+#[test]
+fn show_secrets_puts_values_only_in_mode_0600_secret_files_of_their_node() {
+    let (tmp, out) = render_example(&["--show-secrets"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_no_secrets("render --show-secrets stdout", &stdout);
+    assert_no_secrets("render --show-secrets stderr", &stderr);
+    let tree = read_tree(&tmp.path().join("out"));
+    let secret_files = ["etc/openclaw/gateway.env", "home/openclaw/.ssh/ocfo_workspace_key"];
+    let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (rel, (bytes, mode)) in &tree {
+        let content = String::from_utf8_lossy(bytes);
+        let is_secret_file = secret_files.iter().any(|s| rel.ends_with(s));
+        for (name, value) in SECRETS.iter().chain([("DEPLOY_KEY", DEPLOY_KEY)].iter()) {
+            if content.contains(value) {
+                assert!(is_secret_file, "{name} leaked into {rel}");
+                assert_eq!(*mode, 0o600, "{rel} holds secrets but has mode {mode:o}");
+                seen.entry(name).or_default().push(rel.clone());
+            }
+        }
+    }
+    let nodes_of = |name: &str| seen.get(name).cloned().unwrap_or_default();
+    assert_eq!(nodes_of("T_TELEGRAM_TOKEN"), ["primary/etc/openclaw/gateway.env"]);
+    assert_eq!(nodes_of("T_DISCORD_TOKEN"), ["standby/etc/openclaw/gateway.env"]);
+    assert_eq!(nodes_of("T_GATEWAY_TOKEN").len(), 2);
+    assert_eq!(nodes_of("DEPLOY_KEY").len(), 2);
+    // The Tailscale key is used by deploy's `tailscale up`, never written.
+    assert!(nodes_of("T_TS_AUTHKEY").is_empty());
+}
+
+#[test]
+fn refuses_to_overwrite_a_foreign_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("precious.txt"), "keep").unwrap();
+    let mut cmd = ocfo();
+    example_env(&mut cmd, &tmp.path().join("home"));
+    let out = cmd
+        .arg("render")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory.example.yaml"))
+        .arg("--out")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("not empty"));
+    assert!(tmp.path().join("precious.txt").exists());
+}
