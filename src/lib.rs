@@ -4,10 +4,10 @@
 //! `ocfo` binary (`src/main.rs`) is a thin command-line layer over it.
 
 pub mod diagnostics;
-pub mod inventory;
-pub mod secrets;
 pub mod fsutil;
+pub mod inventory;
 pub mod render;
+pub mod secrets;
 pub mod shell;
 
 /// Hex SHA-256, the checksum ocfo compares files by (locally and on hosts).

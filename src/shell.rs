@@ -18,7 +18,10 @@ mod tests {
 
     #[test]
     fn quotes_only_when_needed() {
-        assert_eq!(quote("/home/openclaw/workspace"), "/home/openclaw/workspace");
+        assert_eq!(
+            quote("/home/openclaw/workspace"),
+            "/home/openclaw/workspace"
+        );
         assert_eq!(quote("a b"), "'a b'");
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote(""), "''");

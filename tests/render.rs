@@ -11,7 +11,11 @@ use common::*;
 
 fn example_env(cmd: &mut std::process::Command, home: &Path) {
     std::fs::create_dir_all(home.join(".ssh")).unwrap();
-    std::fs::write(home.join(".ssh/openclaw_workspace_deploy"), format!("{DEPLOY_KEY}\n")).unwrap();
+    std::fs::write(
+        home.join(".ssh/openclaw_workspace_deploy"),
+        format!("{DEPLOY_KEY}\n"),
+    )
+    .unwrap();
     cmd.env("HOME", home)
         .env("TS_AUTHKEY", SECRETS[0].1)
         .env("OPENCLAW_GATEWAY_TOKEN", SECRETS[1].1)
@@ -91,7 +95,10 @@ fn example_renders_as_the_golden_tree() {
     let want = read_tree(&golden_dir);
     let got_names: Vec<_> = got.keys().collect();
     let want_names: Vec<_> = want.keys().collect();
-    assert_eq!(got_names, want_names, "rendered file set differs from tests/golden/example");
+    assert_eq!(
+        got_names, want_names,
+        "rendered file set differs from tests/golden/example"
+    );
     for (rel, (bytes, _)) in &got {
         assert_eq!(
             String::from_utf8_lossy(bytes),
@@ -107,11 +114,22 @@ fn each_channel_is_enabled_on_exactly_one_node() {
     let (tmp, out) = render_example(&[]);
     assert!(out.status.success());
     let config = |node: &str| -> serde_json::Value {
-        let p = tmp.path().join("out").join(node).join("home/openclaw/.openclaw/openclaw.json");
+        let p = tmp
+            .path()
+            .join("out")
+            .join(node)
+            .join("home/openclaw/.openclaw/openclaw.json");
         serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
     };
     let (p, s) = (config("primary"), config("standby"));
-    let names = |c: &serde_json::Value| c["channels"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let names = |c: &serde_json::Value| {
+        c["channels"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&p), ["telegram"]);
     assert_eq!(names(&s), ["discord"]);
     // Discord is a plugin: trusted only where it runs.
@@ -119,12 +137,21 @@ fn each_channel_is_enabled_on_exactly_one_node() {
     assert!(p.get("plugins").is_none());
     // The other node's channel and its token reference never appear.
     let ptext = p.to_string();
-    assert!(!ptext.contains("discord") && !ptext.contains("OCFO_DISCORD"), "{ptext}");
+    assert!(
+        !ptext.contains("discord") && !ptext.contains("OCFO_DISCORD"),
+        "{ptext}"
+    );
     let stext = s.to_string();
-    assert!(!stext.contains("telegram") && !stext.contains("OCFO_TELEGRAM"), "{stext}");
+    assert!(
+        !stext.contains("telegram") && !stext.contains("OCFO_TELEGRAM"),
+        "{stext}"
+    );
     assert_eq!(p["gateway"]["auth"]["token"], "${OCFO_GATEWAY_TOKEN}");
     assert_eq!(p["gateway"]["mode"], "local");
-    assert_eq!(s["agents"]["defaults"]["model"]["primary"], "anthropic/claude-opus-4-6");
+    assert_eq!(
+        s["agents"]["defaults"]["model"]["primary"],
+        "anthropic/claude-opus-4-6"
+    );
 }
 
 #[test]
@@ -135,7 +162,10 @@ fn show_secrets_puts_values_only_in_mode_0600_secret_files_of_their_node() {
     assert_no_secrets("render --show-secrets stdout", &stdout);
     assert_no_secrets("render --show-secrets stderr", &stderr);
     let tree = read_tree(&tmp.path().join("out"));
-    let secret_files = ["etc/openclaw/gateway.env", "home/openclaw/.ssh/ocfo_workspace_key"];
+    let secret_files = [
+        "etc/openclaw/gateway.env",
+        "home/openclaw/.ssh/ocfo_workspace_key",
+    ];
     let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (rel, (bytes, mode)) in &tree {
         let content = String::from_utf8_lossy(bytes);
@@ -149,8 +179,14 @@ fn show_secrets_puts_values_only_in_mode_0600_secret_files_of_their_node() {
         }
     }
     let nodes_of = |name: &str| seen.get(name).cloned().unwrap_or_default();
-    assert_eq!(nodes_of("T_TELEGRAM_TOKEN"), ["primary/etc/openclaw/gateway.env"]);
-    assert_eq!(nodes_of("T_DISCORD_TOKEN"), ["standby/etc/openclaw/gateway.env"]);
+    assert_eq!(
+        nodes_of("T_TELEGRAM_TOKEN"),
+        ["primary/etc/openclaw/gateway.env"]
+    );
+    assert_eq!(
+        nodes_of("T_DISCORD_TOKEN"),
+        ["standby/etc/openclaw/gateway.env"]
+    );
     assert_eq!(nodes_of("T_GATEWAY_TOKEN").len(), 2);
     assert_eq!(nodes_of("DEPLOY_KEY").len(), 2);
     // The Tailscale key is used by deploy's `tailscale up`, never written.

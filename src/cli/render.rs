@@ -56,8 +56,9 @@ pub fn run(args: RenderArgs, out: Output) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let written = write_tree(&args.out, &nodes)
-        .and_then(|w| std::fs::write(args.out.join(MARKER), b"written by ocfo render\n").map(|_| w));
+    let written = write_tree(&args.out, &nodes).and_then(|w| {
+        std::fs::write(args.out.join(MARKER), b"written by ocfo render\n").map(|_| w)
+    });
     let written = match written {
         Ok(w) => w,
         Err(e) => {
@@ -99,7 +100,11 @@ pub fn run(args: RenderArgs, out: Output) -> ExitCode {
             "wrote {} files under {}{}",
             written.len(),
             args.out.display(),
-            if args.show_secrets { "" } else { " (secret values redacted; --show-secrets writes them)" }
+            if args.show_secrets {
+                ""
+            } else {
+                " (secret values redacted; --show-secrets writes them)"
+            }
         );
     }
     ExitCode::SUCCESS

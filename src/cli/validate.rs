@@ -47,7 +47,11 @@ pub fn run(args: ValidateArgs, out: Output) -> ExitCode {
                 1 => " (1 warning)".into(),
                 n => format!(" ({n} warnings)"),
             };
-            let secrets = if args.no_secrets { ", secrets not resolved" } else { "" };
+            let secrets = if args.no_secrets {
+                ", secrets not resolved"
+            } else {
+                ""
+            };
             println!("{}: valid{warnings}{secrets}", args.inventory.display());
         } else if report.has_errors() {
             eprintln!(

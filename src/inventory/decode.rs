@@ -71,7 +71,12 @@ impl Decoder {
     }
 
     /// Opens a mapping, reporting keys outside `allowed` with a suggestion.
-    pub fn fields<'n>(&mut self, node: &'n Node, path: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+    pub fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        allowed: &[&str],
+    ) -> Option<Fields<'n>> {
         let Kind::Map(entries) = &node.kind else {
             self.expected(node, path, "a mapping");
             return None;
@@ -161,7 +166,11 @@ impl Decoder {
         match node.scalar() {
             Some(Scalar::Int(i)) if (min..=max).contains(&i) => Some(i),
             Some(Scalar::Int(i)) => {
-                self.error(path, node.loc, format!("{i} is out of range: must be {min}..{max}"));
+                self.error(
+                    path,
+                    node.loc,
+                    format!("{i} is out of range: must be {min}..{max}"),
+                );
                 None
             }
             _ => {
@@ -195,7 +204,10 @@ impl Decoder {
         };
         let path = f.path_of(key);
         let text = match (&node.kind, node.scalar()) {
-            (Kind::Scalar { text, .. }, Some(Scalar::Str(_) | Scalar::Int(_) | Scalar::Float(_))) => text,
+            (
+                Kind::Scalar { text, .. },
+                Some(Scalar::Str(_) | Scalar::Int(_) | Scalar::Float(_)),
+            ) => text,
             _ => {
                 self.expected(node, &path, "a duration like `2s`");
                 return None;

@@ -101,8 +101,9 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
             secrets: Secrets::default(),
             report: Report::new(
                 file,
-                vec![Diagnostic::error("the inventory is empty")
-                    .hint("start from inventory.example.yaml (`ocfo render --help` shows how it is used)")],
+                vec![Diagnostic::error("the inventory is empty").hint(
+                    "start from inventory.example.yaml (`ocfo render --help` shows how it is used)",
+                )],
             ),
         };
     };
@@ -136,7 +137,15 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
 }
 
 const TOP: &[&str] = &[
-    "name", "ssh", "nodes", "network", "node", "openclaw", "channels", "workspace", "monitor",
+    "name",
+    "ssh",
+    "nodes",
+    "network",
+    "node",
+    "openclaw",
+    "channels",
+    "workspace",
+    "monitor",
     "hardening",
 ];
 const SSH: &[&str] = &["user", "port", "identity_file", "known_hosts"];
@@ -166,10 +175,13 @@ fn decode(
         Some(n) => ssh_settings(d, n, "ssh", &default_ssh()),
         None => Some(default_ssh()),
     };
-    let channels = top.get("channels").map(|n| channels(d, n)).unwrap_or_else(|| {
-        d.error("", top.loc, "missing required key `channels`");
-        None
-    });
+    let channels = top
+        .get("channels")
+        .map(|n| channels(d, n))
+        .unwrap_or_else(|| {
+            d.error("", top.loc, "missing required key `channels`");
+            None
+        });
     let nodes = match (d.required(&top, "nodes"), &ssh_defaults) {
         (Some(n), Some(defaults)) => nodes(d, n, defaults),
         _ => None,
@@ -177,10 +189,12 @@ fn decode(
     let network = d.required(&top, "network").and_then(|n| network(d, n));
     let node = match top.get("node") {
         Some(n) => node_js(d, n),
-        None => Version::parse(DEFAULT_NODE_VERSION).ok().map(|version| NodeJs {
-            version,
-            mirror: DEFAULT_NODE_MIRROR.into(),
-        }),
+        None => Version::parse(DEFAULT_NODE_VERSION)
+            .ok()
+            .map(|version| NodeJs {
+                version,
+                mirror: DEFAULT_NODE_MIRROR.into(),
+            }),
     };
     let openclaw = d.required(&top, "openclaw").and_then(|n| openclaw(d, n));
     let workspace = d.required(&top, "workspace").and_then(|n| workspace(d, n));
@@ -247,7 +261,12 @@ fn default_monitor() -> MonitorSettings {
     }
 }
 
-fn ssh_settings(d: &mut Decoder, node: &Node, path: &str, base: &SshSettings) -> Option<SshSettings> {
+fn ssh_settings(
+    d: &mut Decoder,
+    node: &Node,
+    path: &str,
+    base: &SshSettings,
+) -> Option<SshSettings> {
     let f = d.fields(node, path, SSH)?;
     Some(SshSettings {
         user: match f.get("user") {
@@ -298,7 +317,11 @@ fn one_node(d: &mut Decoder, node: &Node, role: Role, ssh: &SshSettings) -> Opti
     let f = d.fields(node, &path, &["host", "private_address", "channels", "ssh"])?;
     let host = d.req_string(&f, "host").and_then(|h| {
         if h.chars().any(char::is_whitespace) {
-            d.error(&f.path_of("host"), f.get("host")?.loc, format!("`{h}` is not a host name or address"));
+            d.error(
+                &f.path_of("host"),
+                f.get("host")?.loc,
+                format!("`{h}` is not a host name or address"),
+            );
             None
         } else {
             Some(h)
@@ -344,7 +367,11 @@ fn one_node(d: &mut Decoder, node: &Node, role: Role, ssh: &SshSettings) -> Opti
 }
 
 fn network(d: &mut Decoder, node: &Node) -> Option<Network> {
-    let f = d.fields(node, "network", &["private_cidr", "tailscale", "extra_ca_certificates"])?;
+    let f = d.fields(
+        node,
+        "network",
+        &["private_cidr", "tailscale", "extra_ca_certificates"],
+    )?;
     let cidr = d
         .required(&f, "private_cidr")
         .and_then(|n| d.cidr(n, "network.private_cidr"));
@@ -408,9 +435,15 @@ fn node_js(d: &mut Decoder, node: &Node) -> Option<NodeJs> {
     let mirror = match f.get("mirror") {
         None => Some(DEFAULT_NODE_MIRROR.to_string()),
         Some(n) => d.string(n, "node.mirror").and_then(|m| {
-            let ok = ["https://", "http://", "file:///"].iter().any(|p| m.starts_with(p));
+            let ok = ["https://", "http://", "file:///"]
+                .iter()
+                .any(|p| m.starts_with(p));
             if !ok {
-                d.error("node.mirror", n.loc, format!("`{m}` must be an https://, http:// or file:/// URL"));
+                d.error(
+                    "node.mirror",
+                    n.loc,
+                    format!("`{m}` must be an https://, http:// or file:/// URL"),
+                );
             }
             ok.then(|| m.trim_end_matches('/').to_string())
         }),
@@ -425,7 +458,16 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
     let f = d.fields(
         node,
         "openclaw",
-        &["version", "port", "bind", "gateway_token", "model", "env", "config", "user"],
+        &[
+            "version",
+            "port",
+            "bind",
+            "gateway_token",
+            "model",
+            "env",
+            "config",
+            "user",
+        ],
     )?;
     let version = d.req_string(&f, "version");
     let port = d.port(&f, "port", DEFAULT_GATEWAY_PORT);
@@ -478,11 +520,19 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
     let user = match f.get("user") {
         None => Some("openclaw".to_string()),
         Some(n) => d.string(n, "openclaw.user").and_then(|u| {
-            let ok = u.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-                && u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            let ok = u
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                && u.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
                 && u != "root";
             if !ok {
-                d.error("openclaw.user", n.loc, format!("`{u}` is not a valid non-root user name"));
+                d.error(
+                    "openclaw.user",
+                    n.loc,
+                    format!("`{u}` is not a valid non-root user name"),
+                );
             }
             ok.then_some(u)
         }),
@@ -506,14 +556,22 @@ fn env_map(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Value>> {
     for (k, v) in entries {
         let path = join("openclaw.env", &k.name);
         if !is_env_name(&k.name) {
-            d.error("openclaw.env", k.loc, format!("`{}` is not an environment variable name", k.name));
+            d.error(
+                "openclaw.env",
+                k.loc,
+                format!("`{}` is not an environment variable name", k.name),
+            );
             ok = false;
             continue;
         }
         let value = d.value(v, &path);
         match &value {
             Value::Map(_) | Value::Seq(_) => {
-                d.error(&path, v.loc, "must be a string, a number or a secret reference");
+                d.error(
+                    &path,
+                    v.loc,
+                    "must be a string, a number or a secret reference",
+                );
                 ok = false;
             }
             Value::Str(_) if key_looks_secret(&k.name) => d.warn(
@@ -534,15 +592,35 @@ fn channels(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Channel>> {
     let mut ok = true;
     for (k, v) in entries {
         let path = join("channels", &k.name);
-        let valid_name = k.name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && k.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let valid_name = k
+            .name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase())
+            && k.name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !valid_name {
-            d.error("channels", k.loc, format!("`{}` is not an OpenClaw channel id (lower-case, like `telegram`)", k.name));
+            d.error(
+                "channels",
+                k.loc,
+                format!(
+                    "`{}` is not an OpenClaw channel id (lower-case, like `telegram`)",
+                    k.name
+                ),
+            );
             ok = false;
             continue;
         }
         if !matches!(v.kind, Kind::Map(_)) {
-            d.error(&path, v.loc, format!("expected a mapping of the channel's OpenClaw settings, found {}", v.type_name()));
+            d.error(
+                &path,
+                v.loc,
+                format!(
+                    "expected a mapping of the channel's OpenClaw settings, found {}",
+                    v.type_name()
+                ),
+            );
             ok = false;
             continue;
         }
@@ -577,14 +655,26 @@ fn warn_literal_credentials(d: &mut Decoder, node: &Node, path: &str) {
 }
 
 fn workspace(d: &mut Decoder, node: &Node) -> Option<Workspace> {
-    let f = d.fields(node, "workspace", &["repo", "branch", "deploy_key", "push_interval"])?;
+    let f = d.fields(
+        node,
+        "workspace",
+        &["repo", "branch", "deploy_key", "push_interval"],
+    )?;
     let repo = d.req_string(&f, "repo");
     let branch = match f.get("branch") {
         None => Some("main".to_string()),
         Some(n) => d.string(n, "workspace.branch").and_then(|b| {
-            let ok = !b.starts_with('-') && !b.contains("..") && !b.chars().any(|c| c.is_whitespace() || "~^:?*[\\".contains(c));
+            let ok = !b.starts_with('-')
+                && !b.contains("..")
+                && !b
+                    .chars()
+                    .any(|c| c.is_whitespace() || "~^:?*[\\".contains(c));
             if !ok {
-                d.error("workspace.branch", n.loc, format!("`{b}` is not a valid git branch name"));
+                d.error(
+                    "workspace.branch",
+                    n.loc,
+                    format!("`{b}` is not a valid git branch name"),
+                );
             }
             ok.then_some(b)
         }),
@@ -605,7 +695,15 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
     let f = d.fields(
         node,
         "monitor",
-        &["interval", "timeout", "fall", "rise", "hold_down", "probe", "notify"],
+        &[
+            "interval",
+            "timeout",
+            "fall",
+            "rise",
+            "hold_down",
+            "probe",
+            "notify",
+        ],
     )?;
     let def = default_monitor();
     let interval = d.duration(&f, "interval", def.interval);
@@ -619,7 +717,11 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
             Some("healthz") => Some(ProbeMode::Healthz),
             Some("readyz") => Some(ProbeMode::Readyz),
             Some(other) => {
-                d.error("monitor.probe", n.loc, format!("`{other}` is not one of healthz, readyz"));
+                d.error(
+                    "monitor.probe",
+                    n.loc,
+                    format!("`{other}` is not one of healthz, readyz"),
+                );
                 None
             }
             None => None,
@@ -627,15 +729,22 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
     };
     let webhook = match f.get("notify") {
         None => Some(None),
-        Some(n) => d.fields(n, "monitor.notify", &["webhook"]).and_then(|nf| match nf.get("webhook") {
-            None => Some(None),
-            Some(w) => d.secret(w, "monitor.notify.webhook").map(Some),
-        }),
+        Some(n) => {
+            d.fields(n, "monitor.notify", &["webhook"])
+                .and_then(|nf| match nf.get("webhook") {
+                    None => Some(None),
+                    Some(w) => d.secret(w, "monitor.notify.webhook").map(Some),
+                })
+        }
     };
     if let (Some(i), Some(t)) = (interval, timeout) {
         if t >= i {
             let loc = f.get("timeout").map_or(f.loc, |n| n.loc);
-            d.error("monitor.timeout", loc, "must be shorter than `monitor.interval`, or probes would overlap");
+            d.error(
+                "monitor.timeout",
+                loc,
+                "must be shorter than `monitor.interval`, or probes would overlap",
+            );
         }
     }
     Some(MonitorSettings {

@@ -20,7 +20,11 @@ pub(super) fn check_channel_ownership(
         for (i, name) in node.channels.iter().enumerate() {
             let loc = node.channel_locs.get(i).copied().unwrap_or(node.loc);
             if node.channels[..i].contains(name) {
-                d.error(&format!("{path}[{i}]"), loc, format!("channel `{name}` is listed twice"));
+                d.error(
+                    &format!("{path}[{i}]"),
+                    loc,
+                    format!("channel `{name}` is listed twice"),
+                );
             } else if !channels.contains_key(name) {
                 let mut diag = Diagnostic::error(format!(
                     "channel `{name}` is not defined under the top-level `channels`"
@@ -72,7 +76,11 @@ pub(super) fn check_channel_ownership(
         );
     }
     if primary.channels.is_empty() {
-        d.warn("nodes.primary.channels", primary.loc, "the primary owns no channel");
+        d.warn(
+            "nodes.primary.channels",
+            primary.loc,
+            "the primary owns no channel",
+        );
     }
     for name in &standby.channels {
         let Some(channel) = channels.get(name) else {
@@ -136,7 +144,11 @@ pub(super) fn check_network(
             );
         }
         if openclaw.is_some_and(|o| o.bind == Bind::Custom) && !address.is_ipv4() {
-            d.error(&path, node.address_loc, "`bind: custom` needs an IPv4 private address (OpenClaw's customBindHost is IPv4)");
+            d.error(
+                &path,
+                node.address_loc,
+                "`bind: custom` needs an IPv4 private address (OpenClaw's customBindHost is IPv4)",
+            );
         }
     }
     if let Some(o) = openclaw {
@@ -161,7 +173,12 @@ pub(super) fn check_tokens_distinct(
     let mut seen: Vec<(String, String, &str)> = Vec::new(); // (channel, path, value)
     for channel in channels.values() {
         let mut values: Vec<(String, &str, Option<Location>)> = Vec::new();
-        collect_credentials(&channel.settings, &format!("channels.{}", channel.name), secrets, &mut values);
+        collect_credentials(
+            &channel.settings,
+            &format!("channels.{}", channel.name),
+            secrets,
+            &mut values,
+        );
         for (path, value, loc) in values {
             if let Some((other, other_path, _)) = seen
                 .iter()

@@ -20,7 +20,10 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     /// A scalar as written; `quoted` scalars are always strings.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Key, Node)>),
 }
@@ -57,7 +60,9 @@ impl Node {
                 if let Ok(i) = t.parse::<i64>() {
                     Scalar::Int(i)
                 } else if looks_like_float(t) {
-                    t.parse::<f64>().map(Scalar::Float).unwrap_or(Scalar::Str(t))
+                    t.parse::<f64>()
+                        .map(Scalar::Float)
+                        .unwrap_or(Scalar::Str(t))
                 } else {
                     Scalar::Str(t)
                 }
@@ -88,8 +93,11 @@ impl Node {
 fn looks_like_float(t: &str) -> bool {
     let t = t.strip_prefix(['-', '+']).unwrap_or(t);
     !t.is_empty()
-        && t.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '.')
-        && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+        && t.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || c == '.')
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
 }
 
 fn location(span: &Span) -> Location {
@@ -264,10 +272,14 @@ mod tests {
     #[test]
     fn keeps_positions_and_types() {
         let n = root("a: 1\nb:\n  - \"x\"\n  - true\n");
-        let Kind::Map(entries) = &n.kind else { panic!() };
+        let Kind::Map(entries) = &n.kind else {
+            panic!()
+        };
         assert_eq!(entries[0].0.name, "a");
         assert_eq!(entries[0].1.scalar(), Some(Scalar::Int(1)));
-        let Kind::Seq(items) = &entries[1].1.kind else { panic!() };
+        let Kind::Seq(items) = &entries[1].1.kind else {
+            panic!()
+        };
         assert_eq!(items[0].loc, Location { line: 3, column: 5 });
         assert_eq!(items[0].scalar(), Some(Scalar::Str("x")));
         assert_eq!(items[1].scalar(), Some(Scalar::Bool(true)));

@@ -23,7 +23,9 @@ pub fn var_name(prefix: &str, path: &[&str]) -> String {
 /// One `NAME=value` line per entry, values double-quoted with systemd's escapes.
 /// With `redact`, every value is replaced by the redaction marker.
 pub fn format(header: &str, entries: &[(String, String)], redact: bool) -> String {
-    let mut out = format!("# {header}\n# Managed by ocfo; mode 0600. Do not edit: `ocfo deploy` rewrites it.\n");
+    let mut out = format!(
+        "# {header}\n# Managed by ocfo; mode 0600. Do not edit: `ocfo deploy` rewrites it.\n"
+    );
     for (name, value) in entries {
         let value = if redact { REDACTED } else { value.as_str() };
         out.push_str(name);
@@ -49,8 +51,14 @@ mod tests {
 
     #[test]
     fn names_are_upper_snake() {
-        assert_eq!(var_name("OCFO", &["telegram", "botToken"]), "OCFO_TELEGRAM_BOTTOKEN");
-        assert_eq!(var_name("OCFO_CONFIG", &["a-b", "c.d"]), "OCFO_CONFIG_A_B_C_D");
+        assert_eq!(
+            var_name("OCFO", &["telegram", "botToken"]),
+            "OCFO_TELEGRAM_BOTTOKEN"
+        );
+        assert_eq!(
+            var_name("OCFO_CONFIG", &["a-b", "c.d"]),
+            "OCFO_CONFIG_A_B_C_D"
+        );
     }
 
     #[test]

@@ -75,7 +75,13 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn add(&mut self, path: impl Into<String>, content: impl Into<Vec<u8>>, mode: u32, owner: &str) {
+    fn add(
+        &mut self,
+        path: impl Into<String>,
+        content: impl Into<Vec<u8>>,
+        mode: u32,
+        owner: &str,
+    ) {
         self.files.push(RenderedFile {
             path: path.into(),
             content: content.into(),
@@ -114,14 +120,23 @@ impl Builder<'_> {
 
 /// Renders both nodes' files. With [`SecretMode::Redact`] secrets need not be
 /// resolved and every secret value reads [`REDACTED`].
-pub fn render(inv: &Inventory, secrets: &Secrets, mode: SecretMode) -> Result<[NodeFiles; 2], RenderError> {
+pub fn render(
+    inv: &Inventory,
+    secrets: &Secrets,
+    mode: SecretMode,
+) -> Result<[NodeFiles; 2], RenderError> {
     Ok([
         render_node(inv, Role::Primary, secrets, mode)?,
         render_node(inv, Role::Standby, secrets, mode)?,
     ])
 }
 
-pub fn render_node(inv: &Inventory, role: Role, secrets: &Secrets, mode: SecretMode) -> Result<NodeFiles, RenderError> {
+pub fn render_node(
+    inv: &Inventory,
+    role: Role,
+    secrets: &Secrets,
+    mode: SecretMode,
+) -> Result<NodeFiles, RenderError> {
     let reveal = mode == SecretMode::Reveal;
     let mut b = Builder {
         inv,
@@ -138,7 +153,9 @@ pub fn render_node(inv: &Inventory, role: Role, secrets: &Secrets, mode: SecretM
     for (name, value) in &inv.openclaw.env {
         match value {
             crate::inventory::Value::Secret(s) => vars.add_secret(name.clone(), s)?,
-            crate::inventory::Value::Str(s) => vars.add(name.clone(), s.clone(), &format!("openclaw.env.{name}"))?,
+            crate::inventory::Value::Str(s) => {
+                vars.add(name.clone(), s.clone(), &format!("openclaw.env.{name}"))?
+            }
             crate::inventory::Value::Int(i) => vars.add(name.clone(), i.to_string(), name)?,
             crate::inventory::Value::Float(f) => vars.add(name.clone(), f.to_string(), name)?,
             crate::inventory::Value::Bool(v) => vars.add(name.clone(), v.to_string(), name)?,
@@ -150,7 +167,11 @@ pub fn render_node(inv: &Inventory, role: Role, secrets: &Secrets, mode: SecretM
     b.add(config_path, json, 0o600, &user);
     b.add_sensitive(
         GATEWAY_ENV_FILE,
-        env_file::format(&format!("OpenClaw gateway environment for {} ({role})", inv.name), &vars.entries, !reveal),
+        env_file::format(
+            &format!("OpenClaw gateway environment for {} ({role})", inv.name),
+            &vars.entries,
+            !reveal,
+        ),
         "root",
     );
 
@@ -168,7 +189,11 @@ pub fn render_node(inv: &Inventory, role: Role, secrets: &Secrets, mode: SecretM
     // The workspace deploy key: both nodes pull and push with it.
     let key = match secrets.get(&inv.workspace.deploy_key) {
         Some(v) if reveal => format!("{}\n", v.expose()),
-        None if reveal => return Err(RenderError::UnresolvedSecret(inv.workspace.deploy_key.path.clone())),
+        None if reveal => {
+            return Err(RenderError::UnresolvedSecret(
+                inv.workspace.deploy_key.path.clone(),
+            ))
+        }
         _ => format!("{REDACTED}\n"),
     };
     let key_path = b.layout.deploy_key.clone();
@@ -228,12 +253,25 @@ pub fn render_node(inv: &Inventory, role: Role, secrets: &Secrets, mode: SecretM
         let stem = local
             .file_stem()
             .and_then(|s| s.to_str())
-            .map(|s| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect::<String>())
+            .map(|s| {
+                s.chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect::<String>()
+            })
             .unwrap_or_else(|| format!("ca-{i}"));
         b.add(format!("{CA_DIR}/{stem}.crt"), pem, 0o644, "root");
     }
 
-    Ok(NodeFiles { role, files: b.files })
+    Ok(NodeFiles {
+        role,
+        files: b.files,
+    })
 }
 
 /// Writes a node's files under `dir/<role>/<absolute path>`, atomically, with
@@ -242,7 +280,9 @@ pub fn write_tree(dir: &Path, nodes: &[NodeFiles]) -> std::io::Result<Vec<std::p
     let mut written = Vec::new();
     for node in nodes {
         for f in &node.files {
-            let target = dir.join(node.role.as_str()).join(f.path.trim_start_matches('/'));
+            let target = dir
+                .join(node.role.as_str())
+                .join(f.path.trim_start_matches('/'));
             crate::fsutil::write_atomic(&target, &f.content, f.mode)?;
             written.push(target);
         }

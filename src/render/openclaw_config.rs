@@ -4,7 +4,9 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use crate::inventory::{channel_is_plugin, key_looks_secret, Bind, Inventory, Role, Secrets, Value};
+use crate::inventory::{
+    channel_is_plugin, key_looks_secret, Bind, Inventory, Role, Secrets, Value,
+};
 
 use super::env_file::var_name;
 use super::layout::Layout;
@@ -41,7 +43,11 @@ impl<'a> EnvVars<'a> {
         Ok(())
     }
 
-    pub fn add_secret(&mut self, name: String, secret: &crate::inventory::Secret) -> Result<(), RenderError> {
+    pub fn add_secret(
+        &mut self,
+        name: String,
+        secret: &crate::inventory::Secret,
+    ) -> Result<(), RenderError> {
         let value = match self.secrets.get(secret) {
             Some(v) => v.expose().to_string(),
             None if !self.need_values => String::new(),
@@ -52,8 +58,16 @@ impl<'a> EnvVars<'a> {
 
     /// Converts an inventory value to JSON; secret references and literal
     /// credentials become `${VAR}` and move to the environment.
-    fn json(&mut self, value: &Value, path: &mut Vec<String>, prefix: &str, under_secret_key: bool) -> Result<Json, RenderError> {
-        let var = |path: &[String]| var_name(prefix, &path.iter().map(String::as_str).collect::<Vec<_>>());
+    fn json(
+        &mut self,
+        value: &Value,
+        path: &mut Vec<String>,
+        prefix: &str,
+        under_secret_key: bool,
+    ) -> Result<Json, RenderError> {
+        let var = |path: &[String]| {
+            var_name(prefix, &path.iter().map(String::as_str).collect::<Vec<_>>())
+        };
         Ok(match value {
             Value::Null => Json::Null,
             Value::Bool(b) => json!(b),
@@ -94,7 +108,12 @@ impl<'a> EnvVars<'a> {
 
 pub const GATEWAY_TOKEN_VAR: &str = "OCFO_GATEWAY_TOKEN";
 
-pub fn build(inv: &Inventory, role: Role, layout: &Layout, env: &mut EnvVars<'_>) -> Result<Json, RenderError> {
+pub fn build(
+    inv: &Inventory,
+    role: Role,
+    layout: &Layout,
+    env: &mut EnvVars<'_>,
+) -> Result<Json, RenderError> {
     let node = inv.node(role);
     let oc = &inv.openclaw;
     env.add_secret(GATEWAY_TOKEN_VAR.to_string(), &oc.gateway_token)?;
@@ -118,7 +137,10 @@ pub fn build(inv: &Inventory, role: Role, layout: &Layout, env: &mut EnvVars<'_>
     let mut plugins = Map::new();
     for channel in inv.channels_of(role) {
         let mut path = vec![channel.name.clone()];
-        channels.insert(channel.name.clone(), env.json(&channel.settings, &mut path, "OCFO", false)?);
+        channels.insert(
+            channel.name.clone(),
+            env.json(&channel.settings, &mut path, "OCFO", false)?,
+        );
         if channel_is_plugin(&channel.name) {
             plugins.insert(channel.name.clone(), json!({ "enabled": true }));
         }
@@ -175,6 +197,9 @@ mod tests {
     fn merge_is_deep_and_extra_wins() {
         let mut a = json!({"gateway": {"port": 1, "mode": "local"}, "x": [1]});
         merge(&mut a, json!({"gateway": {"port": 2}, "x": [3], "y": true}));
-        assert_eq!(a, json!({"gateway": {"port": 2, "mode": "local"}, "x": [3], "y": true}));
+        assert_eq!(
+            a,
+            json!({"gateway": {"port": 2, "mode": "local"}, "x": [3], "y": true})
+        );
     }
 }

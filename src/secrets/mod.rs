@@ -71,7 +71,10 @@ pub enum ResolveError {
 
 /// Expands a leading `~` to the home directory, as the shell would.
 pub fn expand_tilde(path: &str) -> PathBuf {
-    match path.strip_prefix("~/").or(if path == "~" { Some("") } else { None }) {
+    match path
+        .strip_prefix("~/")
+        .or(if path == "~" { Some("") } else { None })
+    {
         Some(rest) => match std::env::var_os("HOME") {
             Some(home) => PathBuf::from(home).join(rest),
             None => PathBuf::from(path),
@@ -106,10 +109,11 @@ impl SecretRef {
                 Err(_) => Err(ResolveError::EnvMissing(name.clone())),
             },
             SecretRef::File(path) => {
-                let bytes = std::fs::read(laptop_path(path, base)).map_err(|e| ResolveError::File {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+                let bytes =
+                    std::fs::read(laptop_path(path, base)).map_err(|e| ResolveError::File {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
                 let text = String::from_utf8(bytes).map_err(|_| ResolveError::File {
                     path: path.clone(),
                     reason: "not UTF-8 text".into(),
@@ -213,7 +217,9 @@ mod tests {
 
     #[test]
     fn command_secrets_and_failures() {
-        let ok = SecretRef::Command("printf ' tok-123 \\n'".into()).resolve().unwrap();
+        let ok = SecretRef::Command("printf ' tok-123 \\n'".into())
+            .resolve()
+            .unwrap();
         assert_eq!(ok.expose(), "tok-123");
         let err = SecretRef::Command("echo leaked-value >&2; exit 3".into())
             .resolve()

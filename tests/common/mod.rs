@@ -18,7 +18,9 @@ pub const SECRETS: &[(&str, &str)] = &[
 pub const DEPLOY_KEY: &str = "DEPLOYKEY-s3cr3t-material";
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 pub fn ocfo() -> Command {
@@ -42,5 +44,8 @@ pub fn assert_no_secrets(what: &str, text: &str) {
     for (_, v) in SECRETS.iter().chain([("", DEPLOY_KEY)].iter()) {
         assert!(!text.contains(v), "{what} leaks a secret value:\n{text}");
     }
-    assert!(!text.contains("s3cr3t"), "{what} leaks part of a secret value:\n{text}");
+    assert!(
+        !text.contains("s3cr3t"),
+        "{what} leaks part of a secret value:\n{text}"
+    );
 }
