@@ -15,3 +15,5 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+pub mod engine;
+pub mod modules;

@@ -290,6 +290,12 @@ pub fn write_tree(dir: &Path, nodes: &[NodeFiles]) -> std::io::Result<Vec<std::p
     Ok(written)
 }
 
+/// The template environment (strict undefined, `shell_quote`), also used by
+/// the engine for `when:` and `{{ }}` in playbooks.
+pub fn template_env() -> minijinja::Environment<'static> {
+    templates::environment()
+}
+
 /// Every embedded template, for tests that check they all parse.
 pub fn template_names() -> Vec<&'static str> {
     templates::names().collect()

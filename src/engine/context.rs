@@ -1,0 +1,77 @@
+//! What a task sees: the inventory, the node's rendered files, its facts, and
+//! the run's options; and the variables that `when:` and `{{ }}` read.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::inventory::{Inventory, Role, Secrets};
+use crate::render::layout::{self, Layout};
+use crate::render::NodeFiles;
+use crate::secrets::Redactor;
+
+use super::facts::Facts;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Plan only: report what would change, change nothing.
+    pub check: bool,
+    /// Collect unified diffs of file changes (secrets redacted).
+    pub diff: bool,
+    /// The Linux binary uploaded as the standby's monitor; `None` when the
+    /// running binary can serve (same OS and architecture as the host).
+    pub monitor_binary: Option<Arc<Vec<u8>>>,
+}
+
+pub struct TaskContext<'a> {
+    pub inv: &'a Inventory,
+    pub role: Role,
+    pub facts: &'a Facts,
+    /// The node's files with real secret values (what is installed).
+    pub files: &'a NodeFiles,
+    pub secrets: &'a Secrets,
+    pub layout: &'a Layout,
+    pub opts: &'a RunOptions,
+    pub redactor: &'a Redactor,
+}
+
+impl TaskContext<'_> {
+    /// Variables for `when:` and `{{ }}` in playbooks.
+    pub fn vars(&self) -> minijinja::Value {
+        let inv = self.inv;
+        minijinja::Value::from(minijinja::value::Serde(json!({
+            "role": self.role.as_str(),
+            "name": inv.name,
+            "facts": self.facts,
+            "hardening": {
+                "fail2ban": inv.hardening.fail2ban,
+                "unattended_upgrades": inv.hardening.unattended_upgrades,
+                "password_authentication": inv.hardening.password_authentication,
+            },
+            "tailscale": { "enabled": inv.network.tailscale.enabled },
+            "extra_ca_certificates": !inv.network.extra_ca_certificates.is_empty(),
+            "openclaw": {
+                "user": inv.openclaw.user,
+                "port": inv.openclaw.port,
+                "version": inv.openclaw.version,
+            },
+            "layout": {
+                "home": self.layout.home,
+                "config_path": self.layout.config_path,
+                "workspace": self.layout.workspace,
+                "deploy_key": self.layout.deploy_key,
+                "gateway_env": layout::GATEWAY_ENV_FILE,
+                "gateway_unit": layout::GATEWAY_UNIT,
+                "monitor_unit": layout::MONITOR_UNIT,
+                "monitor_config": layout::MONITOR_CONFIG,
+                "monitor_env": layout::MONITOR_ENV_FILE,
+                "push_service": layout::PUSH_SERVICE,
+                "push_timer": layout::PUSH_TIMER,
+                "push_script": layout::PUSH_SCRIPT,
+                "systemd_dir": layout::SYSTEMD_DIR,
+                "ca_dir": layout::CA_DIR,
+                "state_dir": layout::MONITOR_STATE_DIR,
+            },
+        })))
+    }
+}

@@ -1,0 +1,228 @@
+//! Playbooks: the embedded YAML task lists in `playbooks/`.
+//!
+//! A task is a mapping with one module key plus `name`, `when`, `notify` and
+//! `tags`. `site.yaml` imports the others in order; `handlers.yaml` holds the
+//! tasks that `notify` triggers once at the end of a host's run.
+
+use include_dir::{include_dir, Dir};
+use serde_json::Value as Json;
+
+use crate::modules::ModuleCall;
+
+static PLAYBOOKS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/playbooks");
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: String,
+    /// A minijinja expression over the task context; the task runs when true.
+    pub when: Option<String>,
+    pub notify: Vec<String>,
+    pub tags: Vec<String>,
+    /// The module's name and raw arguments; strings may hold `{{ }}`
+    /// expressions, filled in per host by [`Task::module_call`].
+    pub module: String,
+    pub args: Json,
+    /// The playbook file it came from, for messages.
+    pub source: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub tasks: Vec<Task>,
+    pub handlers: Vec<Task>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("playbook {file}: {message}")]
+pub struct PlaybookError {
+    pub file: String,
+    pub message: String,
+}
+
+fn err(file: &str, message: impl Into<String>) -> PlaybookError {
+    PlaybookError {
+        file: file.to_string(),
+        message: message.into(),
+    }
+}
+
+fn source(file: &str) -> Result<&'static str, PlaybookError> {
+    PLAYBOOKS
+        .get_file(file)
+        .and_then(|f| f.contents_utf8())
+        .ok_or_else(|| err(file, "no such embedded playbook"))
+}
+
+/// Loads `site.yaml` with its imports and `handlers.yaml`.
+pub fn load_site() -> Result<Playbook, PlaybookError> {
+    let mut tasks = Vec::new();
+    load_into("site.yaml", &mut tasks, 0)?;
+    let mut handlers = Vec::new();
+    load_into("handlers.yaml", &mut handlers, 0)?;
+    for t in &tasks {
+        for n in &t.notify {
+            if !handlers.iter().any(|h| &h.name == n) {
+                return Err(err(
+                    &t.source,
+                    format!("task `{}` notifies unknown handler `{n}`", t.name),
+                ));
+            }
+        }
+    }
+    Ok(Playbook { tasks, handlers })
+}
+
+fn load_into(file: &str, out: &mut Vec<Task>, depth: usize) -> Result<(), PlaybookError> {
+    if depth > 4 {
+        return Err(err(file, "imports nest too deeply"));
+    }
+    let items: Vec<Json> =
+        serde_saphyr::from_str(source(file)?).map_err(|e| err(file, e.to_string()))?;
+    for item in items {
+        let Json::Object(mut map) = item else {
+            return Err(err(file, "every entry must be a mapping"));
+        };
+        if let Some(import) = map.remove("import") {
+            let name = import
+                .as_str()
+                .ok_or_else(|| err(file, "`import` takes a file name"))?;
+            load_into(name, out, depth + 1)?;
+            continue;
+        }
+        let name = match map.remove("name") {
+            Some(Json::String(s)) => s,
+            _ => return Err(err(file, "every task needs a `name`")),
+        };
+        let when = match map.remove("when") {
+            None => None,
+            Some(Json::String(s)) => Some(s),
+            Some(Json::Bool(b)) => Some(b.to_string()),
+            Some(_) => {
+                return Err(err(
+                    file,
+                    format!("task `{name}`: `when` must be an expression string"),
+                ))
+            }
+        };
+        let strings = |v: Option<Json>, key: &str| -> Result<Vec<String>, PlaybookError> {
+            match v {
+                None => Ok(Vec::new()),
+                Some(Json::String(s)) => Ok(vec![s]),
+                Some(Json::Array(a)) => a
+                    .into_iter()
+                    .map(|x| match x {
+                        Json::String(s) => Ok(s),
+                        _ => Err(err(file, format!("task `{name}`: `{key}` takes strings"))),
+                    })
+                    .collect(),
+                Some(_) => Err(err(
+                    file,
+                    format!("task `{name}`: `{key}` takes a list of strings"),
+                )),
+            }
+        };
+        let notify = strings(map.remove("notify"), "notify")?;
+        let tags = strings(map.remove("tags"), "tags")?;
+        if map.len() != 1 {
+            let keys: Vec<_> = map.keys().cloned().collect();
+            return Err(err(
+                file,
+                format!("task `{name}` must name exactly one module, found {keys:?}"),
+            ));
+        }
+        // Arguments are checked now, with their `{{ }}` unfilled, so a typo
+        // in an embedded playbook fails every test run, not a deploy.
+        serde_json::from_value::<ModuleCall>(Json::Object(map.clone()))
+            .map_err(|e| err(file, format!("task `{name}`: {e}")))?;
+        let Some((module, args)) = map.into_iter().next() else {
+            return Err(err(file, format!("task `{name}` names no module")));
+        };
+        out.push(Task {
+            name,
+            when,
+            notify,
+            tags,
+            module,
+            args,
+            source: file.to_string(),
+        });
+    }
+    Ok(())
+}
+
+impl Task {
+    /// The module call with every string argument rendered against `vars`.
+    pub fn module_call(
+        &self,
+        env: &minijinja::Environment<'_>,
+        vars: &minijinja::Value,
+    ) -> Result<ModuleCall, String> {
+        let args = fill(&self.args, env, vars)?;
+        let mut map = serde_json::Map::new();
+        map.insert(self.module.clone(), args);
+        serde_json::from_value(Json::Object(map)).map_err(|e| e.to_string())
+    }
+
+    /// Whether `when` holds for these variables (no `when`: always).
+    pub fn applies(
+        &self,
+        env: &minijinja::Environment<'_>,
+        vars: &minijinja::Value,
+    ) -> Result<bool, String> {
+        let Some(expr) = &self.when else {
+            return Ok(true);
+        };
+        let compiled = env
+            .compile_expression(expr)
+            .map_err(|e| format!("when `{expr}`: {e}"))?;
+        compiled
+            .eval(vars)
+            .map(|v| v.is_true())
+            .map_err(|e| format!("when `{expr}`: {e}"))
+    }
+}
+
+fn fill(
+    value: &Json,
+    env: &minijinja::Environment<'_>,
+    vars: &minijinja::Value,
+) -> Result<Json, String> {
+    Ok(match value {
+        Json::String(s) if s.contains("{{") => {
+            Json::String(env.render_str(s, vars).map_err(|e| format!("`{s}`: {e}"))?)
+        }
+        Json::Array(a) => Json::Array(
+            a.iter()
+                .map(|v| fill(v, env, vars))
+                .collect::<Result<_, _>>()?,
+        ),
+        Json::Object(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), fill(v, env, vars)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Which tasks a run includes: `--tags` and `--skip-tags`.
+#[derive(Debug, Clone, Default)]
+pub struct TagFilter {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+impl TagFilter {
+    pub fn selects(&self, task: &Task) -> bool {
+        let has = |list: &[String]| task.tags.iter().any(|t| list.contains(t));
+        (self.only.is_empty() || has(&self.only)) && !has(&self.skip)
+    }
+}
+
+/// Every tag used in the embedded playbooks, for `--tags` validation.
+pub fn all_tags(p: &Playbook) -> Vec<String> {
+    let mut tags: Vec<String> = p.tasks.iter().flat_map(|t| t.tags.clone()).collect();
+    tags.sort();
+    tags.dedup();
+    tags
+}

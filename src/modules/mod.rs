@@ -1,0 +1,102 @@
+//! Modules: one file each, each answering two questions separately — what is
+//! on the host now (a facts script, one round trip) and what must change
+//! (a list of [`Change`]s with their exact steps).
+
+mod apt;
+mod directory;
+mod files;
+mod monitor_binary;
+mod node;
+mod openclaw;
+mod sshd;
+mod systemd;
+mod tailscale;
+mod ufw;
+mod user;
+mod workspace;
+
+use serde::Deserialize;
+
+use crate::engine::{Change, Host, HostError, TaskContext};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub(crate) fn fail(msg: impl Into<String>) -> ModuleError {
+    ModuleError::Failed(msg.into())
+}
+
+/// A task's module and its arguments, as written in a playbook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModuleCall {
+    Apt(apt::Args),
+    User(user::Args),
+    Directory(directory::Args),
+    Files(files::Args),
+    Sshd(sshd::Args),
+    Ufw(ufw::Args),
+    Systemd(systemd::Args),
+    Node(node::Args),
+    Openclaw(openclaw::Args),
+    OpenclawPlugins(openclaw::PluginArgs),
+    OpenclawValidate(openclaw::ValidateArgs),
+    Tailscale(tailscale::Args),
+    Workspace(workspace::Args),
+    MonitorBinary(monitor_binary::Args),
+}
+
+/// Reads the host and returns what must change (empty: nothing to do).
+pub async fn plan<H: Host>(
+    call: &ModuleCall,
+    host: &H,
+    ctx: &TaskContext<'_>,
+) -> Result<Vec<Change>, ModuleError> {
+    match call {
+        ModuleCall::Apt(a) => apt::plan(a, host).await,
+        ModuleCall::User(a) => user::plan(a, host).await,
+        ModuleCall::Directory(a) => directory::plan(a, host).await,
+        ModuleCall::Files(a) => files::plan(a, host, ctx).await,
+        ModuleCall::Sshd(a) => sshd::plan(a, host, ctx).await,
+        ModuleCall::Ufw(a) => ufw::plan(a, host, ctx).await,
+        ModuleCall::Systemd(a) => systemd::plan(a, host).await,
+        ModuleCall::Node(a) => node::plan(a, host, ctx).await,
+        ModuleCall::Openclaw(a) => openclaw::plan(a, host, ctx).await,
+        ModuleCall::OpenclawPlugins(a) => openclaw::plan_plugins(a, host, ctx).await,
+        ModuleCall::OpenclawValidate(_) => Ok(Vec::new()),
+        ModuleCall::Tailscale(a) => tailscale::plan(a, host, ctx).await,
+        ModuleCall::Workspace(a) => workspace::plan(a, host, ctx).await,
+        ModuleCall::MonitorBinary(a) => monitor_binary::plan(a, host, ctx).await,
+    }
+}
+
+/// Checks a module makes after its changes, and on every real run for the
+/// pure checks (`openclaw_validate`); skipped under `--check`.
+pub async fn verify<H: Host>(
+    call: &ModuleCall,
+    host: &H,
+    ctx: &TaskContext<'_>,
+) -> Result<(), ModuleError> {
+    match call {
+        ModuleCall::OpenclawValidate(a) => openclaw::validate(a, host, ctx).await,
+        _ => Ok(()),
+    }
+}
+
+/// Whether a module is a pure check, run even when it plans no change.
+pub fn is_check(call: &ModuleCall) -> bool {
+    matches!(call, ModuleCall::OpenclawValidate(_))
+}
+
+/// Runs a facts script and returns its stdout; a facts script that fails is a
+/// module bug or a broken host, never "no change".
+pub(crate) async fn facts<H: Host>(host: &H, script: &str) -> Result<String, ModuleError> {
+    Ok(host.check(script).await?.stdout)
+}
+
+pub(crate) use crate::shell::quote as q;

@@ -1,0 +1,74 @@
+//! Node.js from the official tarball: downloaded on the host from
+//! `node.mirror`, SHA-256 checked against the release's SHASUMS256.txt,
+//! unpacked to /opt/node-v<ver>-linux-<arch>, and /opt/node switched to it
+//! atomically. A version switch converges the same way.
+
+use serde::Deserialize;
+
+use super::{facts, fail, q, ModuleError};
+use crate::engine::{Change, Host, Step, TaskContext};
+use crate::render::layout::NODE_HOME;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Args {}
+
+pub async fn plan<H: Host>(
+    _: &Args,
+    host: &H,
+    ctx: &TaskContext<'_>,
+) -> Result<Vec<Change>, ModuleError> {
+    let arch = ctx.facts.node_arch().ok_or_else(|| {
+        fail(format!(
+            "Node.js has no official build for architecture `{}`",
+            ctx.facts.arch
+        ))
+    })?;
+    let version = ctx.inv.node.version.to_string();
+    let name = format!("node-v{version}-linux-{arch}");
+    let dir = format!("/opt/{name}");
+    let out = facts(
+        host,
+        &format!(
+            "readlink {NODE_HOME} || echo none; {NODE_HOME}/bin/node --version 2>/dev/null || echo none; [ -x {NODE_HOME}/bin/npm ] && echo npm || echo nonpm"
+        ),
+    )
+    .await?;
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    if lines.first() == Some(&dir.as_str())
+        && lines.get(1) == Some(&format!("v{version}").as_str())
+        && lines.get(2) == Some(&"npm")
+    {
+        return Ok(Vec::new());
+    }
+    let current = lines.get(1).copied().unwrap_or("none");
+    let mirror = ctx.inv.node.mirror.trim_end_matches('/');
+    let script = format!(
+        r#"set -eu
+base={base}; name={name}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+curl -fsSL --retry 3 --connect-timeout 15 -o "$tmp/SHASUMS256.txt" "$base/SHASUMS256.txt"
+file=""
+for ext in tar.gz tar.xz; do
+  if grep -E "^[0-9a-f]{{64}}  $name\.$ext\$" "$tmp/SHASUMS256.txt" > "$tmp/sum"; then file="$name.$ext"; break; fi
+done
+[ -n "$file" ] || {{ echo "$base/SHASUMS256.txt lists no $name.tar.gz or .tar.xz" >&2; exit 1; }}
+curl -fsSL --retry 3 --connect-timeout 15 -o "$tmp/$file" "$base/$file"
+(cd "$tmp" && sha256sum -c --quiet sum) || {{ echo "checksum mismatch for $file: refusing to install it" >&2; exit 1; }}
+rm -rf "/opt/$name.ocfo-new"; mkdir -p "/opt/$name.ocfo-new"
+tar -xf "$tmp/$file" -C "/opt/$name.ocfo-new" --strip-components=1 --no-same-owner
+rm -rf "/opt/$name"; mv "/opt/$name.ocfo-new" "/opt/$name"
+"/opt/$name/bin/node" --version >/dev/null
+ln -sfn "/opt/$name" {home}.ocfo-new && mv -Tf {home}.ocfo-new {home}
+"#,
+        base = q(&format!("{mirror}/v{version}")),
+        name = q(&name),
+        home = NODE_HOME,
+    );
+    Ok(vec![Change::new(
+        format!(
+            "install Node.js v{version} ({arch}) from {mirror}, checksum-verified (now: {current})"
+        ),
+        vec![Step::run(script)],
+    )])
+}

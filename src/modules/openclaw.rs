@@ -1,0 +1,164 @@
+//! OpenClaw itself: the pinned npm package under its own prefix, the node's
+//! plugin channels, and `openclaw config validate` of the installed config.
+
+use serde::Deserialize;
+
+use super::{facts, fail, q, ModuleError};
+use crate::engine::{Change, Host, Step, TaskContext};
+use crate::inventory::channel_is_plugin;
+use crate::render::layout::{GATEWAY_ENV_FILE, NODE_HOME, OPENCLAW_PREFIX};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Args {}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginArgs {}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateArgs {}
+
+/// The environment npm and openclaw need: Node on PATH (plugins shell out to
+/// npm) and the system CA bundle (hosts behind a TLS-inspecting proxy).
+fn node_env() -> String {
+    format!(
+        "PATH={OPENCLAW_PREFIX}/bin:{NODE_HOME}/bin:/usr/local/bin:/usr/bin:/bin NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"
+    )
+}
+
+pub async fn plan<H: Host>(
+    _: &Args,
+    host: &H,
+    ctx: &TaskContext<'_>,
+) -> Result<Vec<Change>, ModuleError> {
+    let want = &ctx.inv.openclaw.version;
+    let pkg = format!("{OPENCLAW_PREFIX}/lib/node_modules/openclaw/package.json");
+    let out = facts(
+        host,
+        &format!("if [ -f {pkg} ]; then {NODE_HOME}/bin/node -p \"require('{pkg}').version\" 2>/dev/null || echo unreadable; else echo none; fi"),
+    )
+    .await?;
+    let have = out.trim();
+    if have == want {
+        return Ok(Vec::new());
+    }
+    let script = format!(
+        "set -e\nmkdir -p {OPENCLAW_PREFIX}\n{env} {NODE_HOME}/bin/npm install -g --prefix {OPENCLAW_PREFIX} --no-fund --no-audit --no-update-notifier --loglevel=error {spec}\n\
+         test -x {OPENCLAW_PREFIX}/bin/openclaw",
+        env = node_env(),
+        spec = q(&format!("openclaw@{want}")),
+    );
+    Ok(vec![Change::new(
+        format!("install openclaw@{want} (now: {have})"),
+        vec![Step::run(script)],
+    )])
+}
+
+/// Plugin channels are installed into the gateway user's state folder. The
+/// install runs against an empty scratch config: the real one enables the
+/// plugin, which OpenClaw refuses while the plugin is missing.
+pub async fn plan_plugins<H: Host>(
+    _: &PluginArgs,
+    host: &H,
+    ctx: &TaskContext<'_>,
+) -> Result<Vec<Change>, ModuleError> {
+    let plugins: Vec<&str> = ctx
+        .inv
+        .node(ctx.role)
+        .channels
+        .iter()
+        .map(String::as_str)
+        .filter(|c| channel_is_plugin(c))
+        .collect();
+    if plugins.is_empty() {
+        return Ok(Vec::new());
+    }
+    let home = &ctx.layout.home;
+    let mut script = String::new();
+    for p in &plugins {
+        script.push_str(&format!(
+            "if [ -d {home}/.openclaw/extensions/{p} ]; then echo {p} yes; else echo {p} no; fi\n",
+            home = q(home),
+            p = q(p)
+        ));
+    }
+    let out = facts(host, &script).await?;
+    let user = q(&ctx.layout.user);
+    let mut changes = Vec::new();
+    for line in out.lines() {
+        let Some((id, "no")) = line.split_once(' ') else {
+            continue;
+        };
+        let spec = format!("@openclaw/{id}@{}", ctx.inv.openclaw.version);
+        let script = format!(
+            "set -e\nscratch=$(runuser -u {user} -- mktemp -d)\ntrap 'rm -rf \"$scratch\"' EXIT\necho '{{}}' | runuser -u {user} -- tee \"$scratch/openclaw.json\" >/dev/null\n\
+             cd {home}\nrunuser -u {user} -- env HOME={home} {env} OPENCLAW_CONFIG_PATH=\"$scratch/openclaw.json\" {OPENCLAW_PREFIX}/bin/openclaw plugins install {spec}\n\
+             test -d {home}/.openclaw/extensions/{id}",
+            home = q(home),
+            env = node_env(),
+            spec = q(&spec),
+            id = q(id),
+        );
+        changes.push(Change::new(
+            format!("install plugin {spec}"),
+            vec![Step::run(script)],
+        ));
+    }
+    Ok(changes)
+}
+
+#[derive(Debug, Deserialize)]
+struct Validation {
+    valid: bool,
+    #[serde(default)]
+    warnings: Vec<serde_json::Value>,
+    #[serde(default)]
+    errors: Vec<serde_json::Value>,
+}
+
+/// `openclaw config validate --json` as the gateway user, with the node's
+/// environment file loaded so `${VAR}` references resolve.
+pub async fn validate<H: Host>(
+    _: &ValidateArgs,
+    host: &H,
+    ctx: &TaskContext<'_>,
+) -> Result<(), ModuleError> {
+    let script = format!(
+        "set -a; . {GATEWAY_ENV_FILE}; set +a\ncd {home}\nrunuser -u {user} -- env HOME={home} {env} OPENCLAW_CONFIG_PATH={config} {OPENCLAW_PREFIX}/bin/openclaw config validate --json",
+        home = q(&ctx.layout.home),
+        user = q(&ctx.layout.user),
+        env = node_env(),
+        config = q(&ctx.layout.config_path),
+    );
+    let out = host.run(&script, None).await?;
+    // The JSON document is the last `{` line block of stdout; log lines may precede it.
+    let json_start = out.stdout.find('{');
+    let parsed: Option<Validation> =
+        json_start.and_then(|i| serde_json::from_str(&out.stdout[i..]).ok());
+    match parsed {
+        Some(v) if v.valid => {
+            for w in v.warnings {
+                tracing::warn!(
+                    "{}: openclaw config: {}",
+                    host.name(),
+                    ctx.redactor.redact(&w.to_string())
+                );
+            }
+            Ok(())
+        }
+        Some(v) => Err(fail(format!(
+            "openclaw config validate says the config is invalid: {}",
+            ctx.redactor.redact(
+                &serde_json::Value::Array(v.errors.into_iter().chain(v.warnings).collect())
+                    .to_string()
+            )
+        ))),
+        None => Err(fail(format!(
+            "openclaw config validate failed ({}): {}",
+            out.status.map_or("killed".into(), |c| format!("exit {c}")),
+            ctx.redactor.redact(out.stderr.trim())
+        ))),
+    }
+}
