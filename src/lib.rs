@@ -17,3 +17,4 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 pub mod engine;
 pub mod modules;
+pub mod deploy;
