@@ -56,14 +56,17 @@ pub async fn plan<H: Host>(
     )])
 }
 
-/// Plugin channels are installed into the gateway user's state folder. The
-/// install runs against an empty scratch config: the real one enables the
-/// plugin, which OpenClaw refuses while the plugin is missing.
-pub async fn plan_plugins<H: Host>(
-    _: &PluginArgs,
-    host: &H,
-    ctx: &TaskContext<'_>,
-) -> Result<Vec<Change>, ModuleError> {
+/// Where OpenClaw 2026.9 keeps an npm-installed plugin: a project folder per
+/// plugin next to the config (`~/.openclaw/npm/projects/openclaw-<id>-<hash>`).
+fn plugin_package_glob(home: &str, id: &str) -> String {
+    format!("{home}/.openclaw/npm/projects/openclaw-{id}-*/node_modules/@openclaw/{id}/package.json")
+}
+
+/// Plugin channels, pinned to the OpenClaw version. OpenClaw's own doctor may
+/// install a configured plugin by itself when any command starts, after which
+/// `plugins install` says "already exists": so the install runs with
+/// `--force` and success is judged by the installed package, not the exit code.
+pub async fn plan_plugins<H: Host>(_: &PluginArgs, host: &H, ctx: &TaskContext<'_>) -> Result<Vec<Change>, ModuleError> {
     let plugins: Vec<&str> = ctx
         .inv
         .node(ctx.role)
@@ -76,11 +79,12 @@ pub async fn plan_plugins<H: Host>(
         return Ok(Vec::new());
     }
     let home = &ctx.layout.home;
+    let version = &ctx.inv.openclaw.version;
     let mut script = String::new();
     for p in &plugins {
         script.push_str(&format!(
-            "if [ -d {home}/.openclaw/extensions/{p} ]; then echo {p} yes; else echo {p} no; fi\n",
-            home = q(home),
+            "v=$(cat {glob} 2>/dev/null | sed -n 's/^ *\"version\": *\"\\([^\"]*\\)\".*/\\1/p' | head -n1); echo {p} \"${{v:-none}}\"\n",
+            glob = plugin_package_glob(&q(home), p),
             p = q(p)
         ));
     }
@@ -88,23 +92,24 @@ pub async fn plan_plugins<H: Host>(
     let user = q(&ctx.layout.user);
     let mut changes = Vec::new();
     for line in out.lines() {
-        let Some((id, "no")) = line.split_once(' ') else {
+        let Some((id, have)) = line.split_once(' ') else {
             continue;
         };
-        let spec = format!("@openclaw/{id}@{}", ctx.inv.openclaw.version);
+        if have == version {
+            continue;
+        }
+        let spec = format!("@openclaw/{id}@{version}");
         let script = format!(
-            "set -e\nscratch=$(runuser -u {user} -- mktemp -d)\ntrap 'rm -rf \"$scratch\"' EXIT\necho '{{}}' | runuser -u {user} -- tee \"$scratch/openclaw.json\" >/dev/null\n\
-             cd {home}\nrunuser -u {user} -- env HOME={home} {env} OPENCLAW_CONFIG_PATH=\"$scratch/openclaw.json\" {OPENCLAW_PREFIX}/bin/openclaw plugins install {spec}\n\
-             test -d {home}/.openclaw/extensions/{id}",
+            "cd {home}
+log=$(runuser -u {user} -- env HOME={home} {env} OPENCLAW_CONFIG_PATH={config} {OPENCLAW_PREFIX}/bin/openclaw plugins install --force {spec} 2>&1)
+             if ! grep -qs '\"version\": *\"{version}\"' {glob}; then printf '%s\\n' \"$log\" | tail -n 20 >&2; echo 'plugin {spec} is not installed after `openclaw plugins install`' >&2; exit 1; fi",
             home = q(home),
             env = node_env(),
+            config = q(&ctx.layout.config_path),
             spec = q(&spec),
-            id = q(id),
+            glob = plugin_package_glob(&q(home), id),
         );
-        changes.push(Change::new(
-            format!("install plugin {spec}"),
-            vec![Step::run(script)],
-        ));
+        changes.push(Change::new(format!("install plugin {spec} (now: {have})"), vec![Step::run(script)]));
     }
     Ok(changes)
 }
