@@ -26,7 +26,9 @@ pub struct DeployOptions {
 /// Who is deploying, for the lock message on the host.
 pub fn who() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "someone".into());
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
     format!("ocfo deploy by {user}@{host}, pid {}", std::process::id())
 }
 
@@ -76,10 +78,14 @@ where
             let mut report = HostReport::new(role, &node.host);
             let result: Result<(), String> = async {
                 let host = connect(role).await?;
-                let files = render_node(inv, role, secrets, SecretMode::Reveal).map_err(|e| redactor.redact(&e.to_string()))?;
+                let files = render_node(inv, role, secrets, SecretMode::Reveal)
+                    .map_err(|e| redactor.redact(&e.to_string()))?;
                 let facts = facts::gather(&host).await.map_err(|e| e.to_string())?;
                 if facts.init != "systemd" {
-                    return Err(format!("{role}: ocfo needs systemd as init, found `{}`", facts.init));
+                    return Err(format!(
+                        "{role}: ocfo needs systemd as init, found `{}`",
+                        facts.init
+                    ));
                 }
                 let ctx = TaskContext {
                     inv,
@@ -106,5 +112,7 @@ where
 }
 
 fn selected(opts: &DeployOptions) -> impl Iterator<Item = Role> + '_ {
-    Role::ALL.into_iter().filter(move |r| opts.limit.is_none_or(|l| l == *r))
+    Role::ALL
+        .into_iter()
+        .filter(move |r| opts.limit.is_none_or(|l| l == *r))
 }

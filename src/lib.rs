@@ -15,6 +15,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+pub mod deploy;
 pub mod engine;
 pub mod modules;
-pub mod deploy;

@@ -15,3 +15,5 @@ pub use context::{RunOptions, TaskContext};
 pub use facts::Facts;
 pub use host::{CmdOutput, Host, HostError};
 pub use report::{HostReport, Status, TaskReport};
+#[cfg(test)]
+mod tests;

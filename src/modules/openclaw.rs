@@ -59,14 +59,20 @@ pub async fn plan<H: Host>(
 /// Where OpenClaw 2026.9 keeps an npm-installed plugin: a project folder per
 /// plugin next to the config (`~/.openclaw/npm/projects/openclaw-<id>-<hash>`).
 fn plugin_package_glob(home: &str, id: &str) -> String {
-    format!("{home}/.openclaw/npm/projects/openclaw-{id}-*/node_modules/@openclaw/{id}/package.json")
+    format!(
+        "{home}/.openclaw/npm/projects/openclaw-{id}-*/node_modules/@openclaw/{id}/package.json"
+    )
 }
 
 /// Plugin channels, pinned to the OpenClaw version. OpenClaw's own doctor may
 /// install a configured plugin by itself when any command starts, after which
 /// `plugins install` says "already exists": so the install runs with
 /// `--force` and success is judged by the installed package, not the exit code.
-pub async fn plan_plugins<H: Host>(_: &PluginArgs, host: &H, ctx: &TaskContext<'_>) -> Result<Vec<Change>, ModuleError> {
+pub async fn plan_plugins<H: Host>(
+    _: &PluginArgs,
+    host: &H,
+    ctx: &TaskContext<'_>,
+) -> Result<Vec<Change>, ModuleError> {
     let plugins: Vec<&str> = ctx
         .inv
         .node(ctx.role)
@@ -109,7 +115,10 @@ log=$(runuser -u {user} -- env HOME={home} {env} OPENCLAW_CONFIG_PATH={config} {
             spec = q(&spec),
             glob = plugin_package_glob(&q(home), id),
         );
-        changes.push(Change::new(format!("install plugin {spec} (now: {have})"), vec![Step::run(script)]));
+        changes.push(Change::new(
+            format!("install plugin {spec} (now: {have})"),
+            vec![Step::run(script)],
+        ));
     }
     Ok(changes)
 }
