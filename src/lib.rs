@@ -18,3 +18,5 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub mod deploy;
 pub mod engine;
 pub mod modules;
+pub mod ssh;
+pub mod transport;

@@ -61,7 +61,10 @@ pub fn run(args: DeployArgs, out: Output) -> ExitCode {
     let known = ocfo::engine::playbook::all_tags(&book);
     for t in args.tags.iter().chain(&args.skip_tags) {
         if !known.contains(t) {
-            eprintln!("error: unknown tag `{t}`; the playbooks use: {}", known.join(", "));
+            eprintln!(
+                "error: unknown tag `{t}`; the playbooks use: {}",
+                known.join(", ")
+            );
             return ExitCode::FAILURE;
         }
     }
@@ -81,13 +84,22 @@ pub fn run(args: DeployArgs, out: Output) -> ExitCode {
             diff: args.diff,
             monitor_binary,
         },
-        limit: args.limit.as_deref().map(|l| if l == "primary" { Role::Primary } else { Role::Standby }),
+        limit: args.limit.as_deref().map(|l| {
+            if l == "primary" {
+                Role::Primary
+            } else {
+                Role::Standby
+            }
+        }),
         tags: TagFilter {
             only: args.tags.clone(),
             skip: args.skip_tags.clone(),
         },
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod deploy;
+mod progress;
 mod render;
 mod validate;
 
@@ -27,6 +29,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Write the files deploy would install, per node, into a folder.
     Render(render::RenderArgs),
+    /// Converge both hosts over SSH: harden, install, configure, start.
+    Deploy(deploy::DeployArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -77,6 +81,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(args, out),
         Command::Render(args) => render::run(args, out),
+        Command::Deploy(args) => deploy::run(args, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ocfo", &mut std::io::stdout());

@@ -83,10 +83,14 @@ impl Progress {
                     (Status::Ok, _) => self.paint("32", "ok"),
                     (Status::Skipped, _) => self.paint("36", "skipped"),
                 };
-                let show = matches!(report.status, Status::Changed | Status::Failed) || self.verbose;
+                let show =
+                    matches!(report.status, Status::Changed | Status::Failed) || self.verbose;
                 if show {
                     let handler = if report.handler { " (handler)" } else { "" };
-                    self.line(&format!("{node:<8} {label}: {}{handler} [{} ms]", report.task, report.duration_ms));
+                    self.line(&format!(
+                        "{node:<8} {label}: {}{handler} [{} ms]",
+                        report.task, report.duration_ms
+                    ));
                     for c in &report.changes {
                         self.line(&format!("         - {c}"));
                     }
@@ -126,7 +130,11 @@ impl Progress {
 
 /// The Ansible-like recap, one line per host.
 pub fn recap(reports: &[HostReport], out: Output, check: bool) -> String {
-    let mut s = String::from(if check { "\nRECAP (check mode: nothing was changed)\n" } else { "\nRECAP\n" });
+    let mut s = String::from(if check {
+        "\nRECAP (check mode: nothing was changed)\n"
+    } else {
+        "\nRECAP\n"
+    });
     for r in reports {
         let c = &r.counts;
         let state = if r.failed() {
@@ -134,7 +142,11 @@ pub fn recap(reports: &[HostReport], out: Output, check: bool) -> String {
         } else if r.interrupted {
             "interrupted"
         } else if c.changed > 0 {
-            if check { "changes pending" } else { "changed" }
+            if check {
+                "changes pending"
+            } else {
+                "changed"
+            }
         } else {
             "converged"
         };
@@ -148,7 +160,13 @@ pub fn recap(reports: &[HostReport], out: Output, check: bool) -> String {
             c.skipped,
             r.duration_ms as f64 / 1000.0
         );
-        let code = if r.failed() { "31" } else if c.changed > 0 { "33" } else { "32" };
+        let code = if r.failed() {
+            "31"
+        } else if c.changed > 0 {
+            "33"
+        } else {
+            "32"
+        };
         if out.color {
             s.push_str(&format!("\x1b[{code}m{line}\x1b[0m\n"));
         } else {

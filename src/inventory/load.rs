@@ -246,6 +246,8 @@ fn default_ssh() -> SshSettings {
         port: 22,
         identity_file: None,
         known_hosts: "~/.ssh/known_hosts".into(),
+        user_explicit: false,
+        port_explicit: false,
     }
 }
 
@@ -282,6 +284,8 @@ fn ssh_settings(
             Some(_) => d.opt_string(&f, "known_hosts")?,
             None => base.known_hosts.clone(),
         },
+        user_explicit: base.user_explicit || f.get("user").is_some(),
+        port_explicit: base.port_explicit || f.get("port").is_some(),
     })
 }
 

@@ -79,6 +79,10 @@ pub struct SshSettings {
     pub port: u16,
     pub identity_file: Option<String>,
     pub known_hosts: String,
+    /// Whether `user` / `port` were written in the inventory; when not,
+    /// `~/.ssh/config` may set them for the host.
+    pub user_explicit: bool,
+    pub port_explicit: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,126 @@
+//! The SSH transport: russh on tokio, one connection per host.
+//!
+//! `config` reads `~/.ssh/config`, `known_hosts` verifies host keys (an
+//! unknown host is refused unless `--accept-new-host-keys`; a changed key is
+//! always refused), `session` authenticates (agent first, then key files)
+//! and runs scripts and writes files over channels of the one connection.
+
+pub mod config;
+pub mod known_hosts;
+mod session;
+
+use std::path::PathBuf;
+
+pub use session::{public_key_of, ConnectOptions, HostSession, SshTarget};
+
+use crate::inventory::{Inventory, Role};
+use crate::secrets::expand_tilde;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("cannot connect to {host}: {reason}")]
+    Connect { host: String, reason: String },
+    #[error("{host} is not in {known_hosts} (host key {fingerprint}); check the fingerprint, then re-run with --accept-new-host-keys to record it")]
+    UnknownHostKey {
+        host: String,
+        fingerprint: String,
+        known_hosts: String,
+    },
+    #[error("HOST KEY CHANGED for {host}: it presents {fingerprint}, but {known_hosts}:{line} records {recorded}. Someone may be intercepting the connection, or the host was reinstalled; ocfo refuses to connect. If the change is expected, remove line {line} of {known_hosts} and re-run with --accept-new-host-keys")]
+    ChangedHostKey {
+        host: String,
+        fingerprint: String,
+        recorded: String,
+        known_hosts: String,
+        line: usize,
+    },
+    #[error("the host key of {host} ({fingerprint}) is marked @revoked in {known_hosts}:{line}; ocfo refuses to connect")]
+    RevokedHostKey {
+        host: String,
+        fingerprint: String,
+        known_hosts: String,
+        line: usize,
+    },
+    #[error("{}", auth_message(.host, .tried, .encrypted))]
+    Auth {
+        host: String,
+        tried: Vec<String>,
+        encrypted: Vec<String>,
+    },
+    #[error("{host}: passwordless sudo is not available ({stderr}); give the login user NOPASSWD sudo, or log in as root")]
+    Sudo { host: String, stderr: String },
+    #[error("{host}: `{command}` did not finish within {secs}s")]
+    Timeout {
+        host: String,
+        command: String,
+        secs: u64,
+    },
+    #[error("{host}: `{command}` failed: {stderr}")]
+    Remote {
+        host: String,
+        command: String,
+        stderr: String,
+    },
+}
+
+fn auth_message(host: &str, tried: &[String], encrypted: &[String]) -> String {
+    let mut s = format!("authentication failed for {host}");
+    if tried.is_empty() && encrypted.is_empty() {
+        s.push_str(": no key to try (no ssh-agent keys, no identity file found); set ssh.identity_file or load a key with ssh-add");
+    } else if !tried.is_empty() {
+        s.push_str(&format!("; tried {}", tried.join(", ")));
+    }
+    for e in encrypted {
+        s.push_str(&format!("; {e} is passphrase-protected: add it to your agent with `ssh-add {e}` so ocfo can use it"));
+    }
+    s
+}
+
+/// The connection target for a node: the inventory's settings, with
+/// `~/.ssh/config` filling HostName, and User, Port and IdentityFile where the
+/// inventory does not set them.
+pub fn target_for(inv: &Inventory, role: Role, ssh_config: Option<&str>) -> SshTarget {
+    let node = inv.node(role);
+    let ssh = &node.ssh;
+    let cfg = ssh_config
+        .map(|t| config::lookup(t, &node.host))
+        .unwrap_or_default();
+    let mut identity_files: Vec<PathBuf> = Vec::new();
+    if let Some(f) = &ssh.identity_file {
+        identity_files.push(crate::inventory::laptop_path(inv, f));
+    }
+    identity_files.extend(cfg.identity_files.iter().map(|f| expand_tilde(f)));
+    for default in ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"] {
+        let p = expand_tilde(default);
+        if !identity_files.contains(&p) {
+            identity_files.push(p);
+        }
+    }
+    SshTarget {
+        name: role.to_string(),
+        hostname: cfg.hostname.unwrap_or_else(|| node.host.clone()),
+        port: if ssh.port_explicit {
+            ssh.port
+        } else {
+            cfg.port.unwrap_or(ssh.port)
+        },
+        user: if ssh.user_explicit {
+            ssh.user.clone()
+        } else {
+            cfg.user.unwrap_or_else(|| ssh.user.clone())
+        },
+        identity_files,
+        known_hosts: crate::inventory::laptop_path(inv, &ssh.known_hosts),
+    }
+}
+
+/// Connects to a node as the inventory says, reading `~/.ssh/config`.
+pub async fn connect_node(
+    inv: &Inventory,
+    role: Role,
+    opts: ConnectOptions,
+) -> Result<HostSession, SshError> {
+    let text = config::default_path().and_then(|p| std::fs::read_to_string(p).ok());
+    let target = target_for(inv, role, text.as_deref());
+    HostSession::connect(&target, opts).await
+}

@@ -1,0 +1,460 @@
+//! One authenticated SSH connection per host, with many commands multiplexed
+//! over it as channels.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, AuthResult};
+use russh::keys::agent::client::AgentClient;
+use russh::keys::agent::AgentIdentity;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::ChannelMsg;
+
+use super::known_hosts::{self, Verdict};
+use super::SshError;
+use crate::engine::host::{CmdOutput, Host, HostError};
+use crate::shell::quote;
+
+/// Where and as whom to connect, after `~/.ssh/config` was applied.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    /// The node's name for messages (`primary`).
+    pub name: String,
+    /// What to connect to (an address or a resolved HostName).
+    pub hostname: String,
+    pub port: u16,
+    pub user: String,
+    /// Key files to try after the agent, in order.
+    pub identity_files: Vec<PathBuf>,
+    pub known_hosts: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectOptions {
+    pub accept_new_host_keys: bool,
+    pub connect_timeout: Duration,
+    /// The longest a single remote command may run.
+    pub command_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            accept_new_host_keys: false,
+            connect_timeout: Duration::from_secs(15),
+            command_timeout: Duration::from_secs(900),
+        }
+    }
+}
+
+struct Verifier {
+    hostname: String,
+    port: u16,
+    known_hosts: PathBuf,
+    accept_new: bool,
+    /// What the check found, for a precise error when the handshake is refused.
+    seen: Arc<Mutex<Option<(Verdict, String)>>>,
+}
+
+impl client::Handler for Verifier {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            return Ok(false);
+        };
+        let text = std::fs::read_to_string(&self.known_hosts).unwrap_or_default();
+        let verdict = known_hosts::check(&text, &self.hostname, self.port, key);
+        let fingerprint = known_hosts::fingerprint(key);
+        let accept = match &verdict {
+            Verdict::Trusted => true,
+            Verdict::Unknown if self.accept_new => {
+                match known_hosts::append(&self.known_hosts, &self.hostname, self.port, key) {
+                    Ok(()) => {
+                        tracing::info!(
+                            "recorded the host key of {} ({fingerprint}) in {}",
+                            self.hostname,
+                            self.known_hosts.display()
+                        );
+                        true
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            "cannot record the host key in {}: {e}",
+                            self.known_hosts.display()
+                        );
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some((verdict, fingerprint));
+        }
+        Ok(accept)
+    }
+}
+
+pub struct HostSession {
+    handle: client::Handle<Verifier>,
+    name: String,
+    /// `user@host:port`, for messages.
+    address: String,
+    /// Commands go through `sudo -n` for a non-root login.
+    sudo: bool,
+    command_timeout: Duration,
+}
+
+impl HostSession {
+    pub async fn connect(
+        target: &SshTarget,
+        opts: ConnectOptions,
+    ) -> Result<HostSession, SshError> {
+        let address = format!("{}@{}:{}", target.user, target.hostname, target.port);
+        let seen = Arc::new(Mutex::new(None));
+        let verifier = Verifier {
+            hostname: target.hostname.clone(),
+            port: target.port,
+            known_hosts: target.known_hosts.clone(),
+            accept_new: opts.accept_new_host_keys,
+            seen: seen.clone(),
+        };
+        let config = Arc::new(client::Config {
+            inactivity_timeout: None,
+            keepalive_interval: Some(Duration::from_secs(15)),
+            keepalive_max: 4,
+            nodelay: true,
+            ..Default::default()
+        });
+        let connecting = client::connect(config, (target.hostname.as_str(), target.port), verifier);
+        let result = tokio::time::timeout(opts.connect_timeout, connecting).await;
+        let mut handle = match result {
+            Err(_) => {
+                return Err(SshError::Connect {
+                    host: address,
+                    reason: format!("no answer within {}s", opts.connect_timeout.as_secs()),
+                })
+            }
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => {
+                let seen = seen.lock().ok().and_then(|s| s.clone());
+                return Err(
+                    host_key_error(target, &address, seen).unwrap_or(SshError::Connect {
+                        host: address,
+                        reason: e.to_string(),
+                    }),
+                );
+            }
+        };
+        authenticate(&mut handle, target, &address).await?;
+        let mut session = HostSession {
+            handle,
+            name: target.name.clone(),
+            address,
+            sudo: target.user != "root",
+            command_timeout: opts.command_timeout,
+        };
+        if session.sudo {
+            session.check_sudo().await?;
+        }
+        Ok(session)
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn check_sudo(&mut self) -> Result<(), SshError> {
+        let out = self.exec_raw("sudo -n true", None).await?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(SshError::Sudo {
+            host: self.address.clone(),
+            stderr: out.stderr.trim().to_string(),
+        })
+    }
+
+    /// Runs a command line as the login user, exactly as given.
+    pub async fn exec_raw(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<CmdOutput, SshError> {
+        let run = async {
+            let mut channel = self
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(|e| self.channel_error(e))?;
+            channel
+                .exec(true, command)
+                .await
+                .map_err(|e| self.channel_error(e))?;
+            if let Some(bytes) = stdin {
+                channel
+                    .data(bytes)
+                    .await
+                    .map_err(|e| self.channel_error(e))?;
+            }
+            channel.eof().await.map_err(|e| self.channel_error(e))?;
+            let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
+            while let Some(msg) = channel.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        status = i32::try_from(exit_status).ok()
+                    }
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        stderr.extend_from_slice(
+                            format!("killed by signal {signal_name:?}\n").as_bytes(),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            Ok(CmdOutput {
+                status,
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            })
+        };
+        match tokio::time::timeout(self.command_timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(SshError::Timeout {
+                host: self.address.clone(),
+                command: command.lines().next().unwrap_or("").to_string(),
+                secs: self.command_timeout.as_secs(),
+            }),
+        }
+    }
+
+    /// Runs a `sh` script as root.
+    pub async fn run_script(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<CmdOutput, SshError> {
+        let command = if self.sudo {
+            format!("sudo -n sh -c {}", quote(script))
+        } else {
+            format!("sh -c {}", quote(script))
+        };
+        self.exec_raw(&command, stdin).await
+    }
+
+    /// Writes a file atomically: a temp file in the same folder (mode 0600
+    /// while the bytes arrive), owner and mode set, then renamed into place.
+    pub async fn put_file(
+        &self,
+        path: &str,
+        content: &[u8],
+        mode: u32,
+        owner: &str,
+        group: &str,
+    ) -> Result<(), SshError> {
+        let p = quote(path);
+        let script = format!(
+            "set -e\nd=$(dirname {p})\nmkdir -p \"$d\"\nt=$(mktemp \"$d/.ocfo-XXXXXX\")\ntrap 'rm -f \"$t\"' EXIT\n\
+             cat > \"$t\"\nchown {o}:{g} \"$t\"\nchmod {mode:04o} \"$t\"\nmv -f \"$t\" {p}\ntrap - EXIT",
+            o = quote(owner),
+            g = quote(group),
+        );
+        let out = self.run_script(&script, Some(content)).await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(SshError::Remote {
+                host: self.address.clone(),
+                command: format!("write {path}"),
+                stderr: out.stderr.trim().to_string(),
+            })
+        }
+    }
+
+    /// A file's content, `None` when it does not exist.
+    pub async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, SshError> {
+        let p = quote(path);
+        let out = self
+            .run_script(
+                &format!("if [ -f {p} ]; then cat {p}; else exit 3; fi"),
+                None,
+            )
+            .await?;
+        match out.status {
+            Some(0) => Ok(Some(out.stdout.into_bytes())),
+            Some(3) => Ok(None),
+            _ => Err(SshError::Remote {
+                host: self.address.clone(),
+                command: format!("cat {path}"),
+                stderr: out.stderr.trim().to_string(),
+            }),
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "ocfo done", "en")
+            .await;
+    }
+
+    fn channel_error(&self, e: russh::Error) -> SshError {
+        SshError::Connect {
+            host: self.address.clone(),
+            reason: format!("the connection broke: {e}"),
+        }
+    }
+}
+
+fn host_key_error(
+    target: &SshTarget,
+    address: &str,
+    seen: Option<(Verdict, String)>,
+) -> Option<SshError> {
+    let (verdict, fingerprint) = seen?;
+    let known_hosts = target.known_hosts.display().to_string();
+    Some(match verdict {
+        Verdict::Unknown => SshError::UnknownHostKey {
+            host: address.to_string(),
+            fingerprint,
+            known_hosts,
+        },
+        Verdict::Changed { line, recorded } => SshError::ChangedHostKey {
+            host: address.to_string(),
+            fingerprint,
+            recorded,
+            known_hosts,
+            line,
+        },
+        Verdict::Revoked { line } => SshError::RevokedHostKey {
+            host: address.to_string(),
+            fingerprint,
+            known_hosts,
+            line,
+        },
+        Verdict::Trusted => return None,
+    })
+}
+
+async fn authenticate(
+    handle: &mut client::Handle<Verifier>,
+    target: &SshTarget,
+    address: &str,
+) -> Result<(), SshError> {
+    let user = target.user.as_str();
+    let mut tried = Vec::new();
+    let mut encrypted = Vec::new();
+    let rsa_hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten();
+
+    if let Ok(mut agent) = AgentClient::connect_env().await {
+        match agent.request_identities().await {
+            Ok(ids) => {
+                for id in ids {
+                    let AgentIdentity::PublicKey { key, comment } = id else {
+                        continue;
+                    };
+                    let hash = key.algorithm().is_rsa().then_some(rsa_hash).flatten();
+                    let label = format!(
+                        "agent key {}",
+                        if comment.is_empty() {
+                            key.algorithm().to_string()
+                        } else {
+                            comment
+                        }
+                    );
+                    match handle
+                        .authenticate_publickey_with(user, key, hash, &mut agent)
+                        .await
+                    {
+                        Ok(AuthResult::Success) => return Ok(()),
+                        _ => tried.push(label),
+                    }
+                }
+            }
+            Err(e) => tracing::debug!("ssh-agent: {e}"),
+        }
+    }
+
+    for path in &target.identity_files {
+        if !path.exists() {
+            continue;
+        }
+        let key = match russh::keys::load_secret_key(path, None) {
+            Ok(k) => k,
+            Err(russh::keys::Error::KeyIsEncrypted) => {
+                encrypted.push(path.display().to_string());
+                continue;
+            }
+            Err(e) => {
+                tried.push(format!("{} (unreadable: {e})", path.display()));
+                continue;
+            }
+        };
+        let key = PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash);
+        match handle.authenticate_publickey(user, key).await {
+            Ok(AuthResult::Success) => return Ok(()),
+            Ok(_) => tried.push(path.display().to_string()),
+            Err(e) => {
+                return Err(SshError::Connect {
+                    host: address.to_string(),
+                    reason: format!("authentication broke off: {e}"),
+                })
+            }
+        }
+    }
+    Err(SshError::Auth {
+        host: address.to_string(),
+        tried,
+        encrypted,
+    })
+}
+
+impl Host for HostSession {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<CmdOutput, HostError> {
+        self.run_script(script, stdin)
+            .await
+            .map_err(|e| HostError::Transport {
+                host: self.name.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    async fn put(
+        &self,
+        path: &str,
+        content: &[u8],
+        mode: u32,
+        owner: &str,
+        group: &str,
+    ) -> Result<(), HostError> {
+        self.put_file(path, content, mode, owner, group)
+            .await
+            .map_err(|e| HostError::Transport {
+                host: self.name.clone(),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// The public key of a key file, for messages and tests.
+pub fn public_key_of(path: &std::path::Path) -> Option<PublicKey> {
+    russh::keys::load_secret_key(path, None)
+        .ok()
+        .map(|k| k.public_key().clone())
+}
