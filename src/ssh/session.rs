@@ -108,7 +108,13 @@ pub struct HostSession {
     /// Commands go through `sudo -n` for a non-root login.
     sudo: bool,
     command_timeout: Duration,
+    /// OpenSSH allows 10 sessions per connection (`MaxSessions`); more
+    /// concurrent channels are refused, so they queue here instead.
+    channels: tokio::sync::Semaphore,
 }
+
+/// Below OpenSSH's default `MaxSessions` of 10.
+const MAX_CHANNELS: usize = 8;
 
 impl HostSession {
     pub async fn connect(
@@ -158,6 +164,7 @@ impl HostSession {
             address,
             sudo: target.user != "root",
             command_timeout: opts.command_timeout,
+            channels: tokio::sync::Semaphore::new(MAX_CHANNELS),
         };
         if session.sudo {
             session.check_sudo().await?;
@@ -187,6 +194,14 @@ impl HostSession {
         stdin: Option<&[u8]>,
     ) -> Result<CmdOutput, SshError> {
         let run = async {
+            let _permit = self
+                .channels
+                .acquire()
+                .await
+                .map_err(|_| SshError::Connect {
+                    host: self.address.clone(),
+                    reason: "the session is closing".into(),
+                })?;
             let mut channel = self
                 .handle
                 .channel_open_session()

@@ -1,0 +1,399 @@
+#![cfg(feature = "system-tests")]
+//! The SSH transport against a real OpenSSH server started by the test on a
+//! free port of 127.0.0.1 (needs root and openssh-server: CI installs it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use ocfo::engine::Host;
+use ocfo::ssh::{ConnectOptions, HostSession, SshError, SshTarget};
+
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn require(cond: bool, what: &str) {
+    assert!(cond, "system test prerequisite missing: {what}. Run as root with openssh-server and openssh-client installed (apt-get install openssh-server openssh-client), or deselect system tests with `cargo test --no-default-features`.");
+}
+
+fn keygen(path: &Path, passphrase: &str) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", passphrase, "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(st.success());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        require(nix_is_root(), "root");
+        require(Path::new("/usr/sbin/sshd").exists(), "/usr/sbin/sshd");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host_key"), "");
+        keygen(&d.join("client_key"), "");
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nSubsystem sftp internal-sftp\n",
+            hk = d.join("host_key").display(),
+            ak = d.join("authorized_keys").display(),
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("sshd starts");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Sshd { child, port, dir };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "sshd did not listen: {}",
+            std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+        );
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn host_line(&self) -> String {
+        let pubkey = std::fs::read_to_string(self.path("host_key.pub")).unwrap();
+        let mut parts = pubkey.split_whitespace();
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            self.port,
+            parts.next().unwrap(),
+            parts.next().unwrap()
+        )
+    }
+
+    fn target(&self, known_hosts: &Path, key: &str) -> SshTarget {
+        SshTarget {
+            name: "testhost".into(),
+            hostname: "127.0.0.1".into(),
+            port: self.port,
+            user: "root".into(),
+            identity_files: vec![self.path(key)],
+            known_hosts: known_hosts.to_path_buf(),
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false)
+}
+
+/// The tests change SSH_AUTH_SOCK, which is process-wide: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn no_agent() -> std::sync::MutexGuard<'static, ()> {
+    let guard = serial();
+    // The tests choose their agent explicitly.
+    std::env::remove_var("SSH_AUTH_SOCK");
+    guard
+}
+
+async fn connect(
+    sshd: &Sshd,
+    known_hosts: &Path,
+    accept_new: bool,
+) -> Result<HostSession, SshError> {
+    let opts = ConnectOptions {
+        accept_new_host_keys: accept_new,
+        ..Default::default()
+    };
+    HostSession::connect(&sshd.target(known_hosts, "client_key"), opts).await
+}
+
+#[tokio::test]
+async fn host_keys_unknown_accepted_then_verified_and_changed_refused() {
+    let _serial = no_agent();
+    let sshd = Sshd::start();
+    let kh = sshd.path("kh/known_hosts");
+    let err = connect(&sshd, &kh, false)
+        .await
+        .err()
+        .expect("unknown host refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("SHA256:") && msg.contains("--accept-new-host-keys"),
+        "{msg}"
+    );
+    assert!(!kh.exists(), "nothing recorded without the flag");
+
+    let s = connect(&sshd, &kh, true)
+        .await
+        .expect("accept-new records the key");
+    s.close().await;
+    assert!(std::fs::read_to_string(&kh)
+        .unwrap()
+        .contains(&format!("[127.0.0.1]:{}", sshd.port)));
+    // Now verified without the flag.
+    connect(&sshd, &kh, false)
+        .await
+        .expect("recorded key verifies")
+        .close()
+        .await;
+
+    // A changed key is refused, even with accept-new.
+    let other = sshd.path("other_key");
+    keygen(&other, "");
+    let pubkey = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut p = pubkey.split_whitespace();
+    let forged = sshd.path("forged_known_hosts");
+    std::fs::write(
+        &forged,
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            sshd.port,
+            p.next().unwrap(),
+            p.next().unwrap()
+        ),
+    )
+    .unwrap();
+    let err = connect(&sshd, &forged, true)
+        .await
+        .err()
+        .expect("changed key refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("HOST KEY CHANGED") && msg.contains("forged_known_hosts:1"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn hashed_known_hosts_entry_verifies() {
+    let _serial = no_agent();
+    let sshd = Sshd::start();
+    let kh = sshd.path("hashed_known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-H", "-f"])
+        .arg(&kh)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(std::fs::read_to_string(&kh).unwrap().starts_with("|1|"));
+    connect(&sshd, &kh, false)
+        .await
+        .expect("hashed entry verifies")
+        .close()
+        .await;
+}
+
+#[tokio::test]
+async fn exec_status_stderr_stdin_and_many_concurrent_channels() {
+    let _serial = no_agent();
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let s = connect(&sshd, &kh, false).await.unwrap();
+    let out = s.run("echo out; echo err >&2; exit 3", None).await.unwrap();
+    assert_eq!(
+        (out.status, out.stdout.as_str(), out.stderr.as_str()),
+        (Some(3), "out\n", "err\n")
+    );
+    let out = s.run("cat | tr a-z A-Z", Some(b"hello")).await.unwrap();
+    assert_eq!(out.stdout, "HELLO");
+    let err = s
+        .check("ls /nonexistent-ocfo")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("testhost")
+            && err.contains("ls /nonexistent-ocfo")
+            && err.contains("No such file"),
+        "{err}"
+    );
+    let cmds: Vec<String> = (0..20).map(|i| format!("sleep 0.2; echo {i}")).collect();
+    let runs = cmds.iter().map(|c| s.run(c, None));
+    let start = std::time::Instant::now();
+    let outs = futures::future::join_all(runs).await;
+    for (i, o) in outs.into_iter().enumerate() {
+        let o = o.unwrap_or_else(|e| {
+            panic!(
+                "{e}\nsshd log:\n{}",
+                std::fs::read_to_string(sshd.path("sshd.log")).unwrap_or_default()
+            )
+        });
+        assert_eq!(o.stdout.trim(), i.to_string());
+    }
+    // 20 × 0.2 s would take 4 s one after the other.
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "channels run concurrently over one connection: {:?}",
+        start.elapsed()
+    );
+    s.close().await;
+}
+
+#[tokio::test]
+async fn file_writes_are_atomic_with_mode_and_owner() {
+    let _serial = no_agent();
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let s = connect(&sshd, &kh, false).await.unwrap();
+    let dir = sshd.path("remote/sub");
+    let target = dir.join("file.bin");
+    let t = target.to_str().unwrap();
+    let big: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    s.put(t, &big, 0o640, "root", "root").await.unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), big);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    s.put(t, b"small", 0o600, "root", "root").await.unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"small");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
+    assert_eq!(
+        s.read_file(t).await.unwrap().as_deref(),
+        Some(&b"small"[..])
+    );
+    assert_eq!(s.read_file("/nonexistent/x").await.unwrap(), None);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn agent_auth_and_encrypted_key_hint() {
+    let _serial = serial();
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    // An encrypted key and no agent: the error says to ssh-add it.
+    let enc = sshd.path("enc_key");
+    keygen(&enc, "correct horse");
+    std::fs::copy(enc.with_extension("pub"), sshd.path("authorized_keys")).unwrap();
+    std::env::remove_var("SSH_AUTH_SOCK");
+    let err = HostSession::connect(&sshd.target(&kh, "enc_key"), ConnectOptions::default())
+        .await
+        .err()
+        .expect("encrypted key cannot be used without an agent");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("passphrase-protected") && msg.contains("ssh-add"),
+        "{msg}"
+    );
+    assert!(!msg.contains("correct horse"));
+
+    // A real agent holding an unencrypted key: used first.
+    let agent_key = sshd.path("agent_key");
+    keygen(&agent_key, "");
+    std::fs::copy(
+        agent_key.with_extension("pub"),
+        sshd.path("authorized_keys"),
+    )
+    .unwrap();
+    let sock = sshd.path("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&sock)
+        .spawn()
+        .expect("ssh-agent");
+    for _ in 0..50 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = Command::new("ssh-add")
+        .arg(&agent_key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{st:?}");
+    std::env::set_var("SSH_AUTH_SOCK", &sock);
+    // The identity file is the (unauthorized) encrypted one: only the agent can succeed.
+    let s = HostSession::connect(&sshd.target(&kh, "enc_key"), ConnectOptions::default()).await;
+    std::env::remove_var("SSH_AUTH_SOCK");
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let s = s.expect("agent auth works");
+    assert_eq!(s.run("echo ok", None).await.unwrap().stdout, "ok\n");
+    s.close().await;
+}
+
+#[tokio::test]
+async fn many_sequential_commands_on_one_connection() {
+    let _serial = no_agent();
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let s = connect(&sshd, &kh, false).await.unwrap();
+    for i in 0..30 {
+        let cmd = match i % 3 {
+            0 => format!("echo {i}"),
+            1 => format!("sleep 0.05; echo {i}"),
+            _ => format!("cat >/dev/null; echo {i}"),
+        };
+        let stdin = (i % 3 == 2).then_some(&b"data"[..]);
+        let out = s
+            .run(&cmd, stdin)
+            .await
+            .unwrap_or_else(|e| panic!("command {i}: {e}"));
+        assert_eq!(out.stdout.trim(), i.to_string());
+    }
+    s.close().await;
+}
+
+#[tokio::test]
+async fn more_concurrent_commands_than_sshd_max_sessions_queue() {
+    let _serial = no_agent();
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let s = connect(&sshd, &kh, false).await.unwrap();
+    let cmds: Vec<String> = (0..20).map(|i| format!("sleep 0.2; echo {i}")).collect();
+    let runs = cmds.iter().map(|c| s.run(c, None));
+    let outs = futures::future::join_all(runs).await;
+    let errs: Vec<_> = outs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.is_err())
+        .map(|(i, _)| i)
+        .collect();
+    assert!(errs.is_empty(), "failed: {errs:?}");
+}
