@@ -61,7 +61,7 @@ impl Sshd {
             ak = d.join("authorized_keys").display(),
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
-        let child = Command::new("/usr/sbin/sshd")
+        let mut child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-f"])
             .arg(d.join("sshd_config"))
             .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
@@ -115,14 +115,14 @@ fn nix_is_root() -> bool {
 }
 
 /// The tests change SSH_AUTH_SOCK, which is process-wide: one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
 }
 
-fn no_agent() -> std::sync::MutexGuard<'static, ()> {
-    let guard = serial();
+async fn no_agent() -> tokio::sync::MutexGuard<'static, ()> {
+    let guard = serial().await;
     // The tests choose their agent explicitly.
     std::env::remove_var("SSH_AUTH_SOCK");
     guard
@@ -142,7 +142,7 @@ async fn connect(
 
 #[tokio::test]
 async fn host_keys_unknown_accepted_then_verified_and_changed_refused() {
-    let _serial = no_agent();
+    let _serial = no_agent().await;
     let sshd = Sshd::start();
     let kh = sshd.path("kh/known_hosts");
     let err = connect(&sshd, &kh, false)
@@ -199,7 +199,7 @@ async fn host_keys_unknown_accepted_then_verified_and_changed_refused() {
 
 #[tokio::test]
 async fn hashed_known_hosts_entry_verifies() {
-    let _serial = no_agent();
+    let _serial = no_agent().await;
     let sshd = Sshd::start();
     let kh = sshd.path("hashed_known_hosts");
     std::fs::write(&kh, sshd.host_line()).unwrap();
@@ -219,7 +219,7 @@ async fn hashed_known_hosts_entry_verifies() {
 
 #[tokio::test]
 async fn exec_status_stderr_stdin_and_many_concurrent_channels() {
-    let _serial = no_agent();
+    let _serial = no_agent().await;
     let sshd = Sshd::start();
     let kh = sshd.path("known_hosts");
     std::fs::write(&kh, sshd.host_line()).unwrap();
@@ -266,7 +266,7 @@ async fn exec_status_stderr_stdin_and_many_concurrent_channels() {
 
 #[tokio::test]
 async fn file_writes_are_atomic_with_mode_and_owner() {
-    let _serial = no_agent();
+    let _serial = no_agent().await;
     let sshd = Sshd::start();
     let kh = sshd.path("known_hosts");
     std::fs::write(&kh, sshd.host_line()).unwrap();
@@ -299,7 +299,7 @@ async fn file_writes_are_atomic_with_mode_and_owner() {
 
 #[tokio::test]
 async fn agent_auth_and_encrypted_key_hint() {
-    let _serial = serial();
+    let _serial = serial().await;
     let sshd = Sshd::start();
     let kh = sshd.path("known_hosts");
     std::fs::write(&kh, sshd.host_line()).unwrap();
@@ -358,7 +358,7 @@ async fn agent_auth_and_encrypted_key_hint() {
 
 #[tokio::test]
 async fn many_sequential_commands_on_one_connection() {
-    let _serial = no_agent();
+    let _serial = no_agent().await;
     let sshd = Sshd::start();
     let kh = sshd.path("known_hosts");
     std::fs::write(&kh, sshd.host_line()).unwrap();
@@ -381,7 +381,7 @@ async fn many_sequential_commands_on_one_connection() {
 
 #[tokio::test]
 async fn more_concurrent_commands_than_sshd_max_sessions_queue() {
-    let _serial = no_agent();
+    let _serial = no_agent().await;
     let sshd = Sshd::start();
     let kh = sshd.path("known_hosts");
     std::fs::write(&kh, sshd.host_line()).unwrap();
