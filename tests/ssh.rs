@@ -61,18 +61,21 @@ impl Sshd {
             ak = d.join("authorized_keys").display(),
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
-        let mut child = Command::new("/usr/sbin/sshd")
+        let child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-f"])
             .arg(d.join("sshd_config"))
             .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
             .spawn()
             .expect("sshd starts");
+        // Owned by the guard from here: its Drop kills and reaps sshd.
+        let sshd = Sshd { child, port, dir };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Sshd { child, port, dir };
+                return sshd;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let d = sshd.dir.path();
         panic!(
             "sshd did not listen: {}",
             std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
