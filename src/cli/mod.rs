@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod deploy;
+mod lab;
 mod progress;
 mod render;
 mod validate;
@@ -31,6 +32,8 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Converge both hosts over SSH: harden, install, configure, start.
     Deploy(deploy::DeployArgs),
+    /// Two local Debian hosts (systemd-nspawn) to try and test ocfo on (needs root).
+    Lab(lab::LabArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args, out),
         Command::Render(args) => render::run(args, out),
         Command::Deploy(args) => deploy::run(args, out),
+        Command::Lab(args) => lab::run(args, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ocfo", &mut std::io::stdout());

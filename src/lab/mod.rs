@@ -1,0 +1,510 @@
+//! `ocfo lab`: two real Debian hosts (systemd as PID 1, sshd, apt, their own
+//! firewall) booted with systemd-nspawn on this machine, on a private bridge,
+//! with a ready inventory for them.
+//!
+//! `image` builds the cached base image and Node.js mirror, `net` the bridge,
+//! namespaces and NAT, `host` each host's root and boot, `inventory` the
+//! inventory file. Machine-side state lives in /var/lib/ocfo/lab/<name>.
+
+mod host;
+mod image;
+mod inventory;
+mod net;
+mod prereqs;
+mod sys;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+pub use image::{NODE_VERSION, NPM_VERSION};
+pub use prereqs::is_root;
+pub use sys::LabError;
+use sys::{other, run, sh};
+
+pub const NODES: [&str; 2] = ["primary", "standby"];
+/// Where the Node.js mirror and the workspace repository appear on the hosts.
+pub const MIRROR_MOUNT: &str = "/srv/ocfo-lab/node-mirror";
+pub const WORKSPACE_MOUNT: &str = "/srv/ocfo-lab/workspace.git";
+
+pub fn labs_dir() -> PathBuf {
+    PathBuf::from("/var/lib/ocfo/lab")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostState {
+    pub node: String,
+    pub address: String,
+    pub netns: String,
+    pub veth: String,
+    pub machine: String,
+    pub pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    pub name: String,
+    pub subnet: String,
+    /// The first three octets of the /24.
+    pub prefix: String,
+    pub bridge: String,
+    pub state_dir: PathBuf,
+    /// Where the key, known_hosts and inventory are written.
+    pub dir: PathBuf,
+    pub ip_forward_before: String,
+    pub hosts: BTreeMap<String, HostState>,
+}
+
+impl LabState {
+    pub fn host(&self, node: &str) -> Result<&HostState, LabError> {
+        self.hosts.get(node).ok_or_else(|| {
+            other(format!(
+                "no host `{node}` in lab {} (hosts: primary, standby)",
+                self.name
+            ))
+        })
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.join("id_ed25519")
+    }
+
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+
+    pub fn inventory_path(&self) -> PathBuf {
+        self.dir.join("inventory.yaml")
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.state_dir.join("state.json")
+    }
+
+    fn save(&self) -> Result<(), LabError> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| other(e.to_string()))?;
+        crate::fsutil::write_atomic(&self.state_file(), &json, 0o644)
+            .map_err(|e| other(format!("cannot save the lab state: {e}")))
+    }
+
+    /// The lab as `up` left it.
+    pub fn load(name: &str) -> Result<LabState, LabError> {
+        let path = labs_dir().join(name).join("state.json");
+        let text = std::fs::read_to_string(&path).map_err(|_| {
+            other(format!(
+                "there is no lab `{name}`: start it with `ocfo lab up --name {name}`"
+            ))
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            other(format!(
+                "{} is damaged ({e}); `ocfo lab down --name {name}` cleans up",
+                path.display()
+            ))
+        })
+    }
+}
+
+pub fn list_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(labs_dir())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("state.json").exists())
+                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The extra CA certificates this machine trusts (a TLS-inspecting proxy).
+pub fn machine_ca_certificates() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/local/share/ca-certificates")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub name: String,
+    pub dir: Option<PathBuf>,
+    /// `A.B.C.0/24`; derived from the name when absent.
+    pub subnet: Option<String>,
+    pub refresh: bool,
+}
+
+fn validate_name(name: &str) -> Result<(), LabError> {
+    let ok = !name.is_empty()
+        && name.len() <= 8
+        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(other(format!("lab name `{name}` must be 1-8 lower-case letters and digits, starting with a letter (it names network interfaces)")))
+    }
+}
+
+/// A /24 in 10.231.0.0-10.250.255.0 picked from the name, so labs with
+/// different names do not collide.
+fn default_prefix(name: &str) -> String {
+    let h = name.bytes().fold(2166136261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16777619)
+    });
+    format!("10.{}.{}", 231 + (h % 20), (h >> 8) % 256)
+}
+
+fn parse_subnet(s: &str) -> Result<String, LabError> {
+    let (net, len) = s.split_once('/').unwrap_or((s, "24"));
+    let octets: Vec<u8> = net.split('.').filter_map(|o| o.parse().ok()).collect();
+    if len != "24" || octets.len() != 4 || octets[3] != 0 {
+        return Err(other(format!(
+            "--subnet `{s}` must be a /24 like 10.231.0.0/24"
+        )));
+    }
+    Ok(format!("{}.{}.{}", octets[0], octets[1], octets[2]))
+}
+
+fn new_state(opts: &UpOptions) -> Result<LabState, LabError> {
+    let name = &opts.name;
+    let prefix = match &opts.subnet {
+        Some(s) => parse_subnet(s)?,
+        None => default_prefix(name),
+    };
+    let state_dir = labs_dir().join(name);
+    let hosts = NODES
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let short = &node[..1];
+            (
+                node.to_string(),
+                HostState {
+                    node: node.to_string(),
+                    address: format!("{prefix}.{}", 11 + i),
+                    netns: format!("ocfo-{name}-{node}"),
+                    veth: format!("ocfo{name}{short}"),
+                    machine: format!("ocfo-{name}-{node}"),
+                    pid: None,
+                },
+            )
+        })
+        .collect();
+    Ok(LabState {
+        name: name.clone(),
+        subnet: format!("{prefix}.0/24"),
+        prefix,
+        bridge: format!("ocfo{name}"),
+        dir: opts.dir.clone().unwrap_or_else(|| state_dir.clone()),
+        state_dir,
+        ip_forward_before: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "0".into()),
+        hosts,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    pub lab: LabState,
+    pub seconds: f64,
+    pub base_built: bool,
+}
+
+/// Brings the lab up, or repairs it: every step checks before it acts, so a
+/// second `up` leaves one healthy lab.
+pub fn up(opts: &UpOptions) -> Result<UpReport, LabError> {
+    let start = Instant::now();
+    validate_name(&opts.name)?;
+    prereqs::check()?;
+    let mut lab = match LabState::load(&opts.name) {
+        Ok(mut existing) => {
+            if let Some(d) = &opts.dir {
+                existing.dir = d.clone();
+            }
+            if let Some(s) = &opts.subnet {
+                if parse_subnet(s)? != existing.prefix {
+                    return Err(other(format!(
+                        "lab `{}` already uses {}; `ocfo lab down --name {}` first to change it",
+                        existing.name, existing.subnet, existing.name
+                    )));
+                }
+            }
+            existing
+        }
+        Err(_) => new_state(opts)?,
+    };
+    std::fs::create_dir_all(&lab.state_dir)
+        .map_err(|e| other(format!("cannot create {}: {e}", lab.state_dir.display())))?;
+    std::fs::create_dir_all(&lab.dir)
+        .map_err(|e| other(format!("cannot create {}: {e}", lab.dir.display())))?;
+    lab.save()?;
+
+    let base_built = opts.refresh || !image::base_dir().join(".ocfo-complete").exists();
+    let base = image::ensure_base(opts.refresh)?;
+    let mirror = image::ensure_node_mirror()?;
+    ensure_keys(&lab)?;
+    ensure_workspace(&lab)?;
+    net::ensure(&lab)?;
+
+    let pubkey = std::fs::read_to_string(lab.key_path().with_extension("pub"))
+        .map_err(|e| other(e.to_string()))?;
+    let mut known_hosts = String::new();
+    let nodes: Vec<String> = lab.hosts.keys().cloned().collect();
+    for node in &nodes {
+        let root = host::ensure_root(&lab, node, &base)?;
+        host::prepare(&lab, node, &root, &pubkey)?;
+        let hk = host::host_public_key(&root)?;
+        let mut parts = hk.split_whitespace();
+        known_hosts.push_str(&format!(
+            "{} {} {}\n",
+            lab.host(node)?.address,
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("")
+        ));
+        if !host::is_running(lab.host(node)?) {
+            let pid = host::boot(&lab, node, &mirror)?;
+            if let Some(h) = lab.hosts.get_mut(node) {
+                h.pid = Some(pid);
+            }
+            lab.save()?;
+        }
+    }
+    crate::fsutil::write_atomic(&lab.known_hosts_path(), known_hosts.as_bytes(), 0o644)
+        .map_err(|e| other(e.to_string()))?;
+    inventory::write(&lab)?;
+    for node in &nodes {
+        let h = lab.host(node)?;
+        host::wait_for_ssh(&h.address, Duration::from_secs(90)).map_err(|e| {
+            other(format!(
+                "{node}: {e}; its console log is {}",
+                host::host_dir(&lab, node).join("console.log").display()
+            ))
+        })?;
+    }
+    Ok(UpReport {
+        seconds: start.elapsed().as_secs_f64(),
+        base_built,
+        lab,
+    })
+}
+
+fn ensure_keys(lab: &LabState) -> Result<(), LabError> {
+    for (path, comment) in [
+        (lab.key_path(), "ocfo-lab"),
+        (lab.dir.join("workspace_deploy_key"), "ocfo-lab-workspace"),
+    ] {
+        if !path.exists() {
+            sh(&[
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                comment,
+                "-f",
+                &path.display().to_string(),
+            ])?;
+        }
+    }
+    let token = lab.dir.join("secrets/gateway_token");
+    if !token.exists() {
+        let value: String = (0..24)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        crate::fsutil::write_atomic(&token, format!("{value}\n").as_bytes(), 0o600)
+            .map_err(|e| other(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A bare repository with one commit on `main`, writable by every user of
+/// the hosts (the gateway's user differs from the machine's root).
+fn ensure_workspace(lab: &LabState) -> Result<(), LabError> {
+    let repo = lab.state_dir.join("workspace.git");
+    if repo.join("HEAD").exists() {
+        return Ok(());
+    }
+    let r = repo.display().to_string();
+    sh(&[
+        "git",
+        "init",
+        "-q",
+        "--bare",
+        "--shared=0666",
+        "-b",
+        "main",
+        &r,
+    ])?;
+    let seed = tempfile::tempdir().map_err(|e| other(e.to_string()))?;
+    let s = seed.path().display().to_string();
+    sh(&["git", "clone", "-q", &r, &s])?;
+    std::fs::write(
+        seed.path().join("README.md"),
+        "# OpenClaw workspace (ocfo lab)\n",
+    )
+    .map_err(|e| other(e.to_string()))?;
+    let git = |args: &[&str]| {
+        let mut c = std::process::Command::new("git");
+        c.arg("-C")
+            .arg(seed.path())
+            .args([
+                "-c",
+                "user.name=ocfo lab",
+                "-c",
+                "user.email=lab@ocfo.invalid",
+            ])
+            .args(args);
+        run(&mut c)
+    };
+    git(&["add", "README.md"])?;
+    git(&["commit", "-q", "-m", "Initial workspace"])?;
+    git(&["push", "-q", "origin", "HEAD:main"])?;
+    sh(&["chmod", "-R", "a+rwX", &r])?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostStatus {
+    pub node: String,
+    pub address: String,
+    pub running: bool,
+    pub ssh: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub name: String,
+    pub subnet: String,
+    pub dir: PathBuf,
+    pub inventory: PathBuf,
+    pub hosts: Vec<HostStatus>,
+    pub cuts: Vec<(String, String)>,
+}
+
+pub fn status(name: &str) -> Result<Status, LabError> {
+    let lab = LabState::load(name)?;
+    let hosts = lab
+        .hosts
+        .values()
+        .map(|h| HostStatus {
+            node: h.node.clone(),
+            address: h.address.clone(),
+            running: host::is_running(h),
+            ssh: host::is_running(h)
+                && host::wait_for_ssh(&h.address, Duration::from_millis(800)).is_ok(),
+        })
+        .collect();
+    Ok(Status {
+        name: lab.name.clone(),
+        subnet: lab.subnet.clone(),
+        dir: lab.dir.clone(),
+        inventory: lab.inventory_path(),
+        cuts: net::cuts(&lab),
+        hosts,
+    })
+}
+
+/// Stops the hosts and removes roots, namespaces, bridge, NAT rules and
+/// mounts; `purge` also drops the cached base image and Node mirror.
+pub fn down(name: &str, purge: bool) -> Result<(), LabError> {
+    prereqs::check()?;
+    let mut problems = Vec::new();
+    if let Ok(lab) = LabState::load(name) {
+        for h in lab.hosts.values() {
+            if let Err(e) = host::stop(h) {
+                problems.push(e.to_string());
+            }
+        }
+        for node in lab.hosts.keys() {
+            if let Err(e) = host::unmount(&lab, node) {
+                problems.push(e.to_string());
+            }
+        }
+        problems.extend(net::remove(&lab));
+        if let Err(e) = std::fs::remove_dir_all(&lab.state_dir) {
+            problems.push(format!("cannot remove {}: {e}", lab.state_dir.display()));
+        }
+        if lab.dir != lab.state_dir {
+            for f in [
+                "id_ed25519",
+                "id_ed25519.pub",
+                "known_hosts",
+                "inventory.yaml",
+                "workspace_deploy_key",
+                "workspace_deploy_key.pub",
+                "secrets/gateway_token",
+            ] {
+                let _ = std::fs::remove_file(lab.dir.join(f));
+            }
+            let _ = std::fs::remove_dir(lab.dir.join("secrets"));
+        }
+    }
+    if purge {
+        let cache = image::cache_dir();
+        if cache.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&cache) {
+                problems.push(format!("cannot remove {}: {e}", cache.display()));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(other(format!(
+            "lab `{name}` is down, with problems:\n  {}",
+            problems.join("\n  ")
+        )))
+    }
+}
+
+pub fn stop(name: &str, node: &str) -> Result<(), LabError> {
+    let lab = LabState::load(name)?;
+    host::stop(lab.host(node)?)
+}
+
+pub fn start(name: &str, node: &str) -> Result<(), LabError> {
+    prereqs::check()?;
+    let mut lab = LabState::load(name)?;
+    if host::is_running(lab.host(node)?) {
+        return Ok(());
+    }
+    net::ensure(&lab)?;
+    host::ensure_root(&lab, node, &image::base_dir())?;
+    let pid = host::boot(&lab, node, &image::mirror_dir())?;
+    if let Some(h) = lab.hosts.get_mut(node) {
+        h.pid = Some(pid);
+    }
+    lab.save()?;
+    host::wait_for_ssh(&lab.host(node)?.address, Duration::from_secs(90))?;
+    Ok(())
+}
+
+pub fn cut(name: &str, a: &str, b: &str) -> Result<(), LabError> {
+    net::cut(&LabState::load(name)?, a, b)
+}
+
+pub fn heal(name: &str) -> Result<(), LabError> {
+    net::heal(&LabState::load(name)?)
+}
+
+/// Disk used by the cached base image and mirror, and by a lab's own state.
+pub fn disk_usage(name: &str) -> (u64, u64) {
+    (
+        image::disk_usage(&image::cache_dir()),
+        image::disk_usage(&labs_dir().join(name)),
+    )
+}
