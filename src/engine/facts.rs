@@ -16,6 +16,9 @@ pub struct Facts {
     pub init: String,
     pub users: Vec<String>,
     pub hostname: String,
+    /// Seconds since the host booted when facts were read (the clock of
+    /// systemd's `*TimestampMonotonic`): what this run started after.
+    pub uptime_at_start: f64,
 }
 
 impl Facts {
@@ -42,6 +45,7 @@ echo "arch=$(uname -m)"
 if [ -d /run/systemd/system ]; then echo init=systemd; else echo "init=$(cat /proc/1/comm 2>/dev/null)"; fi
 echo "hostname=$(hostname 2>/dev/null || cat /etc/hostname)"
 echo "users=$(getent passwd | cut -d: -f1 | tr '\n' ',')"
+echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
 "#;
 
 pub async fn gather<H: Host>(host: &H) -> Result<Facts, HostError> {
@@ -59,6 +63,7 @@ pub fn parse(text: &str) -> Facts {
         arch: get("arch"),
         init: get("init"),
         hostname: get("hostname"),
+        uptime_at_start: get("uptime").parse().unwrap_or(0.0),
         users: get("users")
             .split(',')
             .filter(|u| !u.is_empty())

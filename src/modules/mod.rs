@@ -64,7 +64,7 @@ pub async fn plan<H: Host>(
         ModuleCall::Files(a) => files::plan(a, host, ctx).await,
         ModuleCall::Sshd(a) => sshd::plan(a, host, ctx).await,
         ModuleCall::Ufw(a) => ufw::plan(a, host, ctx).await,
-        ModuleCall::Systemd(a) => systemd::plan(a, host).await,
+        ModuleCall::Systemd(a) => systemd::plan(a, host, ctx).await,
         ModuleCall::Node(a) => node::plan(a, host, ctx).await,
         ModuleCall::Openclaw(a) => openclaw::plan(a, host, ctx).await,
         ModuleCall::OpenclawPlugins(a) => openclaw::plan_plugins(a, host, ctx).await,

@@ -105,9 +105,12 @@ pub async fn plan_plugins<H: Host>(
             continue;
         }
         let spec = format!("@openclaw/{id}@{version}");
+        // `plugins install` rewrites the config it is given; ours is put back
+        // so the file stays exactly as rendered (and a re-deploy changes nothing).
         let script = format!(
-            "cd {home}
-log=$(runuser -u {user} -- env HOME={home} {env} OPENCLAW_CONFIG_PATH={config} {OPENCLAW_PREFIX}/bin/openclaw plugins install --force {spec} 2>&1)
+            "cd {home}\nif [ -f {config} ]; then cp -p {config} {config}.ocfo-keep; fi\n\
+             log=$(runuser -u {user} -- env HOME={home} {env} OPENCLAW_CONFIG_PATH={config} {OPENCLAW_PREFIX}/bin/openclaw plugins install --force {spec} 2>&1)\n\
+             if [ -f {config}.ocfo-keep ]; then mv -f {config}.ocfo-keep {config}; fi\n\
              if ! grep -qs '\"version\": *\"{version}\"' {glob}; then printf '%s\\n' \"$log\" | tail -n 20 >&2; echo 'plugin {spec} is not installed after `openclaw plugins install`' >&2; exit 1; fi",
             home = q(home),
             env = node_env(),
@@ -132,13 +135,25 @@ struct Validation {
     errors: Vec<serde_json::Value>,
 }
 
+/// Remembers what was last validated: the CLI takes seconds to start, and a
+/// config, environment and OpenClaw that did not change need no new verdict.
+const VALIDATED_STAMP: &str = "/var/lib/ocfo/openclaw-validated";
+
 /// `openclaw config validate --json` as the gateway user, with the node's
-/// environment file loaded so `${VAR}` references resolve.
-pub async fn validate<H: Host>(
-    _: &ValidateArgs,
-    host: &H,
-    ctx: &TaskContext<'_>,
-) -> Result<(), ModuleError> {
+/// environment file loaded so `${VAR}` references resolve; skipped when its
+/// inputs are the ones that last passed.
+pub async fn validate<H: Host>(_: &ValidateArgs, host: &H, ctx: &TaskContext<'_>) -> Result<(), ModuleError> {
+    let inputs = format!(
+        "cat {config} {GATEWAY_ENV_FILE} {OPENCLAW_PREFIX}/lib/node_modules/openclaw/package.json {plugins} 2>/dev/null | sha256sum | cut -d' ' -f1",
+        config = q(&ctx.layout.config_path),
+        plugins = plugin_package_glob(&q(&ctx.layout.home), "*"),
+    );
+    let out = facts(host, &format!("{inputs}; cat {VALIDATED_STAMP} 2>/dev/null || echo none")).await?;
+    let mut lines = out.lines();
+    let (now, last) = (lines.next().unwrap_or("").trim(), lines.next().unwrap_or("").trim());
+    if !now.is_empty() && now == last {
+        return Ok(());
+    }
     let script = format!(
         "set -a; . {GATEWAY_ENV_FILE}; set +a\ncd {home}\nrunuser -u {user} -- env HOME={home} {env} OPENCLAW_CONFIG_PATH={config} {OPENCLAW_PREFIX}/bin/openclaw config validate --json",
         home = q(&ctx.layout.home),
@@ -160,6 +175,8 @@ pub async fn validate<H: Host>(
                     ctx.redactor.redact(&w.to_string())
                 );
             }
+            host.check(&format!("mkdir -p $(dirname {VALIDATED_STAMP}) && {inputs} > {VALIDATED_STAMP}"))
+                .await?;
             Ok(())
         }
         Some(v) => Err(fail(format!(

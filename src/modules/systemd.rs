@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::{facts, q, ModuleError};
-use crate::engine::{Change, Host, Step};
+use crate::engine::{Change, Host, Step, TaskContext};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,12 +36,12 @@ pub struct Args {
     pub action: Option<Action>,
 }
 
-pub async fn plan<H: Host>(args: &Args, host: &H) -> Result<Vec<Change>, ModuleError> {
+pub async fn plan<H: Host>(args: &Args, host: &H, ctx: &TaskContext<'_>) -> Result<Vec<Change>, ModuleError> {
     let u = q(&args.unit);
     let out = facts(
         host,
         &format!(
-            "systemctl show -p LoadState -p NeedDaemonReload -p UnitFileState -p ActiveState {u}; \
+            "systemctl show -p LoadState -p NeedDaemonReload -p UnitFileState -p ActiveState -p ActiveEnterTimestampMonotonic {u}; \
              [ -e /etc/systemd/system/{u} ] || [ -e /lib/systemd/system/{u} ] || [ -e /usr/lib/systemd/system/{u} ] && echo FileExists=yes || echo FileExists=no"
         ),
     )
@@ -63,6 +63,13 @@ pub async fn plan<H: Host>(args: &Args, host: &H) -> Result<Vec<Change>, ModuleE
         ));
     }
     if let Some(action) = args.action {
+        // A unit this very run started already runs the new files; restarting
+        // it again while it initialises only interrupts it.
+        let started_at = get("ActiveEnterTimestampMonotonic").parse::<f64>().unwrap_or(0.0) / 1e6;
+        let active = get("ActiveState") == "active";
+        if active && action != Action::Reload && ctx.facts.uptime_at_start > 0.0 && started_at >= ctx.facts.uptime_at_start {
+            return Ok(changes);
+        }
         let (verb, cmd) = match action {
             Action::Restart => ("restart", "restart"),
             Action::TryRestart => ("restart if running", "try-restart"),
