@@ -142,20 +142,36 @@ const VALIDATED_STAMP: &str = "/var/lib/ocfo/openclaw-validated";
 /// `openclaw config validate --json` as the gateway user, with the node's
 /// environment file loaded so `${VAR}` references resolve; skipped when its
 /// inputs are the ones that last passed.
-pub async fn validate<H: Host>(_: &ValidateArgs, host: &H, ctx: &TaskContext<'_>) -> Result<(), ModuleError> {
+pub async fn validate<H: Host>(
+    _: &ValidateArgs,
+    host: &H,
+    ctx: &TaskContext<'_>,
+) -> Result<(), ModuleError> {
     let inputs = format!(
         "cat {config} {GATEWAY_ENV_FILE} {OPENCLAW_PREFIX}/lib/node_modules/openclaw/package.json {plugins} 2>/dev/null | sha256sum | cut -d' ' -f1",
         config = q(&ctx.layout.config_path),
         plugins = plugin_package_glob(&q(&ctx.layout.home), "*"),
     );
-    let out = facts(host, &format!("{inputs}; cat {VALIDATED_STAMP} 2>/dev/null || echo none")).await?;
+    let out = facts(
+        host,
+        &format!("{inputs}; cat {VALIDATED_STAMP} 2>/dev/null || echo none"),
+    )
+    .await?;
     let mut lines = out.lines();
-    let (now, last) = (lines.next().unwrap_or("").trim(), lines.next().unwrap_or("").trim());
+    let (now, last) = (
+        lines.next().unwrap_or("").trim(),
+        lines.next().unwrap_or("").trim(),
+    );
     if !now.is_empty() && now == last {
         return Ok(());
     }
     let script = format!(
-        "set -a; . {GATEWAY_ENV_FILE}; set +a\ncd {home}\nrunuser -u {user} -- env HOME={home} {env} OPENCLAW_CONFIG_PATH={config} {OPENCLAW_PREFIX}/bin/openclaw config validate --json",
+        // A scratch state folder: the CLI's doctor takes the state's SQLite
+        // lock, and a gateway starting at that moment exits (78) for good.
+        // Installed plugins are linked in so they are validated too.
+        "set -a; . {GATEWAY_ENV_FILE}; set +a\ncd {home}\nscratch=$(runuser -u {user} -- mktemp -d)\ntrap 'rm -rf \"$scratch\"' EXIT\n\
+         if [ -d {home}/.openclaw/npm ]; then ln -s {home}/.openclaw/npm \"$scratch/npm\"; fi\n\
+         runuser -u {user} -- env HOME={home} {env} OPENCLAW_STATE_DIR=\"$scratch\" OPENCLAW_CONFIG_PATH={config} {OPENCLAW_PREFIX}/bin/openclaw config validate --json",
         home = q(&ctx.layout.home),
         user = q(&ctx.layout.user),
         env = node_env(),
@@ -175,8 +191,10 @@ pub async fn validate<H: Host>(_: &ValidateArgs, host: &H, ctx: &TaskContext<'_>
                     ctx.redactor.redact(&w.to_string())
                 );
             }
-            host.check(&format!("mkdir -p $(dirname {VALIDATED_STAMP}) && {inputs} > {VALIDATED_STAMP}"))
-                .await?;
+            host.check(&format!(
+                "mkdir -p $(dirname {VALIDATED_STAMP}) && {inputs} > {VALIDATED_STAMP}"
+            ))
+            .await?;
             Ok(())
         }
         Some(v) => Err(fail(format!(

@@ -36,7 +36,11 @@ pub struct Args {
     pub action: Option<Action>,
 }
 
-pub async fn plan<H: Host>(args: &Args, host: &H, ctx: &TaskContext<'_>) -> Result<Vec<Change>, ModuleError> {
+pub async fn plan<H: Host>(
+    args: &Args,
+    host: &H,
+    ctx: &TaskContext<'_>,
+) -> Result<Vec<Change>, ModuleError> {
     let u = q(&args.unit);
     let out = facts(
         host,
@@ -65,9 +69,16 @@ pub async fn plan<H: Host>(args: &Args, host: &H, ctx: &TaskContext<'_>) -> Resu
     if let Some(action) = args.action {
         // A unit this very run started already runs the new files; restarting
         // it again while it initialises only interrupts it.
-        let started_at = get("ActiveEnterTimestampMonotonic").parse::<f64>().unwrap_or(0.0) / 1e6;
+        let started_at = get("ActiveEnterTimestampMonotonic")
+            .parse::<f64>()
+            .unwrap_or(0.0)
+            / 1e6;
         let active = get("ActiveState") == "active";
-        if active && action != Action::Reload && ctx.facts.uptime_at_start > 0.0 && started_at >= ctx.facts.uptime_at_start {
+        if active
+            && action != Action::Reload
+            && ctx.facts.uptime_at_start > 0.0
+            && started_at >= ctx.facts.uptime_at_start
+        {
             return Ok(changes);
         }
         let (verb, cmd) = match action {
