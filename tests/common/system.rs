@@ -1,0 +1,166 @@
+//! Helpers for system tests that need root and a lab.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn require_root_and_tools() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    assert!(
+        root,
+        "system test prerequisite missing: root. Run `cargo test` as root (CI does), or deselect system tests with `cargo test --no-default-features`."
+    );
+    for tool in [
+        "debootstrap",
+        "systemd-nspawn",
+        "iptables",
+        "ip",
+        "ssh",
+        "ssh-keygen",
+        "git",
+        "npm",
+    ] {
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool} || test -x /usr/sbin/{tool}"))
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(found, "system test prerequisite missing: `{tool}`. Install it (apt-get install -y debootstrap systemd-container iptables iproute2 openssh-client git npm) or deselect system tests with `cargo test --no-default-features`.");
+    }
+}
+
+pub fn ocfo(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_ocfo"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("ocfo runs");
+    out
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn ok(args: &[&str]) -> String {
+    let out = ocfo(args);
+    assert!(
+        out.status.success(),
+        "`ocfo {}` failed:\n{}",
+        args.join(" "),
+        text(&out)
+    );
+    text(&out)
+}
+
+/// A lab for one test file; `ocfo lab down` when dropped, whatever happened.
+pub struct TestLab {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+impl TestLab {
+    pub fn up(name: &str, subnet: &str) -> TestLab {
+        require_root_and_tools();
+        let lab = TestLab {
+            name: name.into(),
+            dir: PathBuf::from(format!("/var/lib/ocfo/lab/{name}")),
+        };
+        ok(&["lab", "up", "--name", name, "--subnet", subnet]);
+        lab
+    }
+
+    pub fn inventory(&self) -> String {
+        self.dir.join("inventory.yaml").display().to_string()
+    }
+
+    pub fn address(&self, node: &str) -> String {
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.dir.join("state.json")).unwrap())
+                .unwrap();
+        state["hosts"][node]["address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Plain OpenSSH with the lab key and strict host key checking against
+    /// the lab's known_hosts: what an operator would type.
+    pub fn ssh(&self, node: &str, script: &str) -> Output {
+        Command::new("ssh")
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "ConnectTimeout=10",
+                "-i",
+            ])
+            .arg(self.dir.join("id_ed25519"))
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.dir.join("known_hosts").display()
+            ))
+            .arg(format!("root@{}", self.address(node)))
+            .arg(script)
+            .output()
+            .expect("ssh runs")
+    }
+
+    pub fn ssh_ok(&self, node: &str, script: &str) -> String {
+        let out = self.ssh(node, script);
+        assert!(
+            out.status.success(),
+            "{node}: `{script}` failed:\n{}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        Path::new(&self.dir).join(rel)
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let out = ocfo(&["lab", "down", "--name", &self.name]);
+        if !out.status.success() {
+            eprintln!("lab down failed: {}", text(&out));
+        }
+    }
+}
+
+/// What `lab down` must restore: namespaces, links, firewall rules, mounts.
+pub fn machine_snapshot() -> String {
+    let mut s = String::new();
+    for cmd in [
+        "ip netns list",
+        "ip -br link",
+        "iptables -S",
+        "iptables -t nat -S",
+        "iptables -t raw -S",
+        "cat /proc/self/mountinfo | awk '{print $5}' | sort",
+    ] {
+        let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+        s.push_str(&format!(
+            "$ {cmd}\n{}\n",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    s
+}

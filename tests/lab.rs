@@ -1,0 +1,73 @@
+#![cfg(feature = "system-tests")]
+//! `ocfo lab` for real: two Debian hosts booted with systemd-nspawn.
+
+mod common;
+
+use common::system::*;
+
+#[test]
+fn lab_lifecycle() {
+    require_root_and_tools();
+    let before = machine_snapshot();
+    {
+        let lab = TestLab::up("tlab", "10.249.1.0/24");
+        let (p, s) = (lab.address("primary"), lab.address("standby"));
+
+        // Both hosts booted systemd and answer plain OpenSSH with verified host keys.
+        for node in ["primary", "standby"] {
+            let state = lab.ssh_ok(node, "systemctl is-system-running || true");
+            assert!(
+                matches!(state.trim(), "running" | "degraded"),
+                "{node}: {state}"
+            );
+            assert_eq!(lab.ssh_ok(node, "hostname").trim(), format!("tlab-{node}"));
+        }
+        // The generated inventory validates.
+        ok(&["validate", &lab.inventory()]);
+
+        // The hosts reach each other on the lab network.
+        lab.ssh_ok("primary", &format!("timeout 5 bash -c '</dev/tcp/{s}/22'"));
+        // ...and the outside through NAT: apt works.
+        lab.ssh_ok("standby", "apt-get update -qq");
+
+        // Cut and heal.
+        ok(&["lab", "cut", "primary", "standby", "--name", "tlab"]);
+        let cut = lab.ssh("primary", &format!("timeout 3 bash -c '</dev/tcp/{s}/22'"));
+        assert!(!cut.status.success(), "traffic still flows after cut");
+        assert!(ok(&["lab", "status", "--name", "tlab"]).contains("cut: primary"));
+        ok(&["lab", "heal", "--name", "tlab"]);
+        lab.ssh_ok("primary", &format!("timeout 5 bash -c '</dev/tcp/{s}/22'"));
+        lab.ssh_ok("standby", &format!("timeout 5 bash -c '</dev/tcp/{p}/22'"));
+
+        // Power cycle keeps the disk.
+        lab.ssh_ok("standby", "echo kept > /root/marker && sync");
+        ok(&["lab", "stop", "standby", "--name", "tlab"]);
+        assert!(ok(&["lab", "status", "--name", "tlab"]).contains("stopped"));
+        ok(&["lab", "start", "standby", "--name", "tlab"]);
+        assert_eq!(lab.ssh_ok("standby", "cat /root/marker").trim(), "kept");
+
+        // A second `up` leaves one healthy lab.
+        ok(&["lab", "up", "--name", "tlab", "--subnet", "10.249.1.0/24"]);
+        let status = ok(&["lab", "status", "--name", "tlab", "--json"]);
+        let doc: serde_json::Value = serde_json::from_str(
+            status
+                .lines()
+                .take_while(|l| !l.starts_with("warning"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .as_str(),
+        )
+        .unwrap();
+        let hosts = doc["hosts"].as_array().unwrap();
+        assert_eq!(hosts.len(), 2);
+        assert!(
+            hosts
+                .iter()
+                .all(|h| h["running"] == true && h["ssh"] == true),
+            "{doc}"
+        );
+    }
+    // `lab down` (the guard's drop) leaves the machine as it was.
+    let after = machine_snapshot();
+    assert_eq!(before, after, "lab down left something behind");
+}
