@@ -19,5 +19,6 @@ pub mod deploy;
 pub mod engine;
 pub mod lab;
 pub mod modules;
+pub mod monitor;
 pub mod ssh;
 pub mod transport;

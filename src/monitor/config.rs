@@ -1,0 +1,143 @@
+//! The monitor's configuration (`/etc/ocfo/monitor.yaml`), written by `ocfo
+//! render`/`deploy` from the inventory and read by the daemon at start.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::units::{format_duration, parse_duration};
+
+mod dur {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeMode {
+    Healthz,
+    Readyz,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Every path to the primary's gateway; it is down only when all fail.
+    pub urls: Vec<String>,
+    pub mode: ProbeMode,
+    #[serde(with = "dur")]
+    pub interval: Duration,
+    #[serde(with = "dur")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlapConfig {
+    /// More promotions than this within `window` pin the standby promoted.
+    pub max_promotions: u32,
+    #[serde(with = "dur")]
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub unit: String,
+    /// The standby's own gateway, checked after it is started.
+    pub health_url: String,
+    #[serde(with = "dur")]
+    pub start_timeout: Duration,
+    pub start_attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    pub path: String,
+    pub user: String,
+    pub branch: String,
+    #[serde(with = "dur")]
+    pub git_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// The environment variable holding the webhook URL (a secret, kept in
+    /// the unit's mode-0600 EnvironmentFile, never in this file).
+    pub webhook_env: String,
+    #[serde(with = "dur")]
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// The assistant's name (`inventory.name`), for notifications.
+    pub name: String,
+    pub probe: ProbeConfig,
+    pub fall: u32,
+    pub rise: u32,
+    #[serde(with = "dur")]
+    pub hold_down: Duration,
+    pub flap: FlapConfig,
+    pub gateway: GatewayConfig,
+    pub workspace: Option<WorkspaceConfig>,
+    pub state_file: String,
+    pub notify: Option<NotifyConfig>,
+}
+
+impl MonitorConfig {
+    pub fn from_yaml(text: &str) -> Result<MonitorConfig, String> {
+        let c: MonitorConfig = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        let problems = c.problems();
+        if problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).unwrap_or_default()
+    }
+
+    /// Every problem, so a bad config is fixed in one go.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.probe.urls.is_empty() {
+            p.push("probe.urls is empty".to_string());
+        }
+        for u in self.probe.urls.iter().chain([&self.gateway.health_url]) {
+            if super::probe::Url::parse(u).is_err() {
+                p.push(format!("`{u}` is not an http://host:port/path URL"));
+            }
+        }
+        if self.probe.timeout >= self.probe.interval {
+            p.push("probe.timeout must be shorter than probe.interval".into());
+        }
+        if self.probe.interval.is_zero() {
+            p.push("probe.interval must be longer than zero".into());
+        }
+        if self.fall == 0 || self.rise == 0 {
+            p.push("fall and rise must be at least 1".into());
+        }
+        if self.flap.max_promotions == 0 {
+            p.push("flap.max_promotions must be at least 1".into());
+        }
+        if self.gateway.start_attempts == 0 {
+            p.push("gateway.start_attempts must be at least 1".into());
+        }
+        p
+    }
+}

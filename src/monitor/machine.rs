@@ -1,0 +1,303 @@
+//! The failover state machine, pure: probe results and time go in, decisions
+//! come out. The daemon carries the decisions out; tests drive it with
+//! simulated time.
+//!
+//! ```text
+//!   Watching ──fall consecutive failures──▶ Promoting ──gateway up──▶ Promoted
+//!      ▲                                                                  │
+//!      └──────── Demoting ◀── rise consecutive successes and hold_down ───┘
+//! ```
+//! More than `flap.max_promotions` promotions within `flap.window` pin the
+//! standby in Promoted (it keeps serving, and says so) instead of bouncing.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Watching,
+    Promoting,
+    Promoted,
+    Demoting,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Watching => "watching",
+            Role::Promoting => "promoting",
+            Role::Promoted => "promoted",
+            Role::Demoting => "demoting",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Promote {
+        reason: String,
+    },
+    Demote {
+        reason: String,
+    },
+    /// Flapping: stay promoted and alert (once per pin).
+    Pin {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Thresholds {
+    pub fall: u32,
+    pub rise: u32,
+    pub hold_down: Duration,
+    pub max_promotions: u32,
+    pub flap_window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    t: Thresholds,
+    pub role: Role,
+    /// When the current role began (time since the daemon started).
+    pub since: Duration,
+    pub failures: u32,
+    pub successes: u32,
+    promoted_at: Option<Duration>,
+    promotions: VecDeque<Duration>,
+    pub pinned: bool,
+}
+
+impl Machine {
+    /// Starts from what is true now, never from a stale file: the local
+    /// gateway running means we are serving; otherwise we watch.
+    pub fn recover(t: Thresholds, gateway_running: bool, now: Duration) -> Machine {
+        Machine {
+            role: if gateway_running {
+                Role::Promoted
+            } else {
+                Role::Watching
+            },
+            since: now,
+            failures: 0,
+            successes: 0,
+            // A recovered promotion waits a full hold-down before demoting.
+            promoted_at: gateway_running.then_some(now),
+            promotions: VecDeque::new(),
+            pinned: false,
+            t,
+        }
+    }
+
+    fn prune(&mut self, now: Duration) {
+        while self
+            .promotions
+            .front()
+            .is_some_and(|p| now.saturating_sub(*p) > self.t.flap_window)
+        {
+            self.promotions.pop_front();
+        }
+        if self.pinned && (self.promotions.len() as u32) < self.t.max_promotions {
+            // The flapping has aged out of the window: normal rules again.
+            self.pinned = false;
+        }
+    }
+
+    pub fn on_probe(&mut self, healthy: bool, now: Duration) -> Option<Decision> {
+        self.prune(now);
+        if healthy {
+            self.successes += 1;
+            self.failures = 0;
+        } else {
+            self.failures += 1;
+            self.successes = 0;
+        }
+        match self.role {
+            Role::Watching if self.failures >= self.t.fall => {
+                self.role = Role::Promoting;
+                self.since = now;
+                Some(Decision::Promote {
+                    reason: format!("primary failed {} consecutive probes", self.failures),
+                })
+            }
+            Role::Promoted if healthy && self.successes >= self.t.rise => {
+                let held = now.saturating_sub(self.promoted_at.unwrap_or(now));
+                if held < self.t.hold_down {
+                    return None;
+                }
+                if self.pinned {
+                    return None;
+                }
+                if (self.promotions.len() as u32) >= self.t.max_promotions {
+                    self.pinned = true;
+                    return Some(Decision::Pin {
+                        reason: format!(
+                            "{} promotions within {}s: staying promoted instead of bouncing; the primary looks unstable",
+                            self.promotions.len(),
+                            self.t.flap_window.as_secs()
+                        ),
+                    });
+                }
+                self.role = Role::Demoting;
+                self.since = now;
+                Some(Decision::Demote {
+                    reason: format!(
+                        "primary healthy for {} consecutive probes and promoted for {}s",
+                        self.successes,
+                        held.as_secs()
+                    ),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The promotion's actions are done (the gateway serves, or is being retried).
+    pub fn promoted(&mut self, now: Duration) {
+        self.role = Role::Promoted;
+        self.since = now;
+        self.promoted_at = Some(now);
+        self.successes = 0;
+        self.promotions.push_back(now);
+    }
+
+    pub fn demoted(&mut self, now: Duration) {
+        self.role = Role::Watching;
+        self.since = now;
+        self.promoted_at = None;
+        self.failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t() -> Thresholds {
+        Thresholds {
+            fall: 3,
+            rise: 5,
+            hold_down: Duration::from_secs(60),
+            max_promotions: 3,
+            flap_window: Duration::from_secs(600),
+        }
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn promotes_after_exactly_fall_failures() {
+        let mut m = Machine::recover(t(), false, secs(0));
+        assert_eq!(m.on_probe(false, secs(2)), None);
+        assert_eq!(m.on_probe(false, secs(4)), None);
+        assert!(matches!(
+            m.on_probe(false, secs(6)),
+            Some(Decision::Promote { .. })
+        ));
+        assert_eq!(m.role, Role::Promoting);
+    }
+
+    #[test]
+    fn a_blip_shorter_than_fall_does_not_promote() {
+        let mut m = Machine::recover(t(), false, secs(0));
+        for (i, ok) in [false, false, true, false, false, true, false]
+            .iter()
+            .enumerate()
+        {
+            assert_eq!(m.on_probe(*ok, secs(2 * i as u64)), None);
+        }
+        assert_eq!(m.role, Role::Watching);
+    }
+
+    #[test]
+    fn demotes_only_after_rise_and_hold_down() {
+        let mut m = Machine::recover(t(), false, secs(0));
+        for i in 1..=3 {
+            m.on_probe(false, secs(2 * i));
+        }
+        m.promoted(secs(8));
+        // Five successes, but within the hold-down.
+        for i in 0..5 {
+            assert_eq!(m.on_probe(true, secs(10 + 2 * i)), None);
+        }
+        // A failure resets the count.
+        assert_eq!(m.on_probe(false, secs(30)), None);
+        let mut decided = None;
+        let mut at = 30;
+        while decided.is_none() {
+            at += 2;
+            decided = m.on_probe(true, secs(at));
+        }
+        assert!(matches!(decided, Some(Decision::Demote { .. })));
+        assert!(at >= 8 + 60, "demoted at {at}, before the hold-down");
+        assert!(at >= 30 + 2 * 5, "demoted before rise successes");
+        m.demoted(secs(at));
+        assert_eq!(m.role, Role::Watching);
+    }
+
+    #[test]
+    fn flapping_pins_promoted_then_ages_out() {
+        let mut m = Machine::recover(t(), false, secs(0));
+        let mut now = 0;
+        let mut pinned = false;
+        for _round in 0..5 {
+            while !matches!(m.on_probe(false, secs(now)), Some(Decision::Promote { .. })) {
+                now += 2;
+            }
+            m.promoted(secs(now));
+            now += 61;
+            loop {
+                now += 2;
+                match m.on_probe(true, secs(now)) {
+                    Some(Decision::Demote { .. }) => {
+                        m.demoted(secs(now));
+                        break;
+                    }
+                    Some(Decision::Pin { .. }) => {
+                        pinned = true;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            if pinned {
+                break;
+            }
+        }
+        assert!(pinned, "a flapping primary pins the standby");
+        assert_eq!(m.role, Role::Promoted);
+        // Still pinned while the promotions are in the window...
+        assert_eq!(m.on_probe(true, secs(now + 2)), None);
+        // ...and normal again once they age out.
+        let later = now + 700;
+        assert!(matches!(
+            m.on_probe(true, secs(later)),
+            Some(Decision::Demote { .. })
+        ));
+    }
+
+    #[test]
+    fn recovery_from_reality() {
+        let m = Machine::recover(t(), true, secs(100));
+        assert_eq!(m.role, Role::Promoted);
+        let mut m2 = m.clone();
+        for i in 1..=5 {
+            assert_eq!(
+                m2.on_probe(true, secs(100 + 2 * i)),
+                None,
+                "hold-down applies after recovery"
+            );
+        }
+        assert!(matches!(
+            m2.on_probe(true, secs(161)),
+            Some(Decision::Demote { .. })
+        ));
+        let w = Machine::recover(t(), false, secs(100));
+        assert_eq!(w.role, Role::Watching);
+    }
+}

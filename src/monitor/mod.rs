@@ -1,0 +1,50 @@
+//! `ocfo monitor`: the standby's failover daemon.
+//!
+//! `machine` is the pure state machine, `probe` the HTTP health check,
+//! `actions` what is done to the standby (systemctl, git), `notify` the
+//! webhook, `state_file` what `ocfo monitor status` reads, `daemon` the loop
+//! that ties them together. See docs/monitor.md.
+
+pub mod actions;
+pub mod config;
+pub mod daemon;
+pub mod machine;
+pub mod notify;
+pub mod probe;
+pub mod sd_notify;
+pub mod state_file;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::MonitorConfig;
+pub use state_file::MonitorState;
+
+/// Runs the daemon with the real probe and actions until SIGTERM or SIGINT.
+pub async fn run(config: MonitorConfig) {
+    let prober = daemon::HttpProber {
+        urls: config.probe.urls.clone(),
+        mode: config.probe.mode,
+        timeout: config.probe.timeout,
+    };
+    let notifier = notify::Notifier::new(config.notify.as_ref(), &config.name);
+    let actions = actions::SystemActions {
+        config: config.clone(),
+    };
+    let d = daemon::Daemon::start(config, prober, actions, notifier).await;
+    let shutdown = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    d.run(shutdown).await;
+}

@@ -1,0 +1,242 @@
+//! The health probe: HTTP GET of the gateway's `/healthz` (or `/readyz`),
+//! judged on the status *and* the JSON body, since OpenClaw answers unknown
+//! paths with 200 and HTML. A small HTTP/1.1 client keeps the daemon lean.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::config::ProbeMode;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl Url {
+    pub fn parse(s: &str) -> Result<Url, String> {
+        let rest = s
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("`{s}`: only http:// is probed"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                (h, p.parse().map_err(|_| format!("`{s}`: bad port"))?)
+            }
+            _ => (authority, 80),
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}`: no host"));
+        }
+        Ok(Url {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProbeResult {
+    pub ok: bool,
+    pub latency_ms: u64,
+    /// Why it failed, or the status on success.
+    pub detail: String,
+}
+
+/// The largest answer read: a health answer is tiny, a bigger one is not ours.
+const MAX_BODY: usize = 64 * 1024;
+
+pub async fn probe(url: &str, mode: ProbeMode, timeout: Duration) -> ProbeResult {
+    let start = Instant::now();
+    let result = match Url::parse(url) {
+        Ok(u) => tokio::time::timeout(timeout, get(&u))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {}ms", timeout.as_millis()))),
+        Err(e) => Err(e),
+    };
+    let latency_ms = start.elapsed().as_millis() as u64;
+    match result.and_then(|(status, body)| judge(status, &body, mode)) {
+        Ok(detail) => ProbeResult {
+            ok: true,
+            latency_ms,
+            detail,
+        },
+        Err(detail) => ProbeResult {
+            ok: false,
+            latency_ms,
+            detail,
+        },
+    }
+}
+
+/// The primary is up when any path answers healthy.
+pub async fn probe_any(urls: &[String], mode: ProbeMode, timeout: Duration) -> ProbeResult {
+    let results = futures::future::join_all(urls.iter().map(|u| probe(u, mode, timeout))).await;
+    if let Some(ok) = results.iter().find(|r| r.ok) {
+        return ok.clone();
+    }
+    ProbeResult {
+        ok: false,
+        latency_ms: results.iter().map(|r| r.latency_ms).max().unwrap_or(0),
+        detail: urls
+            .iter()
+            .zip(&results)
+            .map(|(u, r)| format!("{u}: {}", r.detail))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+async fn get(u: &Url) -> Result<(u16, Vec<u8>), String> {
+    let mut stream = TcpStream::connect((u.host.as_str(), u.port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let host = if u.host.contains(':') {
+        format!("[{}]", u.host)
+    } else {
+        u.host.clone()
+    };
+    let request = format!("GET {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: ocfo-monitor\r\nAccept: application/json\r\nConnection: close\r\n\r\n", u.path, u.port);
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_BODY {
+            return Err("answer too large for a health check".into());
+        }
+        if let Some(done) = complete(&buf) {
+            buf.truncate(done);
+            break;
+        }
+    }
+    parse_response(&buf)
+}
+
+/// The length of a complete response with Content-Length, if it is complete.
+fn complete(buf: &[u8]) -> Option<usize> {
+    let head_end = find(buf, b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (buf.len() >= head_end + len).then_some(head_end + len)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn parse_response(buf: &[u8]) -> Result<(u16, Vec<u8>), String> {
+    let head_end = find(buf, b"\r\n\r\n").ok_or("incomplete HTTP answer")?;
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    let status_line = head.lines().next().unwrap_or("");
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {status_line:?}"))?;
+    let mut body = buf[head_end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body).ok_or("bad chunked body")?;
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = find(b, b"\r\n")?;
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..line_end])
+                .split(';')
+                .next()?
+                .trim(),
+            16,
+        )
+        .ok()?;
+        b = &b[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..size)?);
+        b = b.get(size + 2..)?;
+    }
+}
+
+fn judge(status: u16, body: &[u8], mode: ProbeMode) -> Result<String, String> {
+    if status != 200 {
+        return Err(format!("HTTP {status}"));
+    }
+    let json: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| "HTTP 200 but not JSON (not an OpenClaw health answer)".to_string())?;
+    let field = match mode {
+        ProbeMode::Healthz => "ok",
+        ProbeMode::Readyz => "ready",
+    };
+    if json.get(field) == Some(&serde_json::Value::Bool(true)) {
+        Ok("HTTP 200".into())
+    } else {
+        Err(format!("HTTP 200 but `{field}` is not true"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            Url::parse("http://10.0.0.1:18789/healthz").unwrap(),
+            Url {
+                host: "10.0.0.1".into(),
+                port: 18789,
+                path: "/healthz".into()
+            }
+        );
+        assert_eq!(Url::parse("http://[fd00::1]:80/x").unwrap().host, "fd00::1");
+        assert!(Url::parse("https://x/").is_err());
+        assert!(Url::parse("http://:80/").is_err());
+    }
+
+    #[test]
+    fn judging() {
+        assert!(judge(200, br#"{"ok":true,"status":"live"}"#, ProbeMode::Healthz).is_ok());
+        assert!(judge(200, b"<!doctype html>", ProbeMode::Healthz).is_err());
+        assert!(judge(503, br#"{"ok":true}"#, ProbeMode::Healthz).is_err());
+        assert!(judge(200, br#"{"ready":false}"#, ProbeMode::Readyz).is_err());
+        assert!(judge(200, br#"{"ready":true}"#, ProbeMode::Readyz).is_ok());
+    }
+
+    #[test]
+    fn chunked() {
+        assert_eq!(
+            dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n").unwrap(),
+            b"Wikipedia"
+        );
+    }
+}
