@@ -189,6 +189,7 @@ fn show_secrets_puts_values_only_in_mode_0600_secret_files_of_their_node() {
     );
     assert_eq!(nodes_of("T_GATEWAY_TOKEN").len(), 2);
     assert_eq!(nodes_of("DEPLOY_KEY").len(), 2);
+    assert_eq!(nodes_of("T_WEBHOOK"), ["standby/etc/ocfo/monitor.env"]);
     // The Tailscale key is used by deploy's `tailscale up`, never written.
     assert!(nodes_of("T_TS_AUTHKEY").is_empty());
 }

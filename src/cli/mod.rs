@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod deploy;
 mod lab;
+mod monitor;
 mod progress;
 mod render;
 mod validate;
@@ -34,6 +35,8 @@ pub enum Command {
     Deploy(deploy::DeployArgs),
     /// Two local Debian hosts (systemd-nspawn) to try and test ocfo on (needs root).
     Lab(lab::LabArgs),
+    /// The standby's failover daemon (run by ocfo-monitor.service), and `monitor status`.
+    Monitor(monitor::MonitorArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Render(args) => render::run(args, out),
         Command::Deploy(args) => deploy::run(args, out),
         Command::Lab(args) => lab::run(args, out),
+        Command::Monitor(args) => monitor::run(args, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ocfo", &mut std::io::stdout());

@@ -219,6 +219,10 @@ pub fn render_node(
         b.add(unit_path(PUSH_TIMER), timer, 0o644, "root");
     }
 
+    if role == Role::Standby {
+        monitor_files(&mut b, secrets, reveal)?;
+    }
+
     // Hardening.
     let node = inv.node(role);
     let sshd = b.template(
@@ -272,6 +276,103 @@ pub fn render_node(
         role,
         files: b.files,
     })
+}
+
+/// The standby's monitor: its config, its env file (the webhook URL) and unit.
+fn monitor_files(b: &mut Builder<'_>, secrets: &Secrets, reveal: bool) -> Result<(), RenderError> {
+    let inv = b.inv;
+    let config = monitor_config(inv);
+    b.add(
+        MONITOR_CONFIG,
+        format!(
+            "# Managed by ocfo ({}): the failover monitor's settings.\n{}",
+            inv.name,
+            config.to_yaml()
+        ),
+        0o644,
+        "root",
+    );
+    let mut env = Vec::new();
+    if let Some(w) = &inv.monitor.webhook {
+        let value = match secrets.get(w) {
+            Some(v) => v.expose().to_string(),
+            None if reveal => return Err(RenderError::UnresolvedSecret(w.path.clone())),
+            None => String::new(),
+        };
+        env.push((MONITOR_WEBHOOK_VAR.to_string(), value));
+    }
+    b.add_sensitive(
+        MONITOR_ENV_FILE,
+        env_file::format(
+            &format!("ocfo monitor environment for {}", inv.name),
+            &env,
+            !reveal,
+        ),
+        "root",
+    );
+    let unit = b.template(
+        "ocfo-monitor.service.j2",
+        context! { binary_path => OCFO_BINARY, config_path => MONITOR_CONFIG, env_file => MONITOR_ENV_FILE },
+    )?;
+    b.add(unit_path(MONITOR_UNIT), unit, 0o644, "root");
+    Ok(())
+}
+
+pub const MONITOR_WEBHOOK_VAR: &str = "OCFO_WEBHOOK_URL";
+
+/// The monitor's settings for this inventory.
+pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
+    use crate::monitor::config::*;
+    let m = &inv.monitor;
+    let (path, mode) = match m.probe {
+        crate::inventory::ProbeMode::Healthz => ("/healthz", ProbeMode::Healthz),
+        crate::inventory::ProbeMode::Readyz => ("/readyz", ProbeMode::Readyz),
+    };
+    let url = |ip: std::net::IpAddr, p: &str| match ip {
+        std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}{p}", inv.openclaw.port),
+        v4 => format!("http://{v4}:{}{p}", inv.openclaw.port),
+    };
+    let local = match inv.openclaw.bind {
+        crate::inventory::Bind::Loopback => {
+            "127.0.0.1".parse().unwrap_or(inv.standby.private_address)
+        }
+        _ => inv.standby.private_address,
+    };
+    let layout = Layout::new(inv);
+    MonitorConfig {
+        name: inv.name.clone(),
+        probe: ProbeConfig {
+            urls: vec![url(inv.primary.private_address, path)],
+            mode,
+            interval: m.interval,
+            timeout: m.timeout,
+        },
+        fall: m.fall,
+        rise: m.rise,
+        hold_down: m.hold_down,
+        flap: FlapConfig {
+            max_promotions: 3,
+            window: std::time::Duration::from_secs(15 * 60),
+        },
+        gateway: GatewayConfig {
+            unit: GATEWAY_UNIT.into(),
+            health_url: url(local, "/healthz"),
+            start_timeout: std::time::Duration::from_secs(60),
+            start_attempts: 3,
+        },
+        workspace: Some(WorkspaceConfig {
+            path: layout.workspace.clone(),
+            user: layout.user.clone(),
+            branch: inv.workspace.branch.clone(),
+            git_timeout: std::time::Duration::from_secs(30),
+        }),
+        state_file: format!("{MONITOR_STATE_DIR}/monitor-state.json"),
+        notify: inv.monitor.webhook.as_ref().map(|_| NotifyConfig {
+            webhook_env: MONITOR_WEBHOOK_VAR.into(),
+            timeout: std::time::Duration::from_secs(5),
+            retries: 3,
+        }),
+    }
 }
 
 /// Writes a node's files under `dir/<role>/<absolute path>`, atomically, with

@@ -1,0 +1,132 @@
+//! `ocfo monitor`: the standby's failover daemon, and its status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ocfo::monitor::{MonitorConfig, MonitorState};
+
+use super::Output;
+
+pub const DEFAULT_CONFIG: &str = "/etc/ocfo/monitor.yaml";
+pub const DEFAULT_STATE: &str = "/var/lib/ocfo/monitor-state.json";
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct MonitorArgs {
+    /// The monitor's config (written by `ocfo deploy`).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<MonitorCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum MonitorCommand {
+    /// Validate a monitor config and exit.
+    Check {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Print the running monitor's state.
+    Status {
+        #[arg(long, default_value = DEFAULT_STATE)]
+        state_file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn load(path: &PathBuf) -> Result<MonitorConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    MonitorConfig::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn run(args: MonitorArgs, _out: Output) -> ExitCode {
+    match args.command {
+        Some(MonitorCommand::Check { config }) => match load(&config) {
+            Ok(_) => {
+                println!("{}: valid", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(MonitorCommand::Status { state_file, json }) => {
+            match MonitorState::load(&state_file.display().to_string()) {
+                Ok(s) if json => {
+                    println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(s) => {
+                    println!(
+                        "{}: {}{} since {} (pid {}, ocfo {})",
+                        s.name,
+                        s.role.as_str(),
+                        if s.pinned {
+                            ", PINNED (flapping primary)"
+                        } else {
+                            ""
+                        },
+                        s.since,
+                        s.pid,
+                        s.version
+                    );
+                    println!(
+                    "probes: {} ({} failed), now {} failing / {} healthy in a row; promotions {}, demotions {}, failed actions {}",
+                    s.counters.probes, s.counters.probe_failures, s.consecutive_failures, s.consecutive_successes, s.counters.promotions, s.counters.demotions, s.counters.failed_actions
+                );
+                    if let Some(p) = s.recent_probes.back() {
+                        println!(
+                            "last probe: {} {} ({} ms) at {}",
+                            if p.ok { "ok" } else { "FAILED" },
+                            p.detail,
+                            p.latency_ms,
+                            p.at
+                        );
+                    }
+                    for t in s.transitions.iter().rev().take(5) {
+                        println!(
+                            "  {} {} -> {}: {}",
+                            t.at,
+                            t.from.as_str(),
+                            t.to.as_str(),
+                            t.reason
+                        );
+                    }
+                    if let Some(e) = &s.last_error {
+                        println!("last error: {e}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e} (is ocfo-monitor.service running?)");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => {
+            let config = match load(&args.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(ocfo::monitor::run(config));
+            ExitCode::SUCCESS
+        }
+    }
+}
