@@ -165,6 +165,7 @@ fn show_secrets_puts_values_only_in_mode_0600_secret_files_of_their_node() {
     let secret_files = [
         "etc/openclaw/gateway.env",
         "home/openclaw/.ssh/ocfo_workspace_key",
+        "etc/ocfo/monitor.env",
     ];
     let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (rel, (bytes, mode)) in &tree {
