@@ -23,8 +23,13 @@ fn deploy(lab: &TestLab, extra: &[&str], outputs: &mut Vec<String>) -> Run {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let all = text(&out);
     outputs.push(all.clone());
-    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("deploy --json printed no JSON ({e}):\n{all}"));
-    Run { code: out.status.code().unwrap_or(-1), text: all, json }
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("deploy --json printed no JSON ({e}):\n{all}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        text: all,
+        json,
+    }
 }
 
 fn changed(run: &Run) -> Vec<String> {
@@ -32,7 +37,11 @@ fn changed(run: &Run) -> Vec<String> {
     for host in run.json["hosts"].as_array().unwrap() {
         for t in host["tasks"].as_array().unwrap() {
             if t["status"] == "changed" {
-                v.push(format!("{}: {}", host["node"].as_str().unwrap(), t["task"].as_str().unwrap()));
+                v.push(format!(
+                    "{}: {}",
+                    host["node"].as_str().unwrap(),
+                    t["task"].as_str().unwrap()
+                ));
             }
         }
     }
@@ -40,12 +49,20 @@ fn changed(run: &Run) -> Vec<String> {
 }
 
 fn secrets(lab: &TestLab) -> Vec<String> {
-    let token = std::fs::read_to_string(lab.path("secrets/gateway_token")).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(lab.path("secrets/gateway_token"))
+        .unwrap()
+        .trim()
+        .to_string();
     vec![
         token,
         format!("123456789:lab-fake-telegram-token-{}", lab.name),
         format!("lab-fake-discord-token-{}", lab.name),
-        std::fs::read_to_string(lab.path("workspace_deploy_key")).unwrap().lines().nth(1).unwrap().to_string(),
+        std::fs::read_to_string(lab.path("workspace_deploy_key"))
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .to_string(),
     ]
 }
 
@@ -60,22 +77,54 @@ fn deploy_converges_and_repairs_drift() {
 
     let second = deploy(&lab, &[], &mut outputs);
     assert_eq!(second.code, 0, "{}", second.text);
-    assert_eq!(changed(&second), Vec::<String>::new(), "a re-deploy changed things:\n{}", second.text);
+    assert_eq!(
+        changed(&second),
+        Vec::<String>::new(),
+        "a re-deploy changed things:\n{}",
+        second.text
+    );
     let check = deploy(&lab, &["--check"], &mut outputs);
-    assert_eq!(check.code, 0, "--check right after a deploy must find nothing:\n{}", check.text);
+    assert_eq!(
+        check.code, 0,
+        "--check right after a deploy must find nothing:\n{}",
+        check.text
+    );
 
     // The pair as deployed: primary serving, reachable from the standby over
     // the private network; standby's gateway installed but stopped; monitor up.
     let primary = lab.address("primary");
-    let health = lab.ssh_ok("standby", &format!("curl -s -m 5 http://{primary}:18789/healthz"));
+    let health = lab.ssh_ok(
+        "standby",
+        &format!("curl -s -m 5 http://{primary}:18789/healthz"),
+    );
     assert!(health.contains("\"ok\":true"), "{health}");
-    assert_eq!(lab.ssh_ok("primary", "systemctl is-active openclaw-gateway").trim(), "active");
-    let standby_gw = lab.ssh("standby", "systemctl is-active openclaw-gateway; systemctl is-enabled openclaw-gateway");
-    assert_eq!(String::from_utf8_lossy(&standby_gw.stdout).trim(), "inactive\ndisabled");
-    assert_eq!(lab.ssh_ok("standby", "systemctl is-active ocfo-monitor").trim(), "active");
-    assert!(lab.ssh_ok("standby", "ocfo monitor status").contains("watching"));
+    assert_eq!(
+        lab.ssh_ok("primary", "systemctl is-active openclaw-gateway")
+            .trim(),
+        "active"
+    );
+    let standby_gw = lab.ssh(
+        "standby",
+        "systemctl is-active openclaw-gateway; systemctl is-enabled openclaw-gateway",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&standby_gw.stdout).trim(),
+        "inactive\ndisabled"
+    );
+    assert_eq!(
+        lab.ssh_ok("standby", "systemctl is-active ocfo-monitor")
+            .trim(),
+        "active"
+    );
+    assert!(lab
+        .ssh_ok("standby", "ocfo monitor status")
+        .contains("watching"));
     // Secrets only in mode-0600 files; none in the config.
-    assert_eq!(lab.ssh_ok("primary", "stat -c %a /etc/openclaw/gateway.env").trim(), "600");
+    assert_eq!(
+        lab.ssh_ok("primary", "stat -c %a /etc/openclaw/gateway.env")
+            .trim(),
+        "600"
+    );
     let config = lab.ssh_ok("primary", "cat /home/openclaw/.openclaw/openclaw.json");
     for s in secrets(&lab) {
         assert!(!config.contains(&s), "a secret is in openclaw.json");
@@ -83,35 +132,81 @@ fn deploy_converges_and_repairs_drift() {
 
     // Drift: each is found by --check (exit 2) and repaired by deploy.
     let drifts: &[(&str, &str, &str)] = &[
-        ("primary", "echo '{}' > /home/openclaw/.openclaw/openclaw.json", "OpenClaw config and environment"),
-        ("primary", "chmod 0644 /etc/openclaw/gateway.env", "OpenClaw config and environment"),
+        (
+            "primary",
+            "echo '{}' > /home/openclaw/.openclaw/openclaw.json",
+            "OpenClaw config and environment",
+        ),
+        (
+            "primary",
+            "chmod 0644 /etc/openclaw/gateway.env",
+            "OpenClaw config and environment",
+        ),
         ("primary", "ufw disable", "firewall"),
         ("standby", "systemctl stop fail2ban", "fail2ban running"),
-        ("standby", "rm /etc/ssh/sshd_config.d/10-ocfo.conf", "sshd hardening"),
+        (
+            "standby",
+            "rm /etc/ssh/sshd_config.d/10-ocfo.conf",
+            "sshd hardening",
+        ),
         ("primary", "rm -rf /opt/node /opt/node-v*", "Node.js"),
-        ("standby", "systemctl stop ocfo-monitor", "monitor enabled and running (standby)"),
+        (
+            "standby",
+            "systemctl stop ocfo-monitor",
+            "monitor enabled and running (standby)",
+        ),
     ];
     for (node, script, task) in drifts {
         lab.ssh_ok(node, script);
         let check = deploy(&lab, &["--check", "--diff"], &mut outputs);
         assert_eq!(check.code, 2, "--check missed `{script}`:\n{}", check.text);
-        assert!(changed(&check).iter().any(|c| c == &format!("{node}: {task}")), "`{script}`: expected `{task}` in {:?}", changed(&check));
+        assert!(
+            changed(&check)
+                .iter()
+                .any(|c| c == &format!("{node}: {task}")),
+            "`{script}`: expected `{task}` in {:?}",
+            changed(&check)
+        );
         let fix = deploy(&lab, &[], &mut outputs);
-        assert_eq!(fix.code, 0, "deploy did not repair `{script}`:\n{}", fix.text);
+        assert_eq!(
+            fix.code, 0,
+            "deploy did not repair `{script}`:\n{}",
+            fix.text
+        );
         let after = deploy(&lab, &["--check"], &mut outputs);
-        assert_eq!(after.code, 0, "still drifted after repairing `{script}`:\n{}", after.text);
+        assert_eq!(
+            after.code, 0,
+            "still drifted after repairing `{script}`:\n{}",
+            after.text
+        );
         // After every deploy the operator still logs in.
         lab.ssh_ok("primary", "true");
         lab.ssh_ok("standby", "true");
     }
-    assert_eq!(lab.ssh_ok("primary", "systemctl is-active openclaw-gateway").trim(), "active");
+    assert_eq!(
+        lab.ssh_ok("primary", "systemctl is-active openclaw-gateway")
+            .trim(),
+        "active"
+    );
 
     // A second deploy on a host that is being deployed fails clearly.
-    lab.ssh_ok("primary", "mkdir /run/ocfo-deploy.lock && echo 'someone else' > /run/ocfo-deploy.lock/owner");
+    lab.ssh_ok(
+        "primary",
+        "mkdir /run/ocfo-deploy.lock && echo 'someone else' > /run/ocfo-deploy.lock/owner",
+    );
     let locked = deploy(&lab, &[], &mut outputs);
     assert_eq!(locked.code, 1);
-    assert!(locked.text.contains("another deploy holds the lock") && locked.text.contains("someone else"), "{}", locked.text);
-    assert_eq!(locked.json["hosts"][1]["error"], serde_json::Value::Null, "the standby is not held up by the primary's lock");
+    assert!(
+        locked.text.contains("another deploy holds the lock")
+            && locked.text.contains("someone else"),
+        "{}",
+        locked.text
+    );
+    assert_eq!(
+        locked.json["hosts"][1]["error"],
+        serde_json::Value::Null,
+        "the standby is not held up by the primary's lock"
+    );
     lab.ssh_ok("primary", "rm -rf /run/ocfo-deploy.lock");
 
     // No secret value in anything deploy printed.

@@ -541,7 +541,9 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
             ok.then_some(u)
         }),
     };
+    let stop_timeout = d.duration(&f, "stop_timeout", Duration::from_secs(330));
     Some(OpenClaw {
+        stop_timeout: stop_timeout?,
         version: version?,
         port: port?,
         bind: bind?,

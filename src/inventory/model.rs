@@ -160,6 +160,8 @@ pub struct OpenClaw {
     pub config: Value,
     /// The system user that runs the gateway.
     pub user: String,
+    /// How long the gateway may drain when stopped (systemd TimeoutStopSec).
+    pub stop_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -54,6 +54,8 @@ openclaw:
     fallbacks: [anthropic/claude-sonnet-4-5]
   env: {{}}
   config: {{}}
+  # The fake channels cannot drain against real APIs; do not wait minutes.
+  stop_timeout: 20s
 
 channels:
   telegram:

@@ -182,6 +182,7 @@ pub fn render_node(
             config_path => &b.layout.config_path,
             node_home => NODE_HOME,
             openclaw_prefix => OPENCLAW_PREFIX,
+            stop_timeout => stop_timeout_secs(inv, role),
         },
     )?;
     b.add(unit_path(GATEWAY_UNIT), gateway_unit, 0o644, "root");
@@ -276,6 +277,17 @@ pub fn render_node(
         role,
         files: b.files,
     })
+}
+
+/// The primary drains as long as `openclaw.stop_timeout` allows (OpenClaw
+/// sizes its drain from TimeoutStopSec); the standby stops within 30 s at
+/// most, because its stop is the failback and the primary already serves.
+fn stop_timeout_secs(inv: &Inventory, role: Role) -> u64 {
+    let t = inv.openclaw.stop_timeout.as_secs().max(1);
+    match role {
+        Role::Primary => t,
+        Role::Standby => t.min(30),
+    }
 }
 
 /// The standby's monitor: its config, its env file (the webhook URL) and unit.
