@@ -471,6 +471,7 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
             "env",
             "config",
             "user",
+            "stop_timeout",
         ],
     )?;
     let version = d.req_string(&f, "version");
