@@ -1,0 +1,220 @@
+//! The monitor's HTTP probe and webhook against real local HTTP servers.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ocfo::monitor::config::{NotifyConfig, ProbeMode};
+use ocfo::monitor::notify::Notifier;
+use ocfo::monitor::probe::{probe, probe_any};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Serves every connection with `respond(request) -> Option<raw response>`;
+/// `None` means: accept, then never answer.
+async fn server<F>(respond: F) -> (String, Arc<Mutex<Vec<String>>>)
+where
+    F: Fn(usize, &str) -> Option<String> + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (s, respond) = (seen.clone(), Arc::new(respond));
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let (s, respond) = (s.clone(), respond.clone());
+            let i = n;
+            n += 1;
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                // Read the head, then as much body as Content-Length says.
+                loop {
+                    let Ok(k) = sock.read(&mut buf).await else {
+                        return;
+                    };
+                    if k == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..k]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    if let Some(h) = text.find("\r\n\r\n") {
+                        let len = text[..h]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if got.len() >= h + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let req = String::from_utf8_lossy(&got).to_string();
+                s.lock().unwrap().push(req.clone());
+                match respond(i, &req) {
+                    Some(r) => {
+                        let _ = sock.write_all(r.as_bytes()).await;
+                        let _ = sock.shutdown().await;
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(30)).await,
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn response(status: &str, body: &str) -> String {
+    format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+}
+
+const T: Duration = Duration::from_millis(1500);
+
+#[tokio::test]
+async fn healthy_json_is_up() {
+    let (base, seen) =
+        server(|_, _| Some(response("200 OK", r#"{"ok":true,"status":"live"}"#))).await;
+    let r = probe(&format!("{base}/healthz"), ProbeMode::Healthz, T).await;
+    assert!(r.ok, "{r:?}");
+    assert!(seen.lock().unwrap()[0].starts_with("GET /healthz HTTP/1.1\r\n"));
+}
+
+#[tokio::test]
+async fn status_503_is_down() {
+    let (base, _) =
+        server(|_, _| Some(response("503 Service Unavailable", r#"{"ok":false}"#))).await;
+    let r = probe(&format!("{base}/healthz"), ProbeMode::Healthz, T).await;
+    assert!(!r.ok);
+    assert_eq!(r.detail, "HTTP 503");
+}
+
+#[tokio::test]
+async fn html_200_is_down() {
+    let (base, _) = server(|_, _| Some("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 15\r\n\r\n<!doctype html>".into())).await;
+    let r = probe(&format!("{base}/healthz"), ProbeMode::Healthz, T).await;
+    assert!(!r.ok);
+    assert!(r.detail.contains("not JSON"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_hang_past_the_timeout_is_down_in_time() {
+    let (base, _) = server(|_, _| None).await;
+    let start = std::time::Instant::now();
+    let r = probe(
+        &format!("{base}/healthz"),
+        ProbeMode::Healthz,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(!r.ok);
+    assert!(r.detail.contains("no answer within 300ms"), "{r:?}");
+    assert!(start.elapsed() < Duration::from_millis(1000));
+}
+
+#[tokio::test]
+async fn connection_refused_is_down() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = probe(
+        &format!("http://127.0.0.1:{port}/healthz"),
+        ProbeMode::Healthz,
+        T,
+    )
+    .await;
+    assert!(!r.ok);
+    assert!(r.detail.to_lowercase().contains("refused"), "{r:?}");
+}
+
+#[tokio::test]
+async fn readiness_mode_reads_ready() {
+    let (base, _) = server(|_, req| {
+        Some(if req.starts_with("GET /readyz") {
+            response("200 OK", r#"{"ready":true}"#)
+        } else {
+            response("404 Not Found", "{}")
+        })
+    })
+    .await;
+    assert!(
+        probe(&format!("{base}/readyz"), ProbeMode::Readyz, T)
+            .await
+            .ok
+    );
+    let (base2, _) = server(|_, _| Some(response("200 OK", r#"{"ready":false}"#))).await;
+    assert!(
+        !probe(&format!("{base2}/readyz"), ProbeMode::Readyz, T)
+            .await
+            .ok
+    );
+}
+
+#[tokio::test]
+async fn the_primary_is_down_only_when_every_path_fails() {
+    let (alive, _) = server(|_, _| Some(response("200 OK", r#"{"ok":true}"#))).await;
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{dead_port}/healthz");
+    let both = vec![dead.clone(), format!("{alive}/healthz")];
+    assert!(probe_any(&both, ProbeMode::Healthz, T).await.ok);
+    let r = probe_any(&[dead.clone(), dead], ProbeMode::Healthz, T).await;
+    assert!(!r.ok);
+}
+
+#[tokio::test]
+async fn webhook_posts_discord_and_slack_fields_and_retries() {
+    // The first attempt fails with 500; the retry succeeds.
+    let (base, seen) = server(|i, _| {
+        Some(if i == 0 {
+            response("500 Internal Server Error", "{}")
+        } else {
+            response("204 No Content", "")
+        })
+    })
+    .await;
+    let url = format!("{base}/hook/s3cr3t-token");
+    std::env::set_var("OCFO_TEST_WEBHOOK_URL", &url);
+    let notifier = Notifier::new(
+        Some(&NotifyConfig {
+            webhook_env: "OCFO_TEST_WEBHOOK_URL".into(),
+            timeout: Duration::from_secs(2),
+            retries: 3,
+        }),
+        "assistant",
+    );
+    assert!(notifier.enabled());
+    notifier.send("promoted", "the standby's gateway is serving");
+    for _ in 0..100 {
+        if seen.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "one failure, one retry: {requests:?}");
+    let req = &requests[1];
+    assert!(req.starts_with("POST /hook/s3cr3t-token HTTP/1.1"), "{req}");
+    let body: serde_json::Value =
+        serde_json::from_str(&req[req.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(
+        body["content"],
+        "[assistant] the standby's gateway is serving"
+    );
+    assert_eq!(body["text"], body["content"]);
+    assert_eq!(body["event"], "promoted");
+    assert!(
+        !body.to_string().contains("s3cr3t"),
+        "the URL is not in the payload"
+    );
+}
