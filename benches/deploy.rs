@@ -12,12 +12,18 @@ fn main() {
         eprintln!("set OCFO_BENCH_INVENTORY to a deployed lab's inventory (see the file's header); nothing measured");
         return;
     };
-    let runs: usize = std::env::var("OCFO_BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+    let runs: usize = std::env::var("OCFO_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
     let exe = env!("CARGO_BIN_EXE_ocfo");
     let mut times: Vec<Duration> = Vec::new();
     for i in 0..=runs {
         let start = Instant::now();
-        let out = Command::new(exe).args(["deploy", &inventory, "-q"]).output().expect("ocfo runs");
+        let out = Command::new(exe)
+            .args(["deploy", &inventory, "-q"])
+            .output()
+            .expect("ocfo runs");
         let took = start.elapsed();
         if !out.status.success() {
             eprintln!("run {i} failed:\n{}", String::from_utf8_lossy(&out.stderr));

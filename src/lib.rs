@@ -21,4 +21,5 @@ pub mod lab;
 pub mod modules;
 pub mod monitor;
 pub mod ssh;
+pub mod status;
 pub mod transport;

@@ -31,23 +31,34 @@ fn role(lab: &TestLab) -> String {
 }
 
 fn monitor_pid(lab: &TestLab) -> String {
-    lab.ssh_ok("standby", "systemctl show -p MainPID --value ocfo-monitor").trim().to_string()
+    lab.ssh_ok("standby", "systemctl show -p MainPID --value ocfo-monitor")
+        .trim()
+        .to_string()
 }
 
 #[test]
 fn failover_failback_and_monitor_crashes() {
     let lab = TestLab::up("tfail", "10.249.3.0/24");
     // A short hold-down keeps the test quick; everything else as generated.
-    let inv = std::fs::read_to_string(lab.inventory()).unwrap().replace("hold_down: 60s", "hold_down: 15s");
+    let inv = std::fs::read_to_string(lab.inventory())
+        .unwrap()
+        .replace("hold_down: 60s", "hold_down: 15s");
     let inv_path = lab.path("inventory-fast.yaml");
     std::fs::write(&inv_path, inv).unwrap();
     ok(&["deploy", inv_path.to_str().unwrap()]);
     let (p, s) = (lab.address("primary"), lab.address("standby"));
-    wait_for("the monitor watching a healthy primary", Duration::from_secs(60), || role(&lab) == "watching");
+    wait_for(
+        "the monitor watching a healthy primary",
+        Duration::from_secs(60),
+        || role(&lab) == "watching",
+    );
 
     // Kill -9 while watching: restarted by systemd, still watching.
     let pid = monitor_pid(&lab);
-    lab.ssh_ok("standby", "kill -9 $(systemctl show -p MainPID --value ocfo-monitor)");
+    lab.ssh_ok(
+        "standby",
+        "kill -9 $(systemctl show -p MainPID --value ocfo-monitor)",
+    );
     wait_for("the monitor restarted", Duration::from_secs(30), || {
         let now = monitor_pid(&lab);
         now != pid && now != "0" && role(&lab) == "watching"
@@ -55,40 +66,103 @@ fn failover_failback_and_monitor_crashes() {
 
     // The primary's gateway stops: the standby's gateway serves.
     lab.ssh_ok("primary", "systemctl stop openclaw-gateway");
-    let took = wait_for("the standby's gateway serving", Duration::from_secs(120), || {
-        lab.ssh("standby", &format!("curl -sf -m 2 http://{s}:18789/healthz")).status.success()
-    });
+    let took = wait_for(
+        "the standby's gateway serving",
+        Duration::from_secs(120),
+        || {
+            lab.ssh(
+                "standby",
+                &format!("curl -sf -m 2 http://{s}:18789/healthz"),
+            )
+            .status
+            .success()
+        },
+    );
     eprintln!("failover: standby healthy {took:?} after the primary's gateway stopped");
     assert_eq!(role(&lab), "promoted");
 
     // The standby writes while promoted.
-    lab.ssh_ok("standby", "runuser -u openclaw -- sh -c 'echo during-outage > /home/openclaw/workspace/outage.md'");
+    lab.ssh_ok(
+        "standby",
+        "runuser -u openclaw -- sh -c 'echo during-outage > /home/openclaw/workspace/outage.md'",
+    );
 
     // Kill -9 while promoted: restarted, and promoted again from reality.
-    lab.ssh_ok("standby", "kill -9 $(systemctl show -p MainPID --value ocfo-monitor)");
+    lab.ssh_ok(
+        "standby",
+        "kill -9 $(systemctl show -p MainPID --value ocfo-monitor)",
+    );
     std::thread::sleep(Duration::from_secs(4));
-    wait_for("the monitor back, promoted", Duration::from_secs(30), || role(&lab) == "promoted");
-    assert_eq!(lab.ssh_ok("standby", "systemctl is-active openclaw-gateway").trim(), "active");
+    wait_for(
+        "the monitor back, promoted",
+        Duration::from_secs(30),
+        || role(&lab) == "promoted",
+    );
+    assert_eq!(
+        lab.ssh_ok("standby", "systemctl is-active openclaw-gateway")
+            .trim(),
+        "active"
+    );
 
     // The primary comes back: after the hold-down the standby steps down.
     lab.ssh_ok("primary", "systemctl start openclaw-gateway");
     wait_for("the primary healthy", Duration::from_secs(90), || {
-        lab.ssh("standby", &format!("curl -sf -m 2 http://{p}:18789/healthz")).status.success()
+        lab.ssh(
+            "standby",
+            &format!("curl -sf -m 2 http://{p}:18789/healthz"),
+        )
+        .status
+        .success()
     });
-    let took = wait_for("the standby's gateway stopped", Duration::from_secs(120), || {
-        role(&lab) == "watching" && String::from_utf8_lossy(&lab.ssh("standby", "systemctl is-active openclaw-gateway").stdout).trim() == "inactive"
-    });
+    let took = wait_for(
+        "the standby's gateway stopped",
+        Duration::from_secs(120),
+        || {
+            role(&lab) == "watching"
+                && String::from_utf8_lossy(
+                    &lab.ssh("standby", "systemctl is-active openclaw-gateway")
+                        .stdout,
+                )
+                .trim()
+                    == "inactive"
+        },
+    );
     eprintln!("failback: standby stopped {took:?} after the primary was healthy");
 
     // Nothing the standby wrote is lost: it is on an ocfo/standby-* branch.
     let repo = lab.path("workspace.git");
-    let branches = std::process::Command::new("git").arg("-C").arg(&repo).args(["for-each-ref", "--format=%(refname:short)", "refs/heads/ocfo/"]).output().unwrap();
+    let branches = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args([
+            "for-each-ref",
+            "--format=%(refname:short)",
+            "refs/heads/ocfo/",
+        ])
+        .output()
+        .unwrap();
     let branches = String::from_utf8_lossy(&branches.stdout).to_string();
-    let branch = branches.lines().next().unwrap_or_else(|| panic!("no ocfo/standby-* branch in {}", repo.display()));
+    let branch = branches
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no ocfo/standby-* branch in {}", repo.display()));
     assert!(branch.starts_with("ocfo/standby-"), "{branches}");
-    let file = std::process::Command::new("git").arg("-C").arg(&repo).args(["show", &format!("{branch}:outage.md")]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&file.stdout).trim(), "during-outage");
+    let file = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["show", &format!("{branch}:outage.md")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&file.stdout).trim(),
+        "during-outage"
+    );
     // ...and never on the main branch.
-    let main = std::process::Command::new("git").arg("-C").arg(&repo).args(["show", "main:outage.md"]).output().unwrap();
+    let main = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["show", "main:outage.md"])
+        .output()
+        .unwrap();
     assert!(!main.status.success());
 }

@@ -10,6 +10,7 @@ mod lab;
 mod monitor;
 mod progress;
 mod render;
+mod status;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -33,6 +34,8 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Converge both hosts over SSH: harden, install, configure, start.
     Deploy(deploy::DeployArgs),
+    /// Which node serves: gateway, monitor, versions, last deploy, per node.
+    Status(status::StatusArgs),
     /// Two local Debian hosts (systemd-nspawn) to try and test ocfo on (needs root).
     Lab(lab::LabArgs),
     /// The standby's failover daemon (run by ocfo-monitor.service), and `monitor status`.
@@ -89,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Render(args) => render::run(args, out),
         Command::Deploy(args) => deploy::run(args, out),
         Command::Lab(args) => lab::run(args, out),
+        Command::Status(args) => status::run(args, out),
         Command::Monitor(args) => monitor::run(args, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

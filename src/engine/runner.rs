@@ -84,6 +84,18 @@ impl Runner<'_> {
             }
         };
         self.run_tasks(host, ctx, report).await;
+        if locked && !report.failed() && !report.interrupted {
+            // For `ocfo status`; bookkeeping, not a change.
+            let _ = host
+                .run(
+                    &format!(
+                        "mkdir -p /var/lib/ocfo && date -u +%Y-%m-%dT%H:%M:%SZ > {}",
+                        crate::status::LAST_DEPLOY
+                    ),
+                    None,
+                )
+                .await;
+        }
         if locked {
             release_lock(host).await;
         }

@@ -71,6 +71,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             counters: Counters::default(),
             transitions: Default::default(),
             last_error: None,
+            last_promotion: None,
             updated: rfc3339_now(),
         };
         let mut d = Daemon {
@@ -177,14 +178,23 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             &format!("primary is down ({reason}); promoting the standby"),
         );
         self.publish();
-        match self.actions.pull_workspace().await {
-            Ok(rev) => tracing::info!(revision = %rev, "workspace pulled"),
+        let pull_start = Instant::now();
+        let pull_ok = match self.actions.pull_workspace().await {
+            Ok(rev) => {
+                tracing::info!(revision = %rev, "workspace pulled");
+                true
+            }
             // Stale files beat no assistant: promotion goes on.
-            Err(e) => self.action_failed(
-                "pull_failed",
-                format!("git pull of the workspace failed (promoting anyway): {e}"),
-            ),
-        }
+            Err(e) => {
+                self.action_failed(
+                    "pull_failed",
+                    format!("git pull of the workspace failed (promoting anyway): {e}"),
+                );
+                false
+            }
+        };
+        let pull_ms = pull_start.elapsed().as_millis() as u64;
+        let start_start = Instant::now();
         let mut healthy = false;
         for attempt in 1..=self.config.gateway.start_attempts {
             if let Err(e) = self.actions.start_gateway().await {
@@ -218,6 +228,13 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             tokio::time::sleep(Duration::from_secs(2u64.pow(attempt.min(5)))).await;
         }
         self.state.counters.promotions += 1;
+        self.state.last_promotion = Some(super::state_file::PromotionTiming {
+            at: rfc3339_now(),
+            pull_ms,
+            pull_ok,
+            start_ms: start_start.elapsed().as_millis() as u64,
+            healthy,
+        });
         self.machine.promoted(self.now());
         self.transition(
             Role::Promoting,

@@ -47,7 +47,19 @@ pub struct MonitorState {
     pub counters: Counters,
     pub transitions: VecDeque<Transition>,
     pub last_error: Option<String>,
+    /// How the last promotion's time was spent, for `ocfo drill`.
+    #[serde(default)]
+    pub last_promotion: Option<PromotionTiming>,
     pub updated: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PromotionTiming {
+    pub at: String,
+    pub pull_ms: u64,
+    pub pull_ok: bool,
+    pub start_ms: u64,
+    pub healthy: bool,
 }
 
 pub const KEEP_PROBES: usize = 20;
