@@ -16,6 +16,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 pub mod deploy;
+pub mod drill;
 pub mod engine;
 pub mod lab;
 pub mod modules;

@@ -68,11 +68,17 @@ pub fn run(args: DeployArgs, out: Output) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let monitor_binary = match &args.monitor_binary {
-        Some(p) => match std::fs::read(p) {
+    let path = match &args.monitor_binary {
+        Some(p) => Some(p.clone()),
+        // This executable, read now: a rebuild mid-deploy must not matter.
+        None if args.limit.as_deref() != Some("primary") => std::env::current_exe().ok(),
+        None => None,
+    };
+    let monitor_binary = match path {
+        Some(p) => match std::fs::read(&p) {
             Ok(b) => Some(Arc::new(b)),
             Err(e) => {
-                eprintln!("error: cannot read --monitor-binary {}: {e}", p.display());
+                eprintln!("error: cannot read the monitor binary {}: {e}", p.display());
                 return ExitCode::FAILURE;
             }
         },
@@ -83,6 +89,7 @@ pub fn run(args: DeployArgs, out: Output) -> ExitCode {
             check: args.check,
             diff: args.diff,
             monitor_binary,
+            monitor_binary_explicit: args.monitor_binary.is_some(),
         },
         limit: args.limit.as_deref().map(|l| {
             if l == "primary" {

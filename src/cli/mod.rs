@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod deploy;
+mod drill;
 mod lab;
 mod monitor;
 mod progress;
@@ -34,6 +35,8 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Converge both hosts over SSH: harden, install, configure, start.
     Deploy(deploy::DeployArgs),
+    /// Break the primary on purpose and measure failover and failback.
+    Drill(drill::DrillArgs),
     /// Which node serves: gateway, monitor, versions, last deploy, per node.
     Status(status::StatusArgs),
     /// Two local Debian hosts (systemd-nspawn) to try and test ocfo on (needs root).
@@ -93,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Deploy(args) => deploy::run(args, out),
         Command::Lab(args) => lab::run(args, out),
         Command::Status(args) => status::run(args, out),
+        Command::Drill(args) => drill::run(args, out),
         Command::Monitor(args) => monitor::run(args, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

@@ -18,9 +18,13 @@ pub struct RunOptions {
     pub check: bool,
     /// Collect unified diffs of file changes (secrets redacted).
     pub diff: bool,
-    /// The Linux binary uploaded as the standby's monitor; `None` when the
-    /// running binary can serve (same OS and architecture as the host).
+    /// The binary uploaded as the standby's monitor: `--monitor-binary`, or
+    /// this very executable, read once when the run starts (a rebuild during
+    /// a deploy must not change what is uploaded).
     pub monitor_binary: Option<Arc<Vec<u8>>>,
+    /// Whether `monitor_binary` was named by the operator (then it is used
+    /// whatever the host's architecture; otherwise only on a matching host).
+    pub monitor_binary_explicit: bool,
 }
 
 pub struct TaskContext<'a> {

@@ -15,7 +15,7 @@ pub struct Args {}
 /// The bytes to install: `--monitor-binary`, or this very executable when it
 /// can run on the host.
 fn binary(ctx: &TaskContext<'_>) -> Result<std::sync::Arc<Vec<u8>>, ModuleError> {
-    if let Some(b) = &ctx.opts.monitor_binary {
+    if let (Some(b), true) = (&ctx.opts.monitor_binary, ctx.opts.monitor_binary_explicit) {
         return Ok(b.clone());
     }
     let host_arch = ctx.facts.arch.as_str();

@@ -1,0 +1,104 @@
+//! `ocfo drill`: prove the failover works, with measured times.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ocfo::drill::{run as drill, timeline, DrillOptions, Fault};
+use ocfo::inventory::Role;
+
+use super::{load_inventory, Output};
+
+fn duration(s: &str) -> Result<Duration, String> {
+    ocfo::inventory::units::parse_duration(s)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DrillArgs {
+    /// The inventory file.
+    pub inventory: PathBuf,
+    /// How to break the primary.
+    #[arg(long, value_enum, default_value = "stop")]
+    pub fault: Fault,
+    /// Fail when fault → standby healthy takes longer (default 60s).
+    #[arg(long, value_parser = duration)]
+    pub max_failover: Option<Duration>,
+    /// Fail when primary restored → standby stepped down takes longer (default: hold_down + 60s).
+    #[arg(long, value_parser = duration)]
+    pub max_failback: Option<Duration>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: DrillArgs, out: Output) -> ExitCode {
+    let Some((inv, _secrets)) = load_inventory(&args.inventory, false, out) else {
+        return ExitCode::FAILURE;
+    };
+    let opts = DrillOptions {
+        fault: args.fault,
+        max_failover: args.max_failover.unwrap_or(Duration::from_secs(60)),
+        max_failback: args
+            .max_failback
+            .unwrap_or(inv.monitor.hold_down + Duration::from_secs(60)),
+        phase_timeout: Duration::from_secs(600),
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    else {
+        eprintln!("error: cannot start the async runtime");
+        return ExitCode::FAILURE;
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let report = rt.block_on(async {
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: restoring the primary...");
+                c.store(true, Ordering::SeqCst);
+            }
+        });
+        let (p, s) = tokio::join!(
+            ocfo::transport::connect(&inv, Role::Primary, false),
+            ocfo::transport::connect(&inv, Role::Standby, false)
+        );
+        match (p, s) {
+            (Ok(p), Ok(s)) => {
+                if !out.quiet && !args.json {
+                    eprintln!(
+                        "drill: {:?} fault on the primary; watching the standby take over...",
+                        opts.fault
+                    );
+                }
+                let r = drill(&inv, &p, &s, &opts, &cancel).await;
+                p.close().await;
+                s.close().await;
+                Ok(r)
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    });
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", timeline(&report));
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,377 @@
+//! `ocfo drill`: break the primary on purpose, measure the failover and the
+//! failback, and put the primary back whatever happens.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::engine::Host;
+use crate::inventory::{Inventory, Role};
+use crate::monitor::MonitorState;
+use crate::render::layout::GATEWAY_UNIT;
+use crate::shell::quote;
+use crate::status::local_health_url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// Stop the primary's gateway unit.
+    Stop,
+    /// SIGKILL the primary's gateway and keep it down.
+    Kill,
+    /// Block the standby's probes at the primary's firewall (the gateway keeps running).
+    Cut,
+}
+
+#[derive(Debug, Clone)]
+pub struct DrillOptions {
+    pub fault: Fault,
+    pub max_failover: Duration,
+    pub max_failback: Duration,
+    /// The longest any phase may take before the drill gives up.
+    pub phase_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Mark {
+    pub phase: &'static str,
+    pub event: String,
+    /// Milliseconds since the phase began (fault injection, or restore).
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DrillReport {
+    pub fault: Option<Fault>,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub timeline: Vec<Mark>,
+    /// Fault → standby's monitor decides to promote.
+    pub detection_ms: Option<u64>,
+    pub pull_ms: Option<u64>,
+    pub gateway_start_ms: Option<u64>,
+    /// Fault → standby's gateway answers /healthz.
+    pub failover_ms: Option<u64>,
+    /// Restore → primary healthy again.
+    pub primary_recovery_ms: Option<u64>,
+    /// Restore → standby demoted and its gateway stopped.
+    pub failback_ms: Option<u64>,
+    pub max_failover_ms: u64,
+    pub max_failback_ms: u64,
+    pub restored: bool,
+}
+
+fn fault_script(inv: &Inventory, fault: Fault) -> String {
+    match fault {
+        Fault::Stop => format!("systemctl stop --no-block {GATEWAY_UNIT}"),
+        // Killed, then stopped so that Restart=always does not bring it back.
+        Fault::Kill => format!("systemctl kill --signal=SIGKILL {GATEWAY_UNIT} && systemctl stop --no-block {GATEWAY_UNIT}"),
+        Fault::Cut => cut_rule(inv, "-I"),
+    }
+}
+
+fn cut_rule(inv: &Inventory, op: &str) -> String {
+    format!(
+        "iptables -w {op} INPUT {}-s {} -p tcp --dport {} -m comment --comment ocfo-drill -j DROP",
+        if op == "-I" { "1 " } else { "" },
+        inv.standby.private_address,
+        inv.openclaw.port
+    )
+}
+
+fn restore_script(inv: &Inventory, fault: Fault) -> String {
+    match fault {
+        Fault::Stop | Fault::Kill => format!("systemctl start {GATEWAY_UNIT}"),
+        Fault::Cut => format!(
+            "while {}; do {}; done",
+            cut_rule(inv, "-C").replace("iptables -w -C", "iptables -w -C"),
+            cut_rule(inv, "-D")
+        ),
+    }
+}
+
+/// What the standby sees, in one round trip: its monitor's state, its own
+/// gateway, and the primary's health over the private network.
+async fn observe<H: Host>(
+    inv: &Inventory,
+    standby: &H,
+) -> Result<(Option<MonitorState>, bool, bool, String), String> {
+    let primary_url = local_health_url(inv, Role::Primary);
+    let script = format!(
+        "curl -s -m 1 {own} | grep -q '\"ok\":true' && echo own=up || echo own=down\n\
+         curl -s -m 1 {primary} | grep -q '\"ok\":true' && echo primary=up || echo primary=down\n\
+         echo \"unit=$(systemctl is-active {GATEWAY_UNIT})\"\necho --state--\ncat /var/lib/ocfo/monitor-state.json 2>/dev/null || true",
+        own = quote(&local_health_url(inv, Role::Standby)),
+        primary = quote(&primary_url),
+    );
+    let out = standby
+        .check(&script)
+        .await
+        .map_err(|e| e.to_string())?
+        .stdout;
+    let (head, state) = out.split_once("--state--\n").unwrap_or((out.as_str(), ""));
+    Ok((
+        serde_json::from_str(state.trim()).ok(),
+        head.contains("own=up"),
+        head.contains("primary=up"),
+        head.lines()
+            .find_map(|l| l.strip_prefix("unit="))
+            .unwrap_or("")
+            .to_string(),
+    ))
+}
+
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+}
+
+pub async fn run<H: Host>(
+    inv: &Inventory,
+    primary: &H,
+    standby: &H,
+    opts: &DrillOptions,
+    cancel: &AtomicBool,
+) -> DrillReport {
+    let mut report = DrillReport {
+        fault: Some(opts.fault),
+        max_failover_ms: opts.max_failover.as_millis() as u64,
+        max_failback_ms: opts.max_failback.as_millis() as u64,
+        ..Default::default()
+    };
+    // Preflight: refuse to break anything unless the pair is healthy and idle.
+    match observe(inv, standby).await {
+        Err(e) => {
+            report.error = Some(format!("preflight: cannot read the standby: {e}"));
+            return report;
+        }
+        Ok((state, own_up, primary_up, unit)) => {
+            let problem = if !primary_up {
+                Some("the primary's gateway is not healthy (as seen from the standby)".to_string())
+            } else if state.as_ref().map(|s| s.role)
+                != Some(crate::monitor::machine::Role::Watching)
+            {
+                Some(format!(
+                    "the standby's monitor is not watching (it is {})",
+                    state.as_ref().map_or("not running", |s| s.role.as_str())
+                ))
+            } else if own_up || unit == "active" {
+                Some("the standby's gateway is running".to_string())
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                report.error = Some(format!("preflight: {p}; not injecting a fault"));
+                return report;
+            }
+        }
+    }
+    let promotions_before = observe(inv, standby)
+        .await
+        .ok()
+        .and_then(|o| o.0)
+        .map_or(0, |s| s.counters.promotions);
+
+    let clock = Clock {
+        start: Instant::now(),
+    };
+    if let Err(e) = primary.check(&fault_script(inv, opts.fault)).await {
+        report.error = Some(format!("injecting the fault failed: {e}"));
+        restore(inv, primary, opts.fault, &mut report).await;
+        return report;
+    }
+    report.timeline.push(Mark {
+        phase: "failover",
+        event: format!("fault injected on the primary ({:?})", opts.fault).to_lowercase(),
+        at_ms: 0,
+    });
+
+    let failover = async {
+        let mut detected = false;
+        loop {
+            if cancel.load(Ordering::SeqCst) {
+                return Err("interrupted".to_string());
+            }
+            if clock.start.elapsed() > opts.phase_timeout {
+                return Err(format!(
+                    "the standby did not take over within {}s",
+                    opts.phase_timeout.as_secs()
+                ));
+            }
+            let (state, own_up, _, _) = observe(inv, standby).await?;
+            if let Some(s) = &state {
+                if !detected
+                    && s.counters.promotions >= promotions_before
+                    && s.role != crate::monitor::machine::Role::Watching
+                {
+                    detected = true;
+                    report.detection_ms = Some(clock.ms());
+                    report.timeline.push(Mark {
+                        phase: "failover",
+                        event: "standby's monitor decided to promote".into(),
+                        at_ms: clock.ms(),
+                    });
+                }
+                if own_up && s.role == crate::monitor::machine::Role::Promoted {
+                    if let Some(t) = &s.last_promotion {
+                        report.pull_ms = Some(t.pull_ms);
+                        report.gateway_start_ms = Some(t.start_ms);
+                    }
+                    report.failover_ms = Some(clock.ms());
+                    report.timeline.push(Mark {
+                        phase: "failover",
+                        event: "standby's gateway answers /healthz".into(),
+                        at_ms: clock.ms(),
+                    });
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    .await;
+    if let Err(e) = failover {
+        report.error = Some(e);
+        restore(inv, primary, opts.fault, &mut report).await;
+        return report;
+    }
+
+    let clock = Clock {
+        start: Instant::now(),
+    };
+    restore(inv, primary, opts.fault, &mut report).await;
+    if !report.restored {
+        return report;
+    }
+    report.timeline.push(Mark {
+        phase: "failback",
+        event: "primary restored".into(),
+        at_ms: 0,
+    });
+    let failback = async {
+        let mut primary_seen = false;
+        loop {
+            if cancel.load(Ordering::SeqCst) {
+                return Err("interrupted".to_string());
+            }
+            if clock.start.elapsed() > opts.phase_timeout {
+                return Err(format!(
+                    "the standby did not step down within {}s",
+                    opts.phase_timeout.as_secs()
+                ));
+            }
+            let (state, own_up, primary_up, unit) = observe(inv, standby).await?;
+            if primary_up && !primary_seen {
+                primary_seen = true;
+                report.primary_recovery_ms = Some(clock.ms());
+                report.timeline.push(Mark {
+                    phase: "failback",
+                    event: "primary healthy again".into(),
+                    at_ms: clock.ms(),
+                });
+            }
+            let watching =
+                state.as_ref().map(|s| s.role) == Some(crate::monitor::machine::Role::Watching);
+            if primary_seen && watching && !own_up && unit != "active" {
+                report.failback_ms = Some(clock.ms());
+                report.timeline.push(Mark {
+                    phase: "failback",
+                    event: "standby demoted, its gateway stopped".into(),
+                    at_ms: clock.ms(),
+                });
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    .await;
+    if let Err(e) = failback {
+        report.error = Some(e);
+        return report;
+    }
+    let slo_failover = report
+        .failover_ms
+        .is_some_and(|m| m <= report.max_failover_ms);
+    let slo_failback = report
+        .failback_ms
+        .is_some_and(|m| m <= report.max_failback_ms);
+    if !slo_failover {
+        report.error = Some(format!(
+            "failover took {} ms, over --max-failover {} ms",
+            report.failover_ms.unwrap_or(0),
+            report.max_failover_ms
+        ));
+    } else if !slo_failback {
+        report.error = Some(format!(
+            "failback took {} ms, over --max-failback {} ms",
+            report.failback_ms.unwrap_or(0),
+            report.max_failback_ms
+        ));
+    }
+    report.ok = report.error.is_none();
+    report
+}
+
+async fn restore<H: Host>(inv: &Inventory, primary: &H, fault: Fault, report: &mut DrillReport) {
+    if report.restored {
+        return;
+    }
+    match primary.check(&restore_script(inv, fault)).await {
+        Ok(_) => report.restored = true,
+        Err(e) => {
+            let msg = format!(
+                "RESTORING THE PRIMARY FAILED: {e}; fix it by hand: `{}` on the primary",
+                restore_script(inv, fault)
+            );
+            report.error = Some(match report.error.take() {
+                Some(prev) => format!("{prev}; {msg}"),
+                None => msg,
+            });
+        }
+    }
+}
+
+pub fn timeline(r: &DrillReport) -> String {
+    let mut s = format!(
+        "FAILOVER DRILL ({})\n",
+        r.fault
+            .map_or("?".into(), |f| format!("{f:?}").to_lowercase())
+    );
+    let mut phase = "";
+    for m in &r.timeline {
+        if m.phase != phase {
+            phase = m.phase;
+            s.push_str(&format!("  {phase}\n"));
+        }
+        s.push_str(&format!(
+            "    +{:>6.1}s  {}\n",
+            m.at_ms as f64 / 1000.0,
+            m.event
+        ));
+    }
+    let secs = |v: Option<u64>| v.map_or("-".to_string(), |m| format!("{:.1}s", m as f64 / 1000.0));
+    s.push_str(&format!(
+        "  failover {} (detection {}, git pull {}, gateway start {}); failback {} (primary healthy after {})\n",
+        secs(r.failover_ms),
+        secs(r.detection_ms),
+        secs(r.pull_ms),
+        secs(r.gateway_start_ms),
+        secs(r.failback_ms),
+        secs(r.primary_recovery_ms)
+    ));
+    s.push_str(&format!(
+        "  primary restored: {}\n",
+        if r.restored { "yes" } else { "NO" }
+    ));
+    match &r.error {
+        None => s.push_str("  result: PASS\n"),
+        Some(e) => s.push_str(&format!("  result: FAIL: {e}\n")),
+    }
+    s
+}
