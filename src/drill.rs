@@ -85,7 +85,7 @@ fn restore_script(inv: &Inventory, fault: Fault) -> String {
         Fault::Stop | Fault::Kill => format!("systemctl start {GATEWAY_UNIT}"),
         Fault::Cut => format!(
             "while {}; do {}; done",
-            cut_rule(inv, "-C").replace("iptables -w -C", "iptables -w -C"),
+            cut_rule(inv, "-C"),
             cut_rule(inv, "-D")
         ),
     }
