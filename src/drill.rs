@@ -31,6 +31,9 @@ pub struct DrillOptions {
     pub max_failback: Duration,
     /// The longest any phase may take before the drill gives up.
     pub phase_timeout: Duration,
+    /// How long preflight waits for a healthy, idle pair before refusing
+    /// (zero: check once).
+    pub wait: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,10 +96,7 @@ fn restore_script(inv: &Inventory, fault: Fault) -> String {
 
 /// What the standby sees, in one round trip: its monitor's state, its own
 /// gateway, and the primary's health over the private network.
-async fn observe<H: Host>(
-    inv: &Inventory,
-    standby: &H,
-) -> Result<(Option<MonitorState>, bool, bool, String), String> {
+async fn observe<H: Host>(inv: &Inventory, standby: &H) -> Result<Observation, String> {
     let primary_url = local_health_url(inv, Role::Primary);
     let script = format!(
         "curl -s -m 1 {own} | grep -q '\"ok\":true' && echo own=up || echo own=down\n\
@@ -146,30 +146,19 @@ pub async fn run<H: Host>(
         ..Default::default()
     };
     // Preflight: refuse to break anything unless the pair is healthy and idle.
-    match observe(inv, standby).await {
-        Err(e) => {
-            report.error = Some(format!("preflight: cannot read the standby: {e}"));
-            return report;
-        }
-        Ok((state, own_up, primary_up, unit)) => {
-            let problem = if !primary_up {
-                Some("the primary's gateway is not healthy (as seen from the standby)".to_string())
-            } else if state.as_ref().map(|s| s.role)
-                != Some(crate::monitor::machine::Role::Watching)
-            {
-                Some(format!(
-                    "the standby's monitor is not watching (it is {})",
-                    state.as_ref().map_or("not running", |s| s.role.as_str())
-                ))
-            } else if own_up || unit == "active" {
-                Some("the standby's gateway is running".to_string())
-            } else {
-                None
-            };
-            if let Some(p) = problem {
+    let waited = Instant::now();
+    loop {
+        let problem = match observe(inv, standby).await {
+            Err(e) => Some(format!("cannot read the standby: {e}")),
+            Ok(o) => preflight_problem(o),
+        };
+        match problem {
+            None => break,
+            Some(p) if waited.elapsed() >= opts.wait || cancel.load(Ordering::SeqCst) => {
                 report.error = Some(format!("preflight: {p}; not injecting a fault"));
                 return report;
             }
+            Some(_) => tokio::time::sleep(Duration::from_secs(1)).await,
         }
     }
     let promotions_before = observe(inv, standby)
@@ -316,6 +305,23 @@ pub async fn run<H: Host>(
     }
     report.ok = report.error.is_none();
     report
+}
+
+type Observation = (Option<MonitorState>, bool, bool, String);
+
+fn preflight_problem((state, own_up, primary_up, unit): Observation) -> Option<String> {
+    if !primary_up {
+        Some("the primary's gateway is not healthy (as seen from the standby)".to_string())
+    } else if state.as_ref().map(|s| s.role) != Some(crate::monitor::machine::Role::Watching) {
+        Some(format!(
+            "the standby's monitor is not watching (it is {})",
+            state.as_ref().map_or("not running", |s| s.role.as_str())
+        ))
+    } else if own_up || unit == "active" {
+        Some("the standby's gateway is running".to_string())
+    } else {
+        None
+    }
 }
 
 async fn restore<H: Host>(inv: &Inventory, primary: &H, fault: Fault, report: &mut DrillReport) {

@@ -28,6 +28,9 @@ pub struct DrillArgs {
     /// Fail when primary restored → standby stepped down takes longer (default: hold_down + 60s).
     #[arg(long, value_parser = duration)]
     pub max_failback: Option<Duration>,
+    /// Wait this long for a healthy, idle pair before refusing (e.g. right after a deploy).
+    #[arg(long, value_parser = duration)]
+    pub wait: Option<Duration>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -44,6 +47,7 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
             .max_failback
             .unwrap_or(inv.monitor.hold_down + Duration::from_secs(60)),
         phase_timeout: Duration::from_secs(600),
+        wait: args.wait.unwrap_or(Duration::ZERO),
     };
     let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

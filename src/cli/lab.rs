@@ -45,6 +45,13 @@ pub enum LabCommand {
     Stop { node: String },
     /// Power a host on again.
     Start { node: String },
+    /// The whole story on this machine: lab up, deploy (real OpenClaw from
+    /// npm), a failover drill, status. Prints the failover timeline.
+    Demo {
+        /// The fault the drill injects.
+        #[arg(long, value_enum, default_value = "stop")]
+        fault: ocfo::drill::Fault,
+    },
     /// Drop all traffic between two hosts.
     Cut { a: String, b: String },
     /// Restore traffic between all hosts.
@@ -117,6 +124,7 @@ pub fn run(args: LabArgs, out: Output) -> ExitCode {
                 );
             }
         }),
+        LabCommand::Demo { fault } => return demo(name, fault),
         LabCommand::Stop { node } => lab::stop(name, &node),
         LabCommand::Start { node } => lab::start(name, &node),
         LabCommand::Cut { a, b } => lab::cut(name, &a, &b),
@@ -129,4 +137,47 @@ pub fn run(args: LabArgs, out: Output) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs each step as this same binary, so what the demo shows is exactly what
+/// a user typing the commands would see.
+fn demo(name: &str, fault: ocfo::drill::Fault) -> ExitCode {
+    let Ok(exe) = std::env::current_exe() else {
+        eprintln!("error: cannot find the running ocfo binary");
+        return ExitCode::FAILURE;
+    };
+    let inventory = ocfo::lab::labs_dir().join(name).join("inventory.yaml");
+    let inv = inventory.display().to_string();
+    let fault = format!("{fault:?}").to_lowercase();
+    let steps: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "boot the lab: two Debian hosts with systemd",
+            vec!["lab", "up", "--name", name],
+        ),
+        (
+            "deploy both hosts (hardening, Node, OpenClaw from npm, monitor)",
+            vec!["deploy", &inv],
+        ),
+        ("re-deploy: nothing to change", vec!["deploy", &inv, "-q"]),
+        (
+            "drill: break the primary and measure the failover",
+            vec!["drill", &inv, "--fault", &fault, "--wait", "300s"],
+        ),
+        ("status of the pair", vec!["status", &inv]),
+    ];
+    for (i, (what, args)) in steps.iter().enumerate() {
+        println!(
+            "\n== {}/{}: {what}\n$ ocfo {}",
+            i + 1,
+            steps.len(),
+            args.join(" ")
+        );
+        let status = std::process::Command::new(&exe).args(args).status();
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!("error: step {} failed: ocfo {}", i + 1, args.join(" "));
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("\nThe lab stays up: `ocfo lab status --name {name}`, `ocfo lab down --name {name}`.");
+    ExitCode::SUCCESS
 }
