@@ -32,7 +32,27 @@ pub fn check() -> Result<(), LabError> {
             "ocfo lab needs root (it creates network namespaces, a bridge, NAT rules and mounts): run it with sudo",
         ));
     }
-    let missing: Vec<(&str, &str)> = TOOLS.iter().copied().filter(|(b, _)| !on_path(b)).collect();
+    let mut missing: Vec<(&str, &str)> =
+        TOOLS.iter().copied().filter(|(b, _)| !on_path(b)).collect();
+    // On Debian and Ubuntu the lab installs what it needs, saying so, unless
+    // told not to: `lab up` is the first command a new user runs.
+    if !missing.is_empty()
+        && on_path("apt-get")
+        && std::env::var_os("OCFO_LAB_NO_INSTALL").is_none()
+    {
+        let mut pkgs: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+        pkgs.dedup();
+        eprintln!("installing what the lab needs: apt-get install -y {} (set OCFO_LAB_NO_INSTALL=1 to refuse)", pkgs.join(" "));
+        let _ = super::sys::sh(&["apt-get", "update", "-qq"]);
+        let mut args = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+        args.extend(pkgs.iter().copied());
+        if let Err(e) = super::sys::sh(&args) {
+            return Err(other(format!(
+                "installing the lab's prerequisites failed: {e}"
+            )));
+        }
+        missing = TOOLS.iter().copied().filter(|(b, _)| !on_path(b)).collect();
+    }
     if !missing.is_empty() {
         let bins: Vec<&str> = missing.iter().map(|(b, _)| *b).collect();
         let mut pkgs: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
