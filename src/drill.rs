@@ -69,7 +69,9 @@ fn fault_script(inv: &Inventory, fault: Fault) -> String {
     match fault {
         Fault::Stop => format!("systemctl stop --no-block {GATEWAY_UNIT}"),
         // Killed, then stopped so that Restart=always does not bring it back.
-        Fault::Kill => format!("systemctl kill --signal=SIGKILL {GATEWAY_UNIT} && systemctl stop --no-block {GATEWAY_UNIT}"),
+        Fault::Kill => format!(
+            "pid=$(systemctl show -p MainPID --value {GATEWAY_UNIT}); [ \"$pid\" -gt 0 ] && kill -9 \"$pid\"; systemctl stop --no-block {GATEWAY_UNIT}"
+        ),
         Fault::Cut => cut_rule(inv, "-I"),
     }
 }
