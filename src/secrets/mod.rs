@@ -221,7 +221,8 @@ mod tests {
             .resolve()
             .unwrap();
         assert_eq!(ok.expose(), "tok-123");
-        let err = SecretRef::Command("echo leaked-value >&2; exit 3".into())
+        // stderr is never shown (it may carry what the command fetched).
+        let err = SecretRef::Command("printf 'leaked-%s' value >&2; exit 3".into())
             .resolve()
             .unwrap_err();
         let msg = err.to_string();
