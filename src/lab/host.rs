@@ -89,18 +89,7 @@ pub fn prepare(lab: &LabState, node: &str, root: &Path, lab_pubkey: &str) -> Res
     let key = root.join("etc/ssh/ssh_host_ed25519_key");
     let _ = std::fs::remove_file(&key);
     let _ = std::fs::remove_file(key.with_extension("pub"));
-    sh(&[
-        "ssh-keygen",
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-C",
-        &hostname,
-        "-f",
-        &key.display().to_string(),
-    ])?;
+    super::sys::keygen(&key, &hostname)?;
     std::fs::create_dir_all(root.join("root/.ssh")).map_err(|e| other(e.to_string()))?;
     write(
         &root.join("root/.ssh/authorized_keys"),

@@ -306,18 +306,7 @@ fn ensure_keys(lab: &LabState) -> Result<(), LabError> {
         (lab.dir.join("workspace_deploy_key"), "ocfo-lab-workspace"),
     ] {
         if !path.exists() {
-            sh(&[
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                comment,
-                "-f",
-                &path.display().to_string(),
-            ])?;
+            sys::keygen(&path, comment)?;
         }
     }
     let token = lab.dir.join("secrets/gateway_token");

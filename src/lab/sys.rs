@@ -77,3 +77,20 @@ pub fn succeeds(args: &[&str]) -> bool {
 pub fn stdout(args: &[&str]) -> Result<String, LabError> {
     Ok(String::from_utf8_lossy(&sh(args)?.stdout).into_owned())
 }
+
+/// A new ed25519 key pair without a passphrase at `path` (and `path.pub`).
+pub fn keygen(path: &std::path::Path, comment: &str) -> Result<(), LabError> {
+    sh(&[
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        comment,
+        "-f",
+        &path.display().to_string(),
+    ])
+    .map(|_| ())
+}
