@@ -34,7 +34,7 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     let lab = TestLab::up("tdrill", "10.249.4.0/24");
     let inv = std::fs::read_to_string(lab.inventory())
         .unwrap()
-        .replace("hold_down: 60s", "hold_down: 15s");
+        .replace("hold_down: 60s", "hold_down: 15s\n  # Deliberate drills, one after another, are not a flapping primary.\n  flap: {max_promotions: 10, window: 15m}");
     let inv_path = lab.path("inventory-fast.yaml");
     std::fs::write(&inv_path, inv).unwrap();
     let inv = inv_path.to_str().unwrap().to_string();

@@ -260,6 +260,8 @@ fn default_monitor() -> MonitorSettings {
         hold_down: Duration::from_secs(60),
         probe: ProbeMode::Healthz,
         webhook: None,
+        flap_max_promotions: 3,
+        flap_window: Duration::from_secs(15 * 60),
     }
 }
 
@@ -710,6 +712,7 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
             "hold_down",
             "probe",
             "notify",
+            "flap",
         ],
     )?;
     let def = default_monitor();
@@ -718,6 +721,16 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
     let fall = d.count(&f, "fall", def.fall);
     let rise = d.count(&f, "rise", def.rise);
     let hold_down = d.duration(&f, "hold_down", def.hold_down);
+    let flap = match f.get("flap") {
+        None => Some((def.flap_max_promotions, def.flap_window)),
+        Some(n) => d
+            .fields(n, "monitor.flap", &["max_promotions", "window"])
+            .and_then(|ff| {
+                let max = d.count(&ff, "max_promotions", def.flap_max_promotions);
+                let window = d.duration(&ff, "window", def.flap_window);
+                Some((max?, window?))
+            }),
+    };
     let probe = match f.get("probe") {
         None => Some(ProbeMode::Healthz),
         Some(n) => match d.string(n, "monitor.probe").as_deref() {
@@ -754,7 +767,10 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
             );
         }
     }
+    let (flap_max_promotions, flap_window) = flap?;
     Some(MonitorSettings {
+        flap_max_promotions,
+        flap_window,
         interval: interval?,
         timeout: timeout?,
         fall: fall?,

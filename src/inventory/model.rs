@@ -203,6 +203,9 @@ pub struct MonitorSettings {
     pub hold_down: Duration,
     pub probe: ProbeMode,
     pub webhook: Option<Secret>,
+    /// This many promotions within `flap_window` pin the standby promoted.
+    pub flap_max_promotions: u32,
+    pub flap_window: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -363,8 +363,8 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
         rise: m.rise,
         hold_down: m.hold_down,
         flap: FlapConfig {
-            max_promotions: 3,
-            window: std::time::Duration::from_secs(15 * 60),
+            max_promotions: m.flap_max_promotions,
+            window: m.flap_window,
         },
         gateway: GatewayConfig {
             unit: GATEWAY_UNIT.into(),
