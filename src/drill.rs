@@ -363,7 +363,12 @@ pub fn timeline(r: &DrillReport) -> String {
             m.event
         ));
     }
-    let secs = |v: Option<u64>| v.map_or("-".to_string(), |m| format!("{:.1}s", m as f64 / 1000.0));
+    // Sub-second steps (a git pull) in milliseconds, the rest in seconds.
+    let secs = |v: Option<u64>| match v {
+        None => "-".to_string(),
+        Some(m) if m < 1000 => format!("{m}ms"),
+        Some(m) => format!("{:.1}s", m as f64 / 1000.0),
+    };
     s.push_str(&format!(
         "  failover {} (detection {}, git pull {}, gateway start {}); failback {} (primary healthy after {})\n",
         secs(r.failover_ms),
