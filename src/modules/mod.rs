@@ -31,6 +31,11 @@ pub(crate) fn fail(msg: impl Into<String>) -> ModuleError {
     ModuleError::Failed(msg.into())
 }
 
+/// The arguments of a module that takes none (`sshd: {}`): anything given is an error.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
 /// A task's module and its arguments, as written in a playbook.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]

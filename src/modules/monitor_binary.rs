@@ -2,15 +2,11 @@
 //! binary is uploaded when the host's OS and architecture match it; otherwise
 //! `--monitor-binary` must name a Linux build for the host.
 
-use serde::Deserialize;
-
 use super::{facts, fail, ModuleError};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::render::layout::OCFO_BINARY;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Args {}
+pub type Args = super::NoArgs;
 
 /// The bytes to install: `--monitor-binary`, or this very executable when it
 /// can run on the host.

@@ -3,15 +3,11 @@
 //! unpacked to /opt/node-v<ver>-linux-<arch>, and /opt/node switched to it
 //! atomically. A version switch converges the same way.
 
-use serde::Deserialize;
-
 use super::{facts, fail, q, ModuleError};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::render::layout::NODE_HOME;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Args {}
+pub type Args = super::NoArgs;
 
 pub async fn plan<H: Host>(
     _: &Args,

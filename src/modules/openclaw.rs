@@ -8,17 +8,11 @@ use crate::engine::{Change, Host, Step, TaskContext};
 use crate::inventory::channel_is_plugin;
 use crate::render::layout::{GATEWAY_ENV_FILE, NODE_HOME, OPENCLAW_PREFIX};
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Args {}
+pub type Args = super::NoArgs;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginArgs {}
+pub type PluginArgs = super::NoArgs;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ValidateArgs {}
+pub type ValidateArgs = super::NoArgs;
 
 /// The environment npm and openclaw need: Node on PATH (plugins shell out to
 /// npm) and the system CA bundle (hosts behind a TLS-inspecting proxy).

@@ -2,15 +2,11 @@
 //! login is only disabled once the login user has a key in place, so the
 //! operator is never locked out.
 
-use serde::Deserialize;
-
 use super::{facts, fail, q, ModuleError};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::render::layout::SSHD_DROP_IN;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Args {}
+pub type Args = super::NoArgs;
 
 pub async fn plan<H: Host>(
     _: &Args,

@@ -2,14 +2,10 @@
 //! is not logged in. The auth key reaches the host on stdin, into a 0600 file
 //! that `tailscale up --auth-key=file:` reads and that is removed right after.
 
-use serde::Deserialize;
-
 use super::{facts, fail, q, ModuleError};
 use crate::engine::{Change, Host, Step, TaskContext};
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Args {}
+pub type Args = super::NoArgs;
 
 pub async fn plan<H: Host>(
     _: &Args,

@@ -4,14 +4,10 @@
 //! anyone else's. Facts come from ufw's own files, not the (slow, Python)
 //! `ufw` command.
 
-use serde::Deserialize;
-
 use super::{facts, ModuleError};
 use crate::engine::{Change, Host, Step, TaskContext};
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Args {}
+pub type Args = super::NoArgs;
 
 /// A rule as ufw records it in user.rules: `### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in comment=<hex>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,14 +2,10 @@
 //! with the deploy key. The primary pushes it on a timer; the standby pulls
 //! it when promoted.
 
-use serde::Deserialize;
-
 use super::{facts, fail, q, ModuleError};
 use crate::engine::{Change, Host, Step, TaskContext};
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Args {}
+pub type Args = super::NoArgs;
 
 pub async fn plan<H: Host>(
     _: &Args,
