@@ -103,15 +103,8 @@ pub fn run(args: DeployArgs, out: Output) -> ExitCode {
             skip: args.skip_tags.clone(),
         },
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = super::runtime() else {
+        return ExitCode::FAILURE;
     };
     let nodes: Vec<String> = Role::ALL
         .iter()

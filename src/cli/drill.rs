@@ -49,11 +49,7 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
         phase_timeout: Duration::from_secs(600),
         wait: args.wait.unwrap_or(Duration::ZERO),
     };
-    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    else {
-        eprintln!("error: cannot start the async runtime");
+    let Some(rt) = super::runtime() else {
         return ExitCode::FAILURE;
     };
     let cancel = Arc::new(AtomicBool::new(false));

@@ -129,3 +129,18 @@ pub fn load_inventory(
         }
     }
 }
+
+/// The async runtime a command runs on; `None` (after saying why) if it
+/// cannot start.
+pub fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}

@@ -89,11 +89,7 @@ pub fn run(args: StatusArgs, out: Output) -> ExitCode {
     let Some((inv, _secrets)) = load_inventory(&args.inventory, false, out) else {
         return ExitCode::FAILURE;
     };
-    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    else {
-        eprintln!("error: cannot start the async runtime");
+    let Some(rt) = super::runtime() else {
         return ExitCode::FAILURE;
     };
     let nodes = rt.block_on(gather(&inv));
