@@ -9,8 +9,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::engine::context::{RunOptions, TaskContext};
 use crate::engine::playbook::{self, TagFilter};
-use crate::engine::runner::{Event, Runner};
+use crate::engine::runner::{Event, RestartGate, Runner};
 use crate::engine::{facts, Host, HostReport};
+use crate::hold::StandbyHold;
 use crate::inventory::{Inventory, Role, Secrets};
 use crate::render::layout::Layout;
 use crate::render::{render_node, SecretMode};
@@ -63,52 +64,131 @@ where
     };
     let redactor = secrets.redactor();
     let layout = Layout::new(inv);
-    let runner = Runner {
+    let nodes: Vec<Role> = selected(opts).collect();
+    // The standby is connected also for a primary-only run: its monitor is
+    // held while the primary's gateway restarts.
+    let needs_standby = !opts.run.check && nodes.contains(&Role::Primary);
+    let (primary, standby) = futures::future::join(
+        async {
+            if nodes.contains(&Role::Primary) {
+                Some(connect(Role::Primary).await)
+            } else {
+                None
+            }
+        },
+        async {
+            if nodes.contains(&Role::Standby) || needs_standby {
+                Some(connect(Role::Standby).await)
+            } else {
+                None
+            }
+        },
+    )
+    .await;
+    let by = who();
+    let gate = match (&primary, &standby) {
+        (Some(Ok(p)), Some(Ok(s))) if needs_standby => Some(StandbyHold {
+            inv,
+            primary: p,
+            standby: s,
+            by: by.clone(),
+        }),
+        _ => None,
+    };
+    let runner = |role: Role| Runner {
         playbook: &book,
         tags: &opts.tags,
-        events,
+        events: events.clone(),
         cancel,
-        who: who(),
+        who: by.clone(),
+        gate: match role {
+            Role::Primary => gate.as_ref().map(|g| g as &dyn RestartGate),
+            Role::Standby => None,
+        },
     };
-    let one = |role: Role| {
-        let (runner, layout, redactor, connect) = (&runner, &layout, &redactor, &connect);
-        async move {
-            let start = Instant::now();
-            let node = inv.node(role);
-            let mut report = HostReport::new(role, &node.host);
-            let result: Result<(), String> = async {
-                let host = connect(role).await?;
-                let files = render_node(inv, role, secrets, SecretMode::Reveal)
-                    .map_err(|e| redactor.redact(&e.to_string()))?;
-                let facts = facts::gather(&host).await.map_err(|e| e.to_string())?;
-                if facts.init != "systemd" {
-                    return Err(format!(
-                        "{role}: ocfo needs systemd as init, found `{}`",
-                        facts.init
-                    ));
-                }
-                let ctx = TaskContext {
-                    inv,
-                    role,
-                    facts: &facts,
-                    files: &files,
-                    secrets,
-                    layout,
-                    opts: &opts.run,
-                    redactor,
-                };
-                runner.run(&host, &ctx, &mut report).await;
-                Ok(())
+    let standby_error = match (&standby, needs_standby) {
+        (Some(Err(e)), true) => Some(e.clone()),
+        _ => None,
+    };
+    let runs = nodes.iter().map(|&role| {
+        let host = match role {
+            Role::Primary => primary.as_ref(),
+            Role::Standby => standby.as_ref(),
+        };
+        let node = NodeRun {
+            inv,
+            secrets,
+            opts,
+            layout: &layout,
+            redactor: &redactor,
+            runner: runner(role),
+            unheld: match role {
+                Role::Primary => standby_error.clone(),
+                Role::Standby => None,
+            },
+        };
+        node.run(role, host)
+    });
+    futures::future::join_all(runs).await
+}
+
+/// One node's run, once its connection was tried.
+struct NodeRun<'a> {
+    inv: &'a Inventory,
+    secrets: &'a Secrets,
+    opts: &'a DeployOptions,
+    layout: &'a Layout,
+    redactor: &'a crate::secrets::Redactor,
+    runner: Runner<'a>,
+    /// Why the standby's monitor could not be held, if it could not.
+    unheld: Option<String>,
+}
+
+impl NodeRun<'_> {
+    async fn run<H: Host>(self, role: Role, host: Option<&Result<H, String>>) -> HostReport {
+        let start = Instant::now();
+        let inv = self.inv;
+        let mut report = HostReport::new(role, &inv.node(role).host);
+        let result: Result<(), String> = async {
+            let host = match host {
+                Some(Ok(h)) => h,
+                Some(Err(e)) => return Err(e.clone()),
+                None => return Err("not connected".into()),
+            };
+            let files = render_node(inv, role, self.secrets, SecretMode::Reveal)
+                .map_err(|e| self.redactor.redact(&e.to_string()))?;
+            let facts = facts::gather(host).await.map_err(|e| e.to_string())?;
+            if facts.init != "systemd" {
+                return Err(format!(
+                    "{role}: ocfo needs systemd as init, found `{}`",
+                    facts.init
+                ));
             }
-            .await;
-            if let Err(e) = result {
-                report.error = Some(redactor.redact(&e));
-            }
-            report.duration_ms = start.elapsed().as_millis();
-            report
+            let ctx = TaskContext {
+                inv,
+                role,
+                facts: &facts,
+                files: &files,
+                secrets: self.secrets,
+                layout: self.layout,
+                opts: &self.opts.run,
+                redactor: self.redactor,
+            };
+            self.runner.run(host, &ctx, &mut report).await;
+            Ok(())
         }
-    };
-    futures::future::join_all(selected(opts).map(one)).await
+        .await;
+        if let Err(e) = result {
+            report.error = Some(self.redactor.redact(&e));
+        }
+        if let Some(e) = &self.unheld {
+            report.notes.push(self.redactor.redact(&format!(
+                "WARNING: the standby is unreachable ({e}), so its monitor could not be held during this run"
+            )));
+        }
+        report.duration_ms = start.elapsed().as_millis();
+        report
+    }
 }
 
 fn selected(opts: &DeployOptions) -> impl Iterator<Item = Role> + '_ {

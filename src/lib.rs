@@ -18,6 +18,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub mod deploy;
 pub mod drill;
 pub mod engine;
+pub mod hold;
 pub mod lab;
 pub mod modules;
 pub mod monitor;

@@ -176,6 +176,9 @@ pub fn recap(reports: &[HostReport], out: Output, check: bool) -> String {
         if let Some(e) = &r.error {
             s.push_str(&format!("         error: {e}\n"));
         }
+        for n in &r.notes {
+            s.push_str(&format!("         {n}\n"));
+        }
     }
     s
 }

@@ -53,6 +53,7 @@ impl TaskContext<'_> {
                 "password_authentication": inv.hardening.password_authentication,
             },
             "tailscale": { "enabled": inv.network.tailscale.enabled },
+            "monitor": { "standby": inv.monitor.standby.as_str() },
             "extra_ca_certificates": !inv.network.extra_ca_certificates.is_empty(),
             "openclaw": {
                 "user": inv.openclaw.user,
@@ -65,6 +66,7 @@ impl TaskContext<'_> {
                 "workspace": self.layout.workspace,
                 "deploy_key": self.layout.deploy_key,
                 "gateway_env": layout::GATEWAY_ENV_FILE,
+                "gateway_restart_keys": layout::GATEWAY_RESTART_KEYS,
                 "gateway_unit": layout::GATEWAY_UNIT,
                 "monitor_unit": layout::MONITOR_UNIT,
                 "monitor_config": layout::MONITOR_CONFIG,

@@ -49,6 +49,9 @@ pub struct HostReport {
     pub error: Option<String>,
     pub interrupted: bool,
     pub duration_ms: u128,
+    /// What the run did around the task list (the standby's hold).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl HostReport {
@@ -61,6 +64,7 @@ impl HostReport {
             error: None,
             interrupted: false,
             duration_ms: 0,
+            notes: Vec::new(),
         }
     }
 

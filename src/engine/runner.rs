@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use futures::future::BoxFuture;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::modules;
@@ -54,6 +55,19 @@ async fn release_lock<H: Host>(host: &H) {
     }
 }
 
+/// The handler every task that may restart the primary's gateway notifies.
+pub const RESTART_GATEWAY: &str = "restart gateway";
+
+/// What a run does around the primary's gateway restarts: deploy puts a hold
+/// on the standby's monitor before the first change that leads to one, and
+/// once the run is over waits for the primary to be ready and releases it.
+pub trait RestartGate: Sync {
+    /// Takes (or renews) the hold; an error stops the run before any restart.
+    fn hold(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// The run is over: wait for the gateway, release the hold; returns notes.
+    fn release(&self) -> BoxFuture<'_, Vec<String>>;
+}
+
 pub struct Runner<'a> {
     pub playbook: &'a Playbook,
     pub tags: &'a TagFilter,
@@ -61,6 +75,8 @@ pub struct Runner<'a> {
     pub cancel: &'a AtomicBool,
     /// Identifies this run in the lock (user@machine, pid).
     pub who: String,
+    /// Around the primary's gateway restarts (none for the standby).
+    pub gate: Option<&'a dyn RestartGate>,
 }
 
 impl Runner<'_> {
@@ -83,7 +99,13 @@ impl Runner<'_> {
                 }
             }
         };
-        self.run_tasks(host, ctx, report).await;
+        let held = AtomicBool::new(false);
+        self.run_tasks(host, ctx, report, &held).await;
+        if held.load(Ordering::SeqCst) {
+            if let Some(gate) = self.gate {
+                report.notes.extend(gate.release().await);
+            }
+        }
         if locked && !report.failed() && !report.interrupted {
             // For `ocfo status`; bookkeeping, not a change.
             let _ = host
@@ -102,7 +124,13 @@ impl Runner<'_> {
         report.duration_ms = start.elapsed().as_millis();
     }
 
-    async fn run_tasks<H: Host>(&self, host: &H, ctx: &TaskContext<'_>, report: &mut HostReport) {
+    async fn run_tasks<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+        report: &mut HostReport,
+        held: &AtomicBool,
+    ) {
         let env = crate::render::template_env();
         let vars = ctx.vars();
         let mut notified: BTreeSet<String> = BTreeSet::new();
@@ -114,7 +142,9 @@ impl Runner<'_> {
             if !self.tags.selects(task) {
                 continue;
             }
-            let r = self.run_task(host, ctx, task, &env, &vars, false).await;
+            let r = self
+                .run_task(host, ctx, task, &env, &vars, false, held)
+                .await;
             let (status, failed) = (r.status, r.status == Status::Failed);
             report.push(r);
             if status == Status::Changed {
@@ -133,7 +163,9 @@ impl Runner<'_> {
                 report.interrupted = true;
                 return;
             }
-            let r = self.run_task(host, ctx, handler, &env, &vars, true).await;
+            let r = self
+                .run_task(host, ctx, handler, &env, &vars, true, held)
+                .await;
             let failed = r.status == Status::Failed;
             report.push(r);
             if failed {
@@ -150,6 +182,7 @@ impl Runner<'_> {
         env: &minijinja::Environment<'_>,
         vars: &minijinja::Value,
         handler: bool,
+        held: &AtomicBool,
     ) -> TaskReport {
         let start = Instant::now();
         let mut r = TaskReport {
@@ -192,6 +225,15 @@ impl Runner<'_> {
                     r.reason = Some("a check: not run under --check".into());
                 }
                 return Ok(());
+            }
+            // Renewed before each such task, so a long run keeps its lease.
+            let restarts = task.notify.iter().any(|n| n == RESTART_GATEWAY)
+                || (handler && task.name == RESTART_GATEWAY);
+            if restarts && !changes.is_empty() {
+                if let Some(gate) = self.gate {
+                    gate.hold().await?;
+                    held.store(true, Ordering::SeqCst);
+                }
             }
             for c in &changes {
                 for step in &c.steps {

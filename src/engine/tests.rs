@@ -173,6 +173,7 @@ async fn run(
         events: None,
         cancel: &cancel,
         who: "test".into(),
+        gate: None,
     };
     let mut report = HostReport::new(Role::Primary, "fake");
     runner.run(host, &ctx, &mut report).await;

@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use crate::diagnostics::{Diagnostic, Location, Report};
 use crate::secrets::{Redactor, SecretValue};
 
-use super::decode::{is_env_name, join, Decoder};
+use super::decode::{is_env_name, join, Decoder, Fields};
 use super::model::*;
 use super::rules;
 use super::units::Version;
@@ -258,10 +258,40 @@ fn default_monitor() -> MonitorSettings {
         fall: 3,
         rise: 5,
         hold_down: Duration::from_secs(60),
-        probe: ProbeMode::Healthz,
+        probe: ProbeMode::Readyz,
         webhook: None,
         flap_max_promotions: 3,
         flap_window: Duration::from_secs(15 * 60),
+        standby: StandbyMode::Warm,
+        channel_failure: ChannelFailure::Failover,
+        channel_grace: Duration::from_secs(60),
+    }
+}
+
+/// One of a few words, or a located error naming them.
+fn choice<T: Copy>(
+    d: &mut Decoder,
+    f: &Fields,
+    key: &str,
+    path: &str,
+    options: &[(&str, T)],
+    default: T,
+) -> Option<T> {
+    let Some(n) = f.get(key) else {
+        return Some(default);
+    };
+    let word = d.string(n, path)?;
+    match options.iter().find(|(w, _)| *w == word) {
+        Some((_, v)) => Some(*v),
+        None => {
+            let names: Vec<&str> = options.iter().map(|(w, _)| *w).collect();
+            d.error(
+                path,
+                n.loc,
+                format!("`{word}` is not one of {}", names.join(", ")),
+            );
+            None
+        }
     }
 }
 
@@ -713,6 +743,9 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
             "probe",
             "notify",
             "flap",
+            "standby",
+            "channel_failure",
+            "channel_grace",
         ],
     )?;
     let def = default_monitor();
@@ -731,22 +764,37 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
                 Some((max?, window?))
             }),
     };
-    let probe = match f.get("probe") {
-        None => Some(ProbeMode::Healthz),
-        Some(n) => match d.string(n, "monitor.probe").as_deref() {
-            Some("healthz") => Some(ProbeMode::Healthz),
-            Some("readyz") => Some(ProbeMode::Readyz),
-            Some(other) => {
-                d.error(
-                    "monitor.probe",
-                    n.loc,
-                    format!("`{other}` is not one of healthz, readyz"),
-                );
-                None
-            }
-            None => None,
-        },
-    };
+    let probe = choice(
+        d,
+        &f,
+        "probe",
+        "monitor.probe",
+        &[
+            ("readyz", ProbeMode::Readyz),
+            ("healthz", ProbeMode::Healthz),
+        ],
+        def.probe,
+    );
+    let standby = choice(
+        d,
+        &f,
+        "standby",
+        "monitor.standby",
+        &[("warm", StandbyMode::Warm), ("cold", StandbyMode::Cold)],
+        def.standby,
+    );
+    let channel_failure = choice(
+        d,
+        &f,
+        "channel_failure",
+        "monitor.channel_failure",
+        &[
+            ("failover", ChannelFailure::Failover),
+            ("ignore", ChannelFailure::Ignore),
+        ],
+        def.channel_failure,
+    );
+    let channel_grace = d.duration(&f, "channel_grace", def.channel_grace);
     let webhook = match f.get("notify") {
         None => Some(None),
         Some(n) => {
@@ -778,6 +826,9 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
         hold_down: hold_down?,
         probe: probe?,
         webhook: webhook?,
+        standby: standby?,
+        channel_failure: channel_failure?,
+        channel_grace: channel_grace?,
     })
 }
 

@@ -188,9 +188,10 @@ pub struct Workspace {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeMode {
-    /// `/healthz`: the gateway process is live.
+    /// `/healthz`: the gateway process is live (blind to a drain).
     Healthz,
-    /// `/readyz`: live and every channel connected (stricter, opt-in).
+    /// `/readyz` with the gateway token: not draining, started, and the
+    /// channels judged by `channel_failure` (the default).
     Readyz,
 }
 
@@ -206,7 +207,12 @@ pub struct MonitorSettings {
     /// This many promotions within `flap_window` pin the standby promoted.
     pub flap_max_promotions: u32,
     pub flap_window: Duration,
+    pub standby: StandbyMode,
+    pub channel_failure: ChannelFailure,
+    pub channel_grace: Duration,
 }
+
+pub use crate::monitor::config::{ChannelFailure, StandbyMode};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Hardening {

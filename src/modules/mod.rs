@@ -9,6 +9,7 @@ mod monitor_binary;
 mod node;
 mod openclaw;
 mod sshd;
+pub mod switches;
 mod systemd;
 mod tailscale;
 mod ufw;
@@ -54,6 +55,7 @@ pub enum ModuleCall {
     Tailscale(tailscale::Args),
     Workspace(workspace::Args),
     MonitorBinary(monitor_binary::Args),
+    Switches(switches::Args),
 }
 
 /// Reads the host and returns what must change (empty: nothing to do).
@@ -77,6 +79,7 @@ pub async fn plan<H: Host>(
         ModuleCall::Tailscale(a) => tailscale::plan(a, host, ctx).await,
         ModuleCall::Workspace(a) => workspace::plan(a, host, ctx).await,
         ModuleCall::MonitorBinary(a) => monitor_binary::plan(a, host, ctx).await,
+        ModuleCall::Switches(a) => switches::plan(a, host, ctx).await,
     }
 }
 

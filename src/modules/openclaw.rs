@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::{facts, fail, q, ModuleError};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::inventory::channel_is_plugin;
-use crate::render::layout::{GATEWAY_ENV_FILE, NODE_HOME, OPENCLAW_PREFIX};
+use crate::render::layout::{GATEWAY_ENV_FILE, NODE_HOME, OPENCLAW_PREFIX, SWITCH_DIR};
 
 pub type Args = super::NoArgs;
 
@@ -18,7 +18,7 @@ pub type ValidateArgs = super::NoArgs;
 /// npm) and the system CA bundle (hosts behind a TLS-inspecting proxy).
 fn node_env() -> String {
     format!(
-        "PATH={OPENCLAW_PREFIX}/bin:{NODE_HOME}/bin:/usr/local/bin:/usr/bin:/bin NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"
+        "PATH={OPENCLAW_PREFIX}/bin:{NODE_HOME}/bin:/usr/local/bin:/usr/bin:/bin NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt OPENCLAW_INCLUDE_ROOTS={SWITCH_DIR}"
     )
 }
 

@@ -33,10 +33,83 @@ pub struct ProbeConfig {
     /// Every path to the primary's gateway; it is down only when all fail.
     pub urls: Vec<String>,
     pub mode: ProbeMode,
+    /// The environment variable holding the gateway token: with it, `/readyz`
+    /// names what fails (draining, a channel, ...), not only `ready: false`.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// The primary's own channels: a `failing` entry naming one of them is a
+    /// channel problem, judged by `channel_failure`; anything else is down.
+    #[serde(default)]
+    pub primary_channels: Vec<String>,
+    #[serde(default)]
+    pub channel_failure: ChannelFailure,
+    /// How long every primary channel must fail before `failover` counts it.
+    #[serde(with = "dur", default = "default_channel_grace")]
+    pub channel_grace: Duration,
     #[serde(with = "dur")]
     pub interval: Duration,
     #[serde(with = "dur")]
     pub timeout: Duration,
+}
+
+fn default_channel_grace() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// What a primary whose gateway serves but whose channels all fail means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelFailure {
+    /// Down, once every channel has failed for `channel_grace`: the
+    /// standby's own channel is then the user's only way in.
+    #[default]
+    Failover,
+    /// Only the gateway itself counts.
+    Ignore,
+}
+
+/// How the standby waits: gateway stopped (cold), or running with its
+/// channels and automations switched off (warm).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StandbyMode {
+    #[default]
+    Warm,
+    Cold,
+}
+
+impl StandbyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StandbyMode::Warm => "warm",
+            StandbyMode::Cold => "cold",
+        }
+    }
+}
+
+/// A warm standby's switches: root-owned JSON files the gateway's config
+/// `$include`s, so the monitor turns channels and automations on and off by
+/// rewriting them, and OpenClaw applies that without a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchConfig {
+    /// Folder of the switch files (`<channel>.json`, `cron.json`).
+    pub dir: String,
+    /// The standby's channels, switched on at promotion.
+    pub channels: Vec<String>,
+    /// Whether automations (cron jobs, heartbeats) run when promoted.
+    pub cron_when_promoted: bool,
+    /// The gateway's environment file, for the `openclaw` CLI's status call.
+    pub gateway_env: String,
+    /// `openclaw` and the environment it runs with.
+    pub openclaw_bin: String,
+    pub config_path: String,
+    pub home: String,
+    pub path: String,
+    /// How long a switched-on channel may take to start before the monitor
+    /// restarts the gateway instead.
+    #[serde(with = "dur")]
+    pub verify_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +168,26 @@ pub struct MonitorConfig {
     pub workspace: Option<WorkspaceConfig>,
     pub state_file: String,
     pub notify: Option<NotifyConfig>,
+    #[serde(default)]
+    pub standby: StandbyMode,
+    /// Present for a warm standby.
+    #[serde(default)]
+    pub switches: Option<SwitchConfig>,
+    /// Deploy's hold: while this file names a future expiry, failures do
+    /// not promote.
+    #[serde(default = "default_hold_file")]
+    pub hold_file: String,
+    /// A planned switchover: while this file exists the standby serves.
+    #[serde(default = "default_switchover_file")]
+    pub switchover_file: String,
+}
+
+fn default_hold_file() -> String {
+    crate::render::layout::HOLD_FILE.to_string()
+}
+
+fn default_switchover_file() -> String {
+    crate::render::layout::SWITCHOVER_FILE.to_string()
 }
 
 impl MonitorConfig {
@@ -134,6 +227,23 @@ impl MonitorConfig {
         }
         if self.flap.max_promotions == 0 {
             p.push("flap.max_promotions must be at least 1".into());
+        }
+        if self.standby == StandbyMode::Warm && self.switches.is_none() {
+            p.push("a warm standby needs `switches`".into());
+        }
+        if let Some(sw) = &self.switches {
+            if sw.channels.is_empty() {
+                p.push("switches.channels is empty: a warm standby must own a channel".into());
+            }
+            for c in &sw.channels {
+                if c.is_empty()
+                    || !c
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    p.push(format!("switches.channels: `{c}` is not a channel id"));
+                }
+            }
         }
         if self.gateway.start_attempts == 0 {
             p.push("gateway.start_attempts must be at least 1".into());

@@ -9,10 +9,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::actions::{rfc3339_now, Actions};
-use super::config::{MonitorConfig, ProbeMode};
-use super::machine::{Decision, Machine, Role, Thresholds};
+use super::config::{ChannelFailure, MonitorConfig, ProbeMode, StandbyMode};
+use super::machine::{Decision, Input, Machine, Role, Thresholds};
 use super::notify::Notifier;
-use super::probe::{probe_any, ProbeResult};
+use super::probe::{probe_any_with, Probe, ProbeResult};
 use super::state_file::{
     Counters, MonitorState, ProbeRecord, Transition, KEEP_PROBES, KEEP_TRANSITIONS,
 };
@@ -25,12 +25,31 @@ pub struct HttpProber {
     pub urls: Vec<String>,
     pub mode: ProbeMode,
     pub timeout: Duration,
+    /// The gateway token, read once from the environment at start.
+    pub token: Option<String>,
+    pub channels: Vec<String>,
 }
 
 impl Prober for HttpProber {
     async fn probe(&self) -> ProbeResult {
-        probe_any(&self.urls, self.mode, self.timeout).await
+        probe_any_with(
+            &self.urls,
+            Probe {
+                mode: self.mode,
+                timeout: self.timeout,
+                token: self.token.as_deref(),
+                channels: &self.channels,
+            },
+        )
+        .await
     }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 pub struct Daemon<P, A> {
@@ -43,13 +62,20 @@ pub struct Daemon<P, A> {
     started: Instant,
     /// Every notification, also when no webhook is set (for logs and tests).
     pub events: Vec<String>,
+    /// Since when every primary channel fails while its gateway serves.
+    channels_failing_since: Option<Instant>,
 }
 
 impl<P: Prober, A: Actions> Daemon<P, A> {
     /// Starts from reality: is our gateway running right now?
     pub async fn start(config: MonitorConfig, prober: P, actions: A, notifier: Notifier) -> Self {
         let started = Instant::now();
-        let running = actions.gateway_active().await;
+        // Serving means: warm, the channel switches are on; cold, the gateway runs.
+        let running = match config.standby {
+            StandbyMode::Warm => actions.channels_switched_on().await,
+            StandbyMode::Cold => actions.gateway_active().await,
+        };
+        let switchover = actions.switchover_requested().await;
         let t = Thresholds {
             fall: config.fall,
             rise: config.rise,
@@ -57,7 +83,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             max_promotions: config.flap.max_promotions,
             flap_window: config.flap.window,
         };
-        let machine = Machine::recover(t, running, Duration::ZERO);
+        let machine = Machine::recover_with(t, running, switchover, Duration::ZERO);
         let state = MonitorState {
             version: env!("CARGO_PKG_VERSION").to_string(),
             name: config.name.clone(),
@@ -73,6 +99,12 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             last_error: None,
             last_promotion: None,
             updated: rfc3339_now(),
+            standby: config.standby.as_str().to_string(),
+            channels_live: running && config.standby == StandbyMode::Warm,
+            local_gateway_up: None,
+            hold: None,
+            switchover,
+            primary_channels_failing_since: None,
         };
         let mut d = Daemon {
             config,
@@ -83,21 +115,71 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             state,
             started,
             events: Vec::new(),
+            channels_failing_since: None,
         };
         tracing::info!(
             role = d.machine.role.as_str(),
-            gateway_running = running,
+            standby = d.config.standby.as_str(),
+            serving = running,
             "monitor started"
         );
-        d.notify(
-            "started",
-            &format!(
-                "monitor started as {} (local gateway {})",
-                d.machine.role.as_str(),
+        let what = match d.config.standby {
+            StandbyMode::Warm => format!(
+                "warm standby, channels {}",
+                if running { "on" } else { "off" }
+            ),
+            StandbyMode::Cold => format!(
+                "cold standby, local gateway {}",
                 if running { "running" } else { "stopped" }
             ),
+        };
+        d.notify(
+            "started",
+            &format!("monitor started as {} ({what})", d.machine.role.as_str()),
         );
         d
+    }
+
+    /// Applies the channel policy: a primary whose gateway serves while all
+    /// its channels fail is down only under `failover`, after the grace.
+    fn judge(&mut self, r: &ProbeResult) -> bool {
+        if r.ok {
+            self.channels_failing_since = None;
+            return true;
+        }
+        if r.channels_failing.is_empty() {
+            self.channels_failing_since = None;
+            return false;
+        }
+        match self.config.probe.channel_failure {
+            ChannelFailure::Ignore => true,
+            ChannelFailure::Failover => {
+                let since = *self.channels_failing_since.get_or_insert_with(Instant::now);
+                if self.state.primary_channels_failing_since.is_none() {
+                    self.state.primary_channels_failing_since = Some(rfc3339_now());
+                }
+                since.elapsed() < self.config.probe.channel_grace
+            }
+        }
+    }
+
+    /// Warm and watching: is our own gateway up? Down is a degraded pair:
+    /// systemd restarts it, we say so once per change.
+    async fn check_local_gateway(&mut self) {
+        if self.config.standby != StandbyMode::Warm || self.machine.role != Role::Watching {
+            return;
+        }
+        let up = self.actions.gateway_healthy().await;
+        let before = self.state.local_gateway_up;
+        self.state.local_gateway_up = Some(up);
+        match (before, up) {
+            (Some(true) | None, false) => self.notify(
+                "degraded",
+                "the warm standby's own gateway is down: the pair is degraded (systemd restarts it; a promotion now would restart it)",
+            ),
+            (Some(false), true) => self.notify("recovered", "the warm standby's own gateway is up again"),
+            _ => {}
+        }
     }
 
     fn now(&self) -> Duration {
@@ -147,7 +229,43 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         while self.state.recent_probes.len() > KEEP_PROBES {
             self.state.recent_probes.pop_front();
         }
-        let decision = self.machine.on_probe(result.ok, self.now());
+        let healthy = self.judge(&result);
+        if self.channels_failing_since.is_none() {
+            self.state.primary_channels_failing_since = None;
+        }
+        let hold = self.actions.hold().await;
+        if hold.is_some() != self.state.hold.is_some() {
+            match &hold {
+                Some(h) => self.notify(
+                    "hold",
+                    &format!(
+                        "held by {} ({}): failures do not promote until the hold ends",
+                        h.by, h.reason
+                    ),
+                ),
+                None => self.notify("hold_released", "the hold ended; failures promote again"),
+            }
+        }
+        self.state.hold = hold;
+        let switchover = self.actions.switchover_requested().await;
+        if switchover != self.state.switchover {
+            self.notify(
+                "switchover",
+                if switchover {
+                    "planned switchover requested: the standby serves until it ends"
+                } else {
+                    "planned switchover ended: the standby steps down once the primary is ready"
+                },
+            );
+        }
+        self.state.switchover = switchover;
+        self.check_local_gateway().await;
+        let input = Input {
+            healthy,
+            held: self.state.hold.is_some(),
+            switchover,
+        };
+        let decision = self.machine.on_input(input, self.now());
         match decision {
             Some(Decision::Promote { reason }) => self.promote(&reason).await,
             Some(Decision::Demote { reason }) => self.demote(&reason).await,
@@ -162,6 +280,9 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
 
     fn publish(&mut self) {
         self.state.role = self.machine.role;
+        if self.machine.role == Role::Promoted && self.config.standby == StandbyMode::Warm {
+            self.state.local_gateway_up = None;
+        }
         self.state.pinned = self.machine.pinned;
         self.state.consecutive_failures = self.machine.failures;
         self.state.consecutive_successes = self.machine.successes;
@@ -172,10 +293,16 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
     }
 
     async fn promote(&mut self, reason: &str) {
+        let decided_at_ms = unix_ms();
         self.transition(Role::Watching, Role::Promoting, reason);
+        let planned = self.machine.planned;
         self.notify(
             "promoting",
-            &format!("primary is down ({reason}); promoting the standby"),
+            &if planned {
+                "planned switchover: promoting the standby".to_string()
+            } else {
+                format!("primary is down ({reason}); promoting the standby")
+            },
         );
         self.publish();
         let pull_start = Instant::now();
@@ -195,7 +322,65 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         };
         let pull_ms = pull_start.elapsed().as_millis() as u64;
         let start_start = Instant::now();
-        let mut healthy = false;
+        let (healthy, serving_at_ms, fallback_restart) = match self.config.standby {
+            StandbyMode::Cold => {
+                let ok = self.start_cold().await;
+                (ok, ok.then(unix_ms), false)
+            }
+            StandbyMode::Warm => self.switch_on().await,
+        };
+        self.state.counters.promotions += 1;
+        self.state.channels_live = self.config.standby == StandbyMode::Warm;
+        self.state.last_promotion = Some(super::state_file::PromotionTiming {
+            at: rfc3339_now(),
+            pull_ms,
+            pull_ok,
+            start_ms: start_start.elapsed().as_millis() as u64,
+            healthy,
+            decided_at_ms,
+            serving_at_ms,
+            fallback_restart,
+            planned,
+        });
+        self.machine.promoted(self.now());
+        let what = match self.config.standby {
+            StandbyMode::Cold => "standby gateway",
+            StandbyMode::Warm => "standby's channels",
+        };
+        self.transition(
+            Role::Promoting,
+            Role::Promoted,
+            &if healthy {
+                format!("{what} serving")
+            } else {
+                format!("{what} switched on but not serving")
+            },
+        );
+        if healthy {
+            self.notify(
+                "promoted",
+                &match self.config.standby {
+                    StandbyMode::Cold => "the standby's gateway is serving".to_string(),
+                    StandbyMode::Warm => format!(
+                        "the standby's channels started live{}",
+                        if fallback_restart {
+                            " (after a gateway restart)"
+                        } else {
+                            ""
+                        }
+                    ),
+                },
+            );
+        } else {
+            self.notify(
+                "promoted_unhealthy",
+                "the standby was promoted but is not serving; systemd keeps restarting its gateway",
+            );
+        }
+    }
+
+    /// Cold: start the gateway and wait for it, retrying with backoff.
+    async fn start_cold(&mut self) -> bool {
         for attempt in 1..=self.config.gateway.start_attempts {
             if let Err(e) = self.actions.start_gateway().await {
                 self.action_failed(
@@ -206,16 +391,8 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
                     ),
                 );
             } else {
-                let deadline = Instant::now() + self.config.gateway.start_timeout;
-                while Instant::now() < deadline {
-                    if self.actions.gateway_healthy().await {
-                        healthy = true;
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                if healthy {
-                    break;
+                if self.wait_healthy(self.config.gateway.start_timeout).await {
+                    return true;
                 }
                 self.action_failed(
                     "start_failed",
@@ -227,31 +404,98 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             }
             tokio::time::sleep(Duration::from_secs(2u64.pow(attempt.min(5)))).await;
         }
-        self.state.counters.promotions += 1;
-        self.state.last_promotion = Some(super::state_file::PromotionTiming {
-            at: rfc3339_now(),
-            pull_ms,
-            pull_ok,
-            start_ms: start_start.elapsed().as_millis() as u64,
-            healthy,
-        });
-        self.machine.promoted(self.now());
-        self.transition(
-            Role::Promoting,
-            Role::Promoted,
-            if healthy {
-                "standby gateway healthy"
-            } else {
-                "standby gateway started but not healthy"
-            },
+        false
+    }
+
+    async fn wait_healthy(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.actions.gateway_healthy().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        false
+    }
+
+    /// Until OpenClaw reports every switched channel started (or `within` ends).
+    async fn wait_started(
+        &mut self,
+        since_ms: u64,
+        within: Duration,
+    ) -> Result<Option<u64>, String> {
+        let deadline = Instant::now() + within;
+        let mut last = "no answer from OpenClaw".to_string();
+        while Instant::now() < deadline {
+            match self.actions.channels_started(since_ms).await {
+                Ok(c) if c.all_started() => {
+                    return Ok(Some(c.started_at_ms.unwrap_or_else(unix_ms)))
+                }
+                Ok(c) => {
+                    last = c
+                        .not_started
+                        .iter()
+                        .map(|(ch, why)| format!("{ch}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Err(last)
+    }
+
+    /// Warm: switch the channels on and check that OpenClaw started them; if
+    /// the live path fails, restart the gateway (it reads the switches at
+    /// start) and say so. Returns (serving, serving since, restarted).
+    async fn switch_on(&mut self) -> (bool, Option<u64>, bool) {
+        let verify = self
+            .config
+            .switches
+            .as_ref()
+            .map_or(Duration::from_secs(20), |s| s.verify_timeout);
+        let since_ms = unix_ms();
+        let local_up = self.actions.gateway_healthy().await;
+        let live = match self.actions.switch_channels(true).await {
+            Err(e) => Err(e),
+            Ok(()) if !local_up => Err("the standby's own gateway was down".to_string()),
+            Ok(()) => self.wait_started(since_ms, verify).await,
+        };
+        let reason = match live {
+            Ok(at) => return (true, at, false),
+            Err(e) => e,
+        };
+        self.action_failed(
+            "live_switch_failed",
+            format!("the standby's channels did not start live ({reason}); restarting its gateway instead"),
         );
-        if healthy {
-            self.notify("promoted", "the standby's gateway is serving");
-        } else {
-            self.notify(
-                "promoted_unhealthy",
-                "the standby's gateway was started but is not healthy; systemd keeps restarting it",
+        let since_ms = unix_ms();
+        if let Err(e) = self.actions.restart_gateway().await {
+            self.action_failed(
+                "start_failed",
+                format!("restarting {} failed: {e}", self.config.gateway.unit),
             );
+            return (false, None, true);
+        }
+        if !self.wait_healthy(self.config.gateway.start_timeout).await {
+            self.action_failed(
+                "start_failed",
+                "the standby's gateway is not healthy after its restart".into(),
+            );
+            return (false, None, true);
+        }
+        match self.wait_started(since_ms, verify).await {
+            Ok(at) => (true, at, true),
+            Err(e) => {
+                self.action_failed(
+                    "start_failed",
+                    format!(
+                        "the standby's channels did not start after a gateway restart either: {e}"
+                    ),
+                );
+                (false, None, true)
+            }
         }
     }
 
@@ -262,22 +506,20 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             &format!("primary is back ({reason}); demoting the standby"),
         );
         self.publish();
-        if let Err(e) = self.actions.stop_gateway().await {
+        let stopped = match self.config.standby {
+            StandbyMode::Cold => self.actions.stop_gateway().await,
+            StandbyMode::Warm => self.actions.switch_channels(false).await,
+        };
+        if let Err(e) = stopped {
             self.action_failed(
                 "stop_failed",
-                format!(
-                    "stopping {} failed; staying promoted: {e}",
-                    self.config.gateway.unit
-                ),
+                format!("stepping down failed; staying promoted: {e}"),
             );
-            self.machine.promoted(self.now());
-            self.transition(
-                Role::Demoting,
-                Role::Promoted,
-                "gateway could not be stopped",
-            );
+            self.machine.revert(Role::Promoted, self.now());
+            self.transition(Role::Demoting, Role::Promoted, "could not step down");
             return;
         }
+        self.state.channels_live = false;
         match self.actions.save_workspace().await {
             Ok(Some(branch)) => self.notify("workspace_saved", &format!("what the standby wrote while promoted is on branch {branch}")),
             Ok(None) => {}
@@ -285,7 +527,14 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         }
         self.state.counters.demotions += 1;
         self.machine.demoted(self.now());
-        self.transition(Role::Demoting, Role::Watching, "standby gateway stopped");
+        self.transition(
+            Role::Demoting,
+            Role::Watching,
+            match self.config.standby {
+                StandbyMode::Cold => "standby gateway stopped",
+                StandbyMode::Warm => "standby's channels switched off",
+            },
+        );
         self.notify("demoted", "the standby is watching again");
     }
 

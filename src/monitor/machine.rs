@@ -9,6 +9,12 @@
 //! ```
 //! More than `flap.max_promotions` promotions within `flap.window` pin the
 //! standby in Promoted (it keeps serving, and says so) instead of bouncing.
+//!
+//! Two operator intents come in with each probe: deploy's *hold* (a lease
+//! while it restarts the primary's gateway: failures are counted but do not
+//! promote until it expires) and a planned *switchover* (serve now, whatever
+//! the primary says; step down as soon as it ends and the primary is ready,
+//! without the hold-down, and without counting as flapping).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -58,6 +64,25 @@ pub struct Thresholds {
     pub flap_window: Duration,
 }
 
+/// One probe round's inputs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Input {
+    pub healthy: bool,
+    /// Deploy holds the monitor (lease not expired).
+    pub held: bool,
+    /// A planned switchover asks the standby to serve.
+    pub switchover: bool,
+}
+
+impl Input {
+    pub fn probe(healthy: bool) -> Input {
+        Input {
+            healthy,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Machine {
     t: Thresholds,
@@ -69,12 +94,24 @@ pub struct Machine {
     promoted_at: Option<Duration>,
     promotions: VecDeque<Duration>,
     pub pinned: bool,
+    /// The current promotion is a planned switchover.
+    pub planned: bool,
 }
 
 impl Machine {
     /// Starts from what is true now, never from a stale file: the local
     /// gateway running means we are serving; otherwise we watch.
-    pub fn recover(t: Thresholds, gateway_running: bool, now: Duration) -> Machine {
+    pub fn recover(t: Thresholds, serving: bool, now: Duration) -> Machine {
+        Machine::recover_with(t, serving, false, now)
+    }
+
+    /// As `recover`, knowing whether a switchover is in force.
+    pub fn recover_with(
+        t: Thresholds,
+        gateway_running: bool,
+        switchover: bool,
+        now: Duration,
+    ) -> Machine {
         Machine {
             role: if gateway_running {
                 Role::Promoted
@@ -88,6 +125,7 @@ impl Machine {
             promoted_at: gateway_running.then_some(now),
             promotions: VecDeque::new(),
             pinned: false,
+            planned: gateway_running && switchover,
             t,
         }
     }
@@ -107,6 +145,11 @@ impl Machine {
     }
 
     pub fn on_probe(&mut self, healthy: bool, now: Duration) -> Option<Decision> {
+        self.on_input(Input::probe(healthy), now)
+    }
+
+    pub fn on_input(&mut self, input: Input, now: Duration) -> Option<Decision> {
+        let healthy = input.healthy;
         self.prune(now);
         if healthy {
             self.successes += 1;
@@ -116,11 +159,37 @@ impl Machine {
             self.successes = 0;
         }
         match self.role {
+            Role::Watching if input.switchover => {
+                self.role = Role::Promoting;
+                self.since = now;
+                self.planned = true;
+                Some(Decision::Promote {
+                    reason: "planned switchover".into(),
+                })
+            }
+            // Deploy is restarting the primary: count, but do not act.
+            Role::Watching if input.held => None,
             Role::Watching if self.failures >= self.t.fall => {
                 self.role = Role::Promoting;
                 self.since = now;
+                self.planned = false;
                 Some(Decision::Promote {
                     reason: format!("primary failed {} consecutive probes", self.failures),
+                })
+            }
+            Role::Promoted if input.switchover => {
+                // A switchover that began as a failover is planned from now on.
+                self.planned = true;
+                None
+            }
+            Role::Promoted if self.planned && healthy && self.successes >= self.t.rise => {
+                self.role = Role::Demoting;
+                self.since = now;
+                Some(Decision::Demote {
+                    reason: format!(
+                        "switchover ended and the primary is healthy for {} consecutive probes",
+                        self.successes
+                    ),
                 })
             }
             Role::Promoted if healthy && self.successes >= self.t.rise => {
@@ -161,7 +230,19 @@ impl Machine {
         self.since = now;
         self.promoted_at = Some(now);
         self.successes = 0;
-        self.promotions.push_back(now);
+        if !self.planned {
+            self.promotions.push_back(now);
+        }
+    }
+
+    /// A promotion or demotion could not be carried out: back where it began.
+    pub fn revert(&mut self, role: Role, now: Duration) {
+        self.role = role;
+        self.since = now;
+        if role == Role::Watching {
+            self.planned = false;
+            self.failures = 0;
+        }
     }
 
     pub fn demoted(&mut self, now: Duration) {
@@ -169,6 +250,7 @@ impl Machine {
         self.since = now;
         self.promoted_at = None;
         self.failures = 0;
+        self.planned = false;
     }
 }
 
@@ -279,6 +361,70 @@ mod tests {
             m.on_probe(true, secs(later)),
             Some(Decision::Demote { .. })
         ));
+    }
+
+    fn input(healthy: bool, held: bool, switchover: bool) -> Input {
+        Input {
+            healthy,
+            held,
+            switchover,
+        }
+    }
+
+    #[test]
+    fn a_hold_delays_promotion_until_it_ends() {
+        let mut m = Machine::recover(t(), false, secs(0));
+        for i in 1..=10 {
+            assert_eq!(m.on_input(input(false, true, false), secs(2 * i)), None);
+        }
+        assert_eq!(m.role, Role::Watching);
+        // The lease ran out and the primary is still down: failover as usual.
+        assert!(matches!(
+            m.on_input(input(false, false, false), secs(22)),
+            Some(Decision::Promote { .. })
+        ));
+    }
+
+    #[test]
+    fn a_switchover_promotes_at_once_and_steps_down_without_hold_down() {
+        let mut m = Machine::recover(t(), false, secs(0));
+        assert!(matches!(
+            m.on_input(input(true, false, true), secs(2)),
+            Some(Decision::Promote { .. })
+        ));
+        m.promoted(secs(3));
+        // The primary is healthy but the switchover stands: no demotion.
+        for i in 0..20 {
+            assert_eq!(m.on_input(input(true, false, true), secs(4 + 2 * i)), None);
+        }
+        // Ended: demote after `rise` healthy probes, long before the hold-down.
+        let mut decided = None;
+        let mut at = 44;
+        while decided.is_none() && at < 60 {
+            at += 2;
+            decided = m.on_input(input(true, false, false), secs(at));
+        }
+        assert!(
+            matches!(decided, Some(Decision::Demote { .. })),
+            "{decided:?}"
+        );
+        assert!(at < 3 + 60, "waited for the hold-down");
+        m.demoted(secs(at));
+        // Planned promotions do not count as flapping.
+        assert!(m.promotions.is_empty());
+    }
+
+    #[test]
+    fn a_failover_turned_switchover_waits_for_the_end_of_the_switchover() {
+        let mut m = Machine::recover(t(), false, secs(0));
+        for i in 1..=3 {
+            m.on_probe(false, secs(2 * i));
+        }
+        m.promoted(secs(7));
+        for i in 0..60 {
+            assert_eq!(m.on_input(input(true, false, true), secs(8 + 2 * i)), None);
+        }
+        assert_eq!(m.role, Role::Promoted);
     }
 
     #[test]

@@ -22,10 +22,23 @@ pub use state_file::MonitorState;
 
 /// Runs the daemon with the real probe and actions until SIGTERM or SIGINT.
 pub async fn run(config: MonitorConfig) {
+    let token = config
+        .probe
+        .token_env
+        .as_ref()
+        .and_then(|v| std::env::var(v).ok())
+        .filter(|t| !t.is_empty());
+    if config.probe.token_env.is_some() && token.is_none() {
+        tracing::warn!(
+            "the gateway token is not in the environment: /readyz answers without reasons"
+        );
+    }
     let prober = daemon::HttpProber {
         urls: config.probe.urls.clone(),
         mode: config.probe.mode,
         timeout: config.probe.timeout,
+        token,
+        channels: config.probe.primary_channels.clone(),
     };
     let notifier = notify::Notifier::new(config.notify.as_ref(), &config.name);
     let actions = actions::SystemActions {

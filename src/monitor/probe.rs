@@ -51,40 +51,99 @@ pub struct ProbeResult {
     pub latency_ms: u64,
     /// Why it failed, or the status on success.
     pub detail: String,
+    /// Not ready only because these of the primary's channels fail (the
+    /// gateway itself serves): a policy decision, not plainly down.
+    pub channels_failing: Vec<String>,
+}
+
+impl ProbeResult {
+    pub fn up(detail: impl Into<String>) -> Self {
+        ProbeResult {
+            ok: true,
+            latency_ms: 0,
+            detail: detail.into(),
+            channels_failing: Vec::new(),
+        }
+    }
+
+    pub fn down(detail: impl Into<String>) -> Self {
+        ProbeResult {
+            ok: false,
+            latency_ms: 0,
+            detail: detail.into(),
+            channels_failing: Vec::new(),
+        }
+    }
+}
+
+/// How to ask: which endpoint, how long to wait, the token that unlocks
+/// `/readyz`'s details, and which `failing` entries are the primary's channels.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe<'a> {
+    pub mode: ProbeMode,
+    pub timeout: Duration,
+    pub token: Option<&'a str>,
+    pub channels: &'a [String],
 }
 
 /// The largest answer read: a health answer is tiny, a bigger one is not ours.
 const MAX_BODY: usize = 64 * 1024;
 
+/// An unauthenticated probe (the local gateway's `/healthz`, tests).
 pub async fn probe(url: &str, mode: ProbeMode, timeout: Duration) -> ProbeResult {
-    let start = Instant::now();
-    let result = match Url::parse(url) {
-        Ok(u) => tokio::time::timeout(timeout, get(&u))
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer within {}ms", timeout.as_millis()))),
-        Err(e) => Err(e),
-    };
-    let latency_ms = start.elapsed().as_millis() as u64;
-    match result.and_then(|(status, body)| judge(status, &body, mode)) {
-        Ok(detail) => ProbeResult {
-            ok: true,
-            latency_ms,
-            detail,
+    probe_with(
+        url,
+        Probe {
+            mode,
+            timeout,
+            token: None,
+            channels: &[],
         },
-        Err(detail) => ProbeResult {
-            ok: false,
-            latency_ms,
-            detail,
-        },
-    }
+    )
+    .await
 }
 
-/// The primary is up when any path answers healthy.
+pub async fn probe_with(url: &str, p: Probe<'_>) -> ProbeResult {
+    let start = Instant::now();
+    let result = match Url::parse(url) {
+        Ok(u) => tokio::time::timeout(p.timeout, get(&u, p.token))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {}ms", p.timeout.as_millis()))),
+        Err(e) => Err(e),
+    };
+    let mut r = match result {
+        Ok((status, body)) => judge(status, &body, p.mode, p.channels),
+        Err(e) => ProbeResult::down(e),
+    };
+    r.latency_ms = start.elapsed().as_millis() as u64;
+    r
+}
+
+/// The primary is up when any path answers healthy; a channel-only failure
+/// beats plain down (the gateway was reached).
 pub async fn probe_any(urls: &[String], mode: ProbeMode, timeout: Duration) -> ProbeResult {
-    let results = futures::future::join_all(urls.iter().map(|u| probe(u, mode, timeout))).await;
+    probe_any_with(
+        urls,
+        Probe {
+            mode,
+            timeout,
+            token: None,
+            channels: &[],
+        },
+    )
+    .await
+}
+
+pub async fn probe_any_with(urls: &[String], p: Probe<'_>) -> ProbeResult {
+    let results = futures::future::join_all(urls.iter().map(|u| probe_with(u, p))).await;
     if let Some(ok) = results.iter().find(|r| r.ok) {
         return ok.clone();
     }
+    let channels_failing = results
+        .iter()
+        .find(|r| !r.channels_failing.is_empty())
+        .map(|r| r.channels_failing.clone())
+        .unwrap_or_default();
     ProbeResult {
         ok: false,
         latency_ms: results.iter().map(|r| r.latency_ms).max().unwrap_or(0),
@@ -94,10 +153,11 @@ pub async fn probe_any(urls: &[String], mode: ProbeMode, timeout: Duration) -> P
             .map(|(u, r)| format!("{u}: {}", r.detail))
             .collect::<Vec<_>>()
             .join("; "),
+        channels_failing,
     }
 }
 
-async fn get(u: &Url) -> Result<(u16, Vec<u8>), String> {
+async fn get(u: &Url, token: Option<&str>) -> Result<(u16, Vec<u8>), String> {
     let mut stream = TcpStream::connect((u.host.as_str(), u.port))
         .await
         .map_err(|e| e.to_string())?;
@@ -106,7 +166,8 @@ async fn get(u: &Url) -> Result<(u16, Vec<u8>), String> {
     } else {
         u.host.clone()
     };
-    let request = format!("GET {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: ocfo-monitor\r\nAccept: application/json\r\nConnection: close\r\n\r\n", u.path, u.port);
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!("GET {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: ocfo-monitor\r\nAccept: application/json\r\n{auth}Connection: close\r\n\r\n", u.path, u.port);
     stream
         .write_all(request.as_bytes())
         .await
@@ -187,21 +248,49 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-fn judge(status: u16, body: &[u8], mode: ProbeMode) -> Result<String, String> {
-    if status != 200 {
-        return Err(format!("HTTP {status}"));
-    }
-    let json: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| "HTTP 200 but not JSON (not an OpenClaw health answer)".to_string())?;
+/// Judges an answer. `/readyz` answers 503 with `failing` reasons to an
+/// authenticated caller: draining, starting, databases, plugin reloads are
+/// down; a list naming only the primary's channels is a channel failure.
+fn judge(status: u16, body: &[u8], mode: ProbeMode, channels: &[String]) -> ProbeResult {
+    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let field = match mode {
         ProbeMode::Healthz => "ok",
         ProbeMode::Readyz => "ready",
     };
-    if json.get(field) == Some(&serde_json::Value::Bool(true)) {
-        Ok("HTTP 200".into())
-    } else {
-        Err(format!("HTTP 200 but `{field}` is not true"))
+    let Some(json) = json.filter(|j| j.is_object()) else {
+        return ProbeResult::down(if status == 200 {
+            "HTTP 200 but not JSON (not an OpenClaw health answer)".to_string()
+        } else {
+            format!("HTTP {status}")
+        });
+    };
+    if status == 200 && json.get(field) == Some(&serde_json::Value::Bool(true)) {
+        return ProbeResult::up("HTTP 200");
     }
+    let failing: Vec<String> = json
+        .get("failing")
+        .and_then(|f| f.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or("?").chars().take(80).collect())
+                .take(16)
+                .collect()
+        })
+        .unwrap_or_default();
+    if mode == ProbeMode::Readyz && failing.is_empty() && json.get("failing").is_none() {
+        return ProbeResult::down(format!(
+            "HTTP {status}, not ready (no reasons given: is the gateway token right?)"
+        ));
+    }
+    let mut r = ProbeResult::down(if failing.is_empty() {
+        format!("HTTP {status} but `{field}` is not true")
+    } else {
+        format!("HTTP {status}, failing: {}", failing.join(", "))
+    });
+    if !failing.is_empty() && failing.iter().all(|f| channels.contains(f)) {
+        r.channels_failing = failing;
+    }
+    r
 }
 
 #[cfg(test)]
@@ -225,11 +314,49 @@ mod tests {
 
     #[test]
     fn judging() {
-        assert!(judge(200, br#"{"ok":true,"status":"live"}"#, ProbeMode::Healthz).is_ok());
-        assert!(judge(200, b"<!doctype html>", ProbeMode::Healthz).is_err());
-        assert!(judge(503, br#"{"ok":true}"#, ProbeMode::Healthz).is_err());
-        assert!(judge(200, br#"{"ready":false}"#, ProbeMode::Readyz).is_err());
-        assert!(judge(200, br#"{"ready":true}"#, ProbeMode::Readyz).is_ok());
+        let j = |s, b: &[u8], m| judge(s, b, m, &[]).ok;
+        assert!(j(
+            200,
+            br#"{"ok":true,"status":"live"}"#,
+            ProbeMode::Healthz
+        ));
+        assert!(!j(200, b"<!doctype html>", ProbeMode::Healthz));
+        assert!(!j(503, br#"{"ok":true}"#, ProbeMode::Healthz));
+        assert!(!j(200, br#"{"ready":false}"#, ProbeMode::Readyz));
+        assert!(j(200, br#"{"ready":true}"#, ProbeMode::Readyz));
+    }
+
+    /// Answers seen from OpenClaw 2026.9.6 with the gateway token.
+    #[test]
+    fn readiness_reasons() {
+        let ch = ["telegram".to_string()];
+        let r = judge(
+            503,
+            br#"{"ready":false,"failing":["gateway-draining"],"uptimeMs":5}"#,
+            ProbeMode::Readyz,
+            &ch,
+        );
+        assert!(!r.ok && r.channels_failing.is_empty(), "{r:?}");
+        assert!(r.detail.contains("gateway-draining"));
+        let r = judge(
+            503,
+            br#"{"ready":false,"failing":["telegram"],"uptimeMs":152595}"#,
+            ProbeMode::Readyz,
+            &ch,
+        );
+        assert!(!r.ok);
+        assert_eq!(r.channels_failing, ["telegram"]);
+        // A channel plus something else: plainly down.
+        let r = judge(
+            503,
+            br#"{"ready":false,"failing":["telegram","state-database"]}"#,
+            ProbeMode::Readyz,
+            &ch,
+        );
+        assert!(!r.ok && r.channels_failing.is_empty());
+        // No reasons: an unauthenticated answer; say what to check.
+        let r = judge(503, br#"{"ready":false}"#, ProbeMode::Readyz, &ch);
+        assert!(!r.ok && r.detail.contains("token"), "{r:?}");
     }
 
     #[test]

@@ -51,6 +51,24 @@ pub struct MonitorState {
     #[serde(default)]
     pub last_promotion: Option<PromotionTiming>,
     pub updated: String,
+    /// `warm` or `cold`.
+    #[serde(default)]
+    pub standby: String,
+    /// Warm: whether the standby's channel switches are on.
+    #[serde(default)]
+    pub channels_live: bool,
+    /// Warm: whether the standby's own gateway answers (down is a degraded pair).
+    #[serde(default)]
+    pub local_gateway_up: Option<bool>,
+    /// Deploy's hold, while it is in force.
+    #[serde(default)]
+    pub hold: Option<super::actions::Hold>,
+    /// A planned switchover is in force.
+    #[serde(default)]
+    pub switchover: bool,
+    /// Since when (RFC 3339) every primary channel fails while its gateway serves.
+    #[serde(default)]
+    pub primary_channels_failing_since: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,8 +76,23 @@ pub struct PromotionTiming {
     pub at: String,
     pub pull_ms: u64,
     pub pull_ok: bool,
+    /// Cold: starting the gateway until healthy. Warm: switching the
+    /// channels on until OpenClaw reports them started.
     pub start_ms: u64,
+    /// Serving: cold, the gateway is healthy; warm, the channels started.
     pub healthy: bool,
+    /// When the monitor decided to promote (Unix ms, the standby's clock).
+    #[serde(default)]
+    pub decided_at_ms: u64,
+    /// When the standby began to serve (Unix ms, the standby's clock): warm,
+    /// OpenClaw's own start time of the channel.
+    #[serde(default)]
+    pub serving_at_ms: Option<u64>,
+    /// Warm: the live switch failed and the gateway was restarted instead.
+    #[serde(default)]
+    pub fallback_restart: bool,
+    #[serde(default)]
+    pub planned: bool,
 }
 
 pub const KEEP_PROBES: usize = 20;

@@ -20,6 +20,10 @@ fn config(dir: &std::path::Path) -> MonitorConfig {
             mode: ProbeMode::Healthz,
             interval: Duration::from_secs(2),
             timeout: Duration::from_millis(1500),
+            token_env: None,
+            primary_channels: vec!["telegram".into()],
+            channel_failure: ChannelFailure::Failover,
+            channel_grace: Duration::from_secs(60),
         },
         fall: 3,
         rise: 5,
@@ -37,29 +41,52 @@ fn config(dir: &std::path::Path) -> MonitorConfig {
         workspace: None,
         state_file: dir.join("state.json").display().to_string(),
         notify: None,
+        standby: StandbyMode::Cold,
+        switches: None,
+        hold_file: dir.join("hold.json").display().to_string(),
+        switchover_file: dir.join("switchover.json").display().to_string(),
+    }
+}
+
+fn warm_config(dir: &std::path::Path) -> MonitorConfig {
+    MonitorConfig {
+        standby: StandbyMode::Warm,
+        switches: Some(SwitchConfig {
+            dir: dir.join("switches").display().to_string(),
+            channels: vec!["discord".into()],
+            cron_when_promoted: true,
+            gateway_env: "/etc/openclaw/gateway.env".into(),
+            openclaw_bin: "/opt/openclaw/bin/openclaw".into(),
+            config_path: "/home/openclaw/.openclaw/openclaw.json".into(),
+            home: "/home/openclaw".into(),
+            path: "/usr/bin:/bin".into(),
+            verify_timeout: Duration::from_secs(20),
+        }),
+        ..config(dir)
     }
 }
 
 /// The primary's health, one entry per probe; empty means healthy.
-struct Script(Mutex<VecDeque<bool>>);
+/// `+` healthy, `-` down, `c` serving but its channels fail.
+struct Script(Mutex<VecDeque<char>>);
 
 impl Prober for Script {
     async fn probe(&self) -> ProbeResult {
-        let ok = self.0.lock().unwrap().pop_front().unwrap_or(true);
-        ProbeResult {
-            ok,
-            latency_ms: 1,
-            detail: if ok {
-                "HTTP 200".into()
-            } else {
-                "connection refused".into()
-            },
+        let c = self.0.lock().unwrap().pop_front().unwrap_or('+');
+        let mut r = match c {
+            '+' => ProbeResult::up("HTTP 200"),
+            '-' => ProbeResult::down("connection refused"),
+            _ => ProbeResult::down("HTTP 503, failing: telegram"),
+        };
+        if c == 'c' {
+            r.channels_failing = vec!["telegram".into()];
         }
+        r
     }
 }
 
 fn script(s: &str) -> Script {
-    Script(Mutex::new(s.chars().map(|c| c == '+').collect()))
+    Script(Mutex::new(s.chars().collect()))
 }
 
 #[derive(Default)]
@@ -69,6 +96,17 @@ struct Fake {
     pull_fails: bool,
     starts_unhealthy: bool,
     save_branch: Option<String>,
+    /// Warm: the switch files' state.
+    switched_on: Mutex<bool>,
+    /// Warm: OpenClaw never starts the channel live (needs a restart).
+    live_switch_broken: bool,
+    /// Warm: the channel never starts, not even after a restart.
+    channel_broken: bool,
+    restarted: Mutex<bool>,
+    hold: Mutex<Option<super::actions::Hold>>,
+    switchover: Mutex<bool>,
+    /// Warm: the local gateway is down while watching.
+    local_down: Mutex<bool>,
 }
 
 impl Fake {
@@ -95,7 +133,7 @@ impl Actions for &Fake {
         Ok(())
     }
     async fn gateway_healthy(&self) -> bool {
-        !self.starts_unhealthy && *self.running.lock().unwrap()
+        !self.starts_unhealthy && *self.running.lock().unwrap() && !*self.local_down.lock().unwrap()
     }
     async fn stop_gateway(&self) -> Result<(), String> {
         self.log.lock().unwrap().push("stop".into());
@@ -106,6 +144,281 @@ impl Actions for &Fake {
         self.log.lock().unwrap().push("save".into());
         Ok(self.save_branch.clone())
     }
+    async fn switch_channels(&self, on: bool) -> Result<(), String> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(if on { "switch on" } else { "switch off" }.into());
+        *self.switched_on.lock().unwrap() = on;
+        Ok(())
+    }
+    async fn channels_switched_on(&self) -> bool {
+        *self.switched_on.lock().unwrap()
+    }
+    async fn channels_started(
+        &self,
+        _since_ms: u64,
+    ) -> Result<super::actions::ChannelCheck, String> {
+        // OpenClaw takes a few seconds to load the plugin and start it.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let on = *self.switched_on.lock().unwrap();
+        let restarted = *self.restarted.lock().unwrap();
+        let started = on && !self.channel_broken && (!self.live_switch_broken || restarted);
+        Ok(super::actions::ChannelCheck {
+            started: if started {
+                vec!["discord".into()]
+            } else {
+                vec![]
+            },
+            not_started: if started {
+                vec![]
+            } else {
+                vec![("discord".into(), "blocked: plugin failed to load".into())]
+            },
+            started_at_ms: started.then_some(1),
+        })
+    }
+    async fn restart_gateway(&self) -> Result<(), String> {
+        self.log.lock().unwrap().push("restart".into());
+        *self.restarted.lock().unwrap() = true;
+        *self.local_down.lock().unwrap() = false;
+        Ok(())
+    }
+    async fn hold(&self) -> Option<super::actions::Hold> {
+        self.hold.lock().unwrap().clone()
+    }
+    async fn switchover_requested(&self) -> bool {
+        *self.switchover.lock().unwrap()
+    }
+}
+
+async fn warm<'a>(dir: &std::path::Path, s: &str, fake: &'a Fake) -> Daemon<Script, &'a Fake> {
+    *fake.running.lock().unwrap() = true;
+    Daemon::start(
+        warm_config(dir),
+        script(s),
+        fake,
+        Notifier::new(None, "test"),
+    )
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn warm_promotion_switches_channels_on_live_and_demotion_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        save_branch: Some("ocfo/standby-w".into()),
+        ..Default::default()
+    };
+    let mut d = warm(dir.path(), "---", &fake).await;
+    assert_eq!(d.machine.role, Role::Watching);
+    let t0 = tokio::time::Instant::now();
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    // No restart and no start: the gateway was running all along.
+    assert_eq!(fake.log(), ["pull", "switch on"]);
+    let p = d.state.last_promotion.clone().unwrap();
+    assert!(p.healthy && !p.fallback_restart, "{p:?}");
+    assert!(d.state.channels_live);
+    assert!(
+        d.events
+            .iter()
+            .any(|e| e.starts_with("promoted: the standby's channels started live")),
+        "{:?}",
+        d.events
+    );
+    // Primary back: demote after the hold-down; the gateway keeps running.
+    for _ in 0..60 {
+        rounds(&mut d, 1).await;
+        if d.machine.role == Role::Watching {
+            break;
+        }
+    }
+    assert!(t0.elapsed() >= Duration::from_secs(60));
+    assert_eq!(fake.log(), ["pull", "switch on", "switch off", "save"]);
+    assert!(
+        *fake.running.lock().unwrap(),
+        "the warm gateway keeps running"
+    );
+    assert!(!d.state.channels_live);
+}
+
+#[tokio::test(start_paused = true)]
+async fn warm_live_switch_failure_falls_back_to_a_restart_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        live_switch_broken: true,
+        ..Default::default()
+    };
+    let mut d = warm(dir.path(), "---", &fake).await;
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(fake.log(), ["pull", "switch on", "restart"]);
+    let p = d.state.last_promotion.clone().unwrap();
+    assert!(p.healthy && p.fallback_restart, "{p:?}");
+    assert!(
+        d.events.iter().any(|e| e.starts_with("live_switch_failed")),
+        "{:?}",
+        d.events
+    );
+    assert!(
+        d.events
+            .iter()
+            .any(|e| e.contains("after a gateway restart")),
+        "{:?}",
+        d.events
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn warm_channel_that_never_starts_is_reported_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        channel_broken: true,
+        ..Default::default()
+    };
+    let mut d = warm(dir.path(), "---", &fake).await;
+    rounds(&mut d, 3).await;
+    let p = d.state.last_promotion.clone().unwrap();
+    assert!(!p.healthy && p.fallback_restart, "{p:?}");
+    assert!(
+        d.events.iter().any(|e| e.starts_with("promoted_unhealthy")),
+        "{:?}",
+        d.events
+    );
+    assert!(
+        d.state
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("blocked"),
+        "{:?}",
+        d.state.last_error
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn warm_restart_recovers_promoted_from_the_switch_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    *fake.switched_on.lock().unwrap() = true;
+    let d = warm(dir.path(), "", &fake).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    let fake = Fake::default();
+    let d = warm(dir.path(), "", &fake).await;
+    assert_eq!(d.machine.role, Role::Watching);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_down_warm_gateway_is_a_degraded_pair_and_promotion_restarts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let mut d = warm(dir.path(), "++---", &fake).await;
+    *fake.local_down.lock().unwrap() = true;
+    rounds(&mut d, 2).await;
+    assert_eq!(d.state.local_gateway_up, Some(false));
+    assert_eq!(
+        d.events
+            .iter()
+            .filter(|e| e.starts_with("degraded"))
+            .count(),
+        1,
+        "{:?}",
+        d.events
+    );
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    // Switching on a dead gateway cannot work: restart it with the switch on.
+    assert_eq!(fake.log(), ["pull", "switch on", "restart"]);
+    assert!(d.state.last_promotion.clone().unwrap().healthy);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hold_keeps_a_restarting_primary_from_failing_over_until_the_lease_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    *fake.hold.lock().unwrap() = Some(super::actions::Hold {
+        until: u64::MAX,
+        by: "deploy".into(),
+        reason: "restart".into(),
+    });
+    // Down for 20 probes (40 s) under the hold: no promotion.
+    let mut d = warm(dir.path(), &"-".repeat(30), &fake).await;
+    rounds(&mut d, 20).await;
+    assert_eq!(d.machine.role, Role::Watching);
+    assert!(d.state.hold.is_some());
+    assert!(
+        d.events.iter().any(|e| e.starts_with("hold:")),
+        "{:?}",
+        d.events
+    );
+    // The lease ends (or the deploy died) with the primary still down.
+    *fake.hold.lock().unwrap() = None;
+    rounds(&mut d, 1).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    assert!(d.events.iter().any(|e| e.starts_with("hold_released")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_switchover_serves_make_before_break_and_survives_a_monitor_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let mut d = warm(dir.path(), "", &fake).await;
+    rounds(&mut d, 2).await;
+    assert_eq!(d.machine.role, Role::Watching);
+    *fake.switchover.lock().unwrap() = true;
+    // The primary is still healthy: the standby goes live anyway.
+    rounds(&mut d, 1).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    assert!(d.state.switchover && d.state.last_promotion.clone().unwrap().planned);
+    // The primary's gateway is stopped for maintenance, then comes back:
+    // no demotion while the switchover stands, even past the hold-down...
+    let mut d = warm(
+        dir.path(),
+        &format!("{}{}", "-".repeat(20), "+".repeat(60)),
+        &fake,
+    )
+    .await;
+    assert_eq!(
+        d.machine.role,
+        Role::Promoted,
+        "a restarted monitor keeps serving"
+    );
+    rounds(&mut d, 60).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    // ...and it steps down soon after the switchover ends, without the hold-down.
+    *fake.switchover.lock().unwrap() = false;
+    rounds(&mut d, 6).await;
+    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.state.counters.demotions, 1);
+    assert!(!*fake.switched_on.lock().unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn primary_channel_failure_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    // Failover (default): after the 60 s grace, not before.
+    let fake = Fake::default();
+    let mut d = warm(dir.path(), &"c".repeat(40), &fake).await;
+    rounds(&mut d, 28).await;
+    assert_eq!(d.machine.role, Role::Watching, "within the grace");
+    assert!(d.state.primary_channels_failing_since.is_some());
+    rounds(&mut d, 6).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    // Ignore: never.
+    let fake = Fake::default();
+    let mut c = warm_config(dir.path());
+    c.probe.channel_failure = ChannelFailure::Ignore;
+    let mut d = Daemon::start(
+        c,
+        script(&"c".repeat(60)),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    *fake.running.lock().unwrap() = true;
+    rounds(&mut d, 60).await;
+    assert_eq!(d.machine.role, Role::Watching);
 }
 
 async fn daemon<'a>(dir: &std::path::Path, s: &str, fake: &'a Fake) -> Daemon<Script, &'a Fake> {

@@ -9,9 +9,19 @@ pub const PUSH_SERVICE: &str = "ocfo-workspace-push.service";
 pub const PUSH_TIMER: &str = "ocfo-workspace-push.timer";
 pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
 pub const GATEWAY_ENV_FILE: &str = "/etc/openclaw/gateway.env";
+/// The restart-class part of the gateway's config: a change here restarts it.
+pub const GATEWAY_RESTART_KEYS: &str = "/etc/openclaw/restart-keys.json";
 pub const MONITOR_CONFIG: &str = "/etc/ocfo/monitor.yaml";
 pub const MONITOR_ENV_FILE: &str = "/etc/ocfo/monitor.env";
 pub const MONITOR_STATE_DIR: &str = "/var/lib/ocfo";
+/// Deploy's hold on the standby's monitor (a lease: an expiry time).
+pub const HOLD_FILE: &str = "/var/lib/ocfo/hold.json";
+/// Present while a planned switchover hands service to the standby.
+pub const SWITCHOVER_FILE: &str = "/var/lib/ocfo/switchover.json";
+/// A warm standby's switch files, root-owned, `$include`d by its config
+/// (OpenClaw reads includes outside its own folder only from
+/// `OPENCLAW_INCLUDE_ROOTS`, and never writes them).
+pub const SWITCH_DIR: &str = "/etc/openclaw/switches";
 pub const OCFO_BINARY: &str = "/usr/local/bin/ocfo";
 pub const PUSH_SCRIPT: &str = "/usr/local/lib/ocfo/workspace-push";
 /// Node.js is unpacked to `/opt/node-v<ver>-linux-<arch>`; this link names the current one.
@@ -55,6 +65,11 @@ impl Layout {
             self.deploy_key
         )
     }
+}
+
+/// The switch file of a channel (or of `cron`).
+pub fn switch_path(name: &str) -> String {
+    format!("{SWITCH_DIR}/{name}.json")
 }
 
 pub fn unit_path(unit: &str) -> String {

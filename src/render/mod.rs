@@ -165,6 +165,15 @@ pub fn render_node(
     let json = serde_json::to_string_pretty(&config).unwrap_or_default() + "\n";
     let config_path = b.layout.config_path.clone();
     b.add(config_path, json, 0o600, &user);
+    // What in that config needs a restart (OpenClaw reloads the rest itself):
+    // deploy restarts the gateway when this file changes, not the config.
+    let restart = openclaw_config::restart_class(&config);
+    b.add(
+        GATEWAY_RESTART_KEYS,
+        serde_json::to_string_pretty(&restart).unwrap_or_default() + "\n",
+        0o644,
+        "root",
+    );
     b.add_sensitive(
         GATEWAY_ENV_FILE,
         env_file::format(
@@ -183,6 +192,8 @@ pub fn render_node(
             node_home => NODE_HOME,
             openclaw_prefix => OPENCLAW_PREFIX,
             stop_timeout => stop_timeout_secs(inv, role),
+            warm => role == Role::Standby && inv.monitor.standby == crate::inventory::StandbyMode::Warm,
+            switch_dir => SWITCH_DIR,
         },
     )?;
     b.add(unit_path(GATEWAY_UNIT), gateway_unit, 0o644, "root");
@@ -305,6 +316,17 @@ fn monitor_files(b: &mut Builder<'_>, secrets: &Secrets, reveal: bool) -> Result
         "root",
     );
     let mut env = Vec::new();
+    // The gateway token unlocks `/readyz`'s reasons (draining, a channel).
+    let token = match secrets.get(&inv.openclaw.gateway_token) {
+        Some(v) => v.expose().to_string(),
+        None if reveal => {
+            return Err(RenderError::UnresolvedSecret(
+                inv.openclaw.gateway_token.path.clone(),
+            ))
+        }
+        None => String::new(),
+    };
+    env.push((MONITOR_TOKEN_VAR.to_string(), token));
     if let Some(w) = &inv.monitor.webhook {
         let value = match secrets.get(w) {
             Some(v) => v.expose().to_string(),
@@ -331,6 +353,7 @@ fn monitor_files(b: &mut Builder<'_>, secrets: &Secrets, reveal: bool) -> Result
 }
 
 pub const MONITOR_WEBHOOK_VAR: &str = "OCFO_WEBHOOK_URL";
+pub const MONITOR_TOKEN_VAR: &str = "OCFO_GATEWAY_TOKEN";
 
 /// The monitor's settings for this inventory.
 pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
@@ -358,6 +381,13 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             mode,
             interval: m.interval,
             timeout: m.timeout,
+            token_env: Some(MONITOR_TOKEN_VAR.into()),
+            primary_channels: inv
+                .channels_of(crate::inventory::Role::Primary)
+                .map(|c| c.name.clone())
+                .collect(),
+            channel_failure: m.channel_failure,
+            channel_grace: m.channel_grace,
         },
         fall: m.fall,
         rise: m.rise,
@@ -384,6 +414,23 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             timeout: std::time::Duration::from_secs(5),
             retries: 3,
         }),
+        standby: m.standby,
+        switches: (m.standby == StandbyMode::Warm).then(|| SwitchConfig {
+            dir: SWITCH_DIR.into(),
+            channels: inv
+                .channels_of(crate::inventory::Role::Standby)
+                .map(|c| c.name.clone())
+                .collect(),
+            cron_when_promoted: openclaw_config::cron_enabled(inv),
+            gateway_env: GATEWAY_ENV_FILE.into(),
+            openclaw_bin: format!("{OPENCLAW_PREFIX}/bin/openclaw"),
+            config_path: layout.config_path.clone(),
+            home: layout.home.clone(),
+            path: format!("{OPENCLAW_PREFIX}/bin:{NODE_HOME}/bin:/usr/local/bin:/usr/bin:/bin"),
+            verify_timeout: std::time::Duration::from_secs(30),
+        }),
+        hold_file: HOLD_FILE.into(),
+        switchover_file: SWITCHOVER_FILE.into(),
     }
 }
 

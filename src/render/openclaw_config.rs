@@ -9,8 +9,9 @@ use crate::inventory::{
 };
 
 use super::env_file::var_name;
-use super::layout::Layout;
+use super::layout::{switch_path, Layout};
 use super::RenderError;
+use crate::inventory::StandbyMode;
 
 /// Collects the environment variables a config refers to.
 pub struct EnvVars<'a> {
@@ -133,14 +134,16 @@ pub fn build(
         });
     }
 
+    let warm = role == Role::Standby && inv.monitor.standby == StandbyMode::Warm;
     let mut channels = Map::new();
     let mut plugins = Map::new();
     for channel in inv.channels_of(role) {
         let mut path = vec![channel.name.clone()];
-        channels.insert(
-            channel.name.clone(),
-            env.json(&channel.settings, &mut path, "OCFO", false)?,
-        );
+        let mut settings = env.json(&channel.settings, &mut path, "OCFO", false)?;
+        if warm {
+            settings = switched(settings, &channel.name);
+        }
+        channels.insert(channel.name.clone(), settings);
         if channel_is_plugin(&channel.name) {
             plugins.insert(channel.name.clone(), json!({ "enabled": true }));
         }
@@ -162,7 +165,139 @@ pub fn build(
     }
     let extra = env.json(&oc.config, &mut Vec::new(), "OCFO_CONFIG", false)?;
     merge(&mut config, extra);
+    if warm {
+        // Automations (cron jobs, and the heartbeats they schedule) wait too.
+        let cron = config.get("cron").cloned().unwrap_or(json!({}));
+        config["cron"] = switched(cron, "cron");
+    }
     Ok(config)
+}
+
+/// A warm standby's section whose `enabled` comes from a root-owned switch
+/// file (`$include` first, so the other keys are merged over it; `enabled`
+/// is the switch's alone).
+fn switched(section: Json, name: &str) -> Json {
+    let mut out = Map::new();
+    out.insert("$include".into(), json!(switch_path(name)));
+    if let Json::Object(m) = section {
+        for (k, v) in m {
+            if k != "enabled" {
+                out.insert(k, v);
+            }
+        }
+    }
+    Json::Object(out)
+}
+
+/// Whether automations run when the standby serves: the inventory's
+/// `openclaw.config.cron.enabled`, on unless it says otherwise.
+pub fn cron_enabled(inv: &Inventory) -> bool {
+    match &inv.openclaw.config {
+        Value::Map(m) => match m.get("cron") {
+            Some(Value::Map(c)) => !matches!(c.get("enabled"), Some(Value::Bool(false))),
+            _ => true,
+        },
+        _ => true,
+    }
+}
+
+/// Top-level sections and `gateway.*` keys that OpenClaw 2026.9.6 applies
+/// without restarting (docs/gateway/configuration/hot-reload.md in the
+/// package); everything else restarts the gateway.
+const HOT: &[&str] = &[
+    "channels",
+    "web",
+    "agents",
+    "models",
+    "auth",
+    "broadcast",
+    "worktreeRoot",
+    "worktreeAcceleration",
+    "hooks",
+    "cron",
+    "session",
+    "messages",
+    "tools",
+    "skills",
+    "audio",
+    "talk",
+    "tts",
+    "memory",
+    "attachments",
+    "plugins",
+    "ui",
+    "logging",
+    "identity",
+    "bindings",
+    "surfaces",
+    "approvals",
+    "security",
+    "diagnostics",
+    "acp",
+    "update",
+    "telemetry",
+    "transcripts",
+    "desktop",
+    "cloudWorkers",
+    "commands",
+    "accessGroups",
+];
+const HOT_GATEWAY: &[&str] = &[
+    "reload",
+    "remote",
+    "publicOrigin",
+    "http",
+    "tools",
+    "nodes",
+    "cliAgents",
+    "push",
+    "terminal",
+    "roles",
+    "trustedProxies",
+    "allowRealIpFallback",
+];
+
+/// The part of a config whose change needs a gateway restart: deploy
+/// restarts (under a hold on the standby's monitor) only when it changes.
+pub fn restart_class(config: &Json) -> Json {
+    let mut out = Map::new();
+    if let Json::Object(m) = config {
+        for (k, v) in m {
+            if HOT.contains(&k.as_str()) {
+                continue;
+            }
+            if k == "gateway" {
+                let mut g = Map::new();
+                if let Json::Object(gm) = v {
+                    for (gk, gv) in gm {
+                        if HOT_GATEWAY.contains(&gk.as_str()) {
+                            continue;
+                        }
+                        if gk == "auth" {
+                            // The token hot-applies; the auth mode does not.
+                            let mut a = gv.clone();
+                            if let Json::Object(am) = &mut a {
+                                am.remove("token");
+                                am.remove("password");
+                            }
+                            g.insert(gk.clone(), a);
+                        } else if gk == "controlUi" {
+                            // Only the serving paths need a restart.
+                            if let Some(p) = gv.get("basePath") {
+                                g.insert("controlUi.basePath".into(), p.clone());
+                            }
+                        } else {
+                            g.insert(gk.clone(), gv.clone());
+                        }
+                    }
+                }
+                out.insert(k.clone(), Json::Object(g));
+                continue;
+            }
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Json::Object(out)
 }
 
 fn url_host(ip: std::net::IpAddr) -> String {
@@ -192,6 +327,42 @@ pub fn merge(base: &mut Json, extra: Json) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hot_keys_do_not_touch_the_restart_class() {
+        let base = json!({"gateway": {"port": 1, "auth": {"mode": "token", "token": "${T}"}, "controlUi": {"allowedOrigins": ["a"]}}, "channels": {"x": {}}, "agents": {}});
+        let mut hot = base.clone();
+        hot["channels"]["x"]["enabled"] = json!(false);
+        hot["agents"]["defaults"] = json!({"model": "m"});
+        hot["gateway"]["auth"]["token"] = json!("${U}");
+        hot["gateway"]["controlUi"]["allowedOrigins"] = json!(["b"]);
+        hot["gateway"]["reload"] = json!({"mode": "hybrid"});
+        assert_eq!(restart_class(&base), restart_class(&hot));
+        for cold in [
+            json!({"gateway": {"port": 2}}),
+            json!({"gateway": {"auth": {"mode": "password"}}}),
+            json!({"discovery": {"mdns": {}}}),
+            json!({"someNewSection": 1}),
+        ] {
+            let mut c = base.clone();
+            merge(&mut c, cold.clone());
+            assert_ne!(restart_class(&base), restart_class(&c), "{cold}");
+        }
+    }
+
+    #[test]
+    fn a_switched_section_takes_enabled_from_its_switch_file_only() {
+        let s = switched(json!({"enabled": true, "token": "${T}"}), "discord");
+        assert_eq!(
+            s,
+            json!({"$include": "/etc/openclaw/switches/discord.json", "token": "${T}"})
+        );
+        assert_eq!(
+            serde_json::to_string(&s).unwrap().find("$include"),
+            Some(2),
+            "the include comes first"
+        );
+    }
 
     #[test]
     fn merge_is_deep_and_extra_wins() {
