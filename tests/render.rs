@@ -188,7 +188,15 @@ fn show_secrets_puts_values_only_in_mode_0600_secret_files_of_their_node() {
         nodes_of("T_DISCORD_TOKEN"),
         ["standby/etc/openclaw/gateway.env"]
     );
-    assert_eq!(nodes_of("T_GATEWAY_TOKEN").len(), 2);
+    // Both gateways, and the standby's monitor (it unlocks /readyz's reasons).
+    assert_eq!(
+        nodes_of("T_GATEWAY_TOKEN"),
+        [
+            "primary/etc/openclaw/gateway.env",
+            "standby/etc/ocfo/monitor.env",
+            "standby/etc/openclaw/gateway.env"
+        ]
+    );
     assert_eq!(nodes_of("DEPLOY_KEY").len(), 2);
     assert_eq!(nodes_of("T_WEBHOOK"), ["standby/etc/ocfo/monitor.env"]);
     // The Tailscale key is used by deploy's `tailscale up`, never written.
