@@ -346,7 +346,7 @@ fn monitor_files(b: &mut Builder<'_>, secrets: &Secrets, reveal: bool) -> Result
     );
     let unit = b.template(
         "ocfo-monitor.service.j2",
-        context! { binary_path => OCFO_BINARY, config_path => MONITOR_CONFIG, env_file => MONITOR_ENV_FILE },
+        context! { binary_path => OCFO_BINARY, config_path => MONITOR_CONFIG, env_file => MONITOR_ENV_FILE, switch_dir => SWITCH_DIR },
     )?;
     b.add(unit_path(MONITOR_UNIT), unit, 0o644, "root");
     Ok(())
