@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::engine::Host;
-use crate::inventory::{Inventory, Role};
+use crate::inventory::Inventory;
+use crate::monitor::machine::Role;
 use crate::monitor::MonitorState;
 use crate::render::layout::GATEWAY_UNIT;
 use crate::shell::quote;
@@ -54,8 +55,11 @@ pub struct DrillReport {
     pub detection_ms: Option<u64>,
     pub pull_ms: Option<u64>,
     pub gateway_start_ms: Option<u64>,
-    /// Fault → standby's gateway answers /healthz.
+    /// Fault → the standby serves: warm, OpenClaw started its channel; cold,
+    /// its gateway answers /healthz.
     pub failover_ms: Option<u64>,
+    /// Warm: the live switch failed and the monitor restarted the gateway.
+    pub fallback_restart: bool,
     /// Restore → primary healthy again.
     pub primary_recovery_ms: Option<u64>,
     /// Restore → standby demoted and its gateway stopped.
@@ -98,13 +102,39 @@ fn restore_script(inv: &Inventory, fault: Fault) -> String {
 
 /// What the standby sees, in one round trip: its monitor's state, its own
 /// gateway, and the primary's health over the private network.
+struct Observation {
+    state: Option<MonitorState>,
+    own_up: bool,
+    primary_up: bool,
+    unit: String,
+}
+
+impl Observation {
+    fn warm(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| s.standby == "warm")
+    }
+
+    fn role(&self) -> Option<Role> {
+        self.state.as_ref().map(|s| s.role)
+    }
+
+    /// Serving: warm, the channels are switched on; cold, the gateway answers.
+    fn standby_serving(&self) -> bool {
+        if self.warm() {
+            self.state.as_ref().is_some_and(|s| s.channels_live)
+        } else {
+            self.own_up || self.unit == "active"
+        }
+    }
+}
+
 async fn observe<H: Host>(inv: &Inventory, standby: &H) -> Result<Observation, String> {
-    let primary_url = local_health_url(inv, Role::Primary);
+    let primary_url = local_health_url(inv, crate::inventory::Role::Primary);
     let script = format!(
         "curl -s -m 1 {own} | grep -q '\"ok\":true' && echo own=up || echo own=down\n\
          curl -s -m 1 {primary} | grep -q '\"ok\":true' && echo primary=up || echo primary=down\n\
          echo \"unit=$(systemctl is-active {GATEWAY_UNIT})\"\necho --state--\ncat /var/lib/ocfo/monitor-state.json 2>/dev/null || true",
-        own = quote(&local_health_url(inv, Role::Standby)),
+        own = quote(&local_health_url(inv, crate::inventory::Role::Standby)),
         primary = quote(&primary_url),
     );
     let out = standby
@@ -113,15 +143,16 @@ async fn observe<H: Host>(inv: &Inventory, standby: &H) -> Result<Observation, S
         .map_err(|e| e.to_string())?
         .stdout;
     let (head, state) = out.split_once("--state--\n").unwrap_or((out.as_str(), ""));
-    Ok((
-        serde_json::from_str(state.trim()).ok(),
-        head.contains("own=up"),
-        head.contains("primary=up"),
-        head.lines()
+    Ok(Observation {
+        state: serde_json::from_str(state.trim()).ok(),
+        own_up: head.contains("own=up"),
+        primary_up: head.contains("primary=up"),
+        unit: head
+            .lines()
             .find_map(|l| l.strip_prefix("unit="))
             .unwrap_or("")
             .to_string(),
-    ))
+    })
 }
 
 struct Clock {
@@ -166,7 +197,7 @@ pub async fn run<H: Host>(
     let promotions_before = observe(inv, standby)
         .await
         .ok()
-        .and_then(|o| o.0)
+        .and_then(|o| o.state)
         .map_or(0, |s| s.counters.promotions);
 
     let clock = Clock {
@@ -195,11 +226,12 @@ pub async fn run<H: Host>(
                     opts.phase_timeout.as_secs()
                 ));
             }
-            let (state, own_up, _, _) = observe(inv, standby).await?;
-            if let Some(s) = &state {
+            let o = observe(inv, standby).await?;
+            let warm = o.warm();
+            if let Some(s) = &o.state {
                 if !detected
                     && s.counters.promotions >= promotions_before
-                    && s.role != crate::monitor::machine::Role::Watching
+                    && s.role != Role::Watching
                 {
                     detected = true;
                     report.detection_ms = Some(clock.ms());
@@ -209,17 +241,48 @@ pub async fn run<H: Host>(
                         at_ms: clock.ms(),
                     });
                 }
-                if own_up && s.role == crate::monitor::machine::Role::Promoted {
-                    if let Some(t) = &s.last_promotion {
+                let promoted =
+                    s.role == Role::Promoted && s.counters.promotions > promotions_before;
+                if promoted && (warm || o.own_up) {
+                    let t = s.last_promotion.clone();
+                    if let Some(t) = &t {
                         report.pull_ms = Some(t.pull_ms);
                         report.gateway_start_ms = Some(t.start_ms);
+                        report.fallback_restart = t.fallback_restart;
+                        if !t.healthy {
+                            return Err(format!(
+                                "the standby was promoted but does not serve: {}",
+                                s.last_error.clone().unwrap_or_default()
+                            ));
+                        }
                     }
-                    report.failover_ms = Some(clock.ms());
+                    // Warm: failover ends when OpenClaw started the channel, by
+                    // the standby's own clock relative to its decision (the
+                    // verification after it is bookkeeping, not downtime).
+                    let serving = match (&t, report.detection_ms) {
+                        (Some(t), Some(d)) if warm => t
+                            .serving_at_ms
+                            .map(|at| d + at.saturating_sub(t.decided_at_ms)),
+                        _ => None,
+                    };
+                    let at = serving.unwrap_or_else(|| clock.ms());
+                    report.failover_ms = Some(at);
                     report.timeline.push(Mark {
                         phase: "failover",
-                        event: "standby's gateway answers /healthz".into(),
-                        at_ms: clock.ms(),
+                        event: if warm {
+                            "standby's channel started (OpenClaw's own start time)".into()
+                        } else {
+                            "standby's gateway answers /healthz".into()
+                        },
+                        at_ms: at,
                     });
+                    if warm {
+                        report.timeline.push(Mark {
+                            phase: "failover",
+                            event: "monitor verified the channel with OpenClaw".into(),
+                            at_ms: clock.ms(),
+                        });
+                    }
                     return Ok(());
                 }
             }
@@ -257,8 +320,8 @@ pub async fn run<H: Host>(
                     opts.phase_timeout.as_secs()
                 ));
             }
-            let (state, own_up, primary_up, unit) = observe(inv, standby).await?;
-            if primary_up && !primary_seen {
+            let o = observe(inv, standby).await?;
+            if o.primary_up && !primary_seen {
                 primary_seen = true;
                 report.primary_recovery_ms = Some(clock.ms());
                 report.timeline.push(Mark {
@@ -267,13 +330,15 @@ pub async fn run<H: Host>(
                     at_ms: clock.ms(),
                 });
             }
-            let watching =
-                state.as_ref().map(|s| s.role) == Some(crate::monitor::machine::Role::Watching);
-            if primary_seen && watching && !own_up && unit != "active" {
+            if primary_seen && o.role() == Some(Role::Watching) && !o.standby_serving() {
                 report.failback_ms = Some(clock.ms());
                 report.timeline.push(Mark {
                     phase: "failback",
-                    event: "standby demoted, its gateway stopped".into(),
+                    event: if o.warm() {
+                        "standby demoted, its channels switched off".into()
+                    } else {
+                        "standby demoted, its gateway stopped".into()
+                    },
                     at_ms: clock.ms(),
                 });
                 return Ok(());
@@ -309,18 +374,28 @@ pub async fn run<H: Host>(
     report
 }
 
-type Observation = (Option<MonitorState>, bool, bool, String);
-
-fn preflight_problem((state, own_up, primary_up, unit): Observation) -> Option<String> {
-    if !primary_up {
+fn preflight_problem(o: Observation) -> Option<String> {
+    if !o.primary_up {
         Some("the primary's gateway is not healthy (as seen from the standby)".to_string())
-    } else if state.as_ref().map(|s| s.role) != Some(crate::monitor::machine::Role::Watching) {
+    } else if o.role() != Some(Role::Watching) {
         Some(format!(
             "the standby's monitor is not watching (it is {})",
-            state.as_ref().map_or("not running", |s| s.role.as_str())
+            o.state.as_ref().map_or("not running", |s| s.role.as_str())
         ))
-    } else if own_up || unit == "active" {
-        Some("the standby's gateway is running".to_string())
+    } else if o
+        .state
+        .as_ref()
+        .is_some_and(|s| s.hold.is_some() || s.switchover)
+    {
+        Some("the standby's monitor is held by a deploy or a switchover".to_string())
+    } else if o.warm() && !o.own_up {
+        Some("the warm standby's own gateway is down (a degraded pair)".to_string())
+    } else if o.standby_serving() {
+        Some(if o.warm() {
+            "the standby's channels are switched on".to_string()
+        } else {
+            "the standby's gateway is running".to_string()
+        })
     } else {
         None
     }
@@ -370,10 +445,11 @@ pub fn timeline(r: &DrillReport) -> String {
         Some(m) => format!("{:.1}s", m as f64 / 1000.0),
     };
     s.push_str(&format!(
-        "  failover {} (detection {}, git pull {}, gateway start {}); failback {} (primary healthy after {})\n",
+        "  failover {} (detection {}, git pull {}, {} {}); failback {} (primary healthy after {})\n",
         secs(r.failover_ms),
         secs(r.detection_ms),
         secs(r.pull_ms),
+        if r.fallback_restart { "live switch FAILED, gateway restart + verify" } else { "switch/start + verify" },
         secs(r.gateway_start_ms),
         secs(r.failback_ms),
         secs(r.primary_recovery_ms)

@@ -24,4 +24,5 @@ pub mod modules;
 pub mod monitor;
 pub mod ssh;
 pub mod status;
+pub mod switchover;
 pub mod transport;

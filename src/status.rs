@@ -123,13 +123,51 @@ pub async fn node_status<H: Host>(
     s.role = match role {
         Role::Primary => "primary".into(),
         Role::Standby => match (&s.monitor, s.monitor_active.as_deref()) {
-            (Some(m), Some("active")) => format!(
-                "standby ({}{})",
-                m.role.as_str(),
-                if m.pinned { ", pinned" } else { "" }
-            ),
+            (Some(m), Some("active")) => {
+                let mut tags = vec![m.standby.clone(), m.role.as_str().to_string()];
+                if m.standby == "warm" {
+                    tags.push(
+                        if m.channels_live {
+                            "channels live"
+                        } else {
+                            "channels off"
+                        }
+                        .into(),
+                    );
+                    if m.local_gateway_up == Some(false) {
+                        tags.push("DEGRADED: own gateway down".into());
+                    }
+                }
+                if m.pinned {
+                    tags.push("pinned".into());
+                }
+                if m.switchover {
+                    tags.push("switchover".into());
+                }
+                if let Some(h) = &m.hold {
+                    tags.push(format!(
+                        "held until {} by {}",
+                        unix_to_rfc3339(h.until),
+                        h.by
+                    ));
+                }
+                tags.retain(|t| !t.is_empty());
+                format!("standby ({})", tags.join(", "))
+            }
             _ => "standby (monitor not running)".into(),
         },
     };
     s
+}
+
+/// Unix seconds as RFC 3339 UTC.
+pub fn unix_to_rfc3339(secs: u64) -> String {
+    let (days, rem) = (secs / 86400, secs % 86400);
+    let (y, m, d) = crate::monitor::actions::civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -12,6 +12,7 @@ mod monitor;
 mod progress;
 mod render;
 mod status;
+mod switchover;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -37,6 +38,8 @@ pub enum Command {
     Deploy(deploy::DeployArgs),
     /// Break the primary on purpose and measure failover and failback.
     Drill(drill::DrillArgs),
+    /// Planned maintenance: hand service to the standby (make-before-break), `--back` to return it.
+    Switchover(switchover::SwitchoverArgs),
     /// Which node serves: gateway, monitor, versions, last deploy, per node.
     Status(status::StatusArgs),
     /// Two local Debian hosts (systemd-nspawn) to try and test ocfo on (needs root).
@@ -97,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Lab(args) => lab::run(args, out),
         Command::Status(args) => status::run(args, out),
         Command::Drill(args) => drill::run(args, out),
+        Command::Switchover(args) => switchover::run(args, out),
         Command::Monitor(args) => monitor::run(args, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

@@ -1,0 +1,72 @@
+//! `ocfo switchover`: planned handover to the standby, and back.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ocfo::inventory::Role;
+use ocfo::switchover::{run as switchover, summary};
+
+use super::{load_inventory, Output};
+
+#[derive(Debug, clap::Args)]
+pub struct SwitchoverArgs {
+    /// The inventory file.
+    pub inventory: PathBuf,
+    /// Return service to the primary (start it, wait until it is ready, then
+    /// let the standby step down).
+    #[arg(long)]
+    pub back: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: SwitchoverArgs, out: Output) -> ExitCode {
+    let Some((inv, _secrets)) = load_inventory(&args.inventory, false, out) else {
+        return ExitCode::FAILURE;
+    };
+    let Some(rt) = super::runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let report = rt.block_on(async {
+        let (p, s) = tokio::join!(
+            ocfo::transport::connect(&inv, Role::Primary, false),
+            ocfo::transport::connect(&inv, Role::Standby, false)
+        );
+        match (p, s) {
+            (Ok(p), Ok(s)) => {
+                if !out.quiet && !args.json {
+                    eprintln!(
+                        "switchover{}: watching the monitor carry it out...",
+                        if args.back { " --back" } else { "" }
+                    );
+                }
+                let r = switchover(&inv, &p, &s, args.back, &ocfo::deploy::who()).await;
+                p.close().await;
+                s.close().await;
+                Ok(r)
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    });
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", summary(&report));
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
