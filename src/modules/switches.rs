@@ -1,73 +1,52 @@
-//! A warm standby's switch files (`/etc/openclaw/switches/*.json`): deploy
-//! creates the ones that are missing, switched off, and never rewrites one
-//! that exists. Whether they are on is the monitor's runtime state: a
-//! re-deploy during a promotion must not switch the serving channels off.
+//! A warm standby's switch file (`/etc/openclaw/switches/standby.json`):
+//! deploy creates it, switched off, when it is missing, and never rewrites
+//! it. Whether it is on is the monitor's runtime state: a re-deploy during a
+//! promotion must not switch the serving channels off.
 
 use super::{facts, q, ModuleError};
 use crate::engine::{Change, Host, Step, TaskContext};
-use crate::render::layout::{switch_path, SWITCH_DIR};
+use crate::render::layout::{SWITCH_DIR, SWITCH_FILE};
+use crate::render::openclaw_config::switch_content;
 
 pub type Args = super::NoArgs;
-
-pub const OFF: &str = "{ \"enabled\": false }\n";
-
-/// The switch names of this inventory's standby: its channels, and `cron`.
-pub fn names(ctx: &TaskContext<'_>) -> Vec<String> {
-    ctx.inv
-        .channels_of(crate::inventory::Role::Standby)
-        .map(|c| c.name.clone())
-        .chain(["cron".to_string()])
-        .collect()
-}
 
 pub async fn plan<H: Host>(
     _: &Args,
     host: &H,
     ctx: &TaskContext<'_>,
 ) -> Result<Vec<Change>, ModuleError> {
-    let paths: Vec<String> = names(ctx).iter().map(|n| switch_path(n)).collect();
-    let script = paths
-        .iter()
-        .map(|p| {
-            format!(
-                "[ -f {p} ] && [ ! -L {p} ] && echo present || echo missing",
-                p = q(p)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let out = facts(host, &script).await?;
-    let missing: Vec<&String> = paths
-        .iter()
-        .zip(out.lines().chain(std::iter::repeat("missing")))
-        .filter(|(_, state)| *state != "present")
-        .map(|(p, _)| p)
-        .collect();
-    if missing.is_empty() {
+    let out = facts(
+        host,
+        &format!(
+            "[ -f {f} ] && [ ! -L {f} ] && [ ! -L {d} ] && echo present || echo missing",
+            f = q(SWITCH_FILE),
+            d = q(SWITCH_DIR)
+        ),
+    )
+    .await?;
+    if out.trim() == "present" {
         return Ok(Vec::new());
     }
-    let mut steps = vec![Step::run(format!(
-        "set -e\n[ ! -L {d} ] || {{ echo '{SWITCH_DIR} is a symlink' >&2; exit 1; }}\ninstall -d -m 0755 -o root -g root {d}",
-        d = q(SWITCH_DIR)
-    ))];
-    for p in &missing {
-        steps.push(Step::Put {
-            path: p.to_string(),
-            content: OFF.as_bytes().to_vec(),
+    let channels: Vec<String> = ctx
+        .inv
+        .channels_of(crate::inventory::Role::Standby)
+        .map(|c| c.name.clone())
+        .collect();
+    let steps = vec![
+        Step::run(format!(
+            "set -e\n[ ! -L {d} ] || {{ echo '{SWITCH_DIR} is a symlink' >&2; exit 1; }}\ninstall -d -m 0755 -o root -g root {d}",
+            d = q(SWITCH_DIR)
+        )),
+        Step::Put {
+            path: SWITCH_FILE.to_string(),
+            content: switch_content(&channels, false, false).into_bytes(),
             mode: 0o644,
             owner: "root".into(),
             group: "root".into(),
-        });
-    }
+        },
+    ];
     Ok(vec![Change::new(
-        format!(
-            "create switch files (off): {}",
-            missing
-                .iter()
-                .map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        format!("create {SWITCH_FILE} (channels and automations off)"),
         steps,
     )])
 }

@@ -320,39 +320,30 @@ impl Actions for SystemActions {
 
     async fn switch_channels(&self, on: bool) -> Result<(), String> {
         let sw = self.switches()?;
-        let write = |name: &str, enabled: bool| {
-            let path = format!("{}/{name}.json", sw.dir);
-            crate::fsutil::write_atomic(
-                std::path::Path::new(&path),
-                format!("{{ \"enabled\": {enabled} }}\n").as_bytes(),
-                0o644,
-            )
-            .map_err(|e| format!("cannot write {path}: {e}"))
-        };
-        // Automations first when switching off, channels first when on: no
-        // moment with a cron job running and no channel to answer on.
-        if !on {
-            write("cron", false)?;
-        }
-        for ch in &sw.channels {
-            write(ch, on)?;
-        }
-        if on {
-            write("cron", sw.cron_when_promoted)?;
-        }
-        Ok(())
+        let path = format!("{}/standby.json", sw.dir);
+        // One file, one atomic rename: OpenClaw sees one change, and never a
+        // moment with automations on and the channels off.
+        crate::fsutil::write_atomic(
+            std::path::Path::new(&path),
+            crate::render::openclaw_config::switch_content(&sw.channels, on, sw.cron_when_promoted)
+                .as_bytes(),
+            0o644,
+        )
+        .map_err(|e| format!("cannot write {path}: {e}"))
     }
 
     async fn channels_switched_on(&self) -> bool {
         let Ok(sw) = self.switches() else {
             return false;
         };
-        sw.channels.iter().any(|ch| {
-            read_small(&format!("{}/{ch}.json", sw.dir))
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .and_then(|v| v.get("enabled").and_then(|e| e.as_bool()))
-                == Some(true)
-        })
+        let Some(v) = read_small(&format!("{}/standby.json", sw.dir))
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        else {
+            return false;
+        };
+        sw.channels
+            .iter()
+            .any(|ch| v["channels"][ch]["enabled"].as_bool() == Some(true))
     }
 
     async fn channels_started(&self, since_ms: u64) -> Result<ChannelCheck, String> {

@@ -93,7 +93,7 @@ impl StandbyMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchConfig {
-    /// Folder of the switch files (`<channel>.json`, `cron.json`).
+    /// Folder of the switch file `standby.json` (also `OPENCLAW_INCLUDE_ROOTS`).
     pub dir: String,
     /// The standby's channels, switched on at promotion.
     pub channels: Vec<String>,

@@ -22,6 +22,8 @@ pub const SWITCHOVER_FILE: &str = "/var/lib/ocfo/switchover.json";
 /// (OpenClaw reads includes outside its own folder only from
 /// `OPENCLAW_INCLUDE_ROOTS`, and never writes them).
 pub const SWITCH_DIR: &str = "/etc/openclaw/switches";
+/// The one switch file: the standby's channels and automations, on or off.
+pub const SWITCH_FILE: &str = "/etc/openclaw/switches/standby.json";
 pub const OCFO_BINARY: &str = "/usr/local/bin/ocfo";
 pub const PUSH_SCRIPT: &str = "/usr/local/lib/ocfo/workspace-push";
 /// Node.js is unpacked to `/opt/node-v<ver>-linux-<arch>`; this link names the current one.
@@ -65,11 +67,6 @@ impl Layout {
             self.deploy_key
         )
     }
-}
-
-/// The switch file of a channel (or of `cron`).
-pub fn switch_path(name: &str) -> String {
-    format!("{SWITCH_DIR}/{name}.json")
 }
 
 pub fn unit_path(unit: &str) -> String {

@@ -9,7 +9,7 @@ use crate::inventory::{
 };
 
 use super::env_file::var_name;
-use super::layout::{switch_path, Layout};
+use super::layout::{Layout, SWITCH_FILE};
 use super::RenderError;
 use crate::inventory::StandbyMode;
 
@@ -141,7 +141,10 @@ pub fn build(
         let mut path = vec![channel.name.clone()];
         let mut settings = env.json(&channel.settings, &mut path, "OCFO", false)?;
         if warm {
-            settings = switched(settings, &channel.name);
+            // `enabled` is the switch file's alone.
+            if let Json::Object(m) = &mut settings {
+                m.remove("enabled");
+            }
         }
         channels.insert(channel.name.clone(), settings);
         if channel_is_plugin(&channel.name) {
@@ -167,26 +170,39 @@ pub fn build(
     merge(&mut config, extra);
     if warm {
         // Automations (cron jobs, and the heartbeats they schedule) wait too.
-        let cron = config.get("cron").cloned().unwrap_or(json!({}));
-        config["cron"] = switched(cron, "cron");
+        if let Some(Json::Object(cron)) = config.get_mut("cron") {
+            cron.remove("enabled");
+        }
+        config = switched(config);
     }
     Ok(config)
 }
 
-/// A warm standby's section whose `enabled` comes from a root-owned switch
-/// file (`$include` first, so the other keys are merged over it; `enabled`
-/// is the switch's alone).
-fn switched(section: Json, name: &str) -> Json {
+/// A warm standby's config: the root-owned switch file is `$include`d first,
+/// and the rest merged over it (OpenClaw deep-merges sibling keys), so the
+/// `enabled` keys it sets, and only those, come from the switch. One file,
+/// so one atomic write makes one reload.
+fn switched(config: Json) -> Json {
     let mut out = Map::new();
-    out.insert("$include".into(), json!(switch_path(name)));
-    if let Json::Object(m) = section {
-        for (k, v) in m {
-            if k != "enabled" {
-                out.insert(k, v);
-            }
-        }
+    out.insert("$include".into(), json!(SWITCH_FILE));
+    if let Json::Object(m) = config {
+        out.extend(m);
     }
     Json::Object(out)
+}
+
+/// The switch file's content: the standby's channels and automations on or off.
+pub fn switch_content(channels: &[String], on: bool, cron_when_on: bool) -> String {
+    let chans: Map<String, Json> = channels
+        .iter()
+        .map(|c| (c.clone(), json!({ "enabled": on })))
+        .collect();
+    serde_json::to_string_pretty(&json!({
+        "channels": chans,
+        "cron": { "enabled": on && cron_when_on },
+    }))
+    .unwrap_or_default()
+        + "\n"
 }
 
 /// Whether automations run when the standby serves: the inventory's
@@ -351,16 +367,24 @@ mod tests {
     }
 
     #[test]
-    fn a_switched_section_takes_enabled_from_its_switch_file_only() {
-        let s = switched(json!({"enabled": true, "token": "${T}"}), "discord");
-        assert_eq!(
-            s,
-            json!({"$include": "/etc/openclaw/switches/discord.json", "token": "${T}"})
-        );
+    fn the_switch_file_is_included_first() {
+        let s = switched(json!({"gateway": {}, "channels": {"discord": {"token": "${T}"}}}));
         assert_eq!(
             serde_json::to_string(&s).unwrap().find("$include"),
             Some(2),
-            "the include comes first"
+            "the include comes first, so the rest is merged over it"
+        );
+        let on: Json =
+            serde_json::from_str(&switch_content(&["discord".into()], true, false)).unwrap();
+        assert_eq!(
+            on,
+            json!({"channels": {"discord": {"enabled": true}}, "cron": {"enabled": false}})
+        );
+        let off: Json =
+            serde_json::from_str(&switch_content(&["discord".into()], false, true)).unwrap();
+        assert_eq!(
+            off,
+            json!({"channels": {"discord": {"enabled": false}}, "cron": {"enabled": false}})
         );
     }
 
