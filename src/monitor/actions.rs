@@ -264,7 +264,7 @@ impl Actions for SystemActions {
         super::probe::probe(
             &self.config.gateway.health_url,
             super::config::ProbeMode::Healthz,
-            Duration::from_secs(2),
+            Duration::from_secs(5),
         )
         .await
         .ok

@@ -117,7 +117,7 @@ impl Fake {
 
 impl Actions for &Fake {
     async fn gateway_active(&self) -> bool {
-        *self.running.lock().unwrap()
+        *self.running.lock().unwrap() && !*self.local_down.lock().unwrap()
     }
     async fn pull_workspace(&self) -> Result<String, String> {
         self.log.lock().unwrap().push("pull".into());
@@ -313,8 +313,14 @@ async fn warm_restart_recovers_promoted_from_the_switch_files() {
 async fn a_down_warm_gateway_is_a_degraded_pair_and_promotion_restarts_it() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::default();
-    let mut d = warm(dir.path(), "++---", &fake).await;
+    let mut d = warm(dir.path(), "++++---", &fake).await;
     *fake.local_down.lock().unwrap() = true;
+    rounds(&mut d, 2).await;
+    assert_eq!(
+        d.state.local_gateway_up,
+        Some(true),
+        "two misses are not an outage"
+    );
     rounds(&mut d, 2).await;
     assert_eq!(d.state.local_gateway_up, Some(false));
     assert_eq!(
