@@ -107,10 +107,17 @@ fn deploy_converges_and_repairs_drift() {
         "standby",
         "systemctl is-active openclaw-gateway; systemctl is-enabled openclaw-gateway",
     );
+    // A warm standby (the default): its gateway runs, its channel switched off.
     assert_eq!(
         String::from_utf8_lossy(&standby_gw.stdout).trim(),
-        "inactive\ndisabled"
+        "active\nenabled"
     );
+    let switch = lab.ssh_ok(
+        "standby",
+        "stat -c '%U %a' /etc/openclaw/switches/standby.json; cat /etc/openclaw/switches/standby.json",
+    );
+    assert!(switch.starts_with("root 644"), "{switch}");
+    assert!(switch.contains("\"enabled\": false"), "{switch}");
     assert_eq!(
         lab.ssh_ok("standby", "systemctl is-active ocfo-monitor")
             .trim(),

@@ -1,7 +1,9 @@
 #![cfg(feature = "system-tests")]
-//! End to end in the lab with the real OpenClaw: drills with each fault, what
-//! `ocfo status` reports at each stage, a network blip shorter than
-//! fall × interval, a re-deploy during a promotion, and a standby power cycle.
+//! End to end in the lab with the real OpenClaw and a warm standby (the
+//! default): drills with each fault, what `ocfo status` reports at each
+//! stage, a network blip shorter than fall × interval, re-deploys that change
+//! hot and restart-class settings (no promotion), a planned switchover and
+//! back, a re-deploy during a promotion, and a standby power cycle.
 
 mod common;
 
@@ -29,6 +31,21 @@ fn standby_role(inv: &str) -> String {
     status(inv)[1]["role"].as_str().unwrap_or("").to_string()
 }
 
+const WATCHING: &str = "standby (warm, watching, channels off)";
+const PROMOTED: &str = "standby (warm, promoted, channels live)";
+
+fn promotions(inv: &str) -> u64 {
+    status(inv)[1]["monitor"]["counters"]["promotions"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn gateway_pid(lab: &TestLab, node: &str) -> String {
+    lab.ssh_ok(node, "systemctl show -p MainPID --value openclaw-gateway")
+        .trim()
+        .to_string()
+}
+
 #[test]
 fn drills_status_blips_redeploy_and_power_cycle() {
     let lab = TestLab::up("tdrill", "10.249.4.0/24");
@@ -40,14 +57,14 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     let inv = inv_path.to_str().unwrap().to_string();
     ok(&["deploy", &inv]);
 
-    // Status: the primary serves, the standby watches.
-    wait_for("standby watching", Duration::from_secs(120), || {
-        standby_role(&inv) == "standby (watching)"
+    // Status: the primary serves, the warm standby watches, its gateway up.
+    wait_for("standby watching", Duration::from_secs(180), || {
+        standby_role(&inv) == WATCHING
     });
     let s = status(&inv);
     assert_eq!(s[0]["role"], "primary");
     assert_eq!(s[0]["gateway_healthy"], true);
-    assert_eq!(s[1]["gateway_active"], "inactive");
+    assert_eq!(s[1]["gateway_active"], "active");
     assert_eq!(s[1]["openclaw_version"], "2026.9.6");
     assert!(!s[1]["last_deploy"].as_str().unwrap().is_empty());
 
@@ -75,6 +92,12 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         );
         assert_eq!(report["restored"], true);
         assert!(report["failover_ms"].as_u64().unwrap() > 0);
+        // Measured to the standby's channel start, switched on live.
+        assert!(
+            report["timeline"].to_string().contains("channel started"),
+            "{report:#}"
+        );
+        assert_eq!(report["fallback_restart"], false, "{report:#}");
         eprintln!(
             "drill {fault}: failover {} ms, failback {} ms",
             report["failover_ms"], report["failback_ms"]
@@ -87,7 +110,7 @@ fn drills_status_blips_redeploy_and_power_cycle() {
 
     // A cut shorter than fall × interval (3 × 2 s) does not promote.
     wait_for("standby watching", Duration::from_secs(60), || {
-        standby_role(&inv) == "standby (watching)"
+        standby_role(&inv) == WATCHING
     });
     let before: serde_json::Value = status(&inv)[1]["monitor"]["counters"].clone();
     ok(&["lab", "cut", "primary", "standby", "--name", "tdrill"]);
@@ -95,48 +118,126 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     ok(&["lab", "heal", "--name", "tdrill"]);
     std::thread::sleep(Duration::from_secs(6));
     let after = status(&inv);
-    assert_eq!(after[1]["role"], "standby (watching)");
+    assert_eq!(after[1]["role"], WATCHING);
     assert_eq!(
         after[1]["monitor"]["counters"]["promotions"], before["promotions"],
         "a short blip promoted the standby"
     );
 
-    // A re-deploy during a promotion leaves the promoted gateway running.
+    // A hot change (the model fallbacks): applied by OpenClaw itself, no
+    // gateway restart, no promotion.
+    let base = std::fs::read_to_string(&inv_path).unwrap();
+    let (pid_p, pid_s, promos) = (
+        gateway_pid(&lab, "primary"),
+        gateway_pid(&lab, "standby"),
+        promotions(&inv),
+    );
+    std::fs::write(
+        &inv_path,
+        base.replace(
+            "fallbacks: [anthropic/claude-sonnet-4-5]",
+            "fallbacks: [anthropic/claude-haiku-4-5]",
+        ),
+    )
+    .unwrap();
+    let hot = ok(&["deploy", &inv]);
+    assert!(hot.contains("OpenClaw config"), "{hot}");
+    assert!(
+        !hot.contains("restart openclaw-gateway"),
+        "a hot change restarted the gateway:\n{hot}"
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(
+        (gateway_pid(&lab, "primary"), gateway_pid(&lab, "standby")),
+        (pid_p.clone(), pid_s)
+    );
+    assert_eq!(promotions(&inv), promos);
+    assert!(lab
+        .ssh_ok(
+            "primary",
+            "journalctl -u openclaw-gateway --since '-60s' --no-pager"
+        )
+        .contains("config hot reload applied"));
+
+    // A restart-class change (the gateway's environment): the primary's
+    // gateway restarts under a hold on the standby's monitor: no promotion.
+    std::fs::write(
+        &inv_path,
+        base.replace("  env: {}", "  env: {OCFO_TEST_RESTART: \"1\"}"),
+    )
+    .unwrap();
+    let restart = ok(&["deploy", &inv]);
+    assert!(restart.contains("restart openclaw-gateway"), "{restart}");
+    assert!(restart.contains("monitor was held"), "{restart}");
+    assert_ne!(gateway_pid(&lab, "primary"), pid_p);
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(promotions(&inv), promos, "a re-deploy failed the pair over");
+    assert_eq!(standby_role(&inv), WATCHING);
+    std::fs::write(&inv_path, &base).unwrap();
+    ok(&["deploy", &inv]);
+
+    // A planned switchover: the standby serves before the primary stops.
+    wait_for("standby watching", Duration::from_secs(120), || {
+        standby_role(&inv) == WATCHING
+    });
+    let out = ocfo(&["switchover", &inv, "--json"]);
+    let sw: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("switchover --json:\n{}", text(&out)));
+    assert!(out.status.success() && sw["ok"] == true, "{sw:#}");
+    assert_eq!(sw["no_serve_ms"], 0, "{sw:#}");
+    assert_eq!(
+        lab.ssh("primary", "systemctl is-active openclaw-gateway")
+            .status
+            .code(),
+        Some(3),
+        "the primary's gateway is stopped for its maintenance"
+    );
+    // The monitor does not fight it, not even past the hold-down.
+    std::thread::sleep(Duration::from_secs(20));
+    assert_eq!(
+        standby_role(&inv),
+        "standby (warm, promoted, channels live, switchover)"
+    );
+    let out = ocfo(&["switchover", &inv, "--back", "--json"]);
+    let back: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("switchover --back --json:\n{}", text(&out)));
+    assert!(out.status.success() && back["ok"] == true, "{back:#}");
+    assert_eq!(back["no_serve_ms"], 0);
+    assert_eq!(standby_role(&inv), WATCHING);
+    eprintln!("switchover: {sw}\nback: {back}");
+
+    // A re-deploy during a promotion leaves the standby's channels on.
     lab.ssh_ok("primary", "systemctl stop openclaw-gateway");
     wait_for("standby promoted", Duration::from_secs(120), || {
-        standby_role(&inv) == "standby (promoted)" && status(&inv)[1]["gateway_healthy"] == true
+        standby_role(&inv) == PROMOTED
     });
     let redeploy = ocfo(&["deploy", &inv, "--limit", "standby"]);
     assert!(redeploy.status.success(), "{}", text(&redeploy));
-    assert_eq!(
-        lab.ssh_ok("standby", "systemctl is-active openclaw-gateway")
-            .trim(),
-        "active"
-    );
-    assert_eq!(standby_role(&inv), "standby (promoted)");
+    assert!(lab
+        .ssh_ok("standby", "cat /etc/openclaw/switches/standby.json")
+        .contains("\"enabled\": true"));
+    assert_eq!(standby_role(&inv), PROMOTED);
 
-    // Power-cycle the promoted standby: its monitor comes back promoted? No:
-    // the gateway unit is not enabled, so after a boot the gateway is down and
-    // the monitor starts watching, sees the primary down, and promotes again.
+    // Power-cycle the promoted standby: the gateway starts at boot with its
+    // switch on, and the monitor recovers promoted from it.
     ok(&["lab", "stop", "standby", "--name", "tdrill"]);
     ok(&["lab", "start", "standby", "--name", "tdrill"]);
     wait_for(
         "standby promoted after its reboot",
         Duration::from_secs(180),
-        || standby_role(&inv) == "standby (promoted)",
+        || standby_role(&inv) == PROMOTED,
     );
     // The primary returns: the standby steps down after the hold-down.
     lab.ssh_ok("primary", "systemctl start openclaw-gateway");
     wait_for("standby watching again", Duration::from_secs(180), || {
-        standby_role(&inv) == "standby (watching)"
-            && status(&inv)[1]["gateway_active"] == "inactive"
+        standby_role(&inv) == WATCHING && status(&inv)[1]["gateway_active"] == "active"
     });
     // And a power cycle while watching comes back watching.
     ok(&["lab", "stop", "standby", "--name", "tdrill"]);
     ok(&["lab", "start", "standby", "--name", "tdrill"]);
     wait_for(
         "standby watching after its reboot",
-        Duration::from_secs(120),
-        || standby_role(&inv) == "standby (watching)",
+        Duration::from_secs(180),
+        || standby_role(&inv) == WATCHING,
     );
 }

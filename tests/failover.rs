@@ -3,7 +3,8 @@
 //! stops → the standby serves; it comes back → after the hold-down the
 //! standby steps down, and what it wrote is on an `ocfo/standby-*` branch;
 //! kill -9 of the monitor in either role → systemd restarts it and it
-//! converges from reality.
+//! converges from reality. This lab runs a *cold* standby (gateway stopped
+//! until promotion), so cold mode keeps its own test and drill.
 
 mod common;
 
@@ -39,10 +40,10 @@ fn monitor_pid(lab: &TestLab) -> String {
 #[test]
 fn failover_failback_and_monitor_crashes() {
     let lab = TestLab::up("tfail", "10.249.3.0/24");
-    // A short hold-down keeps the test quick; everything else as generated.
+    // A short hold-down keeps the test quick; a cold standby.
     let inv = std::fs::read_to_string(lab.inventory())
         .unwrap()
-        .replace("hold_down: 60s", "hold_down: 15s");
+        .replace("hold_down: 60s", "hold_down: 15s\n  standby: cold");
     let inv_path = lab.path("inventory-fast.yaml");
     std::fs::write(&inv_path, inv).unwrap();
     ok(&["deploy", inv_path.to_str().unwrap()]);
@@ -165,4 +166,29 @@ fn failover_failback_and_monitor_crashes() {
         .output()
         .unwrap();
     assert!(!main.status.success());
+
+    // The cold drill: measured up to the standby's gateway answering.
+    let out = ocfo(&[
+        "drill",
+        inv_path.to_str().unwrap(),
+        "--fault",
+        "stop",
+        "--json",
+        "--wait",
+        "120s",
+        "--max-failover",
+        "150s",
+        "--max-failback",
+        "180s",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("drill --json:\n{}", text(&out)));
+    assert!(
+        out.status.success() && report["ok"] == true,
+        "{report:#}\n{}",
+        text(&out)
+    );
+    let timeline = report["timeline"].to_string();
+    assert!(timeline.contains("gateway answers /healthz"), "{timeline}");
+    eprintln!("cold drill: failover {} ms", report["failover_ms"]);
 }
