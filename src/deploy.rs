@@ -86,12 +86,17 @@ where
     )
     .await;
     let by = who();
+    let (standby_done, _) = tokio::sync::watch::channel(false);
+    let standby_in_run = nodes.contains(&Role::Standby);
     let gate = match (&primary, &standby) {
         (Some(Ok(p)), Some(Ok(s))) if needs_standby => Some(StandbyHold {
             inv,
             primary: p,
             standby: s,
             by: by.clone(),
+            standby_done: standby_in_run.then_some(&standby_done),
+            handed_over: Default::default(),
+            notes: Default::default(),
         }),
         _ => None,
     };
@@ -127,7 +132,16 @@ where
                 Role::Standby => None,
             },
         };
-        node.run(role, host)
+        let done = &standby_done;
+        async move {
+            let report = node.run(role, host).await;
+            if role == Role::Standby {
+                // An upgrade of the primary waits for this (send_replace:
+                // it works with no receiver yet).
+                done.send_replace(true);
+            }
+            report
+        }
     });
     futures::future::join_all(runs).await
 }

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use crate::engine::runner::RestartGate;
 use crate::engine::Host;
 use crate::inventory::{Inventory, Role};
-use crate::render::layout::{GATEWAY_ENV_FILE, HOLD_FILE, MONITOR_STATE_DIR};
+use crate::render::layout::{GATEWAY_ENV_FILE, HOLD_FILE, MONITOR_STATE_DIR, SWITCHOVER_FILE};
 use crate::shell::quote;
 
 /// How long a hold lasts unless renewed: long enough for a gateway restart
@@ -78,23 +78,126 @@ pub struct StandbyHold<'a, H: Host> {
     pub primary: &'a H,
     pub standby: &'a H,
     pub by: String,
+    /// Set once the standby's own run (in this deploy) is over, or `None`
+    /// when the standby is not deployed in this run.
+    pub standby_done: Option<&'a tokio::sync::watch::Sender<bool>>,
+    /// An upgrade handed service to the standby.
+    pub handed_over: std::sync::atomic::AtomicBool,
+    pub notes: std::sync::Mutex<Vec<String>>,
+}
+
+/// How long an upgrade waits for the standby's own run (its npm install).
+const STANDBY_RUN_WAIT: Duration = Duration::from_secs(900);
+/// How long the standby may take to serve before the upgrade goes on with a
+/// plain hold.
+const HANDOVER_WAIT: Duration = Duration::from_secs(120);
+
+impl<H: Host> StandbyHold<'_, H> {
+    /// Upgrade: the standby (already upgraded and restarted by its own run)
+    /// serves before the primary's gateway restarts.
+    async fn hand_over(&self) -> Result<(), String> {
+        if let Some(done) = self.standby_done {
+            let mut rx = done.subscribe();
+            let waited = tokio::time::timeout(STANDBY_RUN_WAIT, rx.wait_for(|d| *d)).await;
+            if waited.is_err() {
+                return Err("the standby's own run did not finish".into());
+            }
+        }
+        let state = self
+            .standby
+            .check(&format!(
+                "cat {MONITOR_STATE_DIR}/monitor-state.json 2>/dev/null || true"
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        let s: crate::monitor::MonitorState = serde_json::from_str(state.stdout.trim())
+            .map_err(|_| "the standby's monitor is not running".to_string())?;
+        if s.standby != "warm" || s.local_gateway_up == Some(false) {
+            return Err("the standby is not a healthy warm standby".into());
+        }
+        let promotions = s.counters.promotions;
+        self.standby
+            .check(&crate::switchover::request_script(&self.by))
+            .await
+            .map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        while start.elapsed() < HANDOVER_WAIT {
+            let out = self
+                .standby
+                .check(&format!(
+                    "cat {MONITOR_STATE_DIR}/monitor-state.json 2>/dev/null || true"
+                ))
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Ok(s) = serde_json::from_str::<crate::monitor::MonitorState>(out.stdout.trim()) {
+                let serving = s.role == crate::monitor::machine::Role::Promoted
+                    && s.counters.promotions > promotions
+                    && s.last_promotion.as_ref().is_some_and(|p| p.healthy);
+                if serving {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let _ = self.standby.check(&end_switchover_script()).await;
+        Err(format!(
+            "the standby did not serve within {}s",
+            HANDOVER_WAIT.as_secs()
+        ))
+    }
+}
+
+pub fn end_switchover_script() -> String {
+    format!("rm -f {}", quote(SWITCHOVER_FILE))
 }
 
 impl<H: Host> RestartGate for StandbyHold<'_, H> {
-    fn hold(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn hold(&self, upgrade: bool) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             self.standby
                 .check(&hold_script(&self.by, "restarting the primary's gateway", LEASE))
                 .await
-                .map(|_| ())
-                .map_err(|e| format!("cannot put a hold on the standby's monitor, so not restarting the primary's gateway: {e}"))
+                .map_err(|e| format!("cannot put a hold on the standby's monitor, so not restarting the primary's gateway: {e}"))?;
+            use std::sync::atomic::Ordering;
+            if upgrade && !self.handed_over.load(Ordering::SeqCst) {
+                let start = Instant::now();
+                let note = match self.hand_over().await {
+                    Ok(()) => {
+                        self.handed_over.store(true, Ordering::SeqCst);
+                        format!(
+                            "upgrade: the standby served {:.1}s after the handover began, before the primary's gateway restarted",
+                            start.elapsed().as_secs_f64()
+                        )
+                    }
+                    Err(e) => format!(
+                        "WARNING: upgrade without a handover ({e}): the primary's gateway restarts under a hold, and nobody serves meanwhile"
+                    ),
+                };
+                if let Ok(mut n) = self.notes.lock() {
+                    n.push(note);
+                }
+                // The handover took time: renew the lease.
+                self.standby
+                    .check(&hold_script(
+                        &self.by,
+                        "restarting the primary's gateway",
+                        LEASE,
+                    ))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
         })
     }
 
     fn release(&self) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async move {
             let start = Instant::now();
-            let mut notes = Vec::new();
+            let mut notes: Vec<String> = self
+                .notes
+                .lock()
+                .map(|mut n| std::mem::take(&mut *n))
+                .unwrap_or_default();
             let mut ready = false;
             while start.elapsed() < READY_WAIT {
                 if let Ok(out) = self.primary.run(&readyz_script(self.inv), None).await {
@@ -115,6 +218,14 @@ impl<H: Host> RestartGate for StandbyHold<'_, H> {
                     "WARNING: the primary's gateway is not ready {}s after the run; the hold is released, so the standby fails over if it stays down",
                     READY_WAIT.as_secs()
                 ));
+            }
+            if ready && self.handed_over.load(std::sync::atomic::Ordering::SeqCst) {
+                match self.standby.check(&end_switchover_script()).await {
+                    Ok(_) => notes.push("upgrade: the primary is ready; the standby steps down after `rise` healthy probes".into()),
+                    Err(e) => notes.push(format!("WARNING: could not end the upgrade's switchover on the standby ({e}); run `ocfo switchover --back`")),
+                }
+            } else if self.handed_over.load(std::sync::atomic::Ordering::SeqCst) {
+                notes.push("WARNING: the primary is not ready, so the standby keeps serving (switchover in force); `ocfo switchover --back` once the primary is fixed".into());
             }
             if let Err(e) = self.standby.check(&release_script()).await {
                 notes.push(format!(

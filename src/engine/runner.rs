@@ -63,7 +63,9 @@ pub const RESTART_GATEWAY: &str = "restart gateway";
 /// once the run is over waits for the primary to be ready and releases it.
 pub trait RestartGate: Sync {
     /// Takes (or renews) the hold; an error stops the run before any restart.
-    fn hold(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// `upgrade`: OpenClaw or Node changes, so both gateways restart; the
+    /// standby is asked to serve first (make before break).
+    fn hold(&self, upgrade: bool) -> BoxFuture<'_, Result<(), String>>;
     /// The run is over: wait for the gateway, release the hold; returns notes.
     fn release(&self) -> BoxFuture<'_, Vec<String>>;
 }
@@ -78,6 +80,10 @@ pub struct Runner<'a> {
     /// Around the primary's gateway restarts (none for the standby).
     pub gate: Option<&'a dyn RestartGate>,
 }
+
+/// Whether this run took the gate's hold (so it must release it).
+#[derive(Default)]
+struct Held(AtomicBool);
 
 impl Runner<'_> {
     fn emit(&self, e: Event) {
@@ -99,9 +105,9 @@ impl Runner<'_> {
                 }
             }
         };
-        let held = AtomicBool::new(false);
+        let held = Held::default();
         self.run_tasks(host, ctx, report, &held).await;
-        if held.load(Ordering::SeqCst) {
+        if held.0.load(Ordering::SeqCst) {
             if let Some(gate) = self.gate {
                 report.notes.extend(gate.release().await);
             }
@@ -129,7 +135,7 @@ impl Runner<'_> {
         host: &H,
         ctx: &TaskContext<'_>,
         report: &mut HostReport,
-        held: &AtomicBool,
+        held: &Held,
     ) {
         let env = crate::render::template_env();
         let vars = ctx.vars();
@@ -143,7 +149,7 @@ impl Runner<'_> {
                 continue;
             }
             let r = self
-                .run_task(host, ctx, task, &env, &vars, false, held)
+                .run_task(host, ctx, task, (&env, &vars), false, held)
                 .await;
             let (status, failed) = (r.status, r.status == Status::Failed);
             report.push(r);
@@ -164,7 +170,7 @@ impl Runner<'_> {
                 return;
             }
             let r = self
-                .run_task(host, ctx, handler, &env, &vars, true, held)
+                .run_task(host, ctx, handler, (&env, &vars), true, held)
                 .await;
             let failed = r.status == Status::Failed;
             report.push(r);
@@ -179,10 +185,9 @@ impl Runner<'_> {
         host: &H,
         ctx: &TaskContext<'_>,
         task: &Task,
-        env: &minijinja::Environment<'_>,
-        vars: &minijinja::Value,
+        (env, vars): (&minijinja::Environment<'_>, &minijinja::Value),
         handler: bool,
-        held: &AtomicBool,
+        held: &Held,
     ) -> TaskReport {
         let start = Instant::now();
         let mut r = TaskReport {
@@ -231,8 +236,8 @@ impl Runner<'_> {
                 || (handler && task.name == RESTART_GATEWAY);
             if restarts && !changes.is_empty() {
                 if let Some(gate) = self.gate {
-                    gate.hold().await?;
-                    held.store(true, Ordering::SeqCst);
+                    gate.hold(modules::is_upgrade(&call)).await?;
+                    held.0.store(true, Ordering::SeqCst);
                 }
             }
             for c in &changes {

@@ -15,7 +15,7 @@ use super::facts::Facts;
 use super::host::{CmdOutput, Host, HostError};
 use super::playbook::{Playbook, TagFilter, Task};
 use super::report::{HostReport, Status};
-use super::runner::Runner;
+use super::runner::{RestartGate, Runner, RESTART_GATEWAY};
 use crate::inventory::{load_str, LoadOptions, Role};
 use crate::render::layout::Layout;
 use crate::render::{render_node, SecretMode};
@@ -136,6 +136,17 @@ async fn run(
     tags: TagFilter,
     cancel: bool,
 ) -> HostReport {
+    run_gated(host, book, check, tags, cancel, None).await
+}
+
+async fn run_gated(
+    host: &FakeHost,
+    book: &Playbook,
+    check: bool,
+    tags: TagFilter,
+    cancel: bool,
+    gate: Option<&dyn RestartGate>,
+) -> HostReport {
     let source = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid.yaml"),
     )
@@ -173,7 +184,7 @@ async fn run(
         events: None,
         cancel: &cancel,
         who: "test".into(),
-        gate: None,
+        gate,
     };
     let mut report = HostReport::new(Role::Primary, "fake");
     runner.run(host, &ctx, &mut report).await;
@@ -300,4 +311,83 @@ async fn cancel_stops_before_the_next_task() {
     .await;
     assert!(r.interrupted);
     assert!(r.tasks.is_empty());
+}
+
+/// Records the gate's calls next to the host's mutations.
+struct FakeGate<'a> {
+    host: &'a FakeHost,
+}
+
+impl RestartGate for FakeGate<'_> {
+    fn hold(&self, upgrade: bool) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.host
+                .mutations
+                .lock()
+                .unwrap()
+                .push(format!("HOLD upgrade={upgrade}"));
+            Ok(())
+        })
+    }
+    fn release(&self) -> futures::future::BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            self.host.mutations.lock().unwrap().push("RELEASE".into());
+            vec!["released".into()]
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_hold_comes_before_the_first_restarting_change_and_is_released_after_the_handlers() {
+    let host = FakeHost::default();
+    let book = Playbook {
+        tasks: vec![
+            task("quiet", "/srv/quiet", json!({})),
+            task("restarts", "/srv/r", json!({"notify": [RESTART_GATEWAY]})),
+        ],
+        handlers: vec![task(RESTART_GATEWAY, "/srv/restarted", json!({}))],
+    };
+    let gate = FakeGate { host: &host };
+    // Check mode: nothing held, nothing changed.
+    run_gated(&host, &book, true, TagFilter::default(), false, Some(&gate)).await;
+    assert!(host.mutations.lock().unwrap().is_empty());
+    let r = run_gated(
+        &host,
+        &book,
+        false,
+        TagFilter::default(),
+        false,
+        Some(&gate),
+    )
+    .await;
+    let log = host.mutations.lock().unwrap().clone();
+    let pos = |needle: &str| {
+        log.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} in {log:?}"))
+    };
+    assert!(pos("/srv/quiet") < pos("HOLD"), "held too early: {log:?}");
+    assert!(pos("HOLD") < pos("/srv/r"), "{log:?}");
+    assert!(pos("/srv/restarted") < pos("RELEASE"), "{log:?}");
+    assert!(
+        log.iter().all(|l| !l.contains("upgrade=true")),
+        "a directory is no upgrade"
+    );
+    assert_eq!(r.notes, ["released"]);
+    // Converged: no restart, so no hold.
+    host.mutations.lock().unwrap().clear();
+    run_gated(
+        &host,
+        &book,
+        false,
+        TagFilter::default(),
+        false,
+        Some(&gate),
+    )
+    .await;
+    assert!(
+        host.mutations.lock().unwrap().is_empty(),
+        "{:?}",
+        host.mutations.lock().unwrap()
+    );
 }

@@ -96,6 +96,12 @@ pub async fn verify<H: Host>(
     }
 }
 
+/// Whether a module changes what every gateway runs (OpenClaw or Node), so
+/// both nodes restart: deploy then hands service to the standby first.
+pub fn is_upgrade(call: &ModuleCall) -> bool {
+    matches!(call, ModuleCall::Node(_) | ModuleCall::Openclaw(_))
+}
+
 /// Whether a module is a pure check, run even when it plans no change.
 pub fn is_check(call: &ModuleCall) -> bool {
     matches!(call, ModuleCall::OpenclawValidate(_))
