@@ -1,0 +1,259 @@
+//! Failover benchmarks against a deployed lab pair (warm standby, default
+//! monitor settings): drills of each fault, re-deploys that force a primary
+//! gateway restart or make a hot config change (counting promotions and
+//! gateway restarts), a switchover and back, and the warm standby's idle cost.
+//!
+//! Needs a deployed lab (root): `ocfo lab up --name perf && ocfo deploy
+//! /var/lib/ocfo/lab/perf/inventory.yaml`, then
+//! `OCFO_BENCH_INVENTORY=/var/lib/ocfo/lab/perf/inventory.yaml cargo bench --bench failover`.
+//! `OCFO_BENCH_DRILLS` (default 5) drills per fault, `OCFO_BENCH_DEPLOYS`
+//! (default 5) re-deploys of each kind; `OCFO_BENCH_ONLY=drills|deploys|switchover|idle`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn ocfo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ocfo"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("ocfo runs")
+}
+
+fn json(out: &Output, what: &str) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        eprintln!(
+            "{what}: no JSON\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::process::exit(1)
+    })
+}
+
+fn pct(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * q).round() as usize]
+}
+
+struct Lab {
+    inventory: String,
+    dir: PathBuf,
+}
+
+impl Lab {
+    /// Plain OpenSSH to a lab node, as an operator would.
+    fn ssh(&self, node: &str, script: &str) -> String {
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.dir.join("state.json")).unwrap())
+                .unwrap();
+        let addr = state["hosts"][node]["address"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let out = Command::new("ssh")
+            .args(["-o", "BatchMode=yes", "-i"])
+            .arg(self.dir.join("id_ed25519"))
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.dir.join("known_hosts").display()
+            ))
+            .arg(format!("root@{addr}"))
+            .arg(script)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn status(&self) -> serde_json::Value {
+        json(&ocfo(&["status", &self.inventory, "--json"]), "status")
+    }
+
+    fn promotions(&self) -> u64 {
+        self.status()[1]["monitor"]["counters"]["promotions"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    fn gateway_pid(&self, node: &str) -> String {
+        self.ssh(node, "systemctl show -p MainPID --value openclaw-gateway")
+    }
+}
+
+fn drills(lab: &Lab, n: usize) {
+    for fault in ["stop", "kill", "cut"] {
+        let (mut over, mut back, mut fallbacks) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..n {
+            let out = ocfo(&[
+                "drill",
+                &lab.inventory,
+                "--fault",
+                fault,
+                "--json",
+                "--wait",
+                "300s",
+                "--max-failback",
+                "10m",
+            ]);
+            let r = json(&out, "drill");
+            if r["ok"] != true {
+                eprintln!("drill {fault} failed: {r:#}");
+                std::process::exit(1);
+            }
+            over.push(r["failover_ms"].as_f64().unwrap() / 1000.0);
+            back.push(r["failback_ms"].as_f64().unwrap() / 1000.0);
+            fallbacks += usize::from(r["fallback_restart"] == true);
+        }
+        println!(
+            "drill {fault} x{n}: failover p50 {:.1} s, p95 {:.1} s, max {:.1} s; failback p50 {:.1} s, p95 {:.1} s; live-switch fallbacks {fallbacks}",
+            pct(&mut over, 0.5),
+            pct(&mut over, 0.95),
+            pct(&mut over, 1.0),
+            pct(&mut back, 0.5),
+            pct(&mut back, 0.95)
+        );
+    }
+}
+
+/// Re-deploys alternating between two variants of the inventory.
+fn deploys(lab: &Lab, n: usize, kind: &str, a: &str, b: &str) {
+    let path = Path::new(&lab.inventory).with_file_name("inventory-bench.yaml");
+    let base = std::fs::read_to_string(&lab.inventory).unwrap();
+    let promos = lab.promotions();
+    let (mut restarts_p, mut restarts_s) = (0, 0);
+    let mut walls = Vec::new();
+    for i in 0..n {
+        let text = if i % 2 == 0 {
+            base.replace(a, b)
+        } else {
+            base.clone()
+        };
+        std::fs::write(&path, text).unwrap();
+        let (pp, ps) = (lab.gateway_pid("primary"), lab.gateway_pid("standby"));
+        let start = std::time::Instant::now();
+        let out = ocfo(&["deploy", path.to_str().unwrap(), "-q"]);
+        walls.push(start.elapsed().as_secs_f64());
+        if !out.status.success() {
+            eprintln!("deploy failed: {}", String::from_utf8_lossy(&out.stderr));
+            std::process::exit(1);
+        }
+        // Long enough for any promotion the restart could have caused.
+        std::thread::sleep(Duration::from_secs(10));
+        restarts_p += usize::from(lab.gateway_pid("primary") != pp);
+        restarts_s += usize::from(lab.gateway_pid("standby") != ps);
+    }
+    let _ = std::fs::remove_file(&path);
+    ocfo(&["deploy", &lab.inventory, "-q"]);
+    println!(
+        "{kind} re-deploys x{n}: promotions {}, primary gateway restarts {restarts_p}, standby gateway restarts {restarts_s}; deploy wall p50 {:.1} s",
+        lab.promotions() - promos,
+        pct(&mut walls, 0.5)
+    );
+}
+
+fn switchover(lab: &Lab) {
+    let over = json(
+        &ocfo(&["switchover", &lab.inventory, "--json"]),
+        "switchover",
+    );
+    let back = json(
+        &ocfo(&["switchover", &lab.inventory, "--back", "--json"]),
+        "switchover --back",
+    );
+    for (what, r) in [("switchover", &over), ("switchover --back", &back)] {
+        if r["ok"] != true {
+            eprintln!("{what} failed: {r:#}");
+            std::process::exit(1);
+        }
+        println!(
+            "{what}: no node serving {:.1} s, both serving {:.1} s, took {:.1} s",
+            r["no_serve_ms"].as_f64().unwrap() / 1000.0,
+            r["overlap_ms"].as_f64().unwrap() / 1000.0,
+            r["steps"]
+                .as_array()
+                .and_then(|s| s.last())
+                .map_or(0.0, |s| s["at_ms"].as_f64().unwrap() / 1000.0)
+        );
+    }
+}
+
+fn idle(lab: &Lab) {
+    let sample = || {
+        lab.ssh(
+            "standby",
+            "for u in openclaw-gateway ocfo-monitor; do systemctl show -p MemoryCurrent,CPUUsageNSec --value $u | tr '\\n' ' '; echo; done",
+        )
+    };
+    let parse = |s: &str| -> Vec<(f64, f64)> {
+        s.lines()
+            .map(|l| {
+                let v: Vec<f64> = l
+                    .split_whitespace()
+                    .map(|x| x.parse().unwrap_or(0.0))
+                    .collect();
+                (
+                    v.first().copied().unwrap_or(0.0),
+                    v.get(1).copied().unwrap_or(0.0),
+                )
+            })
+            .collect()
+    };
+    let a = parse(&sample());
+    std::thread::sleep(Duration::from_secs(60));
+    let b = parse(&sample());
+    for (i, unit) in ["gateway", "monitor"].iter().enumerate() {
+        println!(
+            "warm standby idle, {unit}: memory {:.0} MiB, CPU {:.2} s per minute ({:.1} % of a core)",
+            b[i].0 / 1048576.0,
+            (b[i].1 - a[i].1) / 1e9,
+            (b[i].1 - a[i].1) / 1e9 / 60.0 * 100.0
+        );
+    }
+}
+
+fn main() {
+    let Ok(inventory) = std::env::var("OCFO_BENCH_INVENTORY") else {
+        eprintln!("set OCFO_BENCH_INVENTORY to a deployed lab's inventory (see the file's header); nothing measured");
+        return;
+    };
+    let n = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5usize)
+    };
+    let only = std::env::var("OCFO_BENCH_ONLY").unwrap_or_default();
+    let lab = Lab {
+        dir: Path::new(&inventory).parent().unwrap().to_path_buf(),
+        inventory,
+    };
+    let run = |what: &str| only.is_empty() || only == what;
+    if run("idle") {
+        idle(&lab);
+    }
+    if run("drills") {
+        drills(&lab, n("OCFO_BENCH_DRILLS"));
+    }
+    if run("deploys") {
+        let d = n("OCFO_BENCH_DEPLOYS");
+        deploys(
+            &lab,
+            d,
+            "restart-class (gateway environment)",
+            "  env: {}",
+            "  env: {OCFO_BENCH: \"1\"}",
+        );
+        deploys(
+            &lab,
+            d,
+            "hot (model fallbacks)",
+            "fallbacks: [anthropic/claude-sonnet-4-5]",
+            "fallbacks: [anthropic/claude-haiku-4-5]",
+        );
+    }
+    if run("switchover") {
+        switchover(&lab);
+    }
+}
