@@ -54,6 +54,7 @@ impl TaskContext<'_> {
             },
             "tailscale": { "enabled": inv.network.tailscale.enabled },
             "extra_ca_certificates": !inv.network.extra_ca_certificates.is_empty(),
+            "workspace": { "auth": inv.workspace.auth.as_str() },
             "openclaw": {
                 "user": inv.openclaw.user,
                 "port": inv.openclaw.port,
@@ -64,6 +65,9 @@ impl TaskContext<'_> {
                 "config_path": self.layout.config_path,
                 "workspace": self.layout.workspace,
                 "deploy_key": self.layout.deploy_key,
+                "private_dir": self.layout.private_dir,
+                "workspace_token": self.layout.workspace_token,
+                "git_credential_helper": layout::GIT_CREDENTIAL_HELPER,
                 "gateway_env": layout::GATEWAY_ENV_FILE,
                 "gateway_unit": layout::GATEWAY_UNIT,
                 "monitor_unit": layout::MONITOR_UNIT,

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use minijinja::context;
 
-use crate::inventory::{laptop_path, Inventory, Role, Secrets};
+use crate::inventory::{laptop_path, Inventory, Role, Secret, Secrets, WorkspaceAuth};
 use crate::secrets::REDACTED;
 
 pub use env_file::var_name;
@@ -26,6 +26,8 @@ pub enum RenderError {
     UnresolvedSecret(String),
     #[error("`{path}` maps to environment variable {name}, which another value already uses; rename one of the keys")]
     EnvCollision { name: String, path: String },
+    #[error("secret `{path}` cannot be used: {reason}")]
+    InvalidSecret { path: String, reason: String },
     #[error("cannot read {what} `{path}`: {reason}")]
     ReadLocal {
         what: &'static str,
@@ -118,6 +120,15 @@ impl Builder<'_> {
     }
 }
 
+/// A secret's value to write (or the redaction marker).
+fn secret_text(secrets: &Secrets, s: &Secret, reveal: bool) -> Result<String, RenderError> {
+    match secrets.get(s) {
+        Some(v) if reveal => Ok(v.expose().to_string()),
+        None if reveal => Err(RenderError::UnresolvedSecret(s.path.clone())),
+        _ => Ok(REDACTED.to_string()),
+    }
+}
+
 /// Renders both nodes' files. With [`SecretMode::Redact`] secrets need not be
 /// resolved and every secret value reads [`REDACTED`].
 pub fn render(
@@ -187,18 +198,39 @@ pub fn render_node(
     )?;
     b.add(unit_path(GATEWAY_UNIT), gateway_unit, 0o644, "root");
 
-    // The workspace deploy key: both nodes pull and push with it.
-    let key = match secrets.get(&inv.workspace.deploy_key) {
-        Some(v) if reveal => format!("{}\n", v.expose()),
-        None if reveal => {
-            return Err(RenderError::UnresolvedSecret(
-                inv.workspace.deploy_key.path.clone(),
-            ))
+    // The workspace credential: both nodes pull (and the primary pushes) with it.
+    let git_ssh_command = match &inv.workspace.auth {
+        WorkspaceAuth::DeployKey(key) => {
+            let value = secret_text(secrets, key, reveal)?;
+            let key_path = b.layout.deploy_key.clone();
+            b.add_sensitive(key_path, format!("{value}\n"), &user);
+            b.layout.git_ssh_command()
         }
-        _ => format!("{REDACTED}\n"),
+        WorkspaceAuth::Token { token, username } => {
+            let value = secret_text(secrets, token, reveal)?;
+            // The credential protocol is line-based: a line break in the
+            // token would let it inject other attributes.
+            if value.contains(['\n', '\r', '\0']) {
+                return Err(RenderError::InvalidSecret {
+                    path: token.path.clone(),
+                    reason: "it holds a line break or a NUL".into(),
+                });
+            }
+            let token_path = b.layout.workspace_token.clone();
+            b.add_sensitive(token_path, format!("{value}\n"), &user);
+            let helper = b.template(
+                "git-credential-workspace.sh.j2",
+                context! {
+                    host => inv.workspace.https_host().unwrap_or_default(),
+                    username => username,
+                    token_file => &b.layout.workspace_token,
+                },
+            )?;
+            b.add(GIT_CREDENTIAL_HELPER, helper, 0o755, "root");
+            String::new()
+        }
+        WorkspaceAuth::Anonymous => String::new(),
     };
-    let key_path = b.layout.deploy_key.clone();
-    b.add_sensitive(key_path, key, &user);
 
     if role == Role::Primary {
         let script = b.template(
@@ -206,7 +238,7 @@ pub fn render_node(
             context! {
                 workspace => &b.layout.workspace,
                 branch => &inv.workspace.branch,
-                git_ssh_command => b.layout.git_ssh_command(),
+                git_ssh_command => git_ssh_command,
             },
         )?;
         b.add(PUSH_SCRIPT, script, 0o755, "root");
