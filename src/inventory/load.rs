@@ -127,12 +127,42 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
     if let Some(channels) = &channels {
         rules::check_tokens_distinct(channels, &secrets, &mut d.diagnostics);
     }
+    if let Some(inv) = &inventory {
+        check_user_files(inv, &mut d.diagnostics);
+    }
     diagnostics.append(&mut d.diagnostics);
     let report = Report::new(file, diagnostics);
     Loaded {
         inventory: inventory.filter(|_| !report.has_errors()),
         secrets,
         report,
+    }
+}
+
+/// Renders the operator's files for both nodes, as deploy will, so a
+/// template naming an unknown variable fails `validate`, not a deploy.
+fn check_user_files(inv: &Inventory, out: &mut Vec<Diagnostic>) {
+    let Some(ut) = &inv.tasks else {
+        return;
+    };
+    for role in Role::ALL {
+        if let Err(e) = crate::render::user_files(inv, role) {
+            let n = ut.tasks.len();
+            let (path, task) = if e.task < n {
+                (format!("tasks[{}]", e.task), &ut.tasks[e.task])
+            } else {
+                (
+                    format!("handlers[{}]", e.task - n),
+                    &ut.handlers[e.task - n],
+                )
+            };
+            out.push(
+                Diagnostic::error(format!("on the {role}: {}", e.error))
+                    .at(path, Some(task.loc))
+                    .in_file(&ut.file),
+            );
+            return;
+        }
     }
 }
 
@@ -147,6 +177,7 @@ const TOP: &[&str] = &[
     "workspace",
     "monitor",
     "hardening",
+    "tasks",
 ];
 const SSH: &[&str] = &["user", "port", "identity_file", "known_hosts"];
 
@@ -211,6 +242,11 @@ fn decode(
         }),
     };
 
+    let tasks = match top.get("tasks") {
+        None => Some(None),
+        Some(n) => super::tasks::load(d, n, file).map(Some),
+    };
+
     if let (Some((primary, standby)), Some(channels)) = (&nodes, &channels) {
         rules::check_channel_ownership(d, primary, standby, channels);
     }
@@ -235,6 +271,7 @@ fn decode(
             workspace: workspace?,
             monitor: monitor?,
             hardening: hardening?,
+            tasks: tasks?,
         })
     })();
     (inventory, channels)

@@ -26,6 +26,8 @@ pub struct Inventory {
     pub workspace: Workspace,
     pub monitor: MonitorSettings,
     pub hardening: Hardening,
+    /// The operator's own tasks (`tasks: FILE`), run after ocfo's.
+    pub tasks: Option<super::tasks::UserTasks>,
 }
 
 impl Inventory {

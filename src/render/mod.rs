@@ -26,6 +26,8 @@ pub enum RenderError {
     UnresolvedSecret(String),
     #[error("`{path}` maps to environment variable {name}, which another value already uses; rename one of the keys")]
     EnvCollision { name: String, path: String },
+    #[error("the operator's file {path}: {reason}")]
+    UserFile { path: String, reason: String },
     #[error("secret `{path}` cannot be used: {reason}")]
     InvalidSecret { path: String, reason: String },
     #[error("cannot read {what} `{path}`: {reason}")]
@@ -305,10 +307,95 @@ pub fn render_node(
         b.add(format!("{CA_DIR}/{stem}.crt"), pem, 0o644, "root");
     }
 
+    // The operator's own files, last: they may not replace one of ocfo's.
+    for f in user_files(inv, role).map_err(|e| e.error)? {
+        if b.files.iter().any(|o| o.path == f.path) {
+            return Err(RenderError::UserFile {
+                path: f.path.clone(),
+                reason: "ocfo manages this file itself".into(),
+            });
+        }
+        // Not sensitive (diffs are shown), so they must hold no secret.
+        // Values under 8 characters are not real credentials and would
+        // match by chance.
+        if secrets.values().any(|v| {
+            let v = v.expose();
+            v.len() >= 8 && f.content.windows(v.len()).any(|w| w == v.as_bytes())
+        }) {
+            return Err(RenderError::UserFile {
+                path: f.path.clone(),
+                reason: "it holds the value of one of the inventory's secrets; the operator's tasks cannot carry secrets".into(),
+            });
+        }
+        b.files.push(f);
+    }
+
     Ok(NodeFiles {
         role,
         files: b.files,
     })
+}
+
+/// A problem with one of the operator's files, and which task it is.
+#[derive(Debug)]
+pub struct UserFileError {
+    /// Index in the tasks file's `tasks`, then `handlers`.
+    pub task: usize,
+    pub error: RenderError,
+}
+
+/// The operator's `file` tasks for this node, rendered with the variables
+/// known without the host (everything but `facts`), exactly as deploy will
+/// install them.
+pub fn user_files(inv: &Inventory, role: Role) -> Result<Vec<RenderedFile>, UserFileError> {
+    let Some(ut) = &inv.tasks else {
+        return Ok(Vec::new());
+    };
+    let layout = Layout::new(inv);
+    let vars = minijinja::Value::from(minijinja::value::Serde(crate::engine::context::base_vars(
+        inv, role, &layout,
+    )));
+    let env = templates::environment();
+    let mut out = Vec::new();
+    for (i, t) in ut.tasks.iter().chain(&ut.handlers).enumerate() {
+        let Some(f) = t.file.as_ref().filter(|_| t.hosts.includes(role)) else {
+            continue;
+        };
+        let fail = |name: String, e: minijinja::Error| UserFileError {
+            task: i,
+            error: RenderError::Template {
+                name,
+                message: format!("{e:#}"),
+            },
+        };
+        let path = env
+            .render_str(&f.path, &vars)
+            .map_err(|e| fail(format!("{} (file path)", ut.file.display()), e))?;
+        if !path.starts_with('/') || path.contains("/../") || path.ends_with('/') {
+            return Err(UserFileError {
+                task: i,
+                error: RenderError::UserFile {
+                    path,
+                    reason: "not an absolute file path".into(),
+                },
+            });
+        }
+        let content = match &f.source {
+            crate::inventory::tasks::FileSource::Content(c) => c.clone(),
+            crate::inventory::tasks::FileSource::Template { file, text } => env
+                .render_str(text, &vars)
+                .map_err(|e| fail(file.display().to_string(), e))?,
+        };
+        out.push(RenderedFile {
+            path,
+            content: content.into_bytes(),
+            mode: f.mode,
+            owner: f.owner.clone(),
+            group: f.group.clone(),
+            sensitive: false,
+        });
+    }
+    Ok(out)
 }
 
 /// The primary drains as long as `openclaw.stop_timeout` allows (OpenClaw
