@@ -128,7 +128,7 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
         rules::check_tokens_distinct(channels, &secrets, &mut d.diagnostics);
     }
     if let Some(inv) = &inventory {
-        check_user_files(inv, &mut d.diagnostics);
+        check_user_files(inv, &secrets, &mut d.diagnostics);
     }
     diagnostics.append(&mut d.diagnostics);
     let report = Report::new(file, diagnostics);
@@ -141,11 +141,23 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
 
 /// Renders the operator's files for both nodes, as deploy will, so a
 /// template naming an unknown variable fails `validate`, not a deploy.
-fn check_user_files(inv: &Inventory, out: &mut Vec<Diagnostic>) {
+fn check_user_files(inv: &Inventory, secrets: &Secrets, out: &mut Vec<Diagnostic>) {
     let Some(ut) = &inv.tasks else {
         return;
     };
     for role in Role::ALL {
+        // The whole node, secrets redacted: what the operator's files may
+        // not replace, and (when resolved) the values they may not hold.
+        if let Err(e @ crate::render::RenderError::UserFile { .. }) =
+            crate::render::render_node(inv, role, secrets, crate::render::SecretMode::Redact)
+        {
+            out.push(
+                Diagnostic::error(format!("on the {role}: {e}"))
+                    .at("tasks", None)
+                    .in_file(&ut.file),
+            );
+            return;
+        }
         if let Err(e) = crate::render::user_files(inv, role) {
             let n = ut.tasks.len();
             let (path, task) = if e.task < n {

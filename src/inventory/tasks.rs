@@ -74,8 +74,10 @@ pub struct UserTask {
     /// The module's arguments (for `file`, see [`UserTask::file`]).
     pub args: Json,
     pub file: Option<UserFile>,
-    /// Where the task begins in the tasks file.
+    /// Where the task begins in the tasks file, and its key path there
+    /// (`tasks[3]`), for messages.
     pub loc: Location,
+    pub path: String,
 }
 
 /// A `file` task: a file with literal content or rendered from a minijinja
@@ -173,7 +175,7 @@ fn decode_file(d: &mut Decoder, root: &Node, path: &Path) -> Option<UserTasks> {
     for (i, h) in handlers.iter().enumerate() {
         if builtin.contains(&h.name) {
             d.error(
-                &format!("handlers[{i}].name"),
+                &format!("{}.name", h.path),
                 h.loc,
                 format!(
                     "`{}` is the name of one of ocfo's own handlers; name yours differently",
@@ -184,14 +186,14 @@ fn decode_file(d: &mut Decoder, root: &Node, path: &Path) -> Option<UserTasks> {
         }
         if handlers[..i].iter().any(|o| o.name == h.name) {
             d.error(
-                &format!("handlers[{i}].name"),
+                &format!("{}.name", h.path),
                 h.loc,
                 format!("a second handler named `{}`", h.name),
             );
             ok = false;
         }
     }
-    for (i, t) in tasks.iter().enumerate() {
+    for t in &tasks {
         for n in &t.notify {
             // A notified handler that failed to decode was reported already.
             if !handlers.iter().any(|h| &h.name == n) && handlers_ok {
@@ -199,7 +201,7 @@ fn decode_file(d: &mut Decoder, root: &Node, path: &Path) -> Option<UserTasks> {
                     "task `{}` notifies `{n}`, which is not a handler in this file",
                     t.name
                 ))
-                .at(format!("tasks[{i}].notify"), Some(t.loc));
+                .at(format!("{}.notify", t.path), Some(t.loc));
                 if let Some(s) = did_you_mean(n, handlers.iter().map(|h| h.name.as_str())) {
                     diag = diag.hint(format!("did you mean `{s}`?"));
                 }
@@ -410,6 +412,7 @@ fn task(d: &mut Decoder, node: &Node, path: &str, dir: &Path, handler: bool) -> 
         args,
         file,
         loc: node.loc,
+        path: path.to_string(),
     })
 }
 
