@@ -326,7 +326,8 @@ handlers:
         v
     };
 
-    // First deploy: everything, the operator's tasks last, their handler once.
+    // First deploy: everything, the operator's tasks last. (Their handler
+    // has nothing to do: the timer was started by this very run.)
     let (code, t, json) = deploy(&[]);
     assert_eq!(code, 0, "{t}");
     let c = changed(&json);
@@ -334,7 +335,6 @@ handlers:
         "primary: greeting",
         "standby: greeting",
         "primary: greeter timer running",
-        "primary: restart greeter",
         "standby: agent scratch folder",
     ] {
         assert!(c.iter().any(|x| x == want), "`{want}` not changed: {c:?}");
@@ -393,11 +393,11 @@ handlers:
     let still = lab.ssh("primary", "test -e /etc/ocfo-greet/greeting.conf");
     assert!(!still.status.success(), "--check repaired the file");
 
-    // Deploy repairs both; the changed file notifies the handler again.
+    // Deploy repairs both.
     let (code, t, json) = deploy(&[]);
     assert_eq!(code, 0, "{t}");
     let c = changed(&json);
-    assert!(c.contains(&"primary: restart greeter".to_string()), "{c:?}");
+    assert!(c.contains(&"primary: greeting".to_string()), "{c:?}");
     assert!(lab
         .ssh_ok("primary", "cat /etc/ocfo-greet/greeting.conf")
         .contains("hello from ops (primary)"));
@@ -408,4 +408,20 @@ handlers:
     );
     let (code, t, _) = deploy(&["--check"]);
     assert_eq!(code, 0, "not converged after the repair:\n{t}");
+
+    // A file edited by hand: --diff shows it, deploy puts it back and the
+    // task's handler restarts the (running) timer.
+    lab.ssh_ok("primary", "echo tampered > /etc/ocfo-greet/greeting.conf");
+    let (code, t, _) = deploy(&["--check", "--diff"]);
+    assert_eq!(code, 2, "{t}");
+    assert!(
+        t.contains("-tampered") && t.contains("+hello from ops (primary)"),
+        "{t}"
+    );
+    let (code, t, json) = deploy(&[]);
+    assert_eq!(code, 0, "{t}");
+    let c = changed(&json);
+    assert!(c.contains(&"primary: greeting".to_string()), "{c:?}");
+    assert!(c.contains(&"primary: restart greeter".to_string()), "{c:?}");
+    assert!(!c.iter().any(|x| x.starts_with("standby:")), "{c:?}");
 }
