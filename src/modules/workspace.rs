@@ -103,3 +103,143 @@ pub async fn plan<H: Host>(
         _ => Err(fail(format!("unexpected workspace facts: {out}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::engine::context::RunOptions;
+    use crate::engine::facts::Facts;
+    use crate::engine::host::{CmdOutput, HostError};
+    use crate::inventory::{load_str, LoadOptions, Role};
+    use crate::render::layout::Layout;
+    use crate::render::{render_node, SecretMode};
+
+    /// Answers the facts script with a fixed text.
+    struct Facts1(String);
+
+    impl Host for Facts1 {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        async fn run(&self, _: &str, _: Option<&[u8]>) -> Result<CmdOutput, HostError> {
+            Ok(CmdOutput {
+                status: Some(0),
+                stdout: self.0.clone(),
+                stderr: String::new(),
+            })
+        }
+        async fn put(&self, _: &str, _: &[u8], _: u32, _: &str, _: &str) -> Result<(), HostError> {
+            Ok(())
+        }
+    }
+
+    const TOKEN: &str = "ghp_never-in-a-script-0001";
+
+    /// The steps planned for the fixture with its workspace replaced by
+    /// `workspace`, the host answering `facts`.
+    async fn steps(workspace: &str, facts: &str) -> Vec<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid.yaml");
+        let base = std::fs::read_to_string(&path).unwrap();
+        let start = base.find("workspace:\n").unwrap();
+        let end = base.find("monitor:\n").unwrap();
+        let source = format!("{}{workspace}{}", &base[..start], &base[end..]);
+        std::env::set_var("T_WS_GIT_TOKEN", TOKEN);
+        // The fixture's other secrets, with values of their own.
+        for (i, name) in [
+            "T_TS_AUTHKEY",
+            "T_GATEWAY_TOKEN",
+            "T_ANTHROPIC_KEY",
+            "T_TELEGRAM_TOKEN",
+            "T_DISCORD_TOKEN",
+            "T_WEBHOOK",
+        ]
+        .iter()
+        .enumerate()
+        {
+            std::env::set_var(name, format!("workspace-test-value-{i}"));
+        }
+        let loaded = load_str(&source, &path, LoadOptions::default());
+        let inv = loaded
+            .inventory
+            .unwrap_or_else(|| panic!("{}", loaded.report.render(false)));
+        let files = render_node(&inv, Role::Primary, &loaded.secrets, SecretMode::Reveal).unwrap();
+        let (facts_, layout, opts) = (Facts::default(), Layout::new(&inv), RunOptions::default());
+        let redactor = loaded.secrets.redactor();
+        let ctx = TaskContext {
+            inv: &inv,
+            role: Role::Primary,
+            facts: &facts_,
+            files: &files,
+            secrets: &loaded.secrets,
+            layout: &layout,
+            opts: &opts,
+            redactor: &redactor,
+        };
+        let changes = plan(&Args {}, &Facts1(facts.into()), &ctx).await.unwrap();
+        changes
+            .iter()
+            .flat_map(|c| c.steps.iter())
+            .map(|s| match s {
+                Step::Run { script, .. } => script.clone(),
+                Step::Put { path, .. } => format!("put {path}"),
+            })
+            .collect()
+    }
+
+    const HTTPS: &str = "workspace:\n  repo: https://git.example.invalid/you/ws.git\n  token: {env: T_WS_GIT_TOKEN}\n";
+
+    #[tokio::test]
+    async fn https_clone_goes_through_the_credential_helper_only() {
+        let s = steps(HTTPS, "none\n").await.join("\n");
+        assert!(
+            s.contains(
+                "git -c credential.helper= -c credential.helper=/usr/local/lib/ocfo/git-credential-workspace clone -q https://git.example.invalid/you/ws.git"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("config --local --replace-all credential.helper /usr/local/lib/ocfo/git-credential-workspace"));
+        assert!(!s.contains(TOKEN) && !s.contains("sshCommand"), "{s}");
+    }
+
+    #[tokio::test]
+    async fn a_checkout_with_the_helper_is_left_alone_and_one_without_is_fixed() {
+        let ok = "clone\nhttps://git.example.invalid/you/ws.git\n/usr/local/lib/ocfo/git-credential-workspace\n";
+        assert!(steps(HTTPS, ok).await.is_empty());
+        let missing = "clone\nhttps://git.example.invalid/you/ws.git\n\n";
+        let s = steps(HTTPS, missing).await.join("\n");
+        assert!(s.contains("--replace-all credential.helper"), "{s}");
+    }
+
+    #[tokio::test]
+    async fn a_public_https_checkout_has_no_credential_setting() {
+        let public = "workspace:\n  repo: https://git.example.invalid/you/public.git\n";
+        let s = steps(public, "none\n").await.join("\n");
+        assert!(
+            s.contains(
+                "GIT_TERMINAL_PROMPT=0 git  clone -q https://git.example.invalid/you/public.git"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("config --local --unset-all credential.helper"),
+            "{s}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_ssh_checkout_uses_the_deploy_key() {
+        let s = steps(
+            "workspace:\n  repo: git@example.invalid:you/ws.git\n  deploy_key: {command: \"printf key\"}\n",
+            "none\n",
+        )
+        .await
+        .join("\n");
+        assert!(
+            s.contains("git -c core.sshCommand='ssh -i /home/openclaw/.ssh/ocfo_workspace_key"),
+            "{s}"
+        );
+        assert!(!s.contains("credential.helper"), "{s}");
+    }
+}
