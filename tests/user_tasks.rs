@@ -118,6 +118,8 @@ fn broken_tasks_are_located_in_their_file() {
   - name: notifies nothing
     apt: {packages: [jq]}
     notify: [restrat]
+  - name: fights the monitor
+    systemd: {unit: openclaw-gateway, state: stopped}
 handlers:
   - name: restart
     systemd: {unit: x.service, action: restart}
@@ -142,7 +144,8 @@ handlers:
         "error: T/ops/bad.j2:2:1: template does not parse",
         "error: T/ops/tasks.yaml:20:5: tasks[8].notify: task `notifies nothing` notifies `restrat`, which is not a handler in this file",
         "did you mean `restart`?",
-        "error: T/ops/tasks.yaml:26:5: handlers[1].name: `reload sshd` is the name of one of ocfo's own handlers",
+        "error: T/ops/tasks.yaml:24:14: tasks[9].systemd.unit: `openclaw-gateway` is ocfo's own unit",
+        "error: T/ops/tasks.yaml:28:5: handlers[1].name: `reload sshd` is the name of one of ocfo's own handlers",
     ] {
         assert!(out.contains(want), "missing `{want}` in:\n{out}");
     }

@@ -385,6 +385,18 @@ fn task(d: &mut Decoder, node: &Node, path: &str, dir: &Path, handler: bool) -> 
             d.error(&args_path, module_loc, format!("invalid arguments: {e}"));
             return None;
         }
+        if module == "systemd" {
+            if let Some(unit) = args.get("unit").and_then(Json::as_str) {
+                if is_ocfo_unit(unit) {
+                    d.error(
+                        &join(&args_path, "unit"),
+                        args_node.loc,
+                        format!("`{unit}` is ocfo's own unit: deploy and the monitor decide whether it runs (a task of yours would fight the failover)"),
+                    );
+                    return None;
+                }
+            }
+        }
         if module == "directory" {
             if let Some(mode) = args.get("mode").and_then(Json::as_str) {
                 if parse_mode(mode).is_none() {
@@ -414,6 +426,18 @@ fn task(d: &mut Decoder, node: &Node, path: &str, dir: &Path, handler: bool) -> 
         loc: node.loc,
         path: path.to_string(),
     })
+}
+
+/// The units ocfo itself starts, stops and restarts (with or without the
+/// `.service` suffix systemctl allows).
+fn is_ocfo_unit(unit: &str) -> bool {
+    use crate::render::layout::{GATEWAY_UNIT, MONITOR_UNIT, PUSH_SERVICE, PUSH_TIMER};
+    let full = if unit.contains('.') {
+        unit.to_string()
+    } else {
+        format!("{unit}.service")
+    };
+    [GATEWAY_UNIT, MONITOR_UNIT, PUSH_SERVICE, PUSH_TIMER].contains(&full.as_str())
 }
 
 fn parse_mode(s: &str) -> Option<u32> {
