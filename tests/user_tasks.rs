@@ -120,6 +120,8 @@ fn broken_tasks_are_located_in_their_file() {
     notify: [restrat]
   - name: fights the monitor
     systemd: {unit: openclaw-gateway, state: stopped}
+  - name: the gateway's user
+    user: {name: openclaw, home: /srv/elsewhere}
 handlers:
   - name: restart
     systemd: {unit: x.service, action: restart}
@@ -145,7 +147,8 @@ handlers:
         "error: T/ops/tasks.yaml:20:5: tasks[8].notify: task `notifies nothing` notifies `restrat`, which is not a handler in this file",
         "did you mean `restart`?",
         "error: T/ops/tasks.yaml:24:14: tasks[9].systemd.unit: `openclaw-gateway` is ocfo's own unit",
-        "error: T/ops/tasks.yaml:28:5: handlers[1].name: `reload sshd` is the name of one of ocfo's own handlers",
+        "error: T/ops/tasks.yaml:26:11: tasks[10].user.name: `openclaw` is the gateway's user",
+        "error: T/ops/tasks.yaml:30:5: handlers[1].name: `reload sshd` is the name of one of ocfo's own handlers",
     ] {
         assert!(out.contains(want), "missing `{want}` in:\n{out}");
     }

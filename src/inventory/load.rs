@@ -256,9 +256,10 @@ fn decode(
 
     let tasks = match top.get("tasks") {
         None => Some(None),
-        Some(n) => super::tasks::load(d, n, file).map(Some),
+        Some(n) => {
+            super::tasks::load(d, n, file, openclaw.as_ref().map(|o| o.user.as_str())).map(Some)
+        }
     };
-
     if let (Some((primary, standby)), Some(channels)) = (&nodes, &channels) {
         rules::check_channel_ownership(d, primary, standby, channels);
     }

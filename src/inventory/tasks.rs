@@ -104,8 +104,13 @@ pub enum FileSource {
 }
 
 /// Reads `tasks: FILE`. Problems inside the tasks file are recorded in `d`
-/// placed in that file.
-pub fn load(d: &mut Decoder, node: &Node, inventory: &Path) -> Option<UserTasks> {
+/// placed in that file. `gateway_user` is `openclaw.user`, when it decoded.
+pub fn load(
+    d: &mut Decoder,
+    node: &Node,
+    inventory: &Path,
+    gateway_user: Option<&str>,
+) -> Option<UserTasks> {
     let name = d.string(node, "tasks")?;
     let path = crate::secrets::laptop_path(&name, inventory.parent());
     let source = match std::fs::read_to_string(&path) {
@@ -134,7 +139,7 @@ pub fn load(d: &mut Decoder, node: &Node, inventory: &Path) -> Option<UserTasks>
                     ));
                     None
                 }
-                Some(root) => decode_file(&mut td, &root, &path),
+                Some(root) => decode_file(&mut td, &root, &path, gateway_user),
             }
         }
     };
@@ -149,8 +154,22 @@ pub fn load(d: &mut Decoder, node: &Node, inventory: &Path) -> Option<UserTasks>
     result
 }
 
-fn decode_file(d: &mut Decoder, root: &Node, path: &Path) -> Option<UserTasks> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+/// What a task needs to know beyond its own text.
+struct Ctx<'a> {
+    dir: &'a Path,
+    gateway_user: Option<&'a str>,
+}
+
+fn decode_file(
+    d: &mut Decoder,
+    root: &Node,
+    path: &Path,
+    gateway_user: Option<&str>,
+) -> Option<UserTasks> {
+    let dir = &Ctx {
+        dir: path.parent().unwrap_or(Path::new(".")),
+        gateway_user,
+    };
     let (tasks_node, handlers_node) = match &root.kind {
         Kind::Seq(_) => (Some(root), None),
         _ => {
@@ -222,7 +241,7 @@ fn task_list(
     d: &mut Decoder,
     node: &Node,
     path: &str,
-    dir: &Path,
+    dir: &Ctx<'_>,
     handlers: bool,
 ) -> (Vec<UserTask>, bool) {
     let Kind::Seq(items) = &node.kind else {
@@ -251,7 +270,7 @@ fn strings(d: &mut Decoder, node: &Node, path: &str) -> Option<Vec<String>> {
     }
 }
 
-fn task(d: &mut Decoder, node: &Node, path: &str, dir: &Path, handler: bool) -> Option<UserTask> {
+fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -> Option<UserTask> {
     let Kind::Map(entries) = &node.kind else {
         d.error(
             path,
@@ -377,7 +396,7 @@ fn task(d: &mut Decoder, node: &Node, path: &str, dir: &Path, handler: bool) -> 
     let args = to_json(d, args_node, &args_path)?;
     check_templates(d, &args, &args_path, args_node.loc);
     let file = if module == "file" {
-        Some(user_file(d, args_node, &args_path, dir)?)
+        Some(user_file(d, args_node, &args_path, cx.dir)?)
     } else {
         let mut call = serde_json::Map::new();
         call.insert(module.to_string(), args.clone());
@@ -396,6 +415,22 @@ fn task(d: &mut Decoder, node: &Node, path: &str, dir: &Path, handler: bool) -> 
                     return None;
                 }
             }
+        }
+        // The gateway's user is ocfo's: its home holds the config, the
+        // workspace and the credentials.
+        if module == "user"
+            && cx.gateway_user.is_some()
+            && args.get("name").and_then(Json::as_str) == cx.gateway_user
+        {
+            d.error(
+                &join(&args_path, "name"),
+                args_node.loc,
+                format!(
+                    "`{}` is the gateway's user (openclaw.user), which ocfo manages",
+                    cx.gateway_user.unwrap_or_default()
+                ),
+            );
+            return None;
         }
         if module == "directory" {
             if let Some(mode) = args.get("mode").and_then(Json::as_str) {
