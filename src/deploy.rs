@@ -48,7 +48,7 @@ where
     F: Fn(Role) -> Fut,
     Fut: Future<Output = Result<H, String>>,
 {
-    let book = match playbook::load_site() {
+    let book = match playbook::load_for(inv) {
         Ok(b) => b,
         Err(e) => {
             // An embedded playbook that does not load is a bug the tests catch;

@@ -24,6 +24,11 @@ pub struct Location {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     pub severity: Severity,
+    /// The file the problem is in, when not the report's own (the
+    /// operator's tasks file, a template it names).
+    /// (Boxed: a diagnostic is an error type, kept small.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<Box<Path>>,
     /// Key path such as `nodes.primary.channels[0]`, when the problem has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -38,6 +43,7 @@ impl Diagnostic {
     pub fn error(message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
+            file: None,
             path: None,
             location: None,
             message: message.into(),
@@ -61,6 +67,12 @@ impl Diagnostic {
         self
     }
 
+    /// Places the problem in another file than the report's.
+    pub fn in_file(mut self, file: &Path) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -80,8 +92,16 @@ pub struct Report {
 
 impl Report {
     pub fn new(file: &Path, mut diagnostics: Vec<Diagnostic>) -> Self {
-        // Source order reads best; problems without a place go last.
-        diagnostics.sort_by_key(|d| (d.location.is_none(), d.location, d.severity));
+        // Source order reads best, the report's own file first; problems
+        // without a place go last.
+        diagnostics.sort_by(|a, b| {
+            (&a.file, a.location.is_none(), a.location, a.severity).cmp(&(
+                &b.file,
+                b.location.is_none(),
+                b.location,
+                b.severity,
+            ))
+        });
         Report {
             file: file.to_path_buf(),
             diagnostics,
@@ -114,7 +134,8 @@ impl Report {
             } else {
                 let _ = write!(out, "{label}: ");
             }
-            let _ = write!(out, "{}", self.file.display());
+            let file = d.file.as_deref().unwrap_or(&self.file);
+            let _ = write!(out, "{}", file.display());
             if let Some(loc) = d.location {
                 let _ = write!(out, ":{}:{}", loc.line, loc.column);
             }

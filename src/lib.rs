@@ -17,6 +17,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 pub mod deploy;
 pub mod drill;
+pub mod drill_junit;
 pub mod engine;
 pub mod hold;
 pub mod lab;

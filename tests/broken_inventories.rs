@@ -214,6 +214,54 @@ const CASES: &[Case] = &[
         "  rep0: x\n",
         "unknown key `rep0`",
     ),
+    // An https:// workspace takes a token, not an SSH key: the error is on
+    // the key, two lines below the repository.
+    Case {
+        line_offset: 2,
+        ..case(
+            "https workspace with a deploy key",
+            "  repo: git@example.invalid:you/ws.git\n",
+            "  repo: https://example.invalid/you/ws.git\n",
+            "workspace.deploy_key: an SSH deploy key is not used by an https:// repository",
+        )
+    },
+    // The password part holds `s3cr3t`: run_case fails if it is printed.
+    case(
+        "credentials in the workspace URL",
+        "  repo: git@example.invalid:you/ws.git\n",
+        "  repo: https://bot:ghp-s3cr3t-in-url@example.invalid/you/ws.git\n",
+        "credentials in the repository URL",
+    ),
+    case(
+        "token for an SSH workspace",
+        "  push_interval: 5m\n",
+        "  token: {env: T_GIT_TOKEN}\n  push_interval: 5m\n",
+        "`token` is for https:// repositories",
+    ),
+    case(
+        "token over plain http",
+        "  repo: git@example.invalid:you/ws.git\n  branch: main\n  deploy_key: {command: \"printf 'DEPLOYKEY-s3cr3t-material'\"}\n",
+        "  repo: http://example.invalid/you/ws.git\n  branch: main\n  token: {env: T_GIT_TOKEN}\n",
+        "plain http:// would send `workspace.token` unencrypted",
+    ),
+    Case {
+        line_offset: 3,
+        ..case(
+            "token as a literal",
+            "  repo: git@example.invalid:you/ws.git\n  branch: main\n  deploy_key: {command: \"printf 'DEPLOYKEY-s3cr3t-material'\"}\n",
+            "  repo: https://example.invalid/you/ws.git\n  branch: main\n  token_username: bot\n  token: ghp-s3cr3t-literal\n",
+            "workspace.token",
+        )
+    },
+    Case {
+        line_offset: 2,
+        ..case(
+            "bad token user name",
+            "  repo: git@example.invalid:you/ws.git\n  branch: main\n  deploy_key: {command: \"printf 'DEPLOYKEY-s3cr3t-material'\"}\n",
+            "  repo: https://example.invalid/you/ws.git\n  branch: main\n  token_username: \"a:b\"\n  token: {env: T_GIT_TOKEN}\n",
+            "is not a user name git can send",
+        )
+    },
     case(
         "channels in openclaw.config",
         "  config: {}",
@@ -394,6 +442,42 @@ fn standby_pairing_policy_is_a_warning() {
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("warning:") && stderr.contains("pairing"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("valid (1 warning)"), "{stdout}");
+}
+
+const SSH_WORKSPACE: &str = "  repo: git@example.invalid:you/ws.git\n  branch: main\n  deploy_key: {command: \"printf 'DEPLOYKEY-s3cr3t-material'\"}\n";
+
+#[test]
+fn https_workspace_with_a_token_is_valid() {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let source = base.replacen(
+        SSH_WORKSPACE,
+        "  repo: https://example.invalid/you/ws.git\n  branch: main\n  token: {env: T_GIT_TOKEN}\n",
+        1,
+    );
+    assert_ne!(source, base);
+    let (stdout, stderr, code) = run_case("https token", &source);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    assert!(stdout.contains("valid"), "{stdout}");
+}
+
+#[test]
+fn https_workspace_without_a_token_is_a_warning() {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let source = base.replacen(
+        SSH_WORKSPACE,
+        "  repo: https://example.invalid/you/public-ws.git\n  branch: main\n",
+        1,
+    );
+    let (stdout, stderr, code) = run_case("https public", &source);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning:")
+            && stderr.contains("workspace.repo")
+            && stderr.contains("cannot push"),
         "{stderr}"
     );
     assert!(stdout.contains("valid (1 warning)"), "{stdout}");

@@ -220,3 +220,128 @@ fn refuses_to_overwrite_a_foreign_folder() {
     assert!(text(&out).1.contains("not empty"));
     assert!(tmp.path().join("precious.txt").exists());
 }
+
+/// An https:// workspace with a token: the token lands only in the gateway
+/// user's 0600 file on each node, git gets it from the credential helper
+/// (which answers only for the repository's host), and nothing SSH-related
+/// is rendered for the workspace.
+#[test]
+fn https_workspace_token_reaches_git_only_through_the_helper() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let source = base.replacen(
+        "  repo: git@example.invalid:you/ws.git\n  branch: main\n  deploy_key: {command: \"printf 'DEPLOYKEY-s3cr3t-material'\"}\n",
+        "  repo: https://git.example.invalid:8443/you/ws.git\n  branch: main\n  token: {env: T_GIT_TOKEN}\n  token_username: drill-bot\n",
+        1,
+    );
+    assert_ne!(source, base);
+    let inv = tmp.path().join("inventory.yaml");
+    std::fs::write(&inv, source).unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = ocfo()
+        .arg("render")
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--show-secrets")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(!stdout.contains(GIT_TOKEN) && !stderr.contains(GIT_TOKEN));
+    let tree = read_tree(&out_dir);
+    for node in ["primary", "standby"] {
+        let token = &tree[&format!("{node}/home/openclaw/.ocfo/workspace-token")];
+        assert_eq!(String::from_utf8_lossy(&token.0), format!("{GIT_TOKEN}\n"));
+        assert_eq!(token.1, 0o600);
+        let helper = &tree[&format!("{node}/usr/local/lib/ocfo/git-credential-workspace")];
+        assert_eq!(helper.1, 0o755);
+        assert!(!tree.contains_key(&format!("{node}/home/openclaw/.ssh/ocfo_workspace_key")));
+    }
+    for (rel, (bytes, _)) in &tree {
+        let content = String::from_utf8_lossy(bytes);
+        if !rel.ends_with(".ocfo/workspace-token") {
+            assert!(!content.contains(GIT_TOKEN), "the token leaked into {rel}");
+        }
+    }
+    let push = String::from_utf8_lossy(&tree["primary/usr/local/lib/ocfo/workspace-push"].0);
+    assert!(!push.contains("GIT_SSH_COMMAND"), "{push}");
+
+    // The helper itself, run as git runs it, against the rendered token file.
+    let helper =
+        String::from_utf8_lossy(&tree["primary/usr/local/lib/ocfo/git-credential-workspace"].0)
+            .replace(
+                "/home/openclaw/.ocfo/workspace-token",
+                &out_dir
+                    .join("primary/home/openclaw/.ocfo/workspace-token")
+                    .display()
+                    .to_string(),
+            );
+    let script = tmp.path().join("helper");
+    std::fs::write(&script, helper).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ask = |action: &str, request: &str| -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new(&script)
+            .arg(action)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ours = "protocol=https\nhost=git.example.invalid:8443\npath=you/ws.git\n\n";
+    assert_eq!(
+        ask("get", ours),
+        format!("username=drill-bot\npassword={GIT_TOKEN}\n")
+    );
+    assert_eq!(
+        ask("get", "protocol=https\nhost=evil.example.invalid\n\n"),
+        ""
+    );
+    assert_eq!(
+        ask("get", "protocol=http\nhost=git.example.invalid:8443\n\n"),
+        ""
+    );
+    assert_eq!(ask("erase", ours), "");
+    assert_eq!(ask("store", ours), "");
+
+    // And git itself, configured as the workspace module configures it,
+    // gets the credential from it.
+    let mut git = std::process::Command::new("git")
+        .args(["-c", "credential.helper="])
+        .arg("-c")
+        .arg(format!("credential.helper={}", script.display()))
+        .args(["credential", "fill"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("HOME", tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        git.stdin
+            .take()
+            .unwrap()
+            .write_all(b"protocol=https\nhost=git.example.invalid:8443\n\n")
+            .unwrap();
+    }
+    let filled = git.wait_with_output().unwrap();
+    let filled_out = String::from_utf8_lossy(&filled.stdout);
+    assert!(filled.status.success(), "{:?}", filled);
+    assert!(
+        filled_out.contains(&format!("username=drill-bot\npassword={GIT_TOKEN}\n")),
+        "{filled_out}"
+    );
+}

@@ -51,7 +51,7 @@ pub fn run(args: DeployArgs, out: Output) -> ExitCode {
     let Some((inv, secrets)) = load_inventory(&args.inventory, true, out) else {
         return ExitCode::FAILURE;
     };
-    let book = match ocfo::engine::playbook::load_site() {
+    let book = match ocfo::engine::playbook::load_for(&inv) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");

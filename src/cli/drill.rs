@@ -34,10 +34,16 @@ pub struct DrillArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report as JUnit XML to FILE (for CI test reports);
+    /// written whether the drill passes or fails.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 pub fn run(args: DrillArgs, out: Output) -> ExitCode {
-    let Some((inv, _secrets)) = load_inventory(&args.inventory, false, out) else {
+    // Secrets are not resolved: the drill needs none, so it holds no secret
+    // value that any of its outputs could print.
+    let Some((inv, secrets)) = load_inventory(&args.inventory, false, out) else {
         return ExitCode::FAILURE;
     };
     let opts = DrillOptions {
@@ -85,9 +91,21 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
+            // CI still gets its test report: a drill that could not connect failed.
+            let failed = ocfo::drill::DrillReport {
+                fault: Some(opts.fault),
+                error: Some(format!("cannot connect: {e}")),
+                max_failover_ms: opts.max_failover.as_millis() as u64,
+                max_failback_ms: opts.max_failback.as_millis() as u64,
+                ..Default::default()
+            };
+            write_junit(args.junit.as_deref(), &failed, &inv.name, &secrets);
             return ExitCode::FAILURE;
         }
     };
+    if !write_junit(args.junit.as_deref(), &report, &inv.name, &secrets) {
+        return ExitCode::FAILURE;
+    }
     if args.json {
         println!(
             "{}",
@@ -100,5 +118,25 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Writes the JUnit report when asked; false (after saying why) if it cannot.
+fn write_junit(
+    path: Option<&std::path::Path>,
+    report: &ocfo::drill::DrillReport,
+    suite: &str,
+    secrets: &ocfo::inventory::Secrets,
+) -> bool {
+    let Some(path) = path else {
+        return true;
+    };
+    let xml = ocfo::drill_junit::junit(report, suite, &secrets.redactor());
+    match ocfo::fsutil::write_atomic(path, xml.as_bytes(), 0o644) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            false
+        }
     }
 }

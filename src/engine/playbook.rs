@@ -72,6 +72,55 @@ pub fn load_site() -> Result<Playbook, PlaybookError> {
     Ok(Playbook { tasks, handlers })
 }
 
+/// The site playbook followed by the operator's own tasks (`tasks:` in the
+/// inventory), whose handlers run after ocfo's.
+pub fn load_for(inv: &crate::inventory::Inventory) -> Result<Playbook, PlaybookError> {
+    let mut book = load_site()?;
+    if let Some(ut) = &inv.tasks {
+        let source = ut.file.display().to_string();
+        book.tasks
+            .extend(ut.tasks.iter().map(|t| user_task(t, &source)));
+        book.handlers
+            .extend(ut.handlers.iter().map(|t| user_task(t, &source)));
+    }
+    Ok(book)
+}
+
+/// An operator's task as the runner sees it: `hosts` becomes part of `when`,
+/// and a `file` task installs its rendered file through the `files` module,
+/// so it is compared, diffed and repaired exactly like ocfo's own files.
+fn user_task(t: &crate::inventory::tasks::UserTask, source: &str) -> Task {
+    use crate::inventory::tasks::{Hosts, TASKS_TAG};
+    let role = match t.hosts {
+        Hosts::All => None,
+        Hosts::Primary => Some("role == \"primary\""),
+        Hosts::Standby => Some("role == \"standby\""),
+    };
+    let when = match (role, &t.when) {
+        (None, w) => w.clone(),
+        (Some(r), None) => Some(r.to_string()),
+        (Some(r), Some(w)) => Some(format!("({r}) and ({w})")),
+    };
+    let (module, args) = match &t.file {
+        Some(f) => (
+            "files".to_string(),
+            serde_json::json!({ "paths": [f.path] }),
+        ),
+        None => (t.module.clone(), t.args.clone()),
+    };
+    let mut tags = t.tags.clone();
+    tags.push(TASKS_TAG.to_string());
+    Task {
+        name: t.name.clone(),
+        when,
+        notify: t.notify.clone(),
+        tags,
+        module,
+        args,
+        source: source.to_string(),
+    }
+}
+
 fn load_into(file: &str, out: &mut Vec<Task>, depth: usize) -> Result<(), PlaybookError> {
     if depth > 4 {
         return Err(err(file, "imports nest too deeply"));

@@ -391,3 +391,50 @@ async fn the_hold_comes_before_the_first_restarting_change_and_is_released_after
         host.mutations.lock().unwrap()
     );
 }
+/// The operator's tasks follow ocfo's: `hosts` becomes part of `when`, a
+/// `file` task installs its rendered file through `files`, every task is
+/// tagged `tasks`, and their handlers follow ocfo's.
+#[test]
+fn user_tasks_follow_the_site_playbook() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/with-tasks.yaml");
+    let loaded = load_str(
+        &std::fs::read_to_string(&path).unwrap(),
+        &path,
+        LoadOptions {
+            resolve_secrets: false,
+        },
+    );
+    let inv = loaded.inventory.expect("fixture with tasks is valid");
+    let site = super::playbook::load_site().unwrap();
+    let book = super::playbook::load_for(&inv).unwrap();
+    let user = &book.tasks[site.tasks.len()..];
+    assert_eq!(user.len(), 7);
+    assert_eq!(book.handlers.len(), site.handlers.len() + 1);
+    let by_name = |n: &str| user.iter().find(|t| t.name == n).unwrap();
+    let conf = by_name("transcoder settings");
+    assert_eq!(conf.module, "files");
+    assert_eq!(
+        conf.args,
+        json!({"paths": ["/etc/ocfo-media/transcode.toml"]})
+    );
+    assert_eq!(conf.notify, ["restart transcoder"]);
+    assert!(conf.tags.contains(&"tasks".to_string()));
+    let timer = by_name("transcoder timer running (primary)");
+    assert_eq!(timer.when.as_deref(), Some("role == \"primary\""));
+    assert_eq!(timer.tags, ["media", "tasks"]);
+    assert!(super::playbook::all_tags(&book).contains(&"tasks".to_string()));
+
+    // `when` with `hosts` holds on the named node only; the rendered file
+    // the `files` task names exists on both.
+    let env = crate::render::template_env();
+    for role in [Role::Primary, Role::Standby] {
+        let vars = minijinja::Value::from(minijinja::value::Serde(super::context::base_vars(
+            &inv,
+            role,
+            &Layout::new(&inv),
+        )));
+        assert_eq!(timer.applies(&env, &vars).unwrap(), role == Role::Primary);
+        let files = render_node(&inv, role, &loaded.secrets, SecretMode::Redact).unwrap();
+        assert!(files.get("/etc/ocfo-media/transcode.toml").is_some());
+    }
+}

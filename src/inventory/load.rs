@@ -127,12 +127,54 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
     if let Some(channels) = &channels {
         rules::check_tokens_distinct(channels, &secrets, &mut d.diagnostics);
     }
+    if let Some(inv) = &inventory {
+        check_user_files(inv, &secrets, &mut d.diagnostics);
+    }
     diagnostics.append(&mut d.diagnostics);
     let report = Report::new(file, diagnostics);
     Loaded {
         inventory: inventory.filter(|_| !report.has_errors()),
         secrets,
         report,
+    }
+}
+
+/// Renders the operator's files for both nodes, as deploy will, so a
+/// template naming an unknown variable fails `validate`, not a deploy.
+fn check_user_files(inv: &Inventory, secrets: &Secrets, out: &mut Vec<Diagnostic>) {
+    let Some(ut) = &inv.tasks else {
+        return;
+    };
+    for role in Role::ALL {
+        // The whole node, secrets redacted: what the operator's files may
+        // not replace, and (when resolved) the values they may not hold.
+        if let Err(e @ crate::render::RenderError::UserFile { .. }) =
+            crate::render::render_node(inv, role, secrets, crate::render::SecretMode::Redact)
+        {
+            out.push(
+                Diagnostic::error(format!("on the {role}: {e}"))
+                    .at("tasks", None)
+                    .in_file(&ut.file),
+            );
+            return;
+        }
+        if let Err(e) = crate::render::user_files(inv, role) {
+            let n = ut.tasks.len();
+            let (path, task) = if e.task < n {
+                (format!("tasks[{}]", e.task), &ut.tasks[e.task])
+            } else {
+                (
+                    format!("handlers[{}]", e.task - n),
+                    &ut.handlers[e.task - n],
+                )
+            };
+            out.push(
+                Diagnostic::error(format!("on the {role}: {}", e.error))
+                    .at(path, Some(task.loc))
+                    .in_file(&ut.file),
+            );
+            return;
+        }
     }
 }
 
@@ -147,6 +189,7 @@ const TOP: &[&str] = &[
     "workspace",
     "monitor",
     "hardening",
+    "tasks",
 ];
 const SSH: &[&str] = &["user", "port", "identity_file", "known_hosts"];
 
@@ -211,6 +254,12 @@ fn decode(
         }),
     };
 
+    let tasks = match top.get("tasks") {
+        None => Some(None),
+        Some(n) => {
+            super::tasks::load(d, n, file, openclaw.as_ref().map(|o| o.user.as_str())).map(Some)
+        }
+    };
     if let (Some((primary, standby)), Some(channels)) = (&nodes, &channels) {
         rules::check_channel_ownership(d, primary, standby, channels);
     }
@@ -235,6 +284,7 @@ fn decode(
             workspace: workspace?,
             monitor: monitor?,
             hardening: hardening?,
+            tasks: tasks?,
         })
     })();
     (inventory, channels)
@@ -697,7 +747,14 @@ fn workspace(d: &mut Decoder, node: &Node) -> Option<Workspace> {
     let f = d.fields(
         node,
         "workspace",
-        &["repo", "branch", "deploy_key", "push_interval"],
+        &[
+            "repo",
+            "branch",
+            "deploy_key",
+            "token",
+            "token_username",
+            "push_interval",
+        ],
     )?;
     let repo = d.req_string(&f, "repo");
     let branch = match f.get("branch") {
@@ -718,16 +775,114 @@ fn workspace(d: &mut Decoder, node: &Node) -> Option<Workspace> {
             ok.then_some(b)
         }),
     };
-    let deploy_key = d
-        .required(&f, "deploy_key")
-        .and_then(|n| d.secret(n, "workspace.deploy_key"));
+    let auth = repo
+        .as_deref()
+        .and_then(|r| workspace_auth(d, &f, r, f.get("repo").map_or(f.loc, |n| n.loc)));
     let push_interval = d.duration(&f, "push_interval", Duration::from_secs(300));
     Some(Workspace {
         repo: repo?,
         branch: branch?,
-        deploy_key: deploy_key?,
+        auth: auth?,
         push_interval: push_interval?,
     })
+}
+
+/// Which credential the remote takes: HTTP(S) remotes a token (or none, for
+/// a public repository), every other remote the SSH deploy key.
+fn workspace_auth(
+    d: &mut Decoder,
+    f: &super::decode::Fields<'_>,
+    repo: &str,
+    repo_loc: crate::diagnostics::Location,
+) -> Option<WorkspaceAuth> {
+    let lower = repo.to_ascii_lowercase();
+    let http = lower.starts_with("https://") || lower.starts_with("http://");
+    let loc_of = |key: &str| f.get(key).map_or(f.loc, |n| n.loc);
+    if http {
+        let authority = repo.split_once("://").map_or("", |(_, rest)| {
+            rest.split(['/', '?', '#']).next().unwrap_or("")
+        });
+        if authority.contains('@') {
+            d.error(
+                "workspace.repo",
+                repo_loc,
+                "credentials in the repository URL would be stored in git's config on both hosts and shown in logs; put the token in `workspace.token` (a secret reference) and the user name, if any, in `workspace.token_username`",
+            );
+            return None;
+        }
+        if f.get("deploy_key").is_some() {
+            d.error(
+                "workspace.deploy_key",
+                loc_of("deploy_key"),
+                "an SSH deploy key is not used by an https:// repository; give `token` instead, or an SSH URL (git@host:path) for the key",
+            );
+            return None;
+        }
+    } else {
+        for key in ["token", "token_username"] {
+            if f.get(key).is_some() {
+                d.error(
+                    &f.path_of(key),
+                    loc_of(key),
+                    format!("`{key}` is for https:// repositories; `{repo}` is reached over SSH with `deploy_key`"),
+                );
+                return None;
+            }
+        }
+        return d
+            .required(f, "deploy_key")
+            .and_then(|n| d.secret(n, "workspace.deploy_key"))
+            .map(WorkspaceAuth::DeployKey);
+    }
+    let username = match f.get("token_username") {
+        None => Some("x-access-token".to_string()),
+        Some(n) => d.string(n, "workspace.token_username").and_then(|u| {
+            // A line break or a NUL would inject lines into git's credential
+            // protocol; `:` and `@` have no place in a user name there.
+            let ok = !u.is_empty() && !u.chars().any(|c| c.is_control() || c == ':' || c == '@');
+            if !ok {
+                d.error(
+                    "workspace.token_username",
+                    n.loc,
+                    format!("`{u}` is not a user name git can send"),
+                );
+            }
+            ok.then_some(u)
+        }),
+    };
+    match f.get("token") {
+        Some(n) => {
+            let token = d.secret(n, "workspace.token");
+            if lower.starts_with("http://") {
+                d.error(
+                    "workspace.repo",
+                    repo_loc,
+                    "plain http:// would send `workspace.token` unencrypted; use https://",
+                );
+                return None;
+            }
+            Some(WorkspaceAuth::Token {
+                token: token?,
+                username: username?,
+            })
+        }
+        None => {
+            if f.get("token_username").is_some() {
+                d.error(
+                    "workspace.token_username",
+                    loc_of("token_username"),
+                    "`token_username` without `token`",
+                );
+                return None;
+            }
+            d.warn(
+                "workspace.repo",
+                repo_loc,
+                "no `workspace.token`: fine for a public repository, which both nodes can clone and pull, but the primary cannot push its workspace to it",
+            );
+            Some(WorkspaceAuth::Anonymous)
+        }
+    }
 }
 
 fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {

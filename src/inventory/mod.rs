@@ -8,6 +8,7 @@ mod decode;
 mod load;
 mod model;
 mod rules;
+pub mod tasks;
 pub mod units;
 pub mod yaml;
 

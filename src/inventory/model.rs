@@ -26,6 +26,8 @@ pub struct Inventory {
     pub workspace: Workspace,
     pub monitor: MonitorSettings,
     pub hardening: Hardening,
+    /// The operator's own tasks (`tasks: FILE`), run after ocfo's.
+    pub tasks: Option<super::tasks::UserTasks>,
 }
 
 impl Inventory {
@@ -182,8 +184,43 @@ pub struct Channel {
 pub struct Workspace {
     pub repo: String,
     pub branch: String,
-    pub deploy_key: Secret,
+    pub auth: WorkspaceAuth,
     pub push_interval: Duration,
+}
+
+/// How git authenticates to the workspace remote.
+#[derive(Debug, Clone)]
+pub enum WorkspaceAuth {
+    /// An SSH remote (`git@host:path`, `ssh://`, or a local path): the
+    /// deploy key, through `core.sshCommand`.
+    DeployKey(Secret),
+    /// An `https://` remote with a token, handed to git by ocfo's credential
+    /// helper from a 0600 file: never in the URL, a command line or git's config.
+    Token { token: Secret, username: String },
+    /// An `https://` remote without credentials: a public repository, which
+    /// can be cloned and pulled but not pushed to.
+    Anonymous,
+}
+
+impl WorkspaceAuth {
+    /// Name used by playbooks (`when: workspace.auth == "token"`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WorkspaceAuth::DeployKey(_) => "deploy_key",
+            WorkspaceAuth::Token { .. } => "token",
+            WorkspaceAuth::Anonymous => "none",
+        }
+    }
+}
+
+impl Workspace {
+    /// `host[:port]` of an `https://` remote, the only server the credential
+    /// helper answers for.
+    pub fn https_host(&self) -> Option<&str> {
+        let rest = self.repo.strip_prefix("https://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        Some(authority.rsplit('@').next().unwrap_or(authority))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

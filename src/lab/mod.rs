@@ -436,7 +436,10 @@ pub fn down(name: &str, purge: bool) -> Result<(), LabError> {
                 "workspace_deploy_key",
                 "workspace_deploy_key.pub",
                 "secrets/gateway_token",
-            ] {
+            ]
+            .into_iter()
+            .chain(inventory::FAKE_TOKEN_FILES)
+            {
                 let _ = std::fs::remove_file(lab.dir.join(f));
             }
             let _ = std::fs::remove_dir(lab.dir.join("secrets"));

@@ -26,6 +26,8 @@ pub const SWITCH_DIR: &str = "/etc/openclaw/switches";
 pub const SWITCH_FILE: &str = "/etc/openclaw/switches/standby.json";
 pub const OCFO_BINARY: &str = "/usr/local/bin/ocfo";
 pub const PUSH_SCRIPT: &str = "/usr/local/lib/ocfo/workspace-push";
+/// git's credential helper for an https:// workspace with a token.
+pub const GIT_CREDENTIAL_HELPER: &str = "/usr/local/lib/ocfo/git-credential-workspace";
 /// Node.js is unpacked to `/opt/node-v<ver>-linux-<arch>`; this link names the current one.
 pub const NODE_HOME: &str = "/opt/node";
 /// npm's global prefix for OpenClaw, kept apart from Node so a Node switch keeps it.
@@ -44,6 +46,11 @@ pub struct Layout {
     pub config_path: String,
     pub workspace: String,
     pub deploy_key: String,
+    /// The gateway user's private folder for the workspace token.
+    pub private_dir: String,
+    /// The https:// workspace token (0600, the gateway user's), read by
+    /// [`GIT_CREDENTIAL_HELPER`].
+    pub workspace_token: String,
 }
 
 impl Layout {
@@ -54,6 +61,8 @@ impl Layout {
             config_path: format!("{home}/.openclaw/openclaw.json"),
             workspace: format!("{home}/workspace"),
             deploy_key: format!("{home}/.ssh/ocfo_workspace_key"),
+            private_dir: format!("{home}/.ocfo"),
+            workspace_token: format!("{home}/.ocfo/workspace-token"),
             user,
             home,
         }

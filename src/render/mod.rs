@@ -11,7 +11,7 @@ use std::path::Path;
 
 use minijinja::context;
 
-use crate::inventory::{laptop_path, Inventory, Role, Secrets};
+use crate::inventory::{laptop_path, Inventory, Role, Secret, Secrets, WorkspaceAuth};
 use crate::secrets::REDACTED;
 
 pub use env_file::var_name;
@@ -26,6 +26,10 @@ pub enum RenderError {
     UnresolvedSecret(String),
     #[error("`{path}` maps to environment variable {name}, which another value already uses; rename one of the keys")]
     EnvCollision { name: String, path: String },
+    #[error("the operator's file {path}: {reason}")]
+    UserFile { path: String, reason: String },
+    #[error("secret `{path}` cannot be used: {reason}")]
+    InvalidSecret { path: String, reason: String },
     #[error("cannot read {what} `{path}`: {reason}")]
     ReadLocal {
         what: &'static str,
@@ -118,6 +122,15 @@ impl Builder<'_> {
     }
 }
 
+/// A secret's value to write (or the redaction marker).
+fn secret_text(secrets: &Secrets, s: &Secret, reveal: bool) -> Result<String, RenderError> {
+    match secrets.get(s) {
+        Some(v) if reveal => Ok(v.expose().to_string()),
+        None if reveal => Err(RenderError::UnresolvedSecret(s.path.clone())),
+        _ => Ok(REDACTED.to_string()),
+    }
+}
+
 /// Renders both nodes' files. With [`SecretMode::Redact`] secrets need not be
 /// resolved and every secret value reads [`REDACTED`].
 pub fn render(
@@ -198,18 +211,39 @@ pub fn render_node(
     )?;
     b.add(unit_path(GATEWAY_UNIT), gateway_unit, 0o644, "root");
 
-    // The workspace deploy key: both nodes pull and push with it.
-    let key = match secrets.get(&inv.workspace.deploy_key) {
-        Some(v) if reveal => format!("{}\n", v.expose()),
-        None if reveal => {
-            return Err(RenderError::UnresolvedSecret(
-                inv.workspace.deploy_key.path.clone(),
-            ))
+    // The workspace credential: both nodes pull (and the primary pushes) with it.
+    let git_ssh_command = match &inv.workspace.auth {
+        WorkspaceAuth::DeployKey(key) => {
+            let value = secret_text(secrets, key, reveal)?;
+            let key_path = b.layout.deploy_key.clone();
+            b.add_sensitive(key_path, format!("{value}\n"), &user);
+            b.layout.git_ssh_command()
         }
-        _ => format!("{REDACTED}\n"),
+        WorkspaceAuth::Token { token, username } => {
+            let value = secret_text(secrets, token, reveal)?;
+            // The credential protocol is line-based: a line break in the
+            // token would let it inject other attributes.
+            if value.contains(['\n', '\r', '\0']) {
+                return Err(RenderError::InvalidSecret {
+                    path: token.path.clone(),
+                    reason: "it holds a line break or a NUL".into(),
+                });
+            }
+            let token_path = b.layout.workspace_token.clone();
+            b.add_sensitive(token_path, format!("{value}\n"), &user);
+            let helper = b.template(
+                "git-credential-workspace.sh.j2",
+                context! {
+                    host => inv.workspace.https_host().unwrap_or_default(),
+                    username => username,
+                    token_file => &b.layout.workspace_token,
+                },
+            )?;
+            b.add(GIT_CREDENTIAL_HELPER, helper, 0o755, "root");
+            String::new()
+        }
+        WorkspaceAuth::Anonymous => String::new(),
     };
-    let key_path = b.layout.deploy_key.clone();
-    b.add_sensitive(key_path, key, &user);
 
     if role == Role::Primary {
         let script = b.template(
@@ -217,7 +251,7 @@ pub fn render_node(
             context! {
                 workspace => &b.layout.workspace,
                 branch => &inv.workspace.branch,
-                git_ssh_command => b.layout.git_ssh_command(),
+                git_ssh_command => git_ssh_command,
             },
         )?;
         b.add(PUSH_SCRIPT, script, 0o755, "root");
@@ -284,10 +318,95 @@ pub fn render_node(
         b.add(format!("{CA_DIR}/{stem}.crt"), pem, 0o644, "root");
     }
 
+    // The operator's own files, last: they may not replace one of ocfo's.
+    for f in user_files(inv, role).map_err(|e| e.error)? {
+        if b.files.iter().any(|o| o.path == f.path) {
+            return Err(RenderError::UserFile {
+                path: f.path.clone(),
+                reason: "ocfo manages this file itself".into(),
+            });
+        }
+        // Not sensitive (diffs are shown), so they must hold no secret.
+        // Values under 8 characters are not real credentials and would
+        // match by chance.
+        if secrets.values().any(|v| {
+            let v = v.expose();
+            v.len() >= 8 && f.content.windows(v.len()).any(|w| w == v.as_bytes())
+        }) {
+            return Err(RenderError::UserFile {
+                path: f.path.clone(),
+                reason: "it holds the value of one of the inventory's secrets; the operator's tasks cannot carry secrets".into(),
+            });
+        }
+        b.files.push(f);
+    }
+
     Ok(NodeFiles {
         role,
         files: b.files,
     })
+}
+
+/// A problem with one of the operator's files, and which task it is.
+#[derive(Debug)]
+pub struct UserFileError {
+    /// Index in the tasks file's `tasks`, then `handlers`.
+    pub task: usize,
+    pub error: RenderError,
+}
+
+/// The operator's `file` tasks for this node, rendered with the variables
+/// known without the host (everything but `facts`), exactly as deploy will
+/// install them.
+pub fn user_files(inv: &Inventory, role: Role) -> Result<Vec<RenderedFile>, UserFileError> {
+    let Some(ut) = &inv.tasks else {
+        return Ok(Vec::new());
+    };
+    let layout = Layout::new(inv);
+    let vars = minijinja::Value::from(minijinja::value::Serde(crate::engine::context::base_vars(
+        inv, role, &layout,
+    )));
+    let env = templates::environment();
+    let mut out = Vec::new();
+    for (i, t) in ut.tasks.iter().chain(&ut.handlers).enumerate() {
+        let Some(f) = t.file.as_ref().filter(|_| t.hosts.includes(role)) else {
+            continue;
+        };
+        let fail = |name: String, e: minijinja::Error| UserFileError {
+            task: i,
+            error: RenderError::Template {
+                name,
+                message: format!("{e:#}"),
+            },
+        };
+        let path = env
+            .render_str(&f.path, &vars)
+            .map_err(|e| fail(format!("{} (file path)", ut.file.display()), e))?;
+        if !path.starts_with('/') || path.contains("/../") || path.ends_with('/') {
+            return Err(UserFileError {
+                task: i,
+                error: RenderError::UserFile {
+                    path,
+                    reason: "not an absolute file path".into(),
+                },
+            });
+        }
+        let content = match &f.source {
+            crate::inventory::tasks::FileSource::Content(c) => c.clone(),
+            crate::inventory::tasks::FileSource::Template { file, text } => env
+                .render_str(text, &vars)
+                .map_err(|e| fail(file.display().to_string(), e))?,
+        };
+        out.push(RenderedFile {
+            path,
+            content: content.into_bytes(),
+            mode: f.mode,
+            owner: f.owner.clone(),
+            group: f.group.clone(),
+            sensitive: false,
+        });
+    }
+    Ok(out)
 }
 
 /// The primary drains as long as `openclaw.stop_timeout` allows (OpenClaw

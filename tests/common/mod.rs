@@ -14,6 +14,8 @@ pub const SECRETS: &[(&str, &str)] = &[
     ("T_DISCORD_TOKEN", "discord-s3cr3t-0005"),
     ("T_WEBHOOK", "https://hooks.example.invalid/s3cr3t-0006"),
 ];
+/// The value behind `{env: T_GIT_TOKEN}` (an https:// workspace token).
+pub const GIT_TOKEN: &str = "ghp_s3cr3t-git-token-0007";
 /// The value the `{command:}` deploy key in fixtures/valid.yaml prints.
 pub const DEPLOY_KEY: &str = "DEPLOYKEY-s3cr3t-material";
 
@@ -29,6 +31,7 @@ pub fn ocfo() -> Command {
     for (k, v) in SECRETS {
         cmd.env(k, v);
     }
+    cmd.env("T_GIT_TOKEN", GIT_TOKEN);
     cmd
 }
 

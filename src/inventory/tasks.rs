@@ -1,0 +1,644 @@
+//! The operator's own tasks: `tasks: FILE` in the inventory names a playbook
+//! in ocfo's task format that deploy runs after its own, with the same
+//! guarantees (exact `--check` and `--diff`, drift repaired, handlers).
+//!
+//! Read here, when the inventory is read, so `validate` checks it offline
+//! and every problem is reported at its file:line:column (in the tasks file,
+//! or in a template it names). Only the modules that make sense for users are
+//! available; ocfo's own (sshd, ufw, openclaw, ...) are not, so the operator's
+//! tasks cannot fight ocfo's. Secrets are not available in them yet.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+use crate::diagnostics::{did_you_mean, Location};
+
+use super::decode::{join, Decoder};
+use super::yaml::{self, Kind, Node, Scalar};
+
+/// Modules the operator's tasks may use.
+pub const MODULES: &[&str] = &["apt", "directory", "file", "systemd", "user"];
+/// ocfo's own modules, named in the error when a task uses one.
+const OWN_MODULES: &[&str] = &[
+    "files",
+    "sshd",
+    "ufw",
+    "node",
+    "openclaw",
+    "openclaw_plugins",
+    "openclaw_validate",
+    "tailscale",
+    "workspace",
+    "monitor_binary",
+];
+const TASK_KEYS: &[&str] = &["name", "when", "notify", "tags", "hosts"];
+/// Every user task carries this tag too: `--tags tasks` runs only them,
+/// `--skip-tags tasks` everything else.
+pub const TASKS_TAG: &str = "tasks";
+
+#[derive(Debug, Clone)]
+pub struct UserTasks {
+    /// The tasks file, as found from the inventory's folder.
+    pub file: PathBuf,
+    pub tasks: Vec<UserTask>,
+    pub handlers: Vec<UserTask>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hosts {
+    All,
+    Primary,
+    Standby,
+}
+
+impl Hosts {
+    pub fn includes(self, role: super::Role) -> bool {
+        match self {
+            Hosts::All => true,
+            Hosts::Primary => role == super::Role::Primary,
+            Hosts::Standby => role == super::Role::Standby,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UserTask {
+    pub name: String,
+    pub when: Option<String>,
+    pub notify: Vec<String>,
+    pub tags: Vec<String>,
+    pub hosts: Hosts,
+    /// One of [`MODULES`].
+    pub module: String,
+    /// The module's arguments (for `file`, see [`UserTask::file`]).
+    pub args: Json,
+    pub file: Option<UserFile>,
+    /// Where the task begins in the tasks file, and its key path there
+    /// (`tasks[3]`), for messages.
+    pub loc: Location,
+    pub path: String,
+}
+
+/// A `file` task: a file with literal content or rendered from a minijinja
+/// template, installed like ocfo's own rendered files.
+#[derive(Debug, Clone)]
+pub struct UserFile {
+    /// Absolute path on the host; may use `{{ }}` (not `facts`).
+    pub path: String,
+    pub source: FileSource,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum FileSource {
+    Content(String),
+    /// The template's file (relative names are taken from the tasks file's
+    /// folder) and its text, read when the inventory is read.
+    Template {
+        file: PathBuf,
+        text: String,
+    },
+}
+
+/// Reads `tasks: FILE`. Problems inside the tasks file are recorded in `d`
+/// placed in that file. `gateway_user` is `openclaw.user`, when it decoded.
+pub fn load(
+    d: &mut Decoder,
+    node: &Node,
+    inventory: &Path,
+    gateway_user: Option<&str>,
+) -> Option<UserTasks> {
+    let name = d.string(node, "tasks")?;
+    let path = crate::secrets::laptop_path(&name, inventory.parent());
+    let source = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            d.error(
+                "tasks",
+                node.loc,
+                format!("cannot read the tasks file {}: {e}", path.display()),
+            );
+            return None;
+        }
+    };
+    let mut td = Decoder::default();
+    let result = match yaml::parse(&source) {
+        Err(diag) => {
+            td.diagnostics.push(diag);
+            None
+        }
+        Ok((root, diags)) => {
+            td.diagnostics.extend(diags);
+            match root {
+                None => {
+                    td.diagnostics.push(crate::diagnostics::Diagnostic::error(
+                        "the tasks file is empty",
+                    ));
+                    None
+                }
+                Some(root) => decode_file(&mut td, &root, &path, gateway_user),
+            }
+        }
+    };
+    for diag in td.diagnostics {
+        let diag = if diag.file.is_some() {
+            diag
+        } else {
+            diag.in_file(&path)
+        };
+        d.diagnostics.push(diag);
+    }
+    result
+}
+
+/// What a task needs to know beyond its own text.
+struct Ctx<'a> {
+    dir: &'a Path,
+    gateway_user: Option<&'a str>,
+}
+
+fn decode_file(
+    d: &mut Decoder,
+    root: &Node,
+    path: &Path,
+    gateway_user: Option<&str>,
+) -> Option<UserTasks> {
+    let dir = &Ctx {
+        dir: path.parent().unwrap_or(Path::new(".")),
+        gateway_user,
+    };
+    let (tasks_node, handlers_node) = match &root.kind {
+        Kind::Seq(_) => (Some(root), None),
+        _ => {
+            let f = d.fields(root, "", &["tasks", "handlers"])?;
+            (d.required(&f, "tasks"), f.get("handlers"))
+        }
+    };
+    // Broken tasks are left out, but the checks below still run on the
+    // others, so one pass reports every problem.
+    let (tasks, tasks_ok) = match tasks_node {
+        Some(n) => task_list(d, n, "tasks", dir, false),
+        None => (Vec::new(), false),
+    };
+    let (handlers, handlers_ok) = match handlers_node {
+        Some(n) => task_list(d, n, "handlers", dir, true),
+        None => (Vec::new(), true),
+    };
+    let builtin = crate::engine::playbook::load_site()
+        .map(|p| p.handlers.into_iter().map(|h| h.name).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut ok = tasks_ok && handlers_ok;
+    for (i, h) in handlers.iter().enumerate() {
+        if builtin.contains(&h.name) {
+            d.error(
+                &format!("{}.name", h.path),
+                h.loc,
+                format!(
+                    "`{}` is the name of one of ocfo's own handlers; name yours differently",
+                    h.name
+                ),
+            );
+            ok = false;
+        }
+        if handlers[..i].iter().any(|o| o.name == h.name) {
+            d.error(
+                &format!("{}.name", h.path),
+                h.loc,
+                format!("a second handler named `{}`", h.name),
+            );
+            ok = false;
+        }
+    }
+    for t in &tasks {
+        for n in &t.notify {
+            // A notified handler that failed to decode was reported already.
+            if !handlers.iter().any(|h| &h.name == n) && handlers_ok {
+                let mut diag = crate::diagnostics::Diagnostic::error(format!(
+                    "task `{}` notifies `{n}`, which is not a handler in this file",
+                    t.name
+                ))
+                .at(format!("{}.notify", t.path), Some(t.loc));
+                if let Some(s) = did_you_mean(n, handlers.iter().map(|h| h.name.as_str())) {
+                    diag = diag.hint(format!("did you mean `{s}`?"));
+                }
+                d.diagnostics.push(diag);
+                ok = false;
+            }
+        }
+    }
+    ok.then(|| UserTasks {
+        file: path.to_path_buf(),
+        tasks,
+        handlers,
+    })
+}
+
+/// The tasks that decoded, and whether all did.
+fn task_list(
+    d: &mut Decoder,
+    node: &Node,
+    path: &str,
+    dir: &Ctx<'_>,
+    handlers: bool,
+) -> (Vec<UserTask>, bool) {
+    let Kind::Seq(items) = &node.kind else {
+        d.error(
+            path,
+            node.loc,
+            format!("expected a list of tasks, found {}", node.type_name()),
+        );
+        return (Vec::new(), false);
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        match task(d, item, &format!("{path}[{i}]"), dir, handlers) {
+            Some(t) => out.push(t),
+            None => ok = false,
+        }
+    }
+    (out, ok)
+}
+
+fn strings(d: &mut Decoder, node: &Node, path: &str) -> Option<Vec<String>> {
+    match &node.kind {
+        Kind::Scalar { .. } => d.string(node, path).map(|s| vec![s]),
+        _ => d.string_list(node, path),
+    }
+}
+
+fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -> Option<UserTask> {
+    let Kind::Map(entries) = &node.kind else {
+        d.error(
+            path,
+            node.loc,
+            format!("expected a task (a mapping), found {}", node.type_name()),
+        );
+        return None;
+    };
+    let mut module: Option<(&str, &Node, Location)> = None;
+    let mut ok = true;
+    for (k, v) in entries {
+        let key = k.name.as_str();
+        if TASK_KEYS.contains(&key) {
+            continue;
+        }
+        if MODULES.contains(&key) {
+            if let Some((first, _, _)) = module {
+                d.error(
+                    path,
+                    k.loc,
+                    format!("a task names exactly one module; this one has `{first}` and `{key}`"),
+                );
+                ok = false;
+            } else {
+                module = Some((key, v, k.loc));
+            }
+            continue;
+        }
+        ok = false;
+        let mut diag = crate::diagnostics::Diagnostic::error(if OWN_MODULES.contains(&key) {
+            format!("module `{key}` is ocfo's own and not available in the operator's tasks")
+        } else {
+            format!("unknown key `{key}`")
+        })
+        .at(path, Some(k.loc));
+        let allowed = TASK_KEYS.iter().chain(MODULES).copied();
+        diag = match did_you_mean(key, allowed).filter(|_| !OWN_MODULES.contains(&key)) {
+            Some(s) => diag.hint(format!("did you mean `{s}`?")),
+            None => diag.hint(format!(
+                "a task has `name`, one module ({}) and optionally `when`, `notify`, `tags`, `hosts`",
+                MODULES.join(", ")
+            )),
+        };
+        d.diagnostics.push(diag);
+    }
+    // Every key is allowed here: unknown ones were reported above, with a
+    // better message; `fields` only gives typed access to the task keys.
+    let present: Vec<&str> = entries.iter().map(|(k, _)| k.name.as_str()).collect();
+    let f = d.fields(node, path, &present)?;
+    let name = d.req_string(&f, "name");
+    let when = match f.get("when") {
+        None => Some(None),
+        Some(n) => match n.scalar() {
+            Some(Scalar::Bool(b)) => Some(Some(b.to_string())),
+            Some(Scalar::Str(s)) => {
+                let env = crate::render::template_env();
+                match env.compile_expression(s) {
+                    Ok(_) => Some(Some(s.to_string())),
+                    Err(e) => {
+                        d.error(
+                            &join(path, "when"),
+                            n.loc,
+                            format!("`{s}` is not an expression: {e}"),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                d.error(
+                    &join(path, "when"),
+                    n.loc,
+                    format!("expected an expression string, found {}", n.type_name()),
+                );
+                None
+            }
+        },
+    };
+    let notify = match f.get("notify") {
+        Some(n) if handler => {
+            d.error(
+                &join(path, "notify"),
+                n.loc,
+                "a handler cannot notify handlers",
+            );
+            None
+        }
+        Some(n) => strings(d, n, &join(path, "notify")),
+        None => Some(Vec::new()),
+    };
+    let tags = match f.get("tags") {
+        Some(n) => strings(d, n, &join(path, "tags")),
+        None => Some(Vec::new()),
+    };
+    let hosts = match f.get("hosts") {
+        None => Some(Hosts::All),
+        Some(n) => match d.string(n, &join(path, "hosts")).as_deref() {
+            Some("all") => Some(Hosts::All),
+            Some("primary") => Some(Hosts::Primary),
+            Some("standby") => Some(Hosts::Standby),
+            Some(other) => {
+                d.error(
+                    &join(path, "hosts"),
+                    n.loc,
+                    format!("`{other}` is not one of all, primary, standby"),
+                );
+                None
+            }
+            None => None,
+        },
+    };
+    let Some((module, args_node, module_loc)) = module else {
+        if ok {
+            d.error(
+                path,
+                node.loc,
+                format!("the task names no module (one of {})", MODULES.join(", ")),
+            );
+        }
+        return None;
+    };
+    let args_path = join(path, module);
+    let args = to_json(d, args_node, &args_path)?;
+    check_templates(d, &args, &args_path, args_node.loc);
+    let file = if module == "file" {
+        Some(user_file(d, args_node, &args_path, cx.dir)?)
+    } else {
+        let mut call = serde_json::Map::new();
+        call.insert(module.to_string(), args.clone());
+        if let Err(e) = serde_json::from_value::<crate::modules::ModuleCall>(Json::Object(call)) {
+            d.error(&args_path, module_loc, format!("invalid arguments: {e}"));
+            return None;
+        }
+        if module == "systemd" {
+            if let Some(unit) = args.get("unit").and_then(Json::as_str) {
+                if is_ocfo_unit(unit) {
+                    d.error(
+                        &join(&args_path, "unit"),
+                        args_node.loc,
+                        format!("`{unit}` is ocfo's own unit: deploy and the monitor decide whether it runs (a task of yours would fight the failover)"),
+                    );
+                    return None;
+                }
+            }
+        }
+        // The gateway's user is ocfo's: its home holds the config, the
+        // workspace and the credentials.
+        if module == "user"
+            && cx.gateway_user.is_some()
+            && args.get("name").and_then(Json::as_str) == cx.gateway_user
+        {
+            d.error(
+                &join(&args_path, "name"),
+                args_node.loc,
+                format!(
+                    "`{}` is the gateway's user (openclaw.user), which ocfo manages",
+                    cx.gateway_user.unwrap_or_default()
+                ),
+            );
+            return None;
+        }
+        if module == "directory" {
+            if let Some(mode) = args.get("mode").and_then(Json::as_str) {
+                if parse_mode(mode).is_none() {
+                    d.error(
+                        &join(&args_path, "mode"),
+                        args_node.loc,
+                        format!("mode `{mode}` is not octal (like \"0750\")"),
+                    );
+                    return None;
+                }
+            }
+        }
+        None
+    };
+    if !ok {
+        return None;
+    }
+    Some(UserTask {
+        name: name?,
+        when: when?,
+        notify: notify?,
+        tags: tags?,
+        hosts: hosts?,
+        module: module.to_string(),
+        args,
+        file,
+        loc: node.loc,
+        path: path.to_string(),
+    })
+}
+
+/// The units ocfo itself starts, stops and restarts (with or without the
+/// `.service` suffix systemctl allows).
+fn is_ocfo_unit(unit: &str) -> bool {
+    use crate::render::layout::{GATEWAY_UNIT, MONITOR_UNIT, PUSH_SERVICE, PUSH_TIMER};
+    let full = if unit.contains('.') {
+        unit.to_string()
+    } else {
+        format!("{unit}.service")
+    };
+    [GATEWAY_UNIT, MONITOR_UNIT, PUSH_SERVICE, PUSH_TIMER].contains(&full.as_str())
+}
+
+fn parse_mode(s: &str) -> Option<u32> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    (!digits.is_empty() && digits.len() <= 4)
+        .then(|| u32::from_str_radix(digits, 8).ok())
+        .flatten()
+}
+
+/// The arguments as JSON, for the modules' own serde types. A secret
+/// reference is refused: the operator's tasks cannot carry secrets yet (a
+/// file task's content would be shown by `--diff` and installed readable).
+fn to_json(d: &mut Decoder, node: &Node, path: &str) -> Option<Json> {
+    match &node.kind {
+        Kind::Map(entries) => {
+            if let [(k, _)] = entries.as_slice() {
+                if ["env", "file", "command"].contains(&k.name.as_str()) {
+                    d.error(
+                        path,
+                        node.loc,
+                        "secrets are not available in the operator's tasks (yet): their files are not treated as secret, so `--diff` would show them",
+                    );
+                    return None;
+                }
+            }
+            let mut m = serde_json::Map::new();
+            let mut ok = true;
+            for (k, v) in entries {
+                match to_json(d, v, &join(path, &k.name)) {
+                    Some(j) => {
+                        m.insert(k.name.clone(), j);
+                    }
+                    None => ok = false,
+                }
+            }
+            ok.then_some(Json::Object(m))
+        }
+        Kind::Seq(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, n)| to_json(d, n, &format!("{path}[{i}]")))
+            .collect::<Option<Vec<_>>>()
+            .map(Json::Array),
+        Kind::Scalar { .. } => Some(match node.scalar() {
+            Some(Scalar::Bool(b)) => Json::Bool(b),
+            Some(Scalar::Int(i)) => Json::from(i),
+            Some(Scalar::Float(f)) => Json::from(f),
+            Some(Scalar::Str(s)) => Json::String(s.to_string()),
+            Some(Scalar::Null) | None => Json::Null,
+        }),
+    }
+}
+
+/// `{{ }}` in arguments must at least parse; what they name is checked when
+/// the host's facts are known.
+fn check_templates(d: &mut Decoder, v: &Json, path: &str, loc: Location) {
+    match v {
+        Json::String(s) if s.contains("{{") || s.contains("{%") => {
+            let env = crate::render::template_env();
+            if let Err(e) = env.template_from_str(s) {
+                d.error(path, loc, format!("`{s}`: {e}"));
+            }
+        }
+        Json::Array(a) => a.iter().for_each(|x| check_templates(d, x, path, loc)),
+        Json::Object(m) => m
+            .iter()
+            .for_each(|(k, x)| check_templates(d, x, &join(path, k), loc)),
+        _ => {}
+    }
+}
+
+fn user_file(d: &mut Decoder, node: &Node, path: &str, dir: &Path) -> Option<UserFile> {
+    let f = d.fields(
+        node,
+        path,
+        &["path", "content", "template", "mode", "owner", "group"],
+    )?;
+    let target = d.req_string(&f, "path").and_then(|p| {
+        if p.starts_with('/') || p.starts_with("{{") {
+            Some(p)
+        } else {
+            d.error(
+                &f.path_of("path"),
+                f.get("path")?.loc,
+                format!("`{p}` is not an absolute path"),
+            );
+            None
+        }
+    });
+    let source = match (f.get("content"), f.get("template")) {
+        (Some(c), None) => d.string(c, &f.path_of("content")).map(FileSource::Content),
+        (None, Some(t)) => d.string(t, &f.path_of("template")).and_then(|name| {
+            let file = crate::secrets::laptop_path(&name, Some(dir));
+            let text = match std::fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(e) => {
+                    d.error(
+                        &f.path_of("template"),
+                        t.loc,
+                        format!("cannot read the template {}: {e}", file.display()),
+                    );
+                    return None;
+                }
+            };
+            let env = crate::render::template_env();
+            if let Err(e) = env.template_from_str(&text) {
+                // minijinja knows the line; the problem is in the template.
+                let loc = e.line().map(|line| Location { line, column: 1 });
+                d.diagnostics.push(
+                    crate::diagnostics::Diagnostic::error(format!(
+                        "template does not parse: {}",
+                        e.detail().unwrap_or("syntax error")
+                    ))
+                    .at("", loc)
+                    .in_file(&file),
+                );
+                return None;
+            }
+            Some(FileSource::Template { file, text })
+        }),
+        (Some(_), Some(t)) => {
+            d.error(path, t.loc, "give either `content` or `template`, not both");
+            None
+        }
+        (None, None) => {
+            d.error(path, f.loc, "a file needs `content` or `template`");
+            None
+        }
+    };
+    let mode = match f.get("mode") {
+        None => Some(0o644),
+        Some(n) => match n.scalar() {
+            Some(Scalar::Str(s)) => match parse_mode(s) {
+                Some(m) => Some(m),
+                None => {
+                    d.error(
+                        &f.path_of("mode"),
+                        n.loc,
+                        format!("mode `{s}` is not octal (like \"0644\")"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                d.error(
+                    &f.path_of("mode"),
+                    n.loc,
+                    "write the mode as a quoted octal string, like \"0644\" (unquoted, YAML reads 0644 as the number 644)",
+                );
+                None
+            }
+        },
+    };
+    let owner = match f.get("owner") {
+        None => Some("root".to_string()),
+        Some(n) => d.string(n, &f.path_of("owner")),
+    };
+    let group = match f.get("group") {
+        None => owner.clone(),
+        Some(n) => d.string(n, &f.path_of("group")),
+    };
+    Some(UserFile {
+        path: target?,
+        source: source?,
+        mode: mode?,
+        owner: owner?,
+        group: group?,
+    })
+}
