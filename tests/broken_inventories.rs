@@ -398,3 +398,192 @@ fn standby_pairing_policy_is_a_warning() {
     );
     assert!(stdout.contains("valid (1 warning)"), "{stdout}");
 }
+
+/// Runs `ocfo validate` on `path` and fails the test if it takes longer than
+/// `limit`: these inputs used to hang, abort or take minutes.
+fn validate_within(path: &std::path::Path, limit: std::time::Duration) -> (String, i32) {
+    let start = std::time::Instant::now();
+    let mut child = ocfo()
+        .arg("validate")
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "ocfo validate {} took longer than {limit:?}",
+                path.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_no_secrets("validate", &stderr);
+    (stderr, out.status.code().unwrap_or(-1))
+}
+
+const QUICK: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn with_webhook(reference: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    std::fs::write(&path, base.replacen("{env: T_WEBHOOK}", reference, 1)).unwrap();
+    (dir, path)
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let st = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn billion_laughs_is_refused_quickly() {
+    let mut src = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..12 {
+        let alias = format!("*a{}", i - 1);
+        let items = [alias.as_str(); 9].join(", ");
+        src.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    std::fs::write(&path, src).unwrap();
+    let (stderr, code) = validate_within(&path, QUICK);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("expands to more than"), "{stderr}");
+}
+
+#[test]
+fn deep_nesting_is_a_located_error() {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let deep = format!(
+        "  config: {{x: {}1{}}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    std::fs::write(&path, base.replacen("  config: {}", &deep, 1)).unwrap();
+    let (stderr, code) = validate_within(&path, QUICK);
+    assert_eq!(code, 1, "{stderr}");
+    // The parser's own limit or ours, whichever trips first; either is located.
+    assert!(
+        stderr.contains("inventory.yaml:34:")
+            && (stderr.contains("nested more than 64") || stderr.contains("recursion limit")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fifty_thousand_keys_are_quick_and_do_not_flood() {
+    let mut src = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    for i in 0..50_000 {
+        src.push_str(&format!("junk{i}: 1\n"));
+    }
+    src.push_str("junk7: 2\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    std::fs::write(&path, src).unwrap();
+    let (stderr, code) = validate_within(&path, QUICK);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.lines().count() < 300,
+        "{} lines",
+        stderr.lines().count()
+    );
+    assert!(stderr.contains("more problem(s) not listed"), "{stderr}");
+}
+
+#[test]
+fn an_inventory_that_is_a_fifo_or_device_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("inventory.yaml");
+    mkfifo(&fifo);
+    for path in [fifo.as_path(), std::path::Path::new("/dev/zero")] {
+        let (stderr, code) = validate_within(path, QUICK);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("not a regular file"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_huge_inventory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(5 * 1024 * 1024).unwrap();
+    let (stderr, code) = validate_within(&path, QUICK);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("larger than the limit of 4 MiB"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn secret_files_that_block_or_never_end_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("webhook");
+    mkfifo(&fifo);
+    let huge = dir.path().join("huge");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(2 * 1024 * 1024)
+        .unwrap();
+    for (file, want) in [
+        (fifo.display().to_string(), "not a regular file"),
+        ("/dev/zero".to_string(), "not a regular file"),
+        (huge.display().to_string(), "larger than the limit of 1 MiB"),
+    ] {
+        let (_keep, path) = with_webhook(&format!("{{file: {file}}}"));
+        let (stderr, code) = validate_within(&path, QUICK);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains("monitor.notify.webhook") && stderr.contains(want),
+            "{want}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_secret_command_with_endless_output_is_stopped() {
+    let (_keep, path) = with_webhook("{command: \"yes tok\"}");
+    let (stderr, code) = validate_within(&path, QUICK);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("monitor.notify.webhook") && stderr.contains("printed more than 1024 KiB"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_non_utf8_env_secret_says_so() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = ocfo()
+        .env(
+            "T_WEBHOOK",
+            std::ffi::OsStr::from_bytes(b"https://hooks.example.invalid/\xff"),
+        )
+        .arg("validate")
+        .arg(fixture("valid.yaml"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("environment variable `T_WEBHOOK` is not valid UTF-8"),
+        "{stderr}"
+    );
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::diagnostics::{Diagnostic, Location, Report};
+use crate::fsutil::{read_regular_capped, ReadError};
 use crate::secrets::{Redactor, SecretValue};
 
 use super::decode::{is_env_name, join, Decoder};
@@ -18,6 +19,8 @@ use super::yaml::{self, Kind, Node};
 pub const DEFAULT_NODE_VERSION: &str = "24.21.0";
 pub const DEFAULT_NODE_MIRROR: &str = "https://nodejs.org/dist";
 pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
+/// An inventory is a few kilobytes; this leaves room for long comments.
+pub const MAX_INVENTORY: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoadOptions {
@@ -70,9 +73,10 @@ pub fn load_file(path: &Path, opts: LoadOptions) -> Loaded {
         secrets: Secrets::default(),
         report: Report::new(path, vec![Diagnostic::error(msg)]),
     };
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_regular_capped(path, MAX_INVENTORY) {
         Ok(b) => b,
-        Err(e) => return fail(format!("cannot read the inventory: {e}")),
+        Err(ReadError::Io(e)) => return fail(format!("cannot read the inventory: {e}")),
+        Err(e) => return fail(format!("cannot read the inventory: it is {e}")),
     };
     match String::from_utf8(bytes) {
         Ok(source) => load_str(&source, path, opts),

@@ -6,9 +6,15 @@
 //! that prints user-derived text can pass it through a [`Redactor`] as a last line
 //! of defence.
 
+mod command;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use crate::fsutil::{read_regular_capped, ReadError};
+
+/// The largest secret file read; a credential, even a PEM chain, is far smaller.
+pub const MAX_SECRET_FILE: u64 = 1024 * 1024;
 
 /// What every redacted secret is replaced with in output and `render`.
 pub const REDACTED: &str = "<redacted>";
@@ -57,6 +63,8 @@ impl fmt::Debug for SecretValue {
 pub enum ResolveError {
     #[error("environment variable `{0}` is not set")]
     EnvMissing(String),
+    #[error("environment variable `{0}` is not valid UTF-8")]
+    EnvNotUtf8(String),
     #[error("environment variable `{0}` is empty")]
     EnvEmpty(String),
     #[error("cannot read secret file `{path}`: {reason}")]
@@ -106,18 +114,23 @@ impl SecretRef {
             SecretRef::Env(name) => match std::env::var(name) {
                 Ok(v) if v.is_empty() => Err(ResolveError::EnvEmpty(name.clone())),
                 Ok(v) => Ok(SecretValue(v)),
-                Err(_) => Err(ResolveError::EnvMissing(name.clone())),
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(ResolveError::EnvNotUtf8(name.clone()))
+                }
+                Err(std::env::VarError::NotPresent) => Err(ResolveError::EnvMissing(name.clone())),
             },
             SecretRef::File(path) => {
-                let bytes =
-                    std::fs::read(laptop_path(path, base)).map_err(|e| ResolveError::File {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
-                let text = String::from_utf8(bytes).map_err(|_| ResolveError::File {
+                let file_error = |reason: String| ResolveError::File {
                     path: path.clone(),
-                    reason: "not UTF-8 text".into(),
-                })?;
+                    reason,
+                };
+                let bytes = read_regular_capped(&laptop_path(path, base), MAX_SECRET_FILE)
+                    .map_err(|e| match e {
+                        ReadError::Io(e) => file_error(e.to_string()),
+                        other => file_error(format!("it is {other}")),
+                    })?;
+                let text =
+                    String::from_utf8(bytes).map_err(|_| file_error("not UTF-8 text".into()))?;
                 let trimmed = text.strip_suffix('\n').unwrap_or(&text);
                 let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
                 if trimmed.is_empty() {
@@ -125,38 +138,32 @@ impl SecretRef {
                 }
                 Ok(SecretValue(trimmed.to_string()))
             }
-            SecretRef::Command(command) => {
-                // stderr is discarded, not shown: a failing secret command may
-                // well print part of what it was fetching.
-                let mut cmd = Command::new("sh");
-                cmd.arg("-c").arg(command);
-                if let Some(dir) = base.filter(|d| !d.as_os_str().is_empty()) {
-                    cmd.current_dir(dir);
-                }
-                let out = cmd
-                    .stdin(Stdio::null())
-                    .stderr(Stdio::null())
-                    .output()
-                    .map_err(|e| ResolveError::Command {
-                        command: command.clone(),
-                        reason: e.to_string(),
+            SecretRef::Command(cmd) => {
+                let failed = |reason: String| ResolveError::Command {
+                    command: cmd.clone(),
+                    reason,
+                };
+                let stdout = command::run(cmd, base, command::TIMEOUT, command::MAX_OUTPUT)
+                    .map_err(|f| {
+                        failed(match f {
+                            command::Failure::Spawn(e) => e,
+                            command::Failure::TimedOut(t) => format!(
+                                "no result within {}s; it was stopped",
+                                t.as_secs()
+                            ),
+                            command::Failure::TooMuchOutput(n) => format!(
+                                "it printed more than {} KiB, too much for a credential; it was stopped",
+                                n / 1024
+                            ),
+                            command::Failure::Status(Some(c)) => format!("exit status {c}"),
+                            command::Failure::Status(None) => "killed by a signal".into(),
+                        })
                     })?;
-                if !out.status.success() {
-                    return Err(ResolveError::Command {
-                        command: command.clone(),
-                        reason: match out.status.code() {
-                            Some(c) => format!("exit status {c}"),
-                            None => "killed by a signal".into(),
-                        },
-                    });
-                }
-                let text = String::from_utf8(out.stdout).map_err(|_| ResolveError::Command {
-                    command: command.clone(),
-                    reason: "output is not UTF-8 text".into(),
-                })?;
+                let text = String::from_utf8(stdout)
+                    .map_err(|_| failed("output is not UTF-8 text".into()))?;
                 let trimmed = text.trim();
                 if trimmed.is_empty() {
-                    return Err(ResolveError::CommandEmpty(command.clone()));
+                    return Err(ResolveError::CommandEmpty(cmd.clone()));
                 }
                 Ok(SecretValue(trimmed.to_string()))
             }
