@@ -400,3 +400,54 @@ async fn more_concurrent_commands_than_sshd_max_sessions_queue() {
         .collect();
     assert!(errs.is_empty(), "failed: {errs:?}");
 }
+
+#[tokio::test]
+async fn known_hosts_fails_closed() {
+    let _serial = no_agent().await;
+    let sshd = Sshd::start();
+
+    // Unreadable (a directory in its place): refused with the reason, not
+    // taken for an empty file in which the host is simply new.
+    let dir = sshd.path("kh_dir");
+    std::fs::create_dir(&dir).unwrap();
+    let err = connect(&sshd, &dir, true)
+        .await
+        .err()
+        .expect("unreadable known_hosts refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("kh_dir") && msg.contains("not a regular file"),
+        "{msg}"
+    );
+    assert!(dir.is_dir());
+
+    // A non-UTF-8 byte elsewhere in the file does not hide the recorded key:
+    // a changed key is still refused, even with --accept-new-host-keys, and
+    // the file is left exactly as it was.
+    let other = sshd.path("other_key");
+    keygen(&other, "");
+    let pubkey = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut p = pubkey.split_whitespace();
+    let mut content = b"# caf\xe9\n".to_vec();
+    content.extend_from_slice(
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            sshd.port,
+            p.next().unwrap(),
+            p.next().unwrap()
+        )
+        .as_bytes(),
+    );
+    let kh = sshd.path("latin1_known_hosts");
+    std::fs::write(&kh, &content).unwrap();
+    let err = connect(&sshd, &kh, true)
+        .await
+        .err()
+        .expect("changed key refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("HOST KEY CHANGED") && msg.contains("latin1_known_hosts:2"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(&kh).unwrap(), content);
+}

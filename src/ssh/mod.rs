@@ -41,6 +41,14 @@ pub enum SshError {
         known_hosts: String,
         line: usize,
     },
+    #[error(
+        "{known_hosts}: {reason}; ocfo does not connect to {host} without verifying its host key"
+    )]
+    KnownHosts {
+        host: String,
+        known_hosts: String,
+        reason: String,
+    },
     #[error("{}", auth_message(.host, .tried, .encrypted))]
     Auth {
         host: String,

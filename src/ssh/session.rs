@@ -55,6 +55,8 @@ struct Verifier {
     accept_new: bool,
     /// What the check found, for a precise error when the handshake is refused.
     seen: Arc<Mutex<Option<(Verdict, String)>>>,
+    /// Why known_hosts could not be read or written, when that refused the key.
+    file_error: Arc<Mutex<Option<String>>>,
 }
 
 impl client::Handler for Verifier {
@@ -67,7 +69,15 @@ impl client::Handler for Verifier {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
             return Ok(false);
         };
-        let text = std::fs::read_to_string(&self.known_hosts).unwrap_or_default();
+        let text = match known_hosts::read(&self.known_hosts) {
+            Ok(text) => text,
+            Err(e) => {
+                if let Ok(mut slot) = self.file_error.lock() {
+                    *slot = Some(e);
+                }
+                return Ok(false);
+            }
+        };
         let verdict = known_hosts::check(&text, &self.hostname, self.port, key);
         let fingerprint = known_hosts::fingerprint(key);
         let accept = match &verdict {
@@ -83,10 +93,9 @@ impl client::Handler for Verifier {
                         true
                     }
                     Err(e) => {
-                        tracing::error!(
-                            "cannot record the host key in {}: {e}",
-                            self.known_hosts.display()
-                        );
+                        if let Ok(mut slot) = self.file_error.lock() {
+                            *slot = Some(format!("cannot record the host key: {e}"));
+                        }
                         false
                     }
                 }
@@ -123,7 +132,9 @@ impl HostSession {
     ) -> Result<HostSession, SshError> {
         let address = format!("{}@{}:{}", target.user, target.hostname, target.port);
         let seen = Arc::new(Mutex::new(None));
+        let file_error = Arc::new(Mutex::new(None));
         let verifier = Verifier {
+            file_error: file_error.clone(),
             hostname: target.hostname.clone(),
             port: target.port,
             known_hosts: target.known_hosts.clone(),
@@ -148,6 +159,13 @@ impl HostSession {
             }
             Ok(Ok(h)) => h,
             Ok(Err(e)) => {
+                if let Some(reason) = file_error.lock().ok().and_then(|s| s.clone()) {
+                    return Err(SshError::KnownHosts {
+                        host: address,
+                        known_hosts: target.known_hosts.display().to_string(),
+                        reason,
+                    });
+                }
                 let seen = seen.lock().ok().and_then(|s| s.clone());
                 return Err(
                     host_key_error(target, &address, seen).unwrap_or(SshError::Connect {
