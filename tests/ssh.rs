@@ -45,6 +45,11 @@ fn free_port() -> u16 {
 
 impl Sshd {
     fn start() -> Sshd {
+        Sshd::start_with("")
+    }
+
+    /// With extra sshd_config lines.
+    fn start_with(extra: &str) -> Sshd {
         require(nix_is_root(), "root");
         require(Path::new("/usr/sbin/sshd").exists(), "/usr/sbin/sshd");
         let dir = tempfile::tempdir().unwrap();
@@ -56,7 +61,7 @@ impl Sshd {
         let port = free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nSubsystem sftp internal-sftp\n",
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nSubsystem sftp internal-sftp\n{extra}",
             hk = d.join("host_key").display(),
             ak = d.join("authorized_keys").display(),
         );
@@ -104,6 +109,7 @@ impl Sshd {
             port: self.port,
             user: "root".into(),
             identity_files: vec![self.path(key)],
+            identities_only: false,
             known_hosts: known_hosts.to_path_buf(),
         }
     }
@@ -450,4 +456,89 @@ async fn known_hosts_fails_closed() {
         "{msg}"
     );
     assert_eq!(std::fs::read(&kh).unwrap(), content);
+}
+
+struct Agent {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    fn start(sock: PathBuf) -> Agent {
+        let child = Command::new("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent");
+        let agent = Agent { child, sock };
+        for _ in 0..100 {
+            if agent.sock.exists() {
+                return agent;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("ssh-agent did not create {}", agent.sock.display());
+    }
+
+    fn add(&self, key: &Path, passphrase: Option<&str>) {
+        let mut cmd = Command::new("ssh-add");
+        cmd.arg(key).env("SSH_AUTH_SOCK", &self.sock);
+        if let Some(p) = passphrase {
+            // ssh-add reads the passphrase through SSH_ASKPASS when forced.
+            let askpass = key.with_extension("askpass");
+            std::fs::write(&askpass, format!("#!/bin/sh\necho '{p}'\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+            cmd.env("SSH_ASKPASS", &askpass)
+                .env("SSH_ASKPASS_REQUIRE", "force")
+                .env("DISPLAY", ":0");
+        }
+        let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_configured_key_is_offered_before_many_agent_keys() {
+    let _serial = serial().await;
+    // Two tries only: five agent keys offered first would lock us out.
+    let sshd = Sshd::start_with("MaxAuthTries 2\n");
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let agent = Agent::start(sshd.path("agent.sock"));
+    for i in 0..5 {
+        let k = sshd.path(&format!("wrong{i}"));
+        keygen(&k, "");
+        agent.add(&k, None);
+    }
+    std::env::set_var("SSH_AUTH_SOCK", &agent.sock);
+    let mut target = sshd.target(&kh, "client_key");
+    target.identities_only = true;
+    let plain = HostSession::connect(&target, ConnectOptions::default()).await;
+
+    // A passphrase-protected configured key is used through the agent that
+    // holds it, still before (and instead of) the five wrong ones.
+    let enc = sshd.path("enc_key");
+    keygen(&enc, "correct horse");
+    std::fs::copy(enc.with_extension("pub"), sshd.path("authorized_keys")).unwrap();
+    agent.add(&enc, Some("correct horse"));
+    let mut target = sshd.target(&kh, "enc_key");
+    target.identities_only = true;
+    let via_agent = HostSession::connect(&target, ConnectOptions::default()).await;
+    std::env::remove_var("SSH_AUTH_SOCK");
+
+    let log = || std::fs::read_to_string(sshd.path("sshd.log")).unwrap_or_default();
+    let s = plain.unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", log()));
+    assert_eq!(s.run("echo ok", None).await.unwrap().stdout, "ok\n");
+    s.close().await;
+    let s = via_agent.unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", log()));
+    s.close().await;
 }

@@ -25,8 +25,12 @@ pub struct SshTarget {
     pub hostname: String,
     pub port: u16,
     pub user: String,
-    /// Key files to try after the agent, in order.
+    /// Key files to try, in order.
     pub identity_files: Vec<PathBuf>,
+    /// Only `identity_files` are offered (the agent only for those keys),
+    /// as when a key is configured: every extra key offered counts against
+    /// sshd's MaxAuthTries and fail2ban. When false, agent keys go first.
+    pub identities_only: bool,
     pub known_hosts: PathBuf,
 }
 
@@ -390,33 +394,40 @@ async fn authenticate(
         .ok()
         .flatten()
         .flatten();
-
-    if let Ok(mut agent) = AgentClient::connect_env().await {
-        match agent.request_identities().await {
-            Ok(ids) => {
-                for id in ids {
-                    let AgentIdentity::PublicKey { key, comment } = id else {
-                        continue;
-                    };
-                    let hash = key.algorithm().is_rsa().then_some(rsa_hash).flatten();
-                    let label = format!(
-                        "agent key {}",
-                        if comment.is_empty() {
-                            key.algorithm().to_string()
-                        } else {
-                            comment
-                        }
-                    );
-                    match handle
-                        .authenticate_publickey_with(user, key, hash, &mut agent)
-                        .await
-                    {
-                        Ok(AuthResult::Success) => return Ok(()),
-                        _ => tried.push(label),
-                    }
-                }
+    let mut agent = AgentClient::connect_env().await.ok();
+    let agent_keys: Vec<(PublicKey, String)> = match agent.as_mut() {
+        Some(a) => match a.request_identities().await {
+            Ok(ids) => ids
+                .into_iter()
+                .filter_map(|id| match id {
+                    AgentIdentity::PublicKey { key, comment } => Some((key, comment)),
+                    _ => None,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::debug!("ssh-agent: {e}");
+                Vec::new()
             }
-            Err(e) => tracing::debug!("ssh-agent: {e}"),
+        },
+        None => Vec::new(),
+    };
+
+    let by_agent = |key: &PublicKey| agent_keys.iter().any(|(k, _)| same_key(k, key));
+    // Each key is offered once: a repeat would spend another of sshd's tries.
+    let mut offered: Vec<PublicKey> = Vec::new();
+    let was_offered =
+        |offered: &[PublicKey], key: &PublicKey| offered.iter().any(|k| same_key(k, key));
+
+    if !target.identities_only {
+        if let Some(agent) = agent.as_mut() {
+            for (key, comment) in &agent_keys {
+                let label = agent_label(key, comment);
+                offered.push(key.clone());
+                if try_agent_key(handle, user, key, rsa_hash, agent).await {
+                    return Ok(());
+                }
+                tried.push(label);
+            }
         }
     }
 
@@ -427,7 +438,19 @@ async fn authenticate(
         let key = match russh::keys::load_secret_key(path, None) {
             Ok(k) => k,
             Err(russh::keys::Error::KeyIsEncrypted) => {
-                encrypted.push(path.display().to_string());
+                // The agent may hold it unlocked: use it there, and only it.
+                match (public_key_of_encrypted(path), agent.as_mut()) {
+                    (Some(public), Some(agent))
+                        if by_agent(&public) && !was_offered(&offered, &public) =>
+                    {
+                        offered.push(public.clone());
+                        if try_agent_key(handle, user, &public, rsa_hash, agent).await {
+                            return Ok(());
+                        }
+                        tried.push(format!("{} (from the agent)", path.display()));
+                    }
+                    _ => encrypted.push(path.display().to_string()),
+                }
                 continue;
             }
             Err(e) => {
@@ -435,6 +458,10 @@ async fn authenticate(
                 continue;
             }
         };
+        if was_offered(&offered, key.public_key()) {
+            continue;
+        }
+        offered.push(key.public_key().clone());
         let key = PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash);
         match handle.authenticate_publickey(user, key).await {
             Ok(AuthResult::Success) => return Ok(()),
@@ -452,6 +479,51 @@ async fn authenticate(
         tried,
         encrypted,
     })
+}
+
+/// Comments differ between an agent's copy and the file; the key is the data.
+fn same_key(a: &PublicKey, b: &PublicKey) -> bool {
+    a.key_data() == b.key_data()
+}
+
+fn agent_label(key: &PublicKey, comment: &str) -> String {
+    format!(
+        "agent key {}",
+        if comment.is_empty() {
+            key.algorithm().to_string()
+        } else {
+            comment.to_string()
+        }
+    )
+}
+
+async fn try_agent_key(
+    handle: &mut client::Handle<Verifier>,
+    user: &str,
+    key: &PublicKey,
+    rsa_hash: Option<russh::keys::HashAlg>,
+    agent: &mut AgentClient<impl russh::keys::agent::client::AgentStream + Send + Unpin + 'static>,
+) -> bool {
+    let hash = key.algorithm().is_rsa().then_some(rsa_hash).flatten();
+    matches!(
+        handle
+            .authenticate_publickey_with(user, key.clone(), hash, agent)
+            .await,
+        Ok(AuthResult::Success)
+    )
+}
+
+/// The public half of a passphrase-protected key: stored in clear in the
+/// OpenSSH format, and in the `.pub` file beside it.
+fn public_key_of_encrypted(path: &std::path::Path) -> Option<PublicKey> {
+    let text = std::fs::read_to_string(path).ok()?;
+    if let Ok(k) = russh::keys::ssh_key::PrivateKey::from_openssh(text.trim()) {
+        return Some(k.public_key().clone());
+    }
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    let text = std::fs::read_to_string(pub_path).ok()?;
+    PublicKey::from_openssh(text.trim()).ok()
 }
 
 impl Host for HostSession {
