@@ -73,6 +73,8 @@ pub enum ResolveError {
     FileEmpty(String),
     #[error("secret command `{command}` failed: {reason}")]
     Command { command: String, reason: String },
+    #[error("the value contains a NUL byte, which no environment variable can carry")]
+    Nul,
     #[error("secret command `{0}` printed nothing")]
     CommandEmpty(String),
 }
@@ -110,6 +112,15 @@ impl SecretRef {
     /// run from `base` (the inventory's folder), so an inventory works from any
     /// working directory.
     pub fn resolve_from(&self, base: Option<&Path>) -> Result<SecretValue, ResolveError> {
+        let value = self.resolve_raw(base)?;
+        // Environment variables are C strings: a NUL would cut the value short.
+        if value.0.contains('\0') {
+            return Err(ResolveError::Nul);
+        }
+        Ok(value)
+    }
+
+    fn resolve_raw(&self, base: Option<&Path>) -> Result<SecretValue, ResolveError> {
         match self {
             SecretRef::Env(name) => match std::env::var(name) {
                 Ok(v) if v.is_empty() => Err(ResolveError::EnvEmpty(name.clone())),
@@ -235,6 +246,18 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("exit status 3"), "{msg}");
         assert!(!msg.contains("leaked-value"));
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_newlines_kept() {
+        let err = SecretRef::Command("printf 'a\\000b'".into())
+            .resolve()
+            .unwrap_err();
+        assert_eq!(err, ResolveError::Nul);
+        let v = SecretRef::Command("printf 'a\\nb'".into())
+            .resolve()
+            .unwrap();
+        assert_eq!(v.expose(), "a\nb");
     }
 
     #[test]
