@@ -505,7 +505,9 @@ fn validate_within(path: &std::path::Path, limit: std::time::Duration) -> (Strin
     (stderr, out.status.code().unwrap_or(-1))
 }
 
-const QUICK: std::time::Duration = std::time::Duration::from_secs(10);
+/// Far above the fraction of a second these take, even on a loaded CI
+/// machine; far below "hangs forever".
+const QUICK: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn with_webhook(reference: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
@@ -660,4 +662,23 @@ fn a_non_utf8_env_secret_says_so() {
         stderr.contains("environment variable `T_WEBHOOK` is not valid UTF-8"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_short_secret_is_a_warning() {
+    let out = ocfo()
+        .env("T_WEBHOOK", "ab1")
+        .arg("validate")
+        .arg(fixture("valid.yaml"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning:")
+            && stderr.contains("monitor.notify.webhook")
+            && stderr.contains("shorter than 8 characters"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("ab1") && !stderr.contains("ab1"));
 }

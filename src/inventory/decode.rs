@@ -27,6 +27,9 @@ pub struct Decoder {
     pub diagnostics: Vec<Diagnostic>,
     /// Every secret reference met, in file order, for resolution afterwards.
     pub secrets: Vec<Secret>,
+    /// Literal credentials written in the inventory (under secret-looking
+    /// keys), so output redacts them like resolved secrets.
+    pub literals: Vec<String>,
 }
 
 /// A mapping whose keys have been checked against the allowed set.

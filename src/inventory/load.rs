@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 
 use crate::diagnostics::{Diagnostic, Location, Report};
 use crate::fsutil::{read_regular_capped, ReadError};
-use crate::secrets::{Redactor, SecretValue};
+use crate::secrets::{Redactor, SecretValue, MIN_REDACTED, SHORT_SECRET};
 
 use super::decode::{is_env_name, join, Decoder};
 use super::model::*;
@@ -44,6 +44,9 @@ impl Default for LoadOptions {
 #[derive(Debug, Default, Clone)]
 pub struct Secrets {
     values: HashMap<String, SecretValue>,
+    /// Credentials written literally in the inventory: not looked up by
+    /// path, only redacted.
+    literals: Vec<SecretValue>,
 }
 
 impl Secrets {
@@ -56,7 +59,7 @@ impl Secrets {
     }
 
     pub fn redactor(&self) -> Redactor {
-        Redactor::new(self.values.values())
+        Redactor::new(self.values.values().chain(&self.literals))
     }
 
     pub fn values(&self) -> impl Iterator<Item = &SecretValue> {
@@ -132,6 +135,17 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
             }
         }
     }
+    for s in &d.secrets {
+        if let Some(v) = secrets.values.get(&s.path) {
+            if v.expose().chars().count() < SHORT_SECRET {
+                d.diagnostics.push(Diagnostic::warning(format!("{} is shorter than {SHORT_SECRET} characters: too short to be a real credential or to be redacted from output reliably (under {MIN_REDACTED} it is not redacted at all)", s.reference)).at(s.path.as_str(), Some(s.loc)));
+            }
+        }
+    }
+    secrets.literals = std::mem::take(&mut d.literals)
+        .into_iter()
+        .map(SecretValue::new)
+        .collect();
     if let Some(channels) = &channels {
         rules::check_tokens_distinct(channels, &secrets, &mut d.diagnostics);
     }
@@ -584,6 +598,7 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
                     "channels go under the top-level `channels` key, where each is owned by one node",
                 );
             }
+            literal_credentials(d, n, "openclaw.config");
             d.value(n, "openclaw.config")
         }),
     };
@@ -645,11 +660,9 @@ fn env_map(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Value>> {
                 );
                 ok = false;
             }
-            Value::Str(_) if key_looks_secret(&k.name) => d.warn(
-                &path,
-                v.loc,
-                "a literal credential in the inventory; prefer `{env: NAME}` or `{file: PATH}`",
-            ),
+            Value::Str(_) | Value::Int(_) | Value::Float(_) if key_looks_secret(&k.name) => {
+                literal_credential(d, v, &path)
+            }
             _ => {}
         }
         out.insert(k.name.clone(), value);
@@ -696,7 +709,7 @@ fn channels(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Channel>> {
             continue;
         }
         let settings = d.value(v, &path);
-        warn_literal_credentials(d, v, &path);
+        literal_credentials(d, v, &path);
         out.insert(
             k.name.clone(),
             Channel {
@@ -709,19 +722,37 @@ fn channels(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Channel>> {
     ok.then_some(out)
 }
 
-/// Labs and tests use literal fake tokens, so they are allowed, but loudly.
-fn warn_literal_credentials(d: &mut Decoder, node: &Node, path: &str) {
+/// Labs and tests use literal fake tokens, so they are allowed, but loudly;
+/// numbers count too (`password: 12345678`), as the renderer moves them to
+/// the env file like strings.
+fn literal_credentials(d: &mut Decoder, node: &Node, path: &str) {
     if let Kind::Map(entries) = &node.kind {
         for (k, v) in entries {
             let p = join(path, &k.name);
             match &v.kind {
-                Kind::Scalar { .. } if key_looks_secret(&k.name) && matches!(v.scalar(), Some(yaml::Scalar::Str(_))) => {
-                    d.warn(&p, v.loc, "a literal credential in the inventory; prefer `{env: NAME}` or `{file: PATH}`")
+                Kind::Scalar { .. } if key_looks_secret(&k.name) => {
+                    if matches!(
+                        v.scalar(),
+                        Some(yaml::Scalar::Str(_) | yaml::Scalar::Int(_) | yaml::Scalar::Float(_))
+                    ) {
+                        literal_credential(d, v, &p);
+                    }
                 }
-                Kind::Map(_) => warn_literal_credentials(d, v, &p),
+                Kind::Map(_) => literal_credentials(d, v, &p),
                 _ => {}
             }
         }
+    }
+}
+
+fn literal_credential(d: &mut Decoder, node: &Node, path: &str) {
+    d.warn(
+        path,
+        node.loc,
+        "a literal credential in the inventory; prefer `{env: NAME}` or `{file: PATH}`",
+    );
+    if let Kind::Scalar { text, .. } = &node.kind {
+        d.literals.push(text.clone());
     }
 }
 

@@ -35,16 +35,20 @@ pub fn format(header: &str, entries: &[(String, String)], redact: bool) -> Strin
         let value = if redact { REDACTED } else { value.as_str() };
         out.push_str(name);
         out.push_str("=\"");
-        for c in value.chars() {
-            match c {
-                '"' | '\\' | '$' | '`' => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                c => out.push(c),
-            }
-        }
+        out.push_str(&escape_value(value));
         out.push_str("\"\n");
+    }
+    out
+}
+
+/// A value as written between the env file's double quotes.
+pub fn escape_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '"' | '\\' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
     }
     out
 }

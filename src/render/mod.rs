@@ -2,7 +2,7 @@
 //! embedded templates. Rendering is pure: no SSH, no network, so `ocfo render`
 //! shows exactly what would land on the hosts.
 
-mod env_file;
+pub mod env_file;
 pub mod layout;
 pub mod openclaw_config;
 mod templates;

@@ -188,19 +188,34 @@ pub struct Redactor {
     values: Vec<String>,
 }
 
+/// Values shorter than this are not redacted: they would blank out ordinary
+/// words. `validate` warns about secrets shorter than [`SHORT_SECRET`].
+pub const MIN_REDACTED: usize = 4;
+
+/// Below this a value is too short to be a credential or to be told apart
+/// from ordinary text in output.
+pub const SHORT_SECRET: usize = 8;
+
 impl Redactor {
     pub fn new<'a>(values: impl IntoIterator<Item = &'a SecretValue>) -> Self {
-        // Very short values would redact ordinary words; they are not secrets
-        // worth the name, and validate warns about them.
-        let mut values: Vec<String> = values
-            .into_iter()
-            .map(|v| v.0.clone())
-            .filter(|v| v.len() >= 4)
-            .collect();
+        let mut forms = Vec::new();
+        for v in values {
+            let v = v.0.as_str();
+            if v.chars().count() < MIN_REDACTED {
+                continue;
+            }
+            forms.push(v.to_string());
+            // The same value as it appears inside JSON (openclaw.json diffs,
+            // --json output) and inside the env file's double quotes.
+            if let Ok(json) = serde_json::to_string(v) {
+                forms.push(json[1..json.len() - 1].to_string());
+            }
+            forms.push(crate::render::env_file::escape_value(v));
+        }
         // Longest first, so a secret that contains another is removed whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.dedup();
-        Redactor { values }
+        forms.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        forms.dedup();
+        Redactor { values: forms }
     }
 
     pub fn redact(&self, text: &str) -> String {
@@ -277,5 +292,15 @@ mod tests {
         let b = SecretValue::new("abcdefgh");
         let r = Redactor::new([&a, &b]);
         assert_eq!(r.redact("x abcdefgh y abcd"), "x <redacted> y <redacted>");
+    }
+
+    #[test]
+    fn redactor_catches_json_and_env_file_escaped_forms() {
+        let v = SecretValue::new("pa\"ss\\word$1\nline2");
+        let r = Redactor::new([&v]);
+        let json = serde_json::to_string(&serde_json::json!({ "k": v.expose() })).unwrap();
+        assert_eq!(r.redact(&json), "{\"k\":\"<redacted>\"}");
+        let env = crate::render::env_file::format("h", &[("K".into(), v.expose().into())], false);
+        assert!(r.redact(&env).ends_with("K=\"<redacted>\"\n"), "{env}");
     }
 }
