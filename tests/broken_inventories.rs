@@ -281,6 +281,18 @@ const CASES: &[Case] = &[
         "unknown key `ch\\u{1b}[2Janels`",
     ),
     case(
+        "NUL in an env value",
+        "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}",
+        "    ANTHROPIC_API_KEY: \"sk-\\0-x\"",
+        "openclaw.env.ANTHROPIC_API_KEY: contains a NUL byte",
+    ),
+    case(
+        "NUL in a literal channel token",
+        "    botToken: {env: T_TELEGRAM_TOKEN}",
+        "    botToken: \"tg-\\0-x\"",
+        "channels.telegram.botToken: contains a NUL byte",
+    ),
+    case(
         "channels in openclaw.config",
         "  config: {}",
         "  config: {channels: {slack: {}}}",

@@ -652,6 +652,10 @@ fn env_map(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Value>> {
         }
         let value = d.value(v, &path);
         match &value {
+            Value::Str(text) if text.contains('\0') => {
+                d.error(&path, v.loc, NUL_IN_ENV);
+                ok = false;
+            }
             Value::Map(_) | Value::Seq(_) => {
                 d.error(
                     &path,
@@ -745,7 +749,15 @@ fn literal_credentials(d: &mut Decoder, node: &Node, path: &str) {
     }
 }
 
+/// The env file ends up in a C string per variable: a NUL would cut it.
+const NUL_IN_ENV: &str =
+    "contains a NUL byte, which an environment variable cannot hold (the value goes to the env file)";
+
 fn literal_credential(d: &mut Decoder, node: &Node, path: &str) {
+    if matches!(&node.kind, Kind::Scalar { text, .. } if text.contains('\0')) {
+        d.error(path, node.loc, NUL_IN_ENV);
+        return;
+    }
     d.warn(
         path,
         node.loc,
