@@ -293,6 +293,12 @@ const CASES: &[Case] = &[
         "channels.telegram.botToken: contains a NUL byte",
     ),
     case(
+        "escape sequence in a host",
+        "    host: 192.0.2.20",
+        "    host: \"192.0.2.20\\e[2J\"",
+        "is not a host name or address",
+    ),
+    case(
         "channels in openclaw.config",
         "  config: {}",
         "  config: {channels: {slack: {}}}",

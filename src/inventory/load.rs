@@ -353,7 +353,9 @@ fn one_node(d: &mut Decoder, node: &Node, role: Role, ssh: &SshSettings) -> Opti
     let path = join("nodes", role.as_str());
     let f = d.fields(node, &path, &["host", "private_address", "channels", "ssh"])?;
     let host = d.req_string(&f, "host").and_then(|h| {
-        if h.chars().any(char::is_whitespace) {
+        // Printed in messages and handed to the resolver: no control
+        // characters, and nothing a command line could take for an option.
+        if h.starts_with('-') || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
             d.error(
                 &f.path_of("host"),
                 f.get("host")?.loc,
