@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 
 use crate::diagnostics::{Diagnostic, Location, Report};
 use crate::fsutil::{read_regular_capped, ReadError};
-use crate::secrets::{Redactor, SecretValue, MIN_REDACTED, SHORT_SECRET};
+use crate::secrets::{Redactor, SecretValue};
 
 use super::decode::{is_env_name, join, Decoder};
 use super::model::*;
@@ -135,13 +135,7 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
             }
         }
     }
-    for s in &d.secrets {
-        if let Some(v) = secrets.values.get(&s.path) {
-            if v.expose().chars().count() < SHORT_SECRET {
-                d.diagnostics.push(Diagnostic::warning(format!("{} is shorter than {SHORT_SECRET} characters: too short to be a real credential or to be redacted from output reliably (under {MIN_REDACTED} it is not redacted at all)", s.reference)).at(s.path.as_str(), Some(s.loc)));
-            }
-        }
-    }
+    rules::warn_short_secrets(&d.secrets, &secrets, &mut d.diagnostics);
     secrets.literals = std::mem::take(&mut d.literals)
         .into_iter()
         .map(SecretValue::new)

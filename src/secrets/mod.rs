@@ -213,7 +213,8 @@ impl Redactor {
             forms.push(crate::render::env_file::escape_value(v));
         }
         // Longest first, so a secret that contains another is removed whole.
-        forms.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        // (Ties sorted too, so equal forms sit together for dedup.)
+        forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         forms.dedup();
         Redactor { values: forms }
     }
