@@ -542,3 +542,32 @@ async fn a_configured_key_is_offered_before_many_agent_keys() {
     let s = via_agent.unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", log()));
     s.close().await;
 }
+
+#[tokio::test]
+async fn an_identity_file_that_is_a_fifo_does_not_hang() {
+    let _serial = no_agent().await;
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let fifo = sshd.path("fifo_key");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut target = sshd.target(&kh, "fifo_key");
+    target.identities_only = true;
+    let start = std::time::Instant::now();
+    let connecting = HostSession::connect(&target, ConnectOptions::default());
+    let err = tokio::time::timeout(Duration::from_secs(20), connecting)
+        .await
+        .expect("connect returns instead of blocking on the FIFO")
+        .err()
+        .expect("no usable key");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("fifo_key (unreadable: it is not a regular file"),
+        "{msg}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(20));
+}

@@ -118,6 +118,8 @@ impl Builder<'_> {
     }
 }
 
+const MAX_CA_FILE: u64 = 1024 * 1024;
+
 /// Renders both nodes' files. With [`SecretMode::Redact`] secrets need not be
 /// resolved and every secret value reads [`REDACTED`].
 pub fn render(
@@ -250,10 +252,17 @@ pub fn render_node(
 
     for (i, ca) in inv.network.extra_ca_certificates.iter().enumerate() {
         let local = laptop_path(inv, ca);
-        let pem = std::fs::read(&local).map_err(|e| RenderError::ReadLocal {
-            what: "CA certificate",
-            path: local.display().to_string(),
-            reason: e.to_string(),
+        // A certificate chain is kilobytes; the cap keeps a wrong path (a
+        // disk image, /dev/zero) from filling memory.
+        let pem = crate::fsutil::read_regular_capped(&local, MAX_CA_FILE).map_err(|e| {
+            RenderError::ReadLocal {
+                what: "CA certificate",
+                path: local.display().to_string(),
+                reason: match e {
+                    crate::fsutil::ReadError::Io(e) => e.to_string(),
+                    other => format!("it is {other}"),
+                },
+            }
         })?;
         let name = crate::inventory::ca_certificate_name(&local, i);
         b.add(format!("{CA_DIR}/{name}"), pem, 0o644, "root");
@@ -398,4 +407,48 @@ pub fn template_env() -> minijinja::Environment<'static> {
 /// Every embedded template, for tests that check they all parse.
 pub fn template_names() -> Vec<&'static str> {
     templates::names().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{load_str, LoadOptions};
+
+    #[test]
+    fn an_oversized_ca_file_is_an_error_not_a_memory_hog() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("proxy.crt");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let source = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid.yaml"),
+        )
+        .unwrap()
+        .replacen(
+            "  extra_ca_certificates: []",
+            &format!("  extra_ca_certificates: [{}]", ca.display()),
+            1,
+        );
+        let loaded = load_str(
+            &source,
+            Path::new("valid.yaml"),
+            LoadOptions {
+                resolve_secrets: false,
+            },
+        );
+        let inv = loaded.inventory.expect("valid");
+        // Grows after validation, as a wrong file might.
+        std::fs::File::options()
+            .write(true)
+            .open(&ca)
+            .unwrap()
+            .set_len(MAX_CA_FILE + 1)
+            .unwrap();
+        let Err(err) = render_node(&inv, Role::Primary, &loaded.secrets, SecretMode::Redact) else {
+            panic!("an oversized CA file must be refused");
+        };
+        assert!(
+            err.to_string().contains("larger than the limit of 1 MiB"),
+            "{err}"
+        );
+    }
 }

@@ -435,9 +435,9 @@ async fn authenticate(
         if !path.exists() {
             continue;
         }
-        let key = match russh::keys::load_secret_key(path, None) {
+        let key = match load_key_file(path) {
             Ok(k) => k,
-            Err(russh::keys::Error::KeyIsEncrypted) => {
+            Err(KeyFileError::Encrypted) => {
                 // The agent may hold it unlocked: use it there, and only it.
                 match (public_key_of_encrypted(path), agent.as_mut()) {
                     (Some(public), Some(agent))
@@ -453,7 +453,7 @@ async fn authenticate(
                 }
                 continue;
             }
-            Err(e) => {
+            Err(KeyFileError::Unusable(e)) => {
                 tried.push(format!("{} (unreadable: {e})", path.display()));
                 continue;
             }
@@ -513,16 +513,43 @@ async fn try_agent_key(
     )
 }
 
+/// A private key file is a few kilobytes.
+const MAX_KEY_FILE: u64 = 1024 * 1024;
+
+enum KeyFileError {
+    Encrypted,
+    Unusable(String),
+}
+
+/// Reads a key file without following it into a FIFO or device (which would
+/// block the connection forever) and without reading more than a key's size.
+fn load_key_file(path: &std::path::Path) -> Result<russh::keys::PrivateKey, KeyFileError> {
+    let text = read_key_text(path).map_err(KeyFileError::Unusable)?;
+    match russh::keys::decode_secret_key(&text, None) {
+        Ok(k) => Ok(k),
+        Err(russh::keys::Error::KeyIsEncrypted) => Err(KeyFileError::Encrypted),
+        Err(e) => Err(KeyFileError::Unusable(e.to_string())),
+    }
+}
+
+fn read_key_text(path: &std::path::Path) -> Result<String, String> {
+    let bytes = crate::fsutil::read_regular_capped(path, MAX_KEY_FILE).map_err(|e| match e {
+        crate::fsutil::ReadError::Io(e) => e.to_string(),
+        other => format!("it is {other}"),
+    })?;
+    String::from_utf8(bytes).map_err(|_| "not a text file".to_string())
+}
+
 /// The public half of a passphrase-protected key: stored in clear in the
 /// OpenSSH format, and in the `.pub` file beside it.
 fn public_key_of_encrypted(path: &std::path::Path) -> Option<PublicKey> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read_key_text(path).ok()?;
     if let Ok(k) = russh::keys::ssh_key::PrivateKey::from_openssh(text.trim()) {
         return Some(k.public_key().clone());
     }
     let mut pub_path = path.as_os_str().to_owned();
     pub_path.push(".pub");
-    let text = std::fs::read_to_string(pub_path).ok()?;
+    let text = read_key_text(std::path::Path::new(&pub_path)).ok()?;
     PublicKey::from_openssh(text.trim()).ok()
 }
 
