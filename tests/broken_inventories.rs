@@ -700,3 +700,26 @@ fn a_short_secret_is_a_warning() {
     );
     assert!(!stdout.contains("ab1") && !stderr.contains("ab1"));
 }
+
+#[test]
+fn a_hanging_secret_command_is_stopped_with_its_children() {
+    // Runs in the inventory's folder: the background child's pid lands there.
+    let (dir, path) = with_webhook("{command: \"sleep 600 & echo $! > child.pid; sleep 600\"}");
+    let start = std::time::Instant::now();
+    let (stderr, code) = validate_within(&path, std::time::Duration::from_secs(90));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("monitor.notify.webhook") && stderr.contains("no result within 30s"),
+        "{stderr}"
+    );
+    assert!(start.elapsed() >= std::time::Duration::from_secs(30));
+    let pid = std::fs::read_to_string(dir.path().join("child.pid")).unwrap();
+    // Gone, or a zombie waiting for init to reap it.
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+    let alive = status
+        .lines()
+        .find(|l| l.starts_with("State:"))
+        .is_some_and(|l| !l.contains("Z (zombie)"));
+    assert!(!alive, "the command's background child {pid} survived");
+}
