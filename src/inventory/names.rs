@@ -80,6 +80,19 @@ pub fn repo(r: &str) -> Result<(), RepoProblem> {
             "a repository must not contain spaces or control characters".into(),
         ));
     }
+    // `ext::<command>` runs a command; no remote-helper transport is needed
+    // to clone a workspace.
+    if let Some((transport, _)) = r.split_once("::") {
+        let looks_like_a_transport = !transport.is_empty()
+            && transport
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if looks_like_a_transport {
+            return Err(plain(format!(
+                "remote-helper transports (`{transport}::`) are not allowed; use an ssh, https or file URL"
+            )));
+        }
+    }
     if let Some((_, rest)) = r.split_once("://") {
         let authority = rest.split('/').next().unwrap_or("");
         if let Some((userinfo, _)) = authority.rsplit_once('@') {
@@ -171,10 +184,19 @@ mod tests {
             "ssh://git@host:2222/you/ws.git",
             "https://github.com/you/ws.git",
             "file:///srv/ws.git",
+            "ssh://git@[::1]/you/ws.git",
+            "git@[::1]:you/ws.git",
         ] {
             assert!(repo(ok).is_ok(), "{ok}");
         }
-        for bad in ["-uhttps://x", "git@h:a b", "git@h:a\nb", "git@h:a\u{1b}b"] {
+        for bad in [
+            "-uhttps://x",
+            "git@h:a b",
+            "git@h:a\nb",
+            "git@h:a\u{1b}b",
+            "ext::sh%-c%touch%/tmp/x",
+            "fd::3",
+        ] {
             assert!(repo(bad).is_err(), "{bad:?}");
         }
         let p = repo("https://me:hunter2@github.com/you/ws.git")
