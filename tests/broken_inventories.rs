@@ -298,6 +298,15 @@ const CASES: &[Case] = &[
         "    host: \"192.0.2.20\\e[2J\"",
         "is not a host name or address",
     ),
+    Case {
+        line_offset: 1,
+        ..case(
+            "space in the Node.js mirror",
+            "  version: 24.21.0\n",
+            "  version: 24.21.0\n  mirror: \"https://x.invalid/dist; curl y|sh\"\n",
+            "must be an https://, http:// or file:/// URL without spaces",
+        )
+    },
     case(
         "channels in openclaw.config",
         "  config: {}",

@@ -505,14 +505,16 @@ fn node_js(d: &mut Decoder, node: &Node) -> Option<NodeJs> {
     let mirror = match f.get("mirror") {
         None => Some(DEFAULT_NODE_MIRROR.to_string()),
         Some(n) => d.string(n, "node.mirror").and_then(|m| {
+            // The URL reaches a download script on the host.
             let ok = ["https://", "http://", "file:///"]
                 .iter()
-                .any(|p| m.starts_with(p));
+                .any(|p| m.starts_with(p))
+                && !m.chars().any(|c| c.is_whitespace() || c.is_control());
             if !ok {
                 d.error(
                     "node.mirror",
                     n.loc,
-                    format!("`{m}` must be an https://, http:// or file:/// URL"),
+                    format!("`{m}` must be an https://, http:// or file:/// URL without spaces or control characters"),
                 );
             }
             ok.then(|| m.trim_end_matches('/').to_string())
