@@ -153,18 +153,25 @@ impl Report {
 /// in it must not reach the terminal, where it could recolour, hide or rewrite
 /// what the operator reads.
 pub fn escape_control(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(needs_escape) {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if needs_escape(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// Control characters, and the bidirectional overrides that make a terminal
+/// show text in another order than it is ("Trojan Source").
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The closest candidate by edit distance, for "did you mean" hints.
@@ -233,6 +240,8 @@ mod tests {
             "{out:?}"
         );
         assert!(user_text.contains("a\\u{1b}[2Jb"), "{out:?}");
+        assert_eq!(escape_control("ab\u{202e}cd"), "ab\\u{202e}cd");
+        assert_eq!(escape_control("plain – ünïcode"), "plain – ünïcode");
     }
 
     #[test]
