@@ -90,6 +90,10 @@ pub struct Report {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// More problems than anyone reads; a generated file with 50 000 bad keys
+/// must not flood the terminal.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
 impl Report {
     pub fn new(file: &Path, mut diagnostics: Vec<Diagnostic>) -> Self {
         // Source order reads best, the report's own file first; problems
@@ -102,6 +106,19 @@ impl Report {
                 b.severity,
             ))
         });
+        if diagnostics.len() > MAX_DIAGNOSTICS {
+            let rest = diagnostics.split_off(MAX_DIAGNOSTICS);
+            let errors = rest.iter().filter(|d| d.is_error()).count();
+            let more = if errors > 0 {
+                Diagnostic::error(format!(
+                    "{} more problem(s) not listed ({errors} error(s)); fix the ones above first",
+                    rest.len()
+                ))
+            } else {
+                Diagnostic::warning(format!("{} more warning(s) not listed", rest.len()))
+            };
+            diagnostics.push(more);
+        }
         Report {
             file: file.to_path_buf(),
             diagnostics,
@@ -135,22 +152,47 @@ impl Report {
                 let _ = write!(out, "{label}: ");
             }
             let file = d.file.as_deref().unwrap_or(&self.file);
-            let _ = write!(out, "{}", file.display());
+            out.push_str(&escape_control(&file.display().to_string()));
             if let Some(loc) = d.location {
                 let _ = write!(out, ":{}:{}", loc.line, loc.column);
             }
             out.push_str(": ");
             if let Some(path) = &d.path {
-                let _ = write!(out, "{path}: ");
+                let _ = write!(out, "{}: ", escape_control(path));
             }
-            out.push_str(&d.message);
+            out.push_str(&escape_control(&d.message));
             out.push('\n');
             if let Some(hint) = &d.hint {
-                let _ = writeln!(out, "  hint: {hint}");
+                let _ = writeln!(out, "  hint: {}", escape_control(hint));
             }
         }
         out
     }
+}
+
+/// Messages quote user-supplied text (keys, values, paths); an escape sequence
+/// in it must not reach the terminal, where it could recolour, hide or rewrite
+/// what the operator reads.
+pub fn escape_control(text: &str) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if needs_escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Control characters, and the bidirectional overrides that make a terminal
+/// show text in another order than it is ("Trojan Source").
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The closest candidate by edit distance, for "did you mean" hints.
@@ -205,5 +247,40 @@ mod tests {
             r.render(false),
             "error: inv.yaml:3:1: unknown key `chanels`\n  hint: did you mean `channels`?\n"
         );
+    }
+
+    #[test]
+    fn control_characters_from_input_are_escaped() {
+        let d = Diagnostic::error("unknown key `a\u{1b}[2Jb`")
+            .at("x\u{7}", Some(Location { line: 1, column: 1 }))
+            .hint("see `\u{1b}]0;title\u{7}`");
+        let out = Report::new(Path::new("inv\u{1b}.yaml"), vec![d]).render(true);
+        let user_text = out.split_once("\u{1b}[0m: ").unwrap().1;
+        assert!(
+            !user_text.contains('\u{1b}') && !user_text.contains('\u{7}'),
+            "{out:?}"
+        );
+        assert!(user_text.contains("a\\u{1b}[2Jb"), "{out:?}");
+        assert_eq!(escape_control("ab\u{202e}cd"), "ab\\u{202e}cd");
+        assert_eq!(escape_control("plain – ünïcode"), "plain – ünïcode");
+    }
+
+    #[test]
+    fn a_flood_of_problems_is_cut_short() {
+        let many = (0..5000)
+            .map(|i| {
+                Diagnostic::error(format!("p{i}")).at(
+                    "",
+                    Some(Location {
+                        line: i + 1,
+                        column: 1,
+                    }),
+                )
+            })
+            .collect();
+        let r = Report::new(Path::new("i.yaml"), many);
+        assert_eq!(r.diagnostics.len(), MAX_DIAGNOSTICS + 1);
+        assert!(r.has_errors());
+        assert!(r.render(false).contains("4900 more problem(s) not listed"));
     }
 }

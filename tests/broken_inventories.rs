@@ -263,6 +263,99 @@ const CASES: &[Case] = &[
         )
     },
     case(
+        "shell in a branch",
+        "  branch: main",
+        "  branch: \"main$(id);'\"",
+        "is not a valid git branch name",
+    ),
+    case(
+        "NUL in a branch",
+        "  branch: main",
+        "  branch: \"ma\\0in\"",
+        "is not a valid git branch name",
+    ),
+    case(
+        "branch like an option",
+        "  branch: main",
+        "  branch: --upload-pack=x",
+        "is not a valid git branch name",
+    ),
+    case(
+        "shell in the OpenClaw version",
+        "  version: 2026.9.6",
+        "  version: \"2026.9.6; curl x|sh\"",
+        "openclaw.version: `2026.9.6; curl x|sh` is not a version",
+    ),
+    case(
+        "shell in the ssh user",
+        "  user: root\n",
+        "  user: \"root$(id)\"\n",
+        "ssh.user: `root$(id)` is not a valid user name",
+    ),
+    case(
+        "password in the repo URL",
+        "  repo: git@example.invalid:you/ws.git",
+        "  repo: https://me:hunter2@example.invalid/you/ws.git",
+        "credentials in the repository URL",
+    ),
+    case(
+        "repo like an option",
+        "  repo: git@example.invalid:you/ws.git",
+        "  repo: --upload-pack=touch /tmp/x",
+        "must not start with `-`",
+    ),
+    case(
+        "absurd duration",
+        "  push_interval: 5m",
+        "  push_interval: 99999999999h",
+        "`99999999999h` is too long: at most 24h",
+    ),
+    case(
+        "missing CA file",
+        "  extra_ca_certificates: []",
+        "  extra_ca_certificates: [/nonexistent/ocfo/ca.crt]",
+        "extra_ca_certificates[0]: cannot read `/nonexistent/ocfo/ca.crt`",
+    ),
+    case(
+        "CA files with the same name",
+        "  extra_ca_certificates: []",
+        "  extra_ca_certificates: [/etc/hostname, /etc/hostname]",
+        "installs as `hostname.crt`, like extra_ca_certificates[0]",
+    ),
+    case(
+        "escape sequence in a key",
+        "channels:\n",
+        "\"ch\\e[2Janels\":\n",
+        "unknown key `ch\\u{1b}[2Janels`",
+    ),
+    case(
+        "NUL in an env value",
+        "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}",
+        "    ANTHROPIC_API_KEY: \"sk-\\0-x\"",
+        "openclaw.env.ANTHROPIC_API_KEY: contains a NUL byte",
+    ),
+    case(
+        "NUL in a literal channel token",
+        "    botToken: {env: T_TELEGRAM_TOKEN}",
+        "    botToken: \"tg-\\0-x\"",
+        "channels.telegram.botToken: contains a NUL byte",
+    ),
+    case(
+        "escape sequence in a host",
+        "    host: 192.0.2.20",
+        "    host: \"192.0.2.20\\e[2J\"",
+        "is not a host name or address",
+    ),
+    Case {
+        line_offset: 1,
+        ..case(
+            "space in the Node.js mirror",
+            "  version: 24.21.0\n",
+            "  version: 24.21.0\n  mirror: \"https://x.invalid/dist; curl y|sh\"\n",
+            "must be an https://, http:// or file:/// URL without spaces",
+        )
+    },
+    case(
         "channels in openclaw.config",
         "  config: {}",
         "  config: {channels: {slack: {}}}",
@@ -276,6 +369,14 @@ fn run_case(name: &str, source: &str) -> (String, String, i32) {
     std::fs::write(&path, source).unwrap();
     let out = ocfo().arg("validate").arg(&path).output().unwrap();
     let (stdout, stderr) = text(&out);
+    assert!(
+        !stderr.contains('\u{1b}') && !stdout.contains('\u{1b}'),
+        "{name}: raw escape sequence in output:\n{stderr:?}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "{name}: password echoed:\n{stderr}"
+    );
     assert!(
         !stderr.contains("panicked"),
         "{name}: ocfo panicked:\n{stderr}"
@@ -481,4 +582,237 @@ fn https_workspace_without_a_token_is_a_warning() {
         "{stderr}"
     );
     assert!(stdout.contains("valid (1 warning)"), "{stdout}");
+}
+
+/// Runs `ocfo validate` on `path` and fails the test if it takes longer than
+/// `limit`: these inputs used to hang, abort or take minutes.
+fn validate_within(path: &std::path::Path, limit: std::time::Duration) -> (String, i32) {
+    let start = std::time::Instant::now();
+    let mut child = ocfo()
+        .arg("validate")
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "ocfo validate {} took longer than {limit:?}",
+                path.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_no_secrets("validate", &stderr);
+    (stderr, out.status.code().unwrap_or(-1))
+}
+
+/// Far above the fraction of a second these take, even on a loaded CI
+/// machine; far below "hangs forever".
+const QUICK: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn with_webhook(reference: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    std::fs::write(&path, base.replacen("{env: T_WEBHOOK}", reference, 1)).unwrap();
+    (dir, path)
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let st = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn billion_laughs_is_refused_quickly() {
+    let mut src = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..12 {
+        let alias = format!("*a{}", i - 1);
+        let items = [alias.as_str(); 9].join(", ");
+        src.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    std::fs::write(&path, src).unwrap();
+    let (stderr, code) = validate_within(&path, QUICK);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("expands to more than"), "{stderr}");
+}
+
+#[test]
+fn deep_nesting_is_a_located_error() {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let deep = format!(
+        "  config: {{x: {}1{}}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    std::fs::write(&path, base.replacen("  config: {}", &deep, 1)).unwrap();
+    let (stderr, code) = validate_within(&path, QUICK);
+    assert_eq!(code, 1, "{stderr}");
+    // The parser's own limit or ours, whichever trips first; either is located.
+    assert!(
+        stderr.contains("inventory.yaml:34:")
+            && (stderr.contains("nested more than 64") || stderr.contains("recursion limit")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fifty_thousand_keys_are_quick_and_do_not_flood() {
+    let mut src = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    for i in 0..50_000 {
+        src.push_str(&format!("junk{i}: 1\n"));
+    }
+    src.push_str("junk7: 2\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    std::fs::write(&path, src).unwrap();
+    let (stderr, code) = validate_within(&path, QUICK);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.lines().count() < 300,
+        "{} lines",
+        stderr.lines().count()
+    );
+    assert!(stderr.contains("more problem(s) not listed"), "{stderr}");
+}
+
+#[test]
+fn an_inventory_that_is_a_fifo_or_device_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("inventory.yaml");
+    mkfifo(&fifo);
+    for path in [fifo.as_path(), std::path::Path::new("/dev/zero")] {
+        let (stderr, code) = validate_within(path, QUICK);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("not a regular file"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_huge_inventory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(5 * 1024 * 1024).unwrap();
+    let (stderr, code) = validate_within(&path, QUICK);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("larger than the limit of 4 MiB"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn secret_files_that_block_or_never_end_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("webhook");
+    mkfifo(&fifo);
+    let huge = dir.path().join("huge");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(2 * 1024 * 1024)
+        .unwrap();
+    for (file, want) in [
+        (fifo.display().to_string(), "not a regular file"),
+        ("/dev/zero".to_string(), "not a regular file"),
+        (huge.display().to_string(), "larger than the limit of 1 MiB"),
+    ] {
+        let (_keep, path) = with_webhook(&format!("{{file: {file}}}"));
+        let (stderr, code) = validate_within(&path, QUICK);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains("monitor.notify.webhook") && stderr.contains(want),
+            "{want}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_secret_command_with_endless_output_is_stopped() {
+    let (_keep, path) = with_webhook("{command: \"yes tok\"}");
+    let (stderr, code) = validate_within(&path, QUICK);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("monitor.notify.webhook") && stderr.contains("printed more than 1024 KiB"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_non_utf8_env_secret_says_so() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = ocfo()
+        .env(
+            "T_WEBHOOK",
+            std::ffi::OsStr::from_bytes(b"https://hooks.example.invalid/\xff"),
+        )
+        .arg("validate")
+        .arg(fixture("valid.yaml"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("environment variable `T_WEBHOOK` is not valid UTF-8"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_short_secret_is_a_warning() {
+    let out = ocfo()
+        .env("T_WEBHOOK", "ab1")
+        .arg("validate")
+        .arg(fixture("valid.yaml"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning:")
+            && stderr.contains("monitor.notify.webhook")
+            && stderr.contains("shorter than 8 characters"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("ab1") && !stderr.contains("ab1"));
+}
+
+#[test]
+fn a_hanging_secret_command_is_stopped_with_its_children() {
+    // Runs in the inventory's folder: the background child's pid lands there.
+    let (dir, path) = with_webhook("{command: \"sleep 600 & echo $! > child.pid; sleep 600\"}");
+    let start = std::time::Instant::now();
+    let (stderr, code) = validate_within(&path, std::time::Duration::from_secs(90));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("monitor.notify.webhook") && stderr.contains("no result within 30s"),
+        "{stderr}"
+    );
+    assert!(start.elapsed() >= std::time::Duration::from_secs(30));
+    let pid = std::fs::read_to_string(dir.path().join("child.pid")).unwrap();
+    // Gone, or a zombie waiting for init to reap it.
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+    let alive = status
+        .lines()
+        .find(|l| l.starts_with("State:"))
+        .is_some_and(|l| !l.contains("Z (zombie)"));
+    assert!(!alive, "the command's background child {pid} survived");
 }

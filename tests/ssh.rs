@@ -45,6 +45,11 @@ fn free_port() -> u16 {
 
 impl Sshd {
     fn start() -> Sshd {
+        Sshd::start_with("")
+    }
+
+    /// With extra sshd_config lines.
+    fn start_with(extra: &str) -> Sshd {
         require(nix_is_root(), "root");
         require(Path::new("/usr/sbin/sshd").exists(), "/usr/sbin/sshd");
         let dir = tempfile::tempdir().unwrap();
@@ -56,7 +61,7 @@ impl Sshd {
         let port = free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nSubsystem sftp internal-sftp\n",
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nSubsystem sftp internal-sftp\n{extra}",
             hk = d.join("host_key").display(),
             ak = d.join("authorized_keys").display(),
         );
@@ -104,6 +109,7 @@ impl Sshd {
             port: self.port,
             user: "root".into(),
             identity_files: vec![self.path(key)],
+            identities_only: false,
             known_hosts: known_hosts.to_path_buf(),
         }
     }
@@ -399,4 +405,169 @@ async fn more_concurrent_commands_than_sshd_max_sessions_queue() {
         .map(|(i, _)| i)
         .collect();
     assert!(errs.is_empty(), "failed: {errs:?}");
+}
+
+#[tokio::test]
+async fn known_hosts_fails_closed() {
+    let _serial = no_agent().await;
+    let sshd = Sshd::start();
+
+    // Unreadable (a directory in its place): refused with the reason, not
+    // taken for an empty file in which the host is simply new.
+    let dir = sshd.path("kh_dir");
+    std::fs::create_dir(&dir).unwrap();
+    let err = connect(&sshd, &dir, true)
+        .await
+        .err()
+        .expect("unreadable known_hosts refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("kh_dir") && msg.contains("not a regular file"),
+        "{msg}"
+    );
+    assert!(dir.is_dir());
+
+    // A non-UTF-8 byte elsewhere in the file does not hide the recorded key:
+    // a changed key is still refused, even with --accept-new-host-keys, and
+    // the file is left exactly as it was.
+    let other = sshd.path("other_key");
+    keygen(&other, "");
+    let pubkey = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut p = pubkey.split_whitespace();
+    let mut content = b"# caf\xe9\n".to_vec();
+    content.extend_from_slice(
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            sshd.port,
+            p.next().unwrap(),
+            p.next().unwrap()
+        )
+        .as_bytes(),
+    );
+    let kh = sshd.path("latin1_known_hosts");
+    std::fs::write(&kh, &content).unwrap();
+    let err = connect(&sshd, &kh, true)
+        .await
+        .err()
+        .expect("changed key refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("HOST KEY CHANGED") && msg.contains("latin1_known_hosts:2"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(&kh).unwrap(), content);
+}
+
+struct Agent {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    fn start(sock: PathBuf) -> Agent {
+        let child = Command::new("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent");
+        let agent = Agent { child, sock };
+        for _ in 0..100 {
+            if agent.sock.exists() {
+                return agent;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("ssh-agent did not create {}", agent.sock.display());
+    }
+
+    fn add(&self, key: &Path, passphrase: Option<&str>) {
+        let mut cmd = Command::new("ssh-add");
+        cmd.arg(key).env("SSH_AUTH_SOCK", &self.sock);
+        if let Some(p) = passphrase {
+            // ssh-add reads the passphrase through SSH_ASKPASS when forced.
+            let askpass = key.with_extension("askpass");
+            std::fs::write(&askpass, format!("#!/bin/sh\necho '{p}'\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+            cmd.env("SSH_ASKPASS", &askpass)
+                .env("SSH_ASKPASS_REQUIRE", "force")
+                .env("DISPLAY", ":0");
+        }
+        let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_configured_key_is_offered_before_many_agent_keys() {
+    let _serial = serial().await;
+    // Two tries only: five agent keys offered first would lock us out.
+    let sshd = Sshd::start_with("MaxAuthTries 2\n");
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let agent = Agent::start(sshd.path("agent.sock"));
+    for i in 0..5 {
+        let k = sshd.path(&format!("wrong{i}"));
+        keygen(&k, "");
+        agent.add(&k, None);
+    }
+    std::env::set_var("SSH_AUTH_SOCK", &agent.sock);
+    let mut target = sshd.target(&kh, "client_key");
+    target.identities_only = true;
+    let plain = HostSession::connect(&target, ConnectOptions::default()).await;
+
+    // A passphrase-protected configured key is used through the agent that
+    // holds it, still before (and instead of) the five wrong ones.
+    let enc = sshd.path("enc_key");
+    keygen(&enc, "correct horse");
+    std::fs::copy(enc.with_extension("pub"), sshd.path("authorized_keys")).unwrap();
+    agent.add(&enc, Some("correct horse"));
+    let mut target = sshd.target(&kh, "enc_key");
+    target.identities_only = true;
+    let via_agent = HostSession::connect(&target, ConnectOptions::default()).await;
+    std::env::remove_var("SSH_AUTH_SOCK");
+
+    let log = || std::fs::read_to_string(sshd.path("sshd.log")).unwrap_or_default();
+    let s = plain.unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", log()));
+    assert_eq!(s.run("echo ok", None).await.unwrap().stdout, "ok\n");
+    s.close().await;
+    let s = via_agent.unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", log()));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn an_identity_file_that_is_a_fifo_does_not_hang() {
+    let _serial = no_agent().await;
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let fifo = sshd.path("fifo_key");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut target = sshd.target(&kh, "fifo_key");
+    target.identities_only = true;
+    let start = std::time::Instant::now();
+    let connecting = HostSession::connect(&target, ConnectOptions::default());
+    let err = tokio::time::timeout(Duration::from_secs(20), connecting)
+        .await
+        .expect("connect returns instead of blocking on the FIFO")
+        .err()
+        .expect("no usable key");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("fifo_key (unreadable: it is not a regular file"),
+        "{msg}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(20));
 }

@@ -27,6 +27,9 @@ pub struct Decoder {
     pub diagnostics: Vec<Diagnostic>,
     /// Every secret reference met, in file order, for resolution afterwards.
     pub secrets: Vec<Secret>,
+    /// Literal credentials written in the inventory (under secret-looking
+    /// keys), so output redacts them like resolved secrets.
+    pub literals: Vec<String>,
 }
 
 /// A mapping whose keys have been checked against the allowed set.
@@ -198,7 +201,15 @@ impl Decoder {
         }
     }
 
-    pub fn duration(&mut self, f: &Fields<'_>, key: &str, default: Duration) -> Option<Duration> {
+    /// A duration up to `max`: a typo like `5000h` would otherwise render as a
+    /// timer firing once in centuries or overflow what systemd accepts.
+    pub fn duration(
+        &mut self,
+        f: &Fields<'_>,
+        key: &str,
+        default: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
         let Some(node) = f.get(key) else {
             return Some(default);
         };
@@ -216,6 +227,18 @@ impl Decoder {
         match parse_duration(text) {
             Ok(d) if d.is_zero() => {
                 self.error(&path, node.loc, "must be longer than zero");
+                None
+            }
+            Ok(d) if d > max => {
+                self.error(
+                    &path,
+                    node.loc,
+                    format!(
+                        "`{}` is too long: at most {}",
+                        text.trim(),
+                        super::units::format_duration(max)
+                    ),
+                );
                 None
             }
             Ok(d) => Some(d),

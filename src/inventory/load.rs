@@ -7,10 +7,12 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::diagnostics::{Diagnostic, Location, Report};
+use crate::fsutil::{read_regular_capped, ReadError};
 use crate::secrets::{Redactor, SecretValue};
 
 use super::decode::{is_env_name, join, Decoder, Fields};
 use super::model::*;
+use super::names;
 use super::rules;
 use super::units::Version;
 use super::yaml::{self, Kind, Node};
@@ -18,6 +20,11 @@ use super::yaml::{self, Kind, Node};
 pub const DEFAULT_NODE_VERSION: &str = "24.21.0";
 pub const DEFAULT_NODE_MIRROR: &str = "https://nodejs.org/dist";
 pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// An inventory is a few kilobytes; this leaves room for long comments.
+pub const MAX_INVENTORY: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoadOptions {
@@ -37,6 +44,9 @@ impl Default for LoadOptions {
 #[derive(Debug, Default, Clone)]
 pub struct Secrets {
     values: HashMap<String, SecretValue>,
+    /// Credentials written literally in the inventory: not looked up by
+    /// path, only redacted.
+    literals: Vec<SecretValue>,
 }
 
 impl Secrets {
@@ -49,7 +59,7 @@ impl Secrets {
     }
 
     pub fn redactor(&self) -> Redactor {
-        Redactor::new(self.values.values())
+        Redactor::new(self.values.values().chain(&self.literals))
     }
 
     pub fn values(&self) -> impl Iterator<Item = &SecretValue> {
@@ -70,9 +80,10 @@ pub fn load_file(path: &Path, opts: LoadOptions) -> Loaded {
         secrets: Secrets::default(),
         report: Report::new(path, vec![Diagnostic::error(msg)]),
     };
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_regular_capped(path, MAX_INVENTORY) {
         Ok(b) => b,
-        Err(e) => return fail(format!("cannot read the inventory: {e}")),
+        Err(ReadError::Io(e)) => return fail(format!("cannot read the inventory: {e}")),
+        Err(e) => return fail(format!("cannot read the inventory: it is {e}")),
     };
     match String::from_utf8(bytes) {
         Ok(source) => load_str(&source, path, opts),
@@ -124,6 +135,11 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
             }
         }
     }
+    rules::warn_short_secrets(&d.secrets, &secrets, &mut d.diagnostics);
+    secrets.literals = std::mem::take(&mut d.literals)
+        .into_iter()
+        .map(SecretValue::new)
+        .collect();
     if let Some(channels) = &channels {
         rules::check_tokens_distinct(channels, &secrets, &mut d.diagnostics);
     }
@@ -229,7 +245,9 @@ fn decode(
         (Some(n), Some(defaults)) => nodes(d, n, defaults),
         _ => None,
     };
-    let network = d.required(&top, "network").and_then(|n| network(d, n));
+    let network = d
+        .required(&top, "network")
+        .and_then(|n| network(d, n, file.parent()));
     let node = match top.get("node") {
         Some(n) => node_js(d, n),
         None => Version::parse(DEFAULT_NODE_VERSION)
@@ -354,7 +372,14 @@ fn ssh_settings(
     let f = d.fields(node, path, SSH)?;
     Some(SshSettings {
         user: match f.get("user") {
-            Some(_) => d.opt_string(&f, "user")?,
+            Some(n) => {
+                let u = d.opt_string(&f, "user")?;
+                if let Err(e) = names::user_name(&u) {
+                    d.error(&f.path_of("user"), n.loc, e);
+                    return None;
+                }
+                u
+            }
             None => base.user.clone(),
         },
         port: d.port(&f, "port", base.port)?,
@@ -402,7 +427,9 @@ fn one_node(d: &mut Decoder, node: &Node, role: Role, ssh: &SshSettings) -> Opti
     let path = join("nodes", role.as_str());
     let f = d.fields(node, &path, &["host", "private_address", "channels", "ssh"])?;
     let host = d.req_string(&f, "host").and_then(|h| {
-        if h.chars().any(char::is_whitespace) {
+        // Printed in messages and handed to the resolver: no control
+        // characters, and nothing a command line could take for an option.
+        if h.starts_with('-') || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
             d.error(
                 &f.path_of("host"),
                 f.get("host")?.loc,
@@ -452,7 +479,7 @@ fn one_node(d: &mut Decoder, node: &Node, role: Role, ssh: &SshSettings) -> Opti
     })
 }
 
-fn network(d: &mut Decoder, node: &Node) -> Option<Network> {
+fn network(d: &mut Decoder, node: &Node, base: Option<&Path>) -> Option<Network> {
     let f = d.fields(
         node,
         "network",
@@ -485,7 +512,9 @@ fn network(d: &mut Decoder, node: &Node) -> Option<Network> {
         }
     };
     let cas = match f.get("extra_ca_certificates") {
-        Some(n) => d.string_list(n, "network.extra_ca_certificates"),
+        Some(n) => d
+            .string_list(n, "network.extra_ca_certificates")
+            .and_then(|cas| check_ca_files(d, n, &cas, base).then_some(cas)),
         None => Some(Vec::new()),
     };
     Some(Network {
@@ -493,6 +522,41 @@ fn network(d: &mut Decoder, node: &Node) -> Option<Network> {
         tailscale: tailscale?,
         extra_ca_certificates: cas?,
     })
+}
+
+/// Each CA file must exist now (not halfway through a deploy) and install
+/// under its own name.
+fn check_ca_files(d: &mut Decoder, list: &Node, cas: &[String], base: Option<&Path>) -> bool {
+    let Kind::Seq(items) = &list.kind else {
+        return true;
+    };
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut ok = true;
+    for (i, (ca, item)) in cas.iter().zip(items).enumerate() {
+        let path = format!("network.extra_ca_certificates[{i}]");
+        let local = crate::secrets::laptop_path(ca, base);
+        match std::fs::metadata(&local) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                d.error(&path, item.loc, format!("`{ca}` is not a regular file"));
+                ok = false;
+            }
+            Err(e) => {
+                d.error(&path, item.loc, format!("cannot read `{ca}`: {e}"));
+                ok = false;
+            }
+        }
+        let name = super::names::ca_certificate_name(&local, i);
+        if let Some(first) = names.insert(name.clone(), i) {
+            d.error(
+                &path,
+                item.loc,
+                format!("installs as `{name}`, like extra_ca_certificates[{first}]; one would overwrite the other"),
+            );
+            ok = false;
+        }
+    }
+    ok
 }
 
 fn node_js(d: &mut Decoder, node: &Node) -> Option<NodeJs> {
@@ -521,14 +585,16 @@ fn node_js(d: &mut Decoder, node: &Node) -> Option<NodeJs> {
     let mirror = match f.get("mirror") {
         None => Some(DEFAULT_NODE_MIRROR.to_string()),
         Some(n) => d.string(n, "node.mirror").and_then(|m| {
+            // The URL reaches a download script on the host.
             let ok = ["https://", "http://", "file:///"]
                 .iter()
-                .any(|p| m.starts_with(p));
+                .any(|p| m.starts_with(p))
+                && !m.chars().any(|c| c.is_whitespace() || c.is_control());
             if !ok {
                 d.error(
                     "node.mirror",
                     n.loc,
-                    format!("`{m}` must be an https://, http:// or file:/// URL"),
+                    format!("`{m}` must be an https://, http:// or file:/// URL without spaces or control characters"),
                 );
             }
             ok.then(|| m.trim_end_matches('/').to_string())
@@ -556,7 +622,16 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
             "stop_timeout",
         ],
     )?;
-    let version = d.req_string(&f, "version");
+    let version = d.req_string(&f, "version").and_then(|v| {
+        let node = f.get("version")?;
+        match names::package_version(&v) {
+            Ok(()) => Some(v),
+            Err(e) => {
+                d.error("openclaw.version", node.loc, e);
+                None
+            }
+        }
+    });
     let port = d.port(&f, "port", DEFAULT_GATEWAY_PORT);
     let bind = match f.get("bind") {
         None => Some(Bind::Tailnet),
@@ -601,30 +676,30 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
                     "channels go under the top-level `channels` key, where each is owned by one node",
                 );
             }
+            literal_credentials(d, n, "openclaw.config");
             d.value(n, "openclaw.config")
         }),
     };
     let user = match f.get("user") {
         None => Some("openclaw".to_string()),
         Some(n) => d.string(n, "openclaw.user").and_then(|u| {
-            let ok = u
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-                && u.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-                && u != "root";
-            if !ok {
-                d.error(
-                    "openclaw.user",
-                    n.loc,
-                    format!("`{u}` is not a valid non-root user name"),
-                );
+            let checked = names::user_name(&u).and_then(|()| {
+                if u == "root" {
+                    Err("the gateway must not run as root".to_string())
+                } else {
+                    Ok(())
+                }
+            });
+            match checked {
+                Ok(()) => Some(u),
+                Err(e) => {
+                    d.error("openclaw.user", n.loc, e);
+                    None
+                }
             }
-            ok.then_some(u)
         }),
     };
-    let stop_timeout = d.duration(&f, "stop_timeout", Duration::from_secs(330));
+    let stop_timeout = d.duration(&f, "stop_timeout", Duration::from_secs(330), HOUR);
     Some(OpenClaw {
         stop_timeout: stop_timeout?,
         version: version?,
@@ -655,6 +730,10 @@ fn env_map(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Value>> {
         }
         let value = d.value(v, &path);
         match &value {
+            Value::Str(text) if text.contains('\0') => {
+                d.error(&path, v.loc, NUL_IN_ENV);
+                ok = false;
+            }
             Value::Map(_) | Value::Seq(_) => {
                 d.error(
                     &path,
@@ -663,11 +742,9 @@ fn env_map(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Value>> {
                 );
                 ok = false;
             }
-            Value::Str(_) if key_looks_secret(&k.name) => d.warn(
-                &path,
-                v.loc,
-                "a literal credential in the inventory; prefer `{env: NAME}` or `{file: PATH}`",
-            ),
+            Value::Str(_) | Value::Int(_) | Value::Float(_) if key_looks_secret(&k.name) => {
+                literal_credential(d, v, &path)
+            }
             _ => {}
         }
         out.insert(k.name.clone(), value);
@@ -714,7 +791,7 @@ fn channels(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Channel>> {
             continue;
         }
         let settings = d.value(v, &path);
-        warn_literal_credentials(d, v, &path);
+        literal_credentials(d, v, &path);
         out.insert(
             k.name.clone(),
             Channel {
@@ -727,19 +804,45 @@ fn channels(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Channel>> {
     ok.then_some(out)
 }
 
-/// Labs and tests use literal fake tokens, so they are allowed, but loudly.
-fn warn_literal_credentials(d: &mut Decoder, node: &Node, path: &str) {
+/// Labs and tests use literal fake tokens, so they are allowed, but loudly;
+/// numbers count too (`password: 12345678`), as the renderer moves them to
+/// the env file like strings.
+fn literal_credentials(d: &mut Decoder, node: &Node, path: &str) {
     if let Kind::Map(entries) = &node.kind {
         for (k, v) in entries {
             let p = join(path, &k.name);
             match &v.kind {
-                Kind::Scalar { .. } if key_looks_secret(&k.name) && matches!(v.scalar(), Some(yaml::Scalar::Str(_))) => {
-                    d.warn(&p, v.loc, "a literal credential in the inventory; prefer `{env: NAME}` or `{file: PATH}`")
+                Kind::Scalar { .. } if key_looks_secret(&k.name) => {
+                    if matches!(
+                        v.scalar(),
+                        Some(yaml::Scalar::Str(_) | yaml::Scalar::Int(_) | yaml::Scalar::Float(_))
+                    ) {
+                        literal_credential(d, v, &p);
+                    }
                 }
-                Kind::Map(_) => warn_literal_credentials(d, v, &p),
+                Kind::Map(_) => literal_credentials(d, v, &p),
                 _ => {}
             }
         }
+    }
+}
+
+/// The env file ends up in a C string per variable: a NUL would cut it.
+const NUL_IN_ENV: &str =
+    "contains a NUL byte, which an environment variable cannot hold (the value goes to the env file)";
+
+fn literal_credential(d: &mut Decoder, node: &Node, path: &str) {
+    if matches!(&node.kind, Kind::Scalar { text, .. } if text.contains('\0')) {
+        d.error(path, node.loc, NUL_IN_ENV);
+        return;
+    }
+    d.warn(
+        path,
+        node.loc,
+        "a literal credential in the inventory; prefer `{env: NAME}` or `{file: PATH}`",
+    );
+    if let Kind::Scalar { text, .. } = &node.kind {
+        d.literals.push(text.clone());
     }
 }
 
@@ -756,29 +859,36 @@ fn workspace(d: &mut Decoder, node: &Node) -> Option<Workspace> {
             "push_interval",
         ],
     )?;
-    let repo = d.req_string(&f, "repo");
+    let repo = d.req_string(&f, "repo").and_then(|r| {
+        let node = f.get("repo")?;
+        match names::repo(&r) {
+            Ok(()) => Some(r),
+            Err(p) => {
+                let mut diag = Diagnostic::error(p.message).at("workspace.repo", Some(node.loc));
+                if let Some(h) = p.hint {
+                    diag = diag.hint(h);
+                }
+                d.diagnostics.push(diag);
+                None
+            }
+        }
+    });
     let branch = match f.get("branch") {
         None => Some("main".to_string()),
-        Some(n) => d.string(n, "workspace.branch").and_then(|b| {
-            let ok = !b.starts_with('-')
-                && !b.contains("..")
-                && !b
-                    .chars()
-                    .any(|c| c.is_whitespace() || "~^:?*[\\".contains(c));
-            if !ok {
-                d.error(
-                    "workspace.branch",
-                    n.loc,
-                    format!("`{b}` is not a valid git branch name"),
-                );
-            }
-            ok.then_some(b)
-        }),
+        Some(n) => d
+            .string(n, "workspace.branch")
+            .and_then(|b| match names::branch(&b) {
+                Ok(()) => Some(b),
+                Err(e) => {
+                    d.error("workspace.branch", n.loc, e);
+                    None
+                }
+            }),
     };
     let auth = repo
         .as_deref()
         .and_then(|r| workspace_auth(d, &f, r, f.get("repo").map_or(f.loc, |n| n.loc)));
-    let push_interval = d.duration(&f, "push_interval", Duration::from_secs(300));
+    let push_interval = d.duration(&f, "push_interval", Duration::from_secs(300), DAY);
     Some(Workspace {
         repo: repo?,
         branch: branch?,
@@ -904,18 +1014,18 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
         ],
     )?;
     let def = default_monitor();
-    let interval = d.duration(&f, "interval", def.interval);
-    let timeout = d.duration(&f, "timeout", def.timeout);
+    let interval = d.duration(&f, "interval", def.interval, HOUR);
+    let timeout = d.duration(&f, "timeout", def.timeout, HOUR);
     let fall = d.count(&f, "fall", def.fall);
     let rise = d.count(&f, "rise", def.rise);
-    let hold_down = d.duration(&f, "hold_down", def.hold_down);
+    let hold_down = d.duration(&f, "hold_down", def.hold_down, DAY);
     let flap = match f.get("flap") {
         None => Some((def.flap_max_promotions, def.flap_window)),
         Some(n) => d
             .fields(n, "monitor.flap", &["max_promotions", "window"])
             .and_then(|ff| {
                 let max = d.count(&ff, "max_promotions", def.flap_max_promotions);
-                let window = d.duration(&ff, "window", def.flap_window);
+                let window = d.duration(&ff, "window", def.flap_window, 7 * DAY);
                 Some((max?, window?))
             }),
     };
@@ -949,7 +1059,7 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
         ],
         def.channel_failure,
     );
-    let channel_grace = d.duration(&f, "channel_grace", def.channel_grace);
+    let channel_grace = d.duration(&f, "channel_grace", def.channel_grace, DAY);
     let webhook = match f.get("notify") {
         None => Some(None),
         Some(n) => {

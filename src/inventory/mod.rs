@@ -7,6 +7,7 @@
 mod decode;
 mod load;
 mod model;
+mod names;
 mod rules;
 pub mod tasks;
 pub mod units;
@@ -17,3 +18,4 @@ pub use load::{
     DEFAULT_NODE_MIRROR, DEFAULT_NODE_VERSION,
 };
 pub use model::*;
+pub use names::ca_certificate_name;

@@ -7,7 +7,7 @@ use crate::diagnostics::{did_you_mean, Diagnostic, Location};
 
 use super::decode::Decoder;
 use super::load::{DecodedNode, Secrets};
-use super::model::{key_looks_secret, Bind, Channel, Network, OpenClaw, Role, Value};
+use super::model::{key_looks_secret, Bind, Channel, Network, OpenClaw, Role, Secret, Value};
 
 pub(super) fn check_channel_ownership(
     d: &mut Decoder,
@@ -165,6 +165,31 @@ pub(super) fn check_network(
 /// Two channels on one bot token would fight over it (Telegram 409s, Discord
 /// silently starving one gateway). Compared on resolved values; only paths are
 /// ever printed.
+/// A short secret is hardly a credential, and output redaction of it
+/// would blank ordinary words, so it is weakly redacted or not at all.
+pub(super) fn warn_short_secrets(
+    references: &[Secret],
+    secrets: &Secrets,
+    out: &mut Vec<Diagnostic>,
+) {
+    use crate::secrets::{MIN_REDACTED, SHORT_SECRET};
+    for s in references {
+        let Some(v) = secrets.get(s) else { continue };
+        if v.expose().chars().count() < SHORT_SECRET {
+            out.push(
+                Diagnostic::warning(format!(
+                    "{} is shorter than {SHORT_SECRET} characters: too short to be a real credential or to be redacted from output reliably",
+                    s.reference
+                ))
+                .at(s.path.as_str(), Some(s.loc))
+                .hint(format!(
+                    "values under {MIN_REDACTED} characters are not redacted at all; use the full credential"
+                )),
+            );
+        }
+    }
+}
+
 pub(super) fn check_tokens_distinct(
     channels: &IndexMap<String, Channel>,
     secrets: &Secrets,

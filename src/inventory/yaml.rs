@@ -100,6 +100,15 @@ fn looks_like_float(t: &str) -> bool {
             .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
 }
 
+/// Deeper nesting than any inventory needs; past it the recursive walks over
+/// the tree (decode, clone, drop) could run out of stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// How many nodes the tree may hold once aliases are expanded: a few hundred
+/// make a real inventory, and nested aliases ("billion laughs") would
+/// otherwise grow exponentially.
+pub const MAX_NODES: usize = 250_000;
+
 fn location(span: &Span) -> Location {
     Location {
         line: span.start.line(),
@@ -131,6 +140,9 @@ enum Frame {
     Seq(Vec<Node>, Location, usize),
     Map {
         entries: Vec<(Key, Node)>,
+        /// Where each key was first seen: duplicate detection stays linear
+        /// in the number of keys.
+        seen: HashMap<String, Location>,
         pending_key: Option<Key>,
         loc: Location,
         anchor: usize,
@@ -142,8 +154,20 @@ struct Builder {
     stack: Vec<Frame>,
     root: Option<Node>,
     documents: usize,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their size in nodes, so an alias is priced before
+    /// it is copied.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes in the tree so far, aliases counted expanded.
+    nodes: usize,
     diagnostics: Vec<Diagnostic>,
+}
+
+fn node_count(node: &Node) -> usize {
+    1 + match &node.kind {
+        Kind::Scalar { .. } => 0,
+        Kind::Seq(items) => items.iter().map(node_count).sum(),
+        Kind::Map(entries) => entries.iter().map(|(_, v)| 1 + node_count(v)).sum(),
+    }
 }
 
 impl Builder {
@@ -160,6 +184,7 @@ impl Builder {
                 }
             }
             Event::Scalar(text, style, anchor, _tag) => {
+                self.count(1, loc)?;
                 let quoted = !matches!(style, ScalarStyle::Plain);
                 let node = Node {
                     kind: Kind::Scalar {
@@ -170,13 +195,20 @@ impl Builder {
                 };
                 self.push(node, anchor)?;
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(Vec::new(), loc, anchor)),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
-                entries: Vec::new(),
-                pending_key: None,
-                loc,
-                anchor,
-            }),
+            Event::SequenceStart(anchor, _) => {
+                self.enter(loc)?;
+                self.stack.push(Frame::Seq(Vec::new(), loc, anchor))
+            }
+            Event::MappingStart(anchor, _) => {
+                self.enter(loc)?;
+                self.stack.push(Frame::Map {
+                    entries: Vec::new(),
+                    seen: HashMap::new(),
+                    pending_key: None,
+                    loc,
+                    anchor,
+                })
+            }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq(items, loc, anchor)) = self.stack.pop() {
                     self.push(
@@ -206,9 +238,11 @@ impl Builder {
                 }
             }
             Event::Alias(id) => {
-                let Some(node) = self.anchors.get(&id).cloned() else {
+                let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
                     return Err(Diagnostic::error("alias to an unknown anchor").at("", Some(loc)));
                 };
+                self.count(size, loc)?;
+                let node = self.anchors[&id].0.clone();
                 // The alias keeps the anchored value but points at its own place.
                 self.push(Node { loc, ..node }, 0)?;
             }
@@ -217,15 +251,39 @@ impl Builder {
         Ok(())
     }
 
+    fn enter(&mut self, loc: Location) -> Result<(), Diagnostic> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(Diagnostic::error(format!(
+                "lists and mappings are nested more than {MAX_DEPTH} levels deep"
+            ))
+            .at("", Some(loc)));
+        }
+        self.count(1, loc)
+    }
+
+    fn count(&mut self, nodes: usize, loc: Location) -> Result<(), Diagnostic> {
+        self.nodes = self.nodes.saturating_add(nodes);
+        if self.nodes > MAX_NODES {
+            return Err(Diagnostic::error(format!(
+                "the inventory expands to more than {MAX_NODES} values (aliases counted in full)"
+            ))
+            .at("", Some(loc))
+            .hint("an inventory needs a few hundred; look for aliases (`*name`) that repeat each other"));
+        }
+        Ok(())
+    }
+
     fn push(&mut self, node: Node, anchor: usize) -> Result<(), Diagnostic> {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = node_count(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq(items, _, _)) => items.push(node),
             Some(Frame::Map {
                 entries,
+                seen,
                 pending_key,
                 ..
             }) => match pending_key.take() {
@@ -242,16 +300,17 @@ impl Builder {
                     });
                 }
                 Some(key) => {
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == key.name) {
+                    if let Some(first) = seen.get(&key.name) {
                         self.diagnostics.push(
                             Diagnostic::error(format!(
                                 "duplicate key `{}` (first defined at line {})",
-                                key.name, first.loc.line
+                                key.name, first.line
                             ))
                             .at("", Some(key.loc))
                             .hint("remove one of the two; YAML keeps only one and ocfo will not guess which"),
                         );
                     } else {
+                        seen.insert(key.name.clone(), key.loc);
                         entries.push((key, node));
                     }
                 }
@@ -319,5 +378,61 @@ mod tests {
     fn empty_input_has_no_root() {
         assert!(parse("").unwrap().0.is_none());
         assert!(parse("# only a comment\n").unwrap().0.is_none());
+    }
+
+    #[test]
+    fn nested_aliases_are_capped_not_expanded() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            let items = [prev.as_str(); 10].join(", ");
+            src.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        let start = std::time::Instant::now();
+        let err = parse(&src).unwrap_err();
+        assert!(
+            err.message.contains("expands to more than"),
+            "{}",
+            err.message
+        );
+        assert!(err.location.is_some());
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn deep_nesting_is_a_located_error() {
+        for src in [
+            format!("a:\n{}x\n", "- ".repeat(10_000)),
+            format!("a: {}{}\n", "[".repeat(100), "]".repeat(100)),
+        ] {
+            let err = parse(&src).unwrap_err();
+            assert!(
+                err.message.contains("nested more than 64"),
+                "{}",
+                err.message
+            );
+            assert!(err.location.is_some());
+        }
+        // 63 levels under the root mapping are fine.
+        let ok = format!("a: {}{}\n", "[".repeat(63), "]".repeat(63));
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn many_keys_parse_in_linear_time() {
+        let mut src = String::new();
+        for i in 0..50_000 {
+            src.push_str(&format!("k{i}: 1\n"));
+        }
+        src.push_str("k7: 2\n");
+        let start = std::time::Instant::now();
+        let (_, diags) = parse(&src).unwrap();
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].message.contains("duplicate key `k7`"));
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! embedded templates. Rendering is pure: no SSH, no network, so `ocfo render`
 //! shows exactly what would land on the hosts.
 
-mod env_file;
+pub mod env_file;
 pub mod layout;
 pub mod openclaw_config;
 mod templates;
@@ -130,6 +130,7 @@ fn secret_text(secrets: &Secrets, s: &Secret, reveal: bool) -> Result<String, Re
         _ => Ok(REDACTED.to_string()),
     }
 }
+const MAX_CA_FILE: u64 = 1024 * 1024;
 
 /// Renders both nodes' files. With [`SecretMode::Redact`] secrets need not be
 /// resolved and every secret value reads [`REDACTED`].
@@ -295,27 +296,20 @@ pub fn render_node(
 
     for (i, ca) in inv.network.extra_ca_certificates.iter().enumerate() {
         let local = laptop_path(inv, ca);
-        let pem = std::fs::read(&local).map_err(|e| RenderError::ReadLocal {
-            what: "CA certificate",
-            path: local.display().to_string(),
-            reason: e.to_string(),
+        // A certificate chain is kilobytes; the cap keeps a wrong path (a
+        // disk image, /dev/zero) from filling memory.
+        let pem = crate::fsutil::read_regular_capped(&local, MAX_CA_FILE).map_err(|e| {
+            RenderError::ReadLocal {
+                what: "CA certificate",
+                path: local.display().to_string(),
+                reason: match e {
+                    crate::fsutil::ReadError::Io(e) => e.to_string(),
+                    other => format!("it is {other}"),
+                },
+            }
         })?;
-        let stem = local
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .map(|s| {
-                s.chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect::<String>()
-            })
-            .unwrap_or_else(|| format!("ca-{i}"));
-        b.add(format!("{CA_DIR}/{stem}.crt"), pem, 0o644, "root");
+        let name = crate::inventory::ca_certificate_name(&local, i);
+        b.add(format!("{CA_DIR}/{name}"), pem, 0o644, "root");
     }
 
     // The operator's own files, last: they may not replace one of ocfo's.
@@ -578,4 +572,48 @@ pub fn template_env() -> minijinja::Environment<'static> {
 /// Every embedded template, for tests that check they all parse.
 pub fn template_names() -> Vec<&'static str> {
     templates::names().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{load_str, LoadOptions};
+
+    #[test]
+    fn an_oversized_ca_file_is_an_error_not_a_memory_hog() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("proxy.crt");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let source = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid.yaml"),
+        )
+        .unwrap()
+        .replacen(
+            "  extra_ca_certificates: []",
+            &format!("  extra_ca_certificates: [{}]", ca.display()),
+            1,
+        );
+        let loaded = load_str(
+            &source,
+            Path::new("valid.yaml"),
+            LoadOptions {
+                resolve_secrets: false,
+            },
+        );
+        let inv = loaded.inventory.expect("valid");
+        // Grows after validation, as a wrong file might.
+        std::fs::File::options()
+            .write(true)
+            .open(&ca)
+            .unwrap()
+            .set_len(MAX_CA_FILE + 1)
+            .unwrap();
+        let Err(err) = render_node(&inv, Role::Primary, &loaded.secrets, SecretMode::Redact) else {
+            panic!("an oversized CA file must be refused");
+        };
+        assert!(
+            err.to_string().contains("larger than the limit of 1 MiB"),
+            "{err}"
+        );
+    }
 }

@@ -57,6 +57,18 @@ impl<'a> EnvVars<'a> {
         self.add(name, value, &secret.path)
     }
 
+    /// A literal credential: its value goes to the env file, the config gets
+    /// a `${VAR}` reference.
+    fn move_to_env(
+        &mut self,
+        name: String,
+        value: String,
+        path: &[String],
+    ) -> Result<Json, RenderError> {
+        self.add(name.clone(), value, &path.join("."))?;
+        Ok(Json::String(format!("${{{name}}}")))
+    }
+
     /// Converts an inventory value to JSON; secret references and literal
     /// credentials become `${VAR}` and move to the environment.
     fn json(
@@ -72,13 +84,17 @@ impl<'a> EnvVars<'a> {
         Ok(match value {
             Value::Null => Json::Null,
             Value::Bool(b) => json!(b),
+            // A number under a secret-looking key (`password: 12345678`) is a
+            // credential too: it moves to the env file, OpenClaw reads a string.
+            Value::Int(i) if under_secret_key => {
+                self.move_to_env(var(path), i.to_string(), path)?
+            }
+            Value::Float(f) if under_secret_key => {
+                self.move_to_env(var(path), f.to_string(), path)?
+            }
+            Value::Str(s) if under_secret_key => self.move_to_env(var(path), s.clone(), path)?,
             Value::Int(i) => json!(i),
             Value::Float(f) => json!(f),
-            Value::Str(s) if under_secret_key => {
-                let name = var(path);
-                self.add(name.clone(), s.clone(), &path.join("."))?;
-                Json::String(format!("${{{name}}}"))
-            }
             Value::Str(s) => Json::String(s.clone()),
             Value::Secret(secret) => {
                 let name = var(path);
@@ -395,6 +411,55 @@ mod tests {
         assert_eq!(
             a,
             json!({"gateway": {"port": 2, "mode": "local"}, "x": [3], "y": true})
+        );
+    }
+
+    #[test]
+    fn literal_credentials_move_to_the_env_file_and_are_redacted() {
+        use crate::inventory::{load_str, LoadOptions};
+        use crate::render::{render_node, SecretMode};
+        let source = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid.yaml"),
+        )
+        .unwrap()
+        .replacen(
+            "    botToken: {env: T_TELEGRAM_TOKEN}\n",
+            "    botToken: \"tg-literal-token-1\"\n    webhookPassword: 97531864\n",
+            1,
+        );
+        let loaded = load_str(
+            &source,
+            std::path::Path::new("valid.yaml"),
+            LoadOptions {
+                resolve_secrets: false,
+            },
+        );
+        assert_eq!(
+            loaded.report.warning_count(),
+            2,
+            "{}",
+            loaded.report.render(false)
+        );
+        let inv = loaded.inventory.expect("valid with warnings");
+        let files = render_node(&inv, Role::Primary, &loaded.secrets, SecretMode::Redact).unwrap();
+        let config = files.get(&Layout::new(&inv).config_path).unwrap();
+        let config = String::from_utf8_lossy(&config.content);
+        assert!(
+            config.contains("\"webhookPassword\": \"${OCFO_TELEGRAM_WEBHOOKPASSWORD}\""),
+            "{config}"
+        );
+        assert!(!config.contains("97531864") && !config.contains("tg-literal-token-1"));
+        let env = files.get(super::super::GATEWAY_ENV_FILE).unwrap();
+        let env = String::from_utf8_lossy(&env.content);
+        assert!(
+            env.contains("OCFO_TELEGRAM_WEBHOOKPASSWORD=\"<redacted>\""),
+            "{env}"
+        );
+        // Output (diffs, errors) never shows them either.
+        let r = loaded.secrets.redactor();
+        assert_eq!(
+            r.redact("tg-literal-token-1 97531864"),
+            "<redacted> <redacted>"
         );
     }
 }

@@ -6,9 +6,15 @@
 //! that prints user-derived text can pass it through a [`Redactor`] as a last line
 //! of defence.
 
+mod command;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use crate::fsutil::{read_regular_capped, ReadError};
+
+/// The largest secret file read; a credential, even a PEM chain, is far smaller.
+pub const MAX_SECRET_FILE: u64 = 1024 * 1024;
 
 /// What every redacted secret is replaced with in output and `render`.
 pub const REDACTED: &str = "<redacted>";
@@ -57,6 +63,8 @@ impl fmt::Debug for SecretValue {
 pub enum ResolveError {
     #[error("environment variable `{0}` is not set")]
     EnvMissing(String),
+    #[error("environment variable `{0}` is not valid UTF-8")]
+    EnvNotUtf8(String),
     #[error("environment variable `{0}` is empty")]
     EnvEmpty(String),
     #[error("cannot read secret file `{path}`: {reason}")]
@@ -65,6 +73,8 @@ pub enum ResolveError {
     FileEmpty(String),
     #[error("secret command `{command}` failed: {reason}")]
     Command { command: String, reason: String },
+    #[error("the value contains a NUL byte, which no environment variable can carry")]
+    Nul,
     #[error("secret command `{0}` printed nothing")]
     CommandEmpty(String),
 }
@@ -102,22 +112,36 @@ impl SecretRef {
     /// run from `base` (the inventory's folder), so an inventory works from any
     /// working directory.
     pub fn resolve_from(&self, base: Option<&Path>) -> Result<SecretValue, ResolveError> {
+        let value = self.resolve_raw(base)?;
+        // Environment variables are C strings: a NUL would cut the value short.
+        if value.0.contains('\0') {
+            return Err(ResolveError::Nul);
+        }
+        Ok(value)
+    }
+
+    fn resolve_raw(&self, base: Option<&Path>) -> Result<SecretValue, ResolveError> {
         match self {
             SecretRef::Env(name) => match std::env::var(name) {
                 Ok(v) if v.is_empty() => Err(ResolveError::EnvEmpty(name.clone())),
                 Ok(v) => Ok(SecretValue(v)),
-                Err(_) => Err(ResolveError::EnvMissing(name.clone())),
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(ResolveError::EnvNotUtf8(name.clone()))
+                }
+                Err(std::env::VarError::NotPresent) => Err(ResolveError::EnvMissing(name.clone())),
             },
             SecretRef::File(path) => {
-                let bytes =
-                    std::fs::read(laptop_path(path, base)).map_err(|e| ResolveError::File {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
-                let text = String::from_utf8(bytes).map_err(|_| ResolveError::File {
+                let file_error = |reason: String| ResolveError::File {
                     path: path.clone(),
-                    reason: "not UTF-8 text".into(),
-                })?;
+                    reason,
+                };
+                let bytes = read_regular_capped(&laptop_path(path, base), MAX_SECRET_FILE)
+                    .map_err(|e| match e {
+                        ReadError::Io(e) => file_error(e.to_string()),
+                        other => file_error(format!("it is {other}")),
+                    })?;
+                let text =
+                    String::from_utf8(bytes).map_err(|_| file_error("not UTF-8 text".into()))?;
                 let trimmed = text.strip_suffix('\n').unwrap_or(&text);
                 let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
                 if trimmed.is_empty() {
@@ -125,38 +149,32 @@ impl SecretRef {
                 }
                 Ok(SecretValue(trimmed.to_string()))
             }
-            SecretRef::Command(command) => {
-                // stderr is discarded, not shown: a failing secret command may
-                // well print part of what it was fetching.
-                let mut cmd = Command::new("sh");
-                cmd.arg("-c").arg(command);
-                if let Some(dir) = base.filter(|d| !d.as_os_str().is_empty()) {
-                    cmd.current_dir(dir);
-                }
-                let out = cmd
-                    .stdin(Stdio::null())
-                    .stderr(Stdio::null())
-                    .output()
-                    .map_err(|e| ResolveError::Command {
-                        command: command.clone(),
-                        reason: e.to_string(),
+            SecretRef::Command(cmd) => {
+                let failed = |reason: String| ResolveError::Command {
+                    command: cmd.clone(),
+                    reason,
+                };
+                let stdout = command::run(cmd, base, command::TIMEOUT, command::MAX_OUTPUT)
+                    .map_err(|f| {
+                        failed(match f {
+                            command::Failure::Spawn(e) => e,
+                            command::Failure::TimedOut(t) => format!(
+                                "no result within {}s; it was stopped",
+                                t.as_secs()
+                            ),
+                            command::Failure::TooMuchOutput(n) => format!(
+                                "it printed more than {} KiB, too much for a credential; it was stopped",
+                                n / 1024
+                            ),
+                            command::Failure::Status(Some(c)) => format!("exit status {c}"),
+                            command::Failure::Status(None) => "killed by a signal".into(),
+                        })
                     })?;
-                if !out.status.success() {
-                    return Err(ResolveError::Command {
-                        command: command.clone(),
-                        reason: match out.status.code() {
-                            Some(c) => format!("exit status {c}"),
-                            None => "killed by a signal".into(),
-                        },
-                    });
-                }
-                let text = String::from_utf8(out.stdout).map_err(|_| ResolveError::Command {
-                    command: command.clone(),
-                    reason: "output is not UTF-8 text".into(),
-                })?;
+                let text = String::from_utf8(stdout)
+                    .map_err(|_| failed("output is not UTF-8 text".into()))?;
                 let trimmed = text.trim();
                 if trimmed.is_empty() {
-                    return Err(ResolveError::CommandEmpty(command.clone()));
+                    return Err(ResolveError::CommandEmpty(cmd.clone()));
                 }
                 Ok(SecretValue(trimmed.to_string()))
             }
@@ -170,19 +188,35 @@ pub struct Redactor {
     values: Vec<String>,
 }
 
+/// Values shorter than this are not redacted: they would blank out ordinary
+/// words. `validate` warns about secrets shorter than [`SHORT_SECRET`].
+pub const MIN_REDACTED: usize = 4;
+
+/// Below this a value is too short to be a credential or to be told apart
+/// from ordinary text in output.
+pub const SHORT_SECRET: usize = 8;
+
 impl Redactor {
     pub fn new<'a>(values: impl IntoIterator<Item = &'a SecretValue>) -> Self {
-        // Very short values would redact ordinary words; they are not secrets
-        // worth the name, and validate warns about them.
-        let mut values: Vec<String> = values
-            .into_iter()
-            .map(|v| v.0.clone())
-            .filter(|v| v.len() >= 4)
-            .collect();
+        let mut forms = Vec::new();
+        for v in values {
+            let v = v.0.as_str();
+            if v.chars().count() < MIN_REDACTED {
+                continue;
+            }
+            forms.push(v.to_string());
+            // The same value as it appears inside JSON (openclaw.json diffs,
+            // --json output) and inside the env file's double quotes.
+            if let Ok(json) = serde_json::to_string(v) {
+                forms.push(json[1..json.len() - 1].to_string());
+            }
+            forms.push(crate::render::env_file::escape_value(v));
+        }
         // Longest first, so a secret that contains another is removed whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.dedup();
-        Redactor { values }
+        // (Ties sorted too, so equal forms sit together for dedup.)
+        forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        forms.dedup();
+        Redactor { values: forms }
     }
 
     pub fn redact(&self, text: &str) -> String {
@@ -231,6 +265,18 @@ mod tests {
     }
 
     #[test]
+    fn nul_bytes_are_refused_newlines_kept() {
+        let err = SecretRef::Command("printf 'a\\000b'".into())
+            .resolve()
+            .unwrap_err();
+        assert_eq!(err, ResolveError::Nul);
+        let v = SecretRef::Command("printf 'a\\nb'".into())
+            .resolve()
+            .unwrap();
+        assert_eq!(v.expose(), "a\nb");
+    }
+
+    #[test]
     fn missing_env_names_the_variable() {
         let err = SecretRef::Env("OCFO_TEST_SURELY_UNSET_VAR".into())
             .resolve()
@@ -247,5 +293,15 @@ mod tests {
         let b = SecretValue::new("abcdefgh");
         let r = Redactor::new([&a, &b]);
         assert_eq!(r.redact("x abcdefgh y abcd"), "x <redacted> y <redacted>");
+    }
+
+    #[test]
+    fn redactor_catches_json_and_env_file_escaped_forms() {
+        let v = SecretValue::new("pa\"ss\\word$1\nline2");
+        let r = Redactor::new([&v]);
+        let json = serde_json::to_string(&serde_json::json!({ "k": v.expose() })).unwrap();
+        assert_eq!(r.redact(&json), "{\"k\":\"<redacted>\"}");
+        let env = crate::render::env_file::format("h", &[("K".into(), v.expose().into())], false);
+        assert!(r.redact(&env).ends_with("K=\"<redacted>\"\n"), "{env}");
     }
 }

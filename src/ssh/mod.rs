@@ -2,7 +2,8 @@
 //!
 //! `config` reads `~/.ssh/config`, `known_hosts` verifies host keys (an
 //! unknown host is refused unless `--accept-new-host-keys`; a changed key is
-//! always refused), `session` authenticates (agent first, then key files)
+//! always refused), `session` authenticates (a configured key only, through the agent
+//! when it is passphrase-protected; otherwise agent keys, then default key files)
 //! and runs scripts and writes files over channels of the one connection.
 
 pub mod config;
@@ -40,6 +41,14 @@ pub enum SshError {
         fingerprint: String,
         known_hosts: String,
         line: usize,
+    },
+    #[error(
+        "{known_hosts}: {reason}; ocfo does not connect to {host} without verifying its host key"
+    )]
+    KnownHosts {
+        host: String,
+        known_hosts: String,
+        reason: String,
     },
     #[error("{}", auth_message(.host, .tried, .encrypted))]
     Auth {
@@ -90,10 +99,12 @@ pub fn target_for(inv: &Inventory, role: Role, ssh_config: Option<&str>) -> SshT
         identity_files.push(crate::inventory::laptop_path(inv, f));
     }
     identity_files.extend(cfg.identity_files.iter().map(|f| expand_tilde(f)));
-    for default in ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"] {
-        let p = expand_tilde(default);
-        if !identity_files.contains(&p) {
-            identity_files.push(p);
+    // A configured key is the one to use: offering every agent key first
+    // spends sshd's MaxAuthTries and trips fail2ban (OpenSSH's IdentitiesOnly).
+    let identities_only = !identity_files.is_empty();
+    if !identities_only {
+        for default in ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"] {
+            identity_files.push(expand_tilde(default));
         }
     }
     SshTarget {
@@ -110,6 +121,7 @@ pub fn target_for(inv: &Inventory, role: Role, ssh_config: Option<&str>) -> SshT
             cfg.user.unwrap_or_else(|| ssh.user.clone())
         },
         identity_files,
+        identities_only,
         known_hosts: crate::inventory::laptop_path(inv, &ssh.known_hosts),
     }
 }
@@ -123,4 +135,40 @@ pub async fn connect_node(
     let text = config::default_path().and_then(|p| std::fs::read_to_string(p).ok());
     let target = target_for(inv, role, text.as_deref());
     HostSession::connect(&target, opts).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{load_file, LoadOptions};
+
+    fn inventory() -> Inventory {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid.yaml");
+        let loaded = load_file(
+            &path,
+            LoadOptions {
+                resolve_secrets: false,
+            },
+        );
+        loaded.inventory.expect("the fixture is valid")
+    }
+
+    #[test]
+    fn a_configured_identity_file_is_the_only_one_offered() {
+        let inv = inventory();
+        let t = target_for(
+            &inv,
+            Role::Primary,
+            Some("Host *\n  IdentityFile /keys/prod\n"),
+        );
+        assert!(t.identities_only);
+        assert_eq!(t.identity_files, [PathBuf::from("/keys/prod")]);
+        let t = target_for(&inv, Role::Primary, None);
+        assert!(!t.identities_only);
+        assert!(t
+            .identity_files
+            .iter()
+            .any(|p| p.ends_with(".ssh/id_ed25519")));
+    }
 }

@@ -25,8 +25,12 @@ pub struct SshTarget {
     pub hostname: String,
     pub port: u16,
     pub user: String,
-    /// Key files to try after the agent, in order.
+    /// Key files to try, in order.
     pub identity_files: Vec<PathBuf>,
+    /// Only `identity_files` are offered (the agent only for those keys),
+    /// as when a key is configured: every extra key offered counts against
+    /// sshd's MaxAuthTries and fail2ban. When false, agent keys go first.
+    pub identities_only: bool,
     pub known_hosts: PathBuf,
 }
 
@@ -55,6 +59,8 @@ struct Verifier {
     accept_new: bool,
     /// What the check found, for a precise error when the handshake is refused.
     seen: Arc<Mutex<Option<(Verdict, String)>>>,
+    /// Why known_hosts could not be read or written, when that refused the key.
+    file_error: Arc<Mutex<Option<String>>>,
 }
 
 impl client::Handler for Verifier {
@@ -67,7 +73,15 @@ impl client::Handler for Verifier {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
             return Ok(false);
         };
-        let text = std::fs::read_to_string(&self.known_hosts).unwrap_or_default();
+        let text = match known_hosts::read(&self.known_hosts) {
+            Ok(text) => text,
+            Err(e) => {
+                if let Ok(mut slot) = self.file_error.lock() {
+                    *slot = Some(e);
+                }
+                return Ok(false);
+            }
+        };
         let verdict = known_hosts::check(&text, &self.hostname, self.port, key);
         let fingerprint = known_hosts::fingerprint(key);
         let accept = match &verdict {
@@ -83,10 +97,9 @@ impl client::Handler for Verifier {
                         true
                     }
                     Err(e) => {
-                        tracing::error!(
-                            "cannot record the host key in {}: {e}",
-                            self.known_hosts.display()
-                        );
+                        if let Ok(mut slot) = self.file_error.lock() {
+                            *slot = Some(format!("cannot record the host key: {e}"));
+                        }
                         false
                     }
                 }
@@ -123,7 +136,9 @@ impl HostSession {
     ) -> Result<HostSession, SshError> {
         let address = format!("{}@{}:{}", target.user, target.hostname, target.port);
         let seen = Arc::new(Mutex::new(None));
+        let file_error = Arc::new(Mutex::new(None));
         let verifier = Verifier {
+            file_error: file_error.clone(),
             hostname: target.hostname.clone(),
             port: target.port,
             known_hosts: target.known_hosts.clone(),
@@ -148,6 +163,13 @@ impl HostSession {
             }
             Ok(Ok(h)) => h,
             Ok(Err(e)) => {
+                if let Some(reason) = file_error.lock().ok().and_then(|s| s.clone()) {
+                    return Err(SshError::KnownHosts {
+                        host: address,
+                        known_hosts: target.known_hosts.display().to_string(),
+                        reason,
+                    });
+                }
                 let seen = seen.lock().ok().and_then(|s| s.clone());
                 return Err(
                     host_key_error(target, &address, seen).unwrap_or(SshError::Connect {
@@ -372,33 +394,40 @@ async fn authenticate(
         .ok()
         .flatten()
         .flatten();
-
-    if let Ok(mut agent) = AgentClient::connect_env().await {
-        match agent.request_identities().await {
-            Ok(ids) => {
-                for id in ids {
-                    let AgentIdentity::PublicKey { key, comment } = id else {
-                        continue;
-                    };
-                    let hash = key.algorithm().is_rsa().then_some(rsa_hash).flatten();
-                    let label = format!(
-                        "agent key {}",
-                        if comment.is_empty() {
-                            key.algorithm().to_string()
-                        } else {
-                            comment
-                        }
-                    );
-                    match handle
-                        .authenticate_publickey_with(user, key, hash, &mut agent)
-                        .await
-                    {
-                        Ok(AuthResult::Success) => return Ok(()),
-                        _ => tried.push(label),
-                    }
-                }
+    let mut agent = AgentClient::connect_env().await.ok();
+    let agent_keys: Vec<(PublicKey, String)> = match agent.as_mut() {
+        Some(a) => match a.request_identities().await {
+            Ok(ids) => ids
+                .into_iter()
+                .filter_map(|id| match id {
+                    AgentIdentity::PublicKey { key, comment } => Some((key, comment)),
+                    _ => None,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::debug!("ssh-agent: {e}");
+                Vec::new()
             }
-            Err(e) => tracing::debug!("ssh-agent: {e}"),
+        },
+        None => Vec::new(),
+    };
+
+    let by_agent = |key: &PublicKey| agent_keys.iter().any(|(k, _)| same_key(k, key));
+    // Each key is offered once: a repeat would spend another of sshd's tries.
+    let mut offered: Vec<PublicKey> = Vec::new();
+    let was_offered =
+        |offered: &[PublicKey], key: &PublicKey| offered.iter().any(|k| same_key(k, key));
+
+    if !target.identities_only {
+        if let Some(agent) = agent.as_mut() {
+            for (key, comment) in &agent_keys {
+                let label = agent_label(key, comment);
+                offered.push(key.clone());
+                if try_agent_key(handle, user, key, rsa_hash, agent).await {
+                    return Ok(());
+                }
+                tried.push(label);
+            }
         }
     }
 
@@ -406,17 +435,33 @@ async fn authenticate(
         if !path.exists() {
             continue;
         }
-        let key = match russh::keys::load_secret_key(path, None) {
+        let key = match load_key_file(path) {
             Ok(k) => k,
-            Err(russh::keys::Error::KeyIsEncrypted) => {
-                encrypted.push(path.display().to_string());
+            Err(KeyFileError::Encrypted) => {
+                // The agent may hold it unlocked: use it there, and only it.
+                match (public_key_of_encrypted(path), agent.as_mut()) {
+                    (Some(public), Some(agent))
+                        if by_agent(&public) && !was_offered(&offered, &public) =>
+                    {
+                        offered.push(public.clone());
+                        if try_agent_key(handle, user, &public, rsa_hash, agent).await {
+                            return Ok(());
+                        }
+                        tried.push(format!("{} (from the agent)", path.display()));
+                    }
+                    _ => encrypted.push(path.display().to_string()),
+                }
                 continue;
             }
-            Err(e) => {
+            Err(KeyFileError::Unusable(e)) => {
                 tried.push(format!("{} (unreadable: {e})", path.display()));
                 continue;
             }
         };
+        if was_offered(&offered, key.public_key()) {
+            continue;
+        }
+        offered.push(key.public_key().clone());
         let key = PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash);
         match handle.authenticate_publickey(user, key).await {
             Ok(AuthResult::Success) => return Ok(()),
@@ -434,6 +479,78 @@ async fn authenticate(
         tried,
         encrypted,
     })
+}
+
+/// Comments differ between an agent's copy and the file; the key is the data.
+fn same_key(a: &PublicKey, b: &PublicKey) -> bool {
+    a.key_data() == b.key_data()
+}
+
+fn agent_label(key: &PublicKey, comment: &str) -> String {
+    format!(
+        "agent key {}",
+        if comment.is_empty() {
+            key.algorithm().to_string()
+        } else {
+            comment.to_string()
+        }
+    )
+}
+
+async fn try_agent_key(
+    handle: &mut client::Handle<Verifier>,
+    user: &str,
+    key: &PublicKey,
+    rsa_hash: Option<russh::keys::HashAlg>,
+    agent: &mut AgentClient<impl russh::keys::agent::client::AgentStream + Send + Unpin + 'static>,
+) -> bool {
+    let hash = key.algorithm().is_rsa().then_some(rsa_hash).flatten();
+    matches!(
+        handle
+            .authenticate_publickey_with(user, key.clone(), hash, agent)
+            .await,
+        Ok(AuthResult::Success)
+    )
+}
+
+/// A private key file is a few kilobytes.
+const MAX_KEY_FILE: u64 = 1024 * 1024;
+
+enum KeyFileError {
+    Encrypted,
+    Unusable(String),
+}
+
+/// Reads a key file without following it into a FIFO or device (which would
+/// block the connection forever) and without reading more than a key's size.
+fn load_key_file(path: &std::path::Path) -> Result<russh::keys::PrivateKey, KeyFileError> {
+    let text = read_key_text(path).map_err(KeyFileError::Unusable)?;
+    match russh::keys::decode_secret_key(&text, None) {
+        Ok(k) => Ok(k),
+        Err(russh::keys::Error::KeyIsEncrypted) => Err(KeyFileError::Encrypted),
+        Err(e) => Err(KeyFileError::Unusable(e.to_string())),
+    }
+}
+
+fn read_key_text(path: &std::path::Path) -> Result<String, String> {
+    let bytes = crate::fsutil::read_regular_capped(path, MAX_KEY_FILE).map_err(|e| match e {
+        crate::fsutil::ReadError::Io(e) => e.to_string(),
+        other => format!("it is {other}"),
+    })?;
+    String::from_utf8(bytes).map_err(|_| "not a text file".to_string())
+}
+
+/// The public half of a passphrase-protected key: stored in clear in the
+/// OpenSSH format, and in the `.pub` file beside it.
+fn public_key_of_encrypted(path: &std::path::Path) -> Option<PublicKey> {
+    let text = read_key_text(path).ok()?;
+    if let Ok(k) = russh::keys::ssh_key::PrivateKey::from_openssh(text.trim()) {
+        return Some(k.public_key().clone());
+    }
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    let text = read_key_text(std::path::Path::new(&pub_path)).ok()?;
+    PublicKey::from_openssh(text.trim()).ok()
 }
 
 impl Host for HostSession {
