@@ -32,3 +32,94 @@ pub fn environment() -> Environment<'static> {
 pub fn names() -> impl Iterator<Item = &'static str> {
     TEMPLATES.files().filter_map(|f| f.path().to_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use minijinja::context;
+
+    /// A template that renders a shell script must quote every value it
+    /// interpolates: `{{ x }}` anywhere in one is code, whatever the
+    /// inventory's validation promised.
+    #[test]
+    fn shell_templates_quote_every_value() {
+        let scripts: Vec<_> = super::names().filter(|n| n.ends_with(".sh.j2")).collect();
+        assert!(!scripts.is_empty());
+        for name in scripts {
+            let text = super::TEMPLATES
+                .get_file(name)
+                .and_then(|f| f.contents_utf8())
+                .unwrap();
+            for (i, expr) in text.split("{{").skip(1).enumerate() {
+                let expr = expr.split("}}").next().unwrap_or("").trim();
+                assert!(
+                    expr.ends_with("| shell_quote"),
+                    "{name}: value {} `{{{{ {expr} }}}}` is not shell-quoted",
+                    i + 1
+                );
+            }
+            assert!(
+                !text.contains("{%"),
+                "{name}: no control flow in shell templates"
+            );
+        }
+    }
+
+    /// The push script rendered with hostile values, run against a fake `git`:
+    /// the values arrive as data and nothing they hold runs.
+    #[test]
+    fn workspace_push_script_treats_hostile_values_as_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let pwned = d.join("pwned");
+        let bin = d.join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let log = d.join("git.log");
+        // A git that logs its arguments, one per line, and claims staged
+        // changes so the commit and push lines run.
+        std::fs::write(
+            bin.join("git"),
+            format!(
+                "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> '{}'; done\ncase $1 in diff) exit 1;; rev-list) echo abc;; esac\nexit 0\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(bin.join("git"))
+            .status()
+            .unwrap();
+        let touch = format!("$(touch {})", pwned.display());
+        let hostile_branch = format!("main;{touch};`touch {}`'\n\"x", pwned.display());
+        let hostile_name = format!("lab\n{touch}");
+        let env = super::environment();
+        let script = env
+            .get_template("workspace-push.sh.j2")
+            .unwrap()
+            .render(context! {
+                name => hostile_name,
+                role => "primary",
+                workspace => d.display().to_string(),
+                branch => &hostile_branch,
+                git_ssh_command => format!("ssh {touch}"),
+            })
+            .unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!pwned.exists(), "a value ran as code:\n{script}");
+        let args = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            args.contains(&format!("HEAD:refs/heads/{hostile_branch}")),
+            "{args}"
+        );
+    }
+}
