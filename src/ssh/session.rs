@@ -105,6 +105,7 @@ pub struct HostSession {
     name: String,
     /// `user@host:port`, for messages.
     address: String,
+    port: u16,
     /// Commands go through `sudo -n` for a non-root login.
     sudo: bool,
     command_timeout: Duration,
@@ -162,6 +163,7 @@ impl HostSession {
             handle,
             name: target.name.clone(),
             address,
+            port: target.port,
             sudo: target.user != "root",
             command_timeout: opts.command_timeout,
             channels: tokio::sync::Semaphore::new(MAX_CHANNELS),
@@ -439,6 +441,10 @@ async fn authenticate(
 impl Host for HostSession {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn ssh_port(&self) -> Option<u16> {
+        Some(self.port)
     }
 
     async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<CmdOutput, HostError> {
