@@ -58,7 +58,7 @@ const FACTS: &str = r#"ocfo_guard "$1"
 if [ -d "$1" ]; then stat -c '%a %U %G' -- "$1"; else echo missing; fi"#;
 
 /// $1 path, $2 mode, $3 owner, $4 group.
-const ENSURE: &str = r#"# install -d PATH MODE OWNER GROUP
+pub(crate) const ENSURE: &str = r#"# install -d PATH MODE OWNER GROUP
 set -eu
 ocfo_guard "$1"
 if [ "$ocfo_as" = root ]; then

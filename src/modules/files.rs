@@ -78,7 +78,7 @@ done
 if [ -n "$prune" ]; then echo '--'; find "$prune" -maxdepth 1 -type f 2>/dev/null || true; fi"#;
 
 /// $1 path, $2 mode, $3 owner, $4 group.
-const FIX_META: &str = r#"set -e
+pub(crate) const FIX_META: &str = r#"set -e
 ocfo_guard "$1"
 ocfo_user_only "$1" "$3"
 chown -h -- "$3:$4" "$1"

@@ -11,6 +11,8 @@ mod monitor_binary;
 mod node;
 mod openclaw;
 mod sshd;
+#[cfg(all(test, feature = "system-tests"))]
+mod symlinks;
 mod systemd;
 mod tailscale;
 #[cfg(test)]

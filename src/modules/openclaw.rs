@@ -126,7 +126,7 @@ done' sh "$@""#;
 /// the file stays exactly as rendered (and a re-deploy changes nothing).
 /// $1 user, $2 home, $3 npm prefix, $4 Node's home, $5 config, $6 spec,
 /// $7 version, $8 plugin id.
-const PLUGIN_INSTALL: &str = r#"cd /
+pub(crate) const PLUGIN_INSTALL: &str = r#"cd /
 user=$1; shift
 exec runuser -u "$user" -- sh -c '
 home=$1 prefix=$2 node=$3 config=$4 spec=$5 version=$6 id=$7
