@@ -1,8 +1,13 @@
 //! The embedded minijinja templates. Undefined variables are errors, never
 //! empty strings, so a template and its caller cannot silently drift apart.
+//! A value with a line break is an error too: in a systemd unit, an sshd or
+//! apt config, a newline starts a new directive (`ExecStartPre=+…` runs as
+//! root), and no value ocfo renders is legitimately multi-line. Only
+//! `shell_quote`'s output, whose newlines sit inside quotes, may hold one.
 
 use include_dir::{include_dir, Dir};
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::value::Value;
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
@@ -16,7 +21,20 @@ pub fn environment() -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
-    env.add_filter("shell_quote", |s: String| crate::shell::quote(&s));
+    env.add_filter("shell_quote", |s: String| {
+        Value::from_safe_string(crate::shell::quote(&s))
+    });
+    env.set_formatter(|out, _state, value| {
+        let text = value.to_string();
+        if !value.is_safe() && text.chars().any(|c| c.is_control() && c != '\t') {
+            // The value itself stays out of the message: it may be long or hostile.
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "a value with a line break or control character cannot go into a rendered file",
+            ));
+        }
+        out.write_str(&text).map_err(Error::from)
+    });
     for file in TEMPLATES.files() {
         if let (Some(name), Some(text)) = (file.path().to_str(), file.contents_utf8()) {
             // A broken embedded template is a build-time bug; the tests render
@@ -62,6 +80,25 @@ mod tests {
                 "{name}: no control flow in shell templates"
             );
         }
+    }
+
+    /// `Description={{ name }}` with a newline in the name would add a
+    /// directive (`ExecStartPre=+/bin/sh …`, run as root) to the unit.
+    #[test]
+    fn a_line_break_in_a_value_is_refused_in_every_template() {
+        let env = super::environment();
+        let unit = env
+            .template_from_str("[Service]\nDescription={{ name }}\nUser=x\n")
+            .unwrap();
+        let err = unit
+            .render(context! { name => "x\nExecStartPre=+/bin/sh -c id" })
+            .unwrap_err();
+        assert!(err.to_string().contains("line break"), "{err}");
+        assert!(!err.to_string().contains("ExecStartPre"), "{err}");
+        assert!(unit.render(context! { name => "lab one" }).is_ok());
+        // Quoted for the shell, a newline is data.
+        let sh = env.template_from_str("echo {{ v | shell_quote }}").unwrap();
+        assert_eq!(sh.render(context! { v => "a\nb" }).unwrap(), "echo 'a\nb'");
     }
 
     /// The push script rendered with hostile values, run against a fake `git`:
