@@ -54,7 +54,8 @@ pub async fn plan<H: Host>(args: &Args, host: &H) -> Result<Vec<Change>, ModuleE
     )])
 }
 
-const FACTS: &str = r#"ocfo_guard "$1"
+const FACTS: &str = r#"# stat PATH
+ocfo_guard "$1"
 if [ -d "$1" ]; then stat -c '%a %U %G' -- "$1"; else echo missing; fi"#;
 
 /// $1 path, $2 mode, $3 owner, $4 group.

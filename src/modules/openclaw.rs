@@ -131,6 +131,7 @@ user=$1; shift
 exec runuser -u "$user" -- sh -c '
 home=$1 prefix=$2 node=$3 config=$4 spec=$5 version=$6 id=$7
 cd "$home" || exit 1
+rm -f -- "$config.ocfo-keep"
 if [ -f "$config" ]; then cp -p -- "$config" "$config.ocfo-keep"; fi
 log=$(env HOME="$home" PATH="$prefix/bin:$node/bin:/usr/local/bin:/usr/bin:/bin" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
   OPENCLAW_CONFIG_PATH="$config" "$prefix/bin/openclaw" plugins install --force "$spec" 2>&1)

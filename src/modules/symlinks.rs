@@ -277,7 +277,12 @@ async fn plugin_install_keeps_the_config_as_the_user() {
     std::fs::create_dir(&oc).unwrap();
     let config = oc.join("openclaw.json");
     std::fs::write(&config, "{\"ours\":1}").unwrap();
-    symlink(&t.victim_file, oc.join("openclaw.json.ocfo-keep")).unwrap();
+    // A root file the user can read (like /etc/passwd): `[ -f keep ]` is
+    // then true through the link.
+    let public = t.home.parent().unwrap().join("public");
+    std::fs::write(&public, "root's, world-readable\n").unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
+    symlink(&public, oc.join("openclaw.json.ocfo-keep")).unwrap();
     for p in [&oc, &config, &oc.join("openclaw.json.ocfo-keep")] {
         chown(p, "nobody:nogroup");
     }
@@ -303,4 +308,12 @@ async fn plugin_install_keeps_the_config_as_the_user() {
     let err = step.execute(&LocalRoot).await.unwrap_err().to_string();
     assert!(err.contains("not installed"), "{err}");
     assert_untouched(&t);
+    assert_eq!(
+        std::fs::read_to_string(&public).unwrap(),
+        "root's, world-readable\n"
+    );
+    // And the keep-and-restore did not leave the config a link to it.
+    let m = std::fs::symlink_metadata(&config).unwrap();
+    assert!(m.file_type().is_file(), "{m:?}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "{\"ours\":1}");
 }
