@@ -24,7 +24,8 @@ pub struct Fixture {
 
 impl Fixture {
     /// `tests/fixtures/valid.yaml` with every `{env: X}` secret resolved to
-    /// `X-value`, then edited by `edit` (bypassing validation on purpose).
+    /// `X-value`, its files rendered, then edited by `edit` (bypassing
+    /// validation on purpose).
     pub fn load(edit: impl FnOnce(&mut Inventory)) -> Fixture {
         let source = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid.yaml"),
@@ -39,8 +40,10 @@ impl Fixture {
             },
         );
         let mut inv = loaded.inventory.expect("fixture is valid");
-        edit(&mut inv);
+        // Rendered before the edit: rendering refuses some hostile values
+        // itself, and these tests are about the modules' scripts.
         let files = render_node(&inv, Role::Primary, &loaded.secrets, SecretMode::Reveal).unwrap();
+        edit(&mut inv);
         let layout = Layout::new(&inv);
         let redactor = loaded.secrets.redactor();
         Fixture {
