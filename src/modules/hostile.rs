@@ -164,3 +164,30 @@ async fn hostile_values_never_become_script_text() {
     }
     assert!(steps > calls.len(), "{steps}");
 }
+
+/// The type system stops `Step::Run` and `facts()` from taking a string; a
+/// module could still hand `host.run`/`host.check` a `format!`. None may.
+#[test]
+fn modules_send_only_rendered_scripts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/modules");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.ends_with("hostile.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            for call in ["host.run(", "host.check(", ".check(&"] {
+                if let Some(at) = line.find(call) {
+                    let rest = &line[at + call.len()..];
+                    assert!(
+                        rest.starts_with("&script.render()") || line.trim_start().starts_with("//"),
+                        "{}:{}: a module sends a script that is not a rendered Script: {line}",
+                        path.display(),
+                        i + 1
+                    );
+                }
+            }
+        }
+    }
+}
