@@ -266,7 +266,8 @@ fn https_workspace_token_reaches_git_only_through_the_helper() {
         }
     }
     let push = String::from_utf8_lossy(&tree["primary/usr/local/lib/ocfo/workspace-push"].0);
-    assert!(!push.contains("GIT_SSH_COMMAND"), "{push}");
+    // No ssh command for an https:// remote: GIT_SSH_COMMAND stays unset.
+    assert!(push.contains("ssh_command=''\n"), "{push}");
 
     // The helper itself, run as git runs it, against the rendered token file.
     let helper =

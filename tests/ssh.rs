@@ -571,3 +571,62 @@ async fn an_identity_file_that_is_a_fifo_does_not_hang() {
     );
     assert!(start.elapsed() < Duration::from_secs(20));
 }
+
+/// The gateway user (here `nobody`) planted `~/.ssh -> victim`: a write
+/// there must fail naming the link and leave the victim as it was; a write
+/// into its own folders is done as that user.
+#[tokio::test]
+async fn file_writes_never_follow_a_link_in_a_users_folder() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let _serial = no_agent().await;
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let s = connect(&sshd, &kh, false).await.unwrap();
+    let base = sshd.path("tree");
+    let (home, victim) = (base.join("home"), base.join("victim"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    for (p, mode) in [
+        (sshd.path(""), 0o755),
+        (base.clone(), 0o755),
+        (victim.clone(), 0o700),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let chown = |p: &Path| {
+        assert!(Command::new("chown")
+            .args(["-h", "nobody:nogroup"])
+            .arg(p)
+            .status()
+            .unwrap()
+            .success())
+    };
+    chown(&home);
+    std::os::unix::fs::symlink(&victim, home.join(".ssh")).unwrap();
+    let key = home.join(".ssh/ocfo_workspace_key");
+    let err = s
+        .put(key.to_str().unwrap(), b"KEY", 0o600, "nobody", "nogroup")
+        .await
+        .unwrap_err()
+        .to_string();
+    let link = home.join(".ssh");
+    assert!(
+        err.contains(link.to_str().unwrap()) && err.contains("symbolic link"),
+        "{err}"
+    );
+    let v = std::fs::metadata(&victim).unwrap();
+    assert_eq!((v.uid(), v.mode() & 0o7777), (0, 0o700));
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+    let err = s.read_file(key.to_str().unwrap()).await.unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+
+    let config = home.join(".openclaw/openclaw.json");
+    s.put(config.to_str().unwrap(), b"{}", 0o600, "nobody", "nogroup")
+        .await
+        .unwrap();
+    let m = std::fs::metadata(&config).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o7777), (65534, 0o600));
+    assert_eq!(std::fs::read(&config).unwrap(), b"{}");
+    s.close().await;
+}

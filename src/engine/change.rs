@@ -3,13 +3,15 @@
 //! steps, which is why check mode reports exactly what deploy then does.
 
 use super::host::{Host, HostError};
+use crate::shell::Script;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    /// A root shell script; `stdin` carries secrets so they never appear in a
-    /// command line (`ps`) or in output.
+    /// A root shell script (fixed text, values as its arguments); `stdin`
+    /// carries secrets so they never appear in a command line (`ps`) or in
+    /// output.
     Run {
-        script: String,
+        script: Script,
         stdin: Option<Vec<u8>>,
     },
     Put {
@@ -22,9 +24,9 @@ pub enum Step {
 }
 
 impl Step {
-    pub fn run(script: impl Into<String>) -> Step {
+    pub fn run(script: Script) -> Step {
         Step::Run {
-            script: script.into(),
+            script,
             stdin: None,
         }
     }
@@ -32,9 +34,9 @@ impl Step {
     pub async fn execute<H: Host>(&self, host: &H) -> Result<(), HostError> {
         match self {
             Step::Run { script, stdin } => {
-                let out = host.run(script, stdin.as_deref()).await?;
+                let out = host.run(&script.render(), stdin.as_deref()).await?;
                 if !out.success() {
-                    return Err(HostError::command(host.name(), script, &out));
+                    return Err(HostError::command(host.name(), &script.describe(), &out));
                 }
                 Ok(())
             }

@@ -81,6 +81,13 @@ pub trait Host: Sync {
     /// The node's name for messages (`primary`, `standby`).
     fn name(&self) -> &str;
 
+    /// The TCP port this connection reached sshd on (which `~/.ssh/config`
+    /// may have chosen), when the host is reached over SSH: the firewall must
+    /// keep exactly that port open.
+    fn ssh_port(&self) -> Option<u16> {
+        None
+    }
+
     /// Runs a `sh` script as root (the transport adds `sudo -n` for a
     /// non-root login) and returns its output whatever the exit status.
     fn run(

@@ -42,16 +42,18 @@ impl Host for FakeHost {
     }
 
     async fn run(&self, script: &str, _stdin: Option<&[u8]>) -> Result<CmdOutput, HostError> {
-        let words: Vec<&str> = script.split_whitespace().collect();
-        if script.starts_with("if [ -d ") {
-            let path = words[3];
-            let dirs = self.dirs.lock().unwrap();
-            return Ok(ok(&format!(
-                "{}\n",
-                dirs.get(path).map_or("missing", String::as_str)
-            )));
-        }
-        if let ["install", "-d", "-m", mode, "-o", owner, "-g", group, path] = words.as_slice() {
+        // The directory module's scripts: `set -- PATH [MODE OWNER GROUP]`
+        // (plain words here), then the fixed text.
+        let args: Vec<&str> = script
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("set -- "))
+            .map(|l| l.split_whitespace().collect())
+            .unwrap_or_default();
+        if script.contains("install -d -m \"$2\"") {
+            let [path, mode, owner, group] = args.as_slice() else {
+                panic!("unexpected directory args: {args:?}");
+            };
             self.mutations.lock().unwrap().push(script.to_string());
             if self.fail_path.as_deref() == Some(*path) {
                 return Ok(CmdOutput {
@@ -68,6 +70,13 @@ impl Host for FakeHost {
                 .unwrap()
                 .insert(path.to_string(), format!("{mode} {owner} {group}"));
             return Ok(ok(""));
+        }
+        if script.contains("stat -c '%a %U %G'") {
+            let dirs = self.dirs.lock().unwrap();
+            return Ok(ok(&format!(
+                "{}\n",
+                dirs.get(args[0]).map_or("missing", String::as_str)
+            )));
         }
         // The deploy lock and anything else: succeed quietly.
         if script.contains("mkdir /run/ocfo-deploy.lock") {
@@ -292,7 +301,7 @@ async fn a_failure_stops_the_host_and_names_the_command_and_stderr() {
     );
     let err = r.tasks[1].error.as_deref().unwrap();
     assert!(
-        err.contains("install -d -m 0750 -o root -g root /srv/b"),
+        err.contains("install -d PATH MODE OWNER GROUP (with /srv/b 0750 root root)"),
         "{err}"
     );
     assert!(err.contains("Read-only file system"), "{err}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{facts, q, ModuleError};
+use super::{facts, ModuleError, Script};
 use crate::engine::{Change, Host, Step};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,19 +33,18 @@ pub(crate) mod duration {
 
 /// `dpkg-query` prints one line per known package; a package that is absent
 /// or only half-installed is "missing". The last line is the cache age.
-fn facts_script(packages: &[String]) -> String {
-    let list = packages.iter().map(|p| q(p)).collect::<Vec<_>>().join(" ");
-    format!(
-        "for p in {list}; do s=$(dpkg-query -W -f='${{db:Status-Status}}' \"$p\" 2>/dev/null); echo \"$p ${{s:-absent}}\"; done\n\
-         t=$(stat -c %Y /var/cache/apt/pkgcache.bin 2>/dev/null || echo 0); echo \"cache_age $(( $(date +%s) - t ))\""
-    )
-}
+const FACTS: &str = r#"for p in "$@"; do s=$(dpkg-query -W -f='${db:Status-Status}' -- "$p" 2>/dev/null); echo "$p ${s:-absent}"; done
+t=$(stat -c %Y /var/cache/apt/pkgcache.bin 2>/dev/null || echo 0); echo "cache_age $(( $(date +%s) - t ))""#;
+
+const INSTALL: &str =
+    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -- \"$@\" >/dev/null";
 
 pub async fn plan<H: Host>(args: &Args, host: &H) -> Result<Vec<Change>, ModuleError> {
     if args.packages.is_empty() {
         return Ok(Vec::new());
     }
-    let out = facts(host, &facts_script(&args.packages)).await?;
+    let out = facts(host, &Script::new(FACTS).args(&args.packages)).await?;
     let (missing, cache_age) = parse(&out);
     if missing.is_empty() {
         return Ok(Vec::new());
@@ -53,13 +52,9 @@ pub async fn plan<H: Host>(args: &Args, host: &H) -> Result<Vec<Change>, ModuleE
     let mut steps = Vec::new();
     let stale = cache_age.is_none_or(|age| age > args.cache_valid_time);
     if stale {
-        steps.push(Step::run("apt-get update -qq"));
+        steps.push(Step::run(Script::new("apt-get update -qq")));
     }
-    steps.push(Step::run(format!(
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {} >/dev/null",
-        missing.iter().map(|p| q(p)).collect::<Vec<_>>().join(" ")
-    )));
+    steps.push(Step::run(Script::new(INSTALL).args(&missing)));
     Ok(vec![Change::new(
         format!(
             "install {}{}",

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{facts, fail, q, ModuleError};
+use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::render::RenderedFile;
 
@@ -19,10 +19,29 @@ pub struct Args {
     /// With `prefix`: remove files in the folder that are no longer rendered.
     #[serde(default)]
     pub prune: bool,
-    /// A root script run right after any of these files changed (e.g.
-    /// `update-ca-certificates`), when a handler at the end would be too late.
+    /// What to run right after any of these files changed, when a handler at
+    /// the end would be too late. A fixed choice rather than a script: a
+    /// playbook argument is templated with inventory values, and those never
+    /// become script text.
     #[serde(default)]
-    pub after_change: Option<String>,
+    pub after_change: Option<AfterChange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AfterChange {
+    #[serde(rename = "update-ca-certificates")]
+    UpdateCaCertificates,
+}
+
+impl AfterChange {
+    fn script(self) -> (Script, &'static str) {
+        match self {
+            AfterChange::UpdateCaCertificates => (
+                Script::new("update-ca-certificates >/dev/null"),
+                "update-ca-certificates",
+            ),
+        }
+    }
 }
 
 fn selected<'a>(
@@ -43,22 +62,37 @@ fn selected<'a>(
     Ok(out)
 }
 
-/// Per file, one line: `sha256 mode owner group` or `missing`.
-fn facts_script(files: &[&RenderedFile], prune_dir: Option<&str>) -> String {
-    let mut s = String::new();
-    for f in files {
-        let p = q(&f.path);
-        s.push_str(&format!(
-            "if [ -f {p} ]; then printf '%s %s\\n' \"$(sha256sum < {p} | cut -d' ' -f1)\" \"$(stat -c '%a %U %G' {p})\"; else echo missing; fi\n"
-        ));
-    }
-    if let Some(dir) = prune_dir {
-        s.push_str(&format!(
-            "echo '--'; find {} -maxdepth 1 -type f 2>/dev/null || true\n",
-            q(dir)
-        ));
-    }
-    s
+/// Per file (`$2`…), one line: `sha256 mode owner group` or `missing`; then,
+/// with a prune folder (`$1`, or empty), `--` and the files in it. A file in a
+/// folder the gateway user controls is read as that user, never through a link.
+const FACTS: &str = r#"set -e
+prune=$1; shift
+for p in "$@"; do
+  ocfo_guard "$p"
+  if [ -f "$p" ]; then
+    printf '%s %s\n' "$(ocfo_as_owner cat -- "$p" | sha256sum | cut -d' ' -f1)" "$(stat -c '%a %U %G' -- "$p")"
+  else
+    echo missing
+  fi
+done
+if [ -n "$prune" ]; then echo '--'; find "$prune" -maxdepth 1 -type f 2>/dev/null || true; fi"#;
+
+/// $1 path, $2 mode, $3 owner, $4 group.
+pub(crate) const FIX_META: &str = r#"set -e
+ocfo_guard "$1"
+ocfo_user_only "$1" "$3"
+chown -h -- "$3:$4" "$1"
+ocfo_as_owner chmod -- "$2" "$1""#;
+
+const READ: &str = r#"set -e
+ocfo_guard "$1"
+ocfo_as_owner cat -- "$1""#;
+
+fn facts_script(files: &[&RenderedFile], prune_dir: Option<&str>) -> Script {
+    Script::new(FACTS)
+        .guarded()
+        .arg(prune_dir.unwrap_or(""))
+        .args(files.iter().map(|f| f.path.as_str()))
 }
 
 pub async fn plan<H: Host>(
@@ -94,14 +128,19 @@ pub async fn plan<H: Host>(
             if !files.iter().any(|f| f.path == path) {
                 changes.push(Change::new(
                     format!("remove {path} (no longer in the inventory)"),
-                    vec![Step::run(format!("rm -f {}", q(path)))],
+                    vec![Step::run(
+                        Script::new(r#"ocfo_guard "$1"; rm -f -- "$1""#)
+                            .guarded()
+                            .arg(path),
+                    )],
                 ));
             }
         }
     }
-    if let (Some(script), Some(last)) = (&args.after_change, changes.last_mut()) {
-        last.steps.push(Step::run(script.clone()));
-        last.summary.push_str(&format!(", then `{script}`"));
+    if let (Some(after), Some(last)) = (args.after_change, changes.last_mut()) {
+        let (script, name) = after.script();
+        last.steps.push(Step::run(script));
+        last.summary.push_str(&format!(", then `{name}`"));
     }
     Ok(changes)
 }
@@ -133,7 +172,7 @@ async fn file_change<H: Host>(
     let (sha, meta) = state.split_once(' ').unwrap_or((state, ""));
     if sha != crate::sha256_hex(&f.content) {
         let diff = if ctx.opts.diff && !f.sensitive {
-            let old = host.check(&format!("cat {}", q(&f.path))).await?.stdout;
+            let old = facts(host, &Script::new(READ).guarded().arg(&f.path)).await?;
             Some(diff_text(f, Some(&old)))
         } else if ctx.opts.diff {
             Some(format!(
@@ -150,13 +189,12 @@ async fn file_change<H: Host>(
     if meta != want_meta {
         return Ok(Some(Change::new(
             format!("fix {}: {meta} → {want_meta}", f.path),
-            vec![Step::run(format!(
-                "chown {}:{} {p} && chmod {:04o} {p}",
-                q(&f.owner),
-                q(&f.group),
-                f.mode,
-                p = q(&f.path)
-            ))],
+            vec![Step::run(Script::new(FIX_META).guarded().args([
+                f.path.clone(),
+                format!("{:04o}", f.mode),
+                f.owner.clone(),
+                f.group.clone(),
+            ]))],
         )));
     }
     Ok(None)

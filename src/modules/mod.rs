@@ -5,13 +5,19 @@
 mod apt;
 mod directory;
 mod files;
+#[cfg(test)]
+mod hostile;
 mod monitor_binary;
 mod node;
 mod openclaw;
 mod sshd;
 pub mod switches;
+#[cfg(all(test, feature = "system-tests"))]
+mod symlinks;
 mod systemd;
 mod tailscale;
+#[cfg(test)]
+mod testkit;
 mod ufw;
 mod user;
 mod workspace;
@@ -109,8 +115,12 @@ pub fn is_check(call: &ModuleCall) -> bool {
 
 /// Runs a facts script and returns its stdout; a facts script that fails is a
 /// module bug or a broken host, never "no change".
-pub(crate) async fn facts<H: Host>(host: &H, script: &str) -> Result<String, ModuleError> {
-    Ok(host.check(script).await?.stdout)
+pub(crate) async fn facts<H: Host>(host: &H, script: &Script) -> Result<String, ModuleError> {
+    let out = host.run(&script.render(), None).await?;
+    if !out.success() {
+        return Err(HostError::command(host.name(), &script.describe(), &out).into());
+    }
+    Ok(out.stdout)
 }
 
-pub(crate) use crate::shell::quote as q;
+pub(crate) use crate::shell::Script;

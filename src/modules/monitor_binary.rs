@@ -2,7 +2,7 @@
 //! binary is uploaded when the host's OS and architecture match it; otherwise
 //! `--monitor-binary` must name a Linux build for the host.
 
-use super::{facts, fail, ModuleError};
+use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::render::layout::OCFO_BINARY;
 
@@ -41,7 +41,8 @@ pub async fn plan<H: Host>(
     let want = crate::sha256_hex(&bytes);
     let out = facts(
         host,
-        &format!("if [ -f {OCFO_BINARY} ]; then sha256sum < {OCFO_BINARY} | cut -d' ' -f1; stat -c '%a %U' {OCFO_BINARY}; else echo missing; fi"),
+        &Script::new(r#"if [ -f "$1" ]; then sha256sum < "$1" | cut -d' ' -f1; stat -c '%a %U' -- "$1"; else echo missing; fi"#)
+            .arg(OCFO_BINARY),
     )
     .await?;
     let mut lines = out.lines();

@@ -3,10 +3,10 @@
 
 use serde::Deserialize;
 
-use super::{facts, fail, q, ModuleError};
+use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::inventory::channel_is_plugin;
-use crate::render::layout::{GATEWAY_ENV_FILE, NODE_HOME, OPENCLAW_PREFIX, SWITCH_DIR};
+use crate::render::layout::{GATEWAY_ENV_FILE, NODE_HOME, OPENCLAW_PREFIX};
 
 pub type Args = super::NoArgs;
 
@@ -14,49 +14,41 @@ pub type PluginArgs = super::NoArgs;
 
 pub type ValidateArgs = super::NoArgs;
 
-/// The environment npm and openclaw need: Node on PATH (plugins shell out to
-/// npm) and the system CA bundle (hosts behind a TLS-inspecting proxy).
-fn node_env() -> String {
-    format!(
-        "PATH={OPENCLAW_PREFIX}/bin:{NODE_HOME}/bin:/usr/local/bin:/usr/bin:/bin NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt OPENCLAW_INCLUDE_ROOTS={SWITCH_DIR}"
-    )
-}
-
 pub async fn plan<H: Host>(
     _: &Args,
     host: &H,
     ctx: &TaskContext<'_>,
 ) -> Result<Vec<Change>, ModuleError> {
     let want = &ctx.inv.openclaw.version;
-    let pkg = format!("{OPENCLAW_PREFIX}/lib/node_modules/openclaw/package.json");
     let out = facts(
         host,
-        &format!("if [ -f {pkg} ]; then {NODE_HOME}/bin/node -p \"require('{pkg}').version\" 2>/dev/null || echo unreadable; else echo none; fi"),
+        &Script::new(INSTALLED_VERSION).args([OPENCLAW_PREFIX, NODE_HOME]),
     )
     .await?;
     let have = out.trim();
     if have == want {
         return Ok(Vec::new());
     }
-    let script = format!(
-        "set -e\nmkdir -p {OPENCLAW_PREFIX}\n{env} {NODE_HOME}/bin/npm install -g --prefix {OPENCLAW_PREFIX} --no-fund --no-audit --no-update-notifier --loglevel=error {spec}\n\
-         test -x {OPENCLAW_PREFIX}/bin/openclaw",
-        env = node_env(),
-        spec = q(&format!("openclaw@{want}")),
-    );
+    let script =
+        Script::new(INSTALL).args([OPENCLAW_PREFIX, NODE_HOME, &format!("openclaw@{want}")]);
     Ok(vec![Change::new(
         format!("install openclaw@{want} (now: {have})"),
         vec![Step::run(script)],
     )])
 }
 
-/// Where OpenClaw 2026.9 keeps an npm-installed plugin: a project folder per
-/// plugin next to the config (`~/.openclaw/npm/projects/openclaw-<id>-<hash>`).
-fn plugin_package_glob(home: &str, id: &str) -> String {
-    format!(
-        "{home}/.openclaw/npm/projects/openclaw-{id}-*/node_modules/@openclaw/{id}/package.json"
-    )
-}
+/// $1 the npm prefix, $2 Node's home.
+const INSTALLED_VERSION: &str = r#"pkg="$1/lib/node_modules/openclaw/package.json"
+if [ -f "$pkg" ]; then "$2/bin/node" -p 'require(process.argv[1]).version' "$pkg" 2>/dev/null || echo unreadable; else echo none; fi"#;
+
+/// $1 the npm prefix, $2 Node's home, $3 `openclaw@<version>`. Node on PATH
+/// (plugins shell out to npm) and the system CA bundle (hosts behind a
+/// TLS-inspecting proxy).
+const INSTALL: &str = r#"set -e
+mkdir -p -- "$1"
+PATH="$1/bin:$2/bin:/usr/local/bin:/usr/bin:/bin" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
+  "$2/bin/npm" install -g --prefix "$1" --no-fund --no-audit --no-update-notifier --loglevel=error "$3"
+test -x "$1/bin/openclaw""#;
 
 /// Plugin channels, pinned to the OpenClaw version. OpenClaw's own doctor may
 /// install a configured plugin by itself when any command starts, after which
@@ -79,17 +71,15 @@ pub async fn plan_plugins<H: Host>(
         return Ok(Vec::new());
     }
     let home = &ctx.layout.home;
+    let user = &ctx.layout.user;
     let version = &ctx.inv.openclaw.version;
-    let mut script = String::new();
-    for p in &plugins {
-        script.push_str(&format!(
-            "v=$(cat {glob} 2>/dev/null | sed -n 's/^ *\"version\": *\"\\([^\"]*\\)\".*/\\1/p' | head -n1); echo {p} \"${{v:-none}}\"\n",
-            glob = plugin_package_glob(&q(home), p),
-            p = q(p)
-        ));
-    }
-    let out = facts(host, &script).await?;
-    let user = q(&ctx.layout.user);
+    let out = facts(
+        host,
+        &Script::new(PLUGIN_VERSIONS)
+            .args([user, home])
+            .args(plugins.iter().copied()),
+    )
+    .await?;
     let mut changes = Vec::new();
     for line in out.lines() {
         let Some((id, have)) = line.split_once(' ') else {
@@ -99,19 +89,16 @@ pub async fn plan_plugins<H: Host>(
             continue;
         }
         let spec = format!("@openclaw/{id}@{version}");
-        // `plugins install` rewrites the config it is given; ours is put back
-        // so the file stays exactly as rendered (and a re-deploy changes nothing).
-        let script = format!(
-            "cd {home}\nif [ -f {config} ]; then cp -p {config} {config}.ocfo-keep; fi\n\
-             log=$(runuser -u {user} -- env HOME={home} {env} OPENCLAW_CONFIG_PATH={config} {OPENCLAW_PREFIX}/bin/openclaw plugins install --force {spec} 2>&1)\n\
-             if [ -f {config}.ocfo-keep ]; then mv -f {config}.ocfo-keep {config}; fi\n\
-             if ! grep -qs '\"version\": *\"{version}\"' {glob}; then printf '%s\\n' \"$log\" | tail -n 20 >&2; echo 'plugin {spec} is not installed after `openclaw plugins install`' >&2; exit 1; fi",
-            home = q(home),
-            env = node_env(),
-            config = q(&ctx.layout.config_path),
-            spec = q(&spec),
-            glob = plugin_package_glob(&q(home), id),
-        );
+        let script = Script::new(PLUGIN_INSTALL).args([
+            user.as_str(),
+            home,
+            OPENCLAW_PREFIX,
+            NODE_HOME,
+            &ctx.layout.config_path,
+            &spec,
+            version,
+            id,
+        ]);
         changes.push(Change::new(
             format!("install plugin {spec} (now: {have})"),
             vec![Step::run(script)],
@@ -119,6 +106,42 @@ pub async fn plan_plugins<H: Host>(
     }
     Ok(changes)
 }
+
+/// Everything under the gateway user's home is read and written as that
+/// user, never by root: the agent it runs may have planted links there.
+/// Where OpenClaw 2026.9 keeps an npm-installed plugin: a project folder per
+/// plugin next to the config (`~/.openclaw/npm/projects/openclaw-<id>-<hash>`).
+/// $1 the user, $2 its home, then the plugin ids; one line `<id> <version>`
+/// (or `none`) each.
+const PLUGIN_VERSIONS: &str = r#"cd /
+user=$1; shift
+exec runuser -u "$user" -- sh -c '
+home=$1; shift
+for id in "$@"; do
+  v=$(cat "$home"/.openclaw/npm/projects/openclaw-"$id"-*/node_modules/@openclaw/"$id"/package.json 2>/dev/null | sed -n "s/^ *\"version\": *\"\([^\"]*\)\".*/\1/p" | head -n1)
+  echo "$id ${v:-none}"
+done' sh "$@""#;
+
+/// `plugins install` rewrites the config it is given; ours is put back so
+/// the file stays exactly as rendered (and a re-deploy changes nothing).
+/// $1 user, $2 home, $3 npm prefix, $4 Node's home, $5 config, $6 spec,
+/// $7 version, $8 plugin id.
+pub(crate) const PLUGIN_INSTALL: &str = r#"cd /
+user=$1; shift
+exec runuser -u "$user" -- sh -c '
+home=$1 prefix=$2 node=$3 config=$4 spec=$5 version=$6 id=$7
+cd "$home" || exit 1
+rm -f -- "$config.ocfo-keep"
+if [ -f "$config" ]; then cp -p -- "$config" "$config.ocfo-keep"; fi
+log=$(env HOME="$home" PATH="$prefix/bin:$node/bin:/usr/local/bin:/usr/bin:/bin" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
+  OPENCLAW_INCLUDE_ROOTS=/etc/openclaw/switches \
+  OPENCLAW_CONFIG_PATH="$config" "$prefix/bin/openclaw" plugins install --force "$spec" 2>&1)
+if [ -f "$config.ocfo-keep" ]; then mv -f -- "$config.ocfo-keep" "$config"; fi
+if ! grep -qs "\"version\": *\"$version\"" "$home"/.openclaw/npm/projects/openclaw-"$id"-*/node_modules/@openclaw/"$id"/package.json; then
+  printf "%s\n" "$log" | tail -n 20 >&2
+  echo "plugin $spec is not installed after openclaw plugins install" >&2
+  exit 1
+fi' sh "$@""#;
 
 #[derive(Debug, Deserialize)]
 struct Validation {
@@ -141,16 +164,18 @@ pub async fn validate<H: Host>(
     host: &H,
     ctx: &TaskContext<'_>,
 ) -> Result<(), ModuleError> {
-    let inputs = format!(
-        "cat {config} {GATEWAY_ENV_FILE} {OPENCLAW_PREFIX}/lib/node_modules/openclaw/package.json {plugins} 2>/dev/null | sha256sum | cut -d' ' -f1",
-        config = q(&ctx.layout.config_path),
-        plugins = plugin_package_glob(&q(&ctx.layout.home), "*"),
-    );
-    let out = facts(
-        host,
-        &format!("{inputs}; cat {VALIDATED_STAMP} 2>/dev/null || echo none"),
-    )
-    .await?;
+    let inputs = |mode: &str| {
+        Script::new(VALIDATED_INPUTS).args([
+            mode,
+            GATEWAY_ENV_FILE,
+            OPENCLAW_PREFIX,
+            &ctx.layout.user,
+            &ctx.layout.config_path,
+            &ctx.layout.home,
+            VALIDATED_STAMP,
+        ])
+    };
+    let out = facts(host, &inputs("compare")).await?;
     let mut lines = out.lines();
     let (now, last) = (
         lines.next().unwrap_or("").trim(),
@@ -159,19 +184,15 @@ pub async fn validate<H: Host>(
     if !now.is_empty() && now == last {
         return Ok(());
     }
-    let script = format!(
-        // A scratch state folder: the CLI's doctor takes the state's SQLite
-        // lock, and a gateway starting at that moment exits (78) for good.
-        // Installed plugins are linked in so they are validated too.
-        "set -a; . {GATEWAY_ENV_FILE}; set +a\ncd {home}\nscratch=$(runuser -u {user} -- mktemp -d)\ntrap 'rm -rf \"$scratch\"' EXIT\n\
-         if [ -d {home}/.openclaw/npm ]; then ln -s {home}/.openclaw/npm \"$scratch/npm\"; fi\n\
-         runuser -u {user} -- env HOME={home} {env} OPENCLAW_STATE_DIR=\"$scratch\" OPENCLAW_CONFIG_PATH={config} {OPENCLAW_PREFIX}/bin/openclaw config validate --json",
-        home = q(&ctx.layout.home),
-        user = q(&ctx.layout.user),
-        env = node_env(),
-        config = q(&ctx.layout.config_path),
-    );
-    let out = host.run(&script, None).await?;
+    let script = Script::new(VALIDATE).args([
+        GATEWAY_ENV_FILE,
+        &ctx.layout.user,
+        &ctx.layout.home,
+        OPENCLAW_PREFIX,
+        NODE_HOME,
+        &ctx.layout.config_path,
+    ]);
+    let out = host.run(&script.render(), None).await?;
     // The JSON document is the last `{` line block of stdout; log lines may precede it.
     let json_start = out.stdout.find('{');
     let parsed: Option<Validation> =
@@ -185,10 +206,7 @@ pub async fn validate<H: Host>(
                     ctx.redactor.redact(&w.to_string())
                 );
             }
-            host.check(&format!(
-                "mkdir -p $(dirname {VALIDATED_STAMP}) && {inputs} > {VALIDATED_STAMP}"
-            ))
-            .await?;
+            facts(host, &inputs("record")).await?;
             Ok(())
         }
         Some(v) => Err(fail(format!(
@@ -205,3 +223,32 @@ pub async fn validate<H: Host>(
         ))),
     }
 }
+
+/// A checksum of what validation depends on: the env file and the package
+/// (root's), the config and the plugins (read as the gateway user). With
+/// `compare`, prints it and the last validated one; with `record`, stores it.
+/// $1 mode, $2 env file, $3 npm prefix, $4 user, $5 config, $6 home, $7 stamp.
+const VALIDATED_INPUTS: &str = r#"sum=$( {
+  cat -- "$2" "$3/lib/node_modules/openclaw/package.json"
+  cd / && runuser -u "$4" -- sh -c 'cat -- "$1" "$2"/.openclaw/npm/projects/openclaw-*-*/node_modules/@openclaw/*/package.json' sh "$5" "$6"
+} 2>/dev/null | sha256sum | cut -d' ' -f1 )
+case $1 in
+  compare) echo "$sum"; cat -- "$7" 2>/dev/null || echo none ;;
+  record) mkdir -p -- "$(dirname -- "$7")" && echo "$sum" > "$7" ;;
+esac"#;
+
+/// `openclaw config validate` as the gateway user against a scratch state
+/// folder: the CLI's doctor takes the state's SQLite lock, and a gateway
+/// starting at that moment exits (78) for good. Installed plugins are linked
+/// in (by the user: root never writes in the user's folders) so they are
+/// validated too. $1 env file, $2 user, $3 home, $4 npm prefix, $5 Node's
+/// home, $6 config.
+const VALIDATE: &str = r#"set -a; . "$1"; set +a
+cd /
+user=$2 home=$3
+scratch=$(runuser -u "$user" -- mktemp -d)
+trap 'runuser -u "$user" -- rm -rf -- "$scratch"' EXIT
+runuser -u "$user" -- sh -c 'if [ -d "$1" ]; then ln -s -- "$1" "$2/npm"; fi' sh "$home/.openclaw/npm" "$scratch"
+runuser -u "$user" -- env -C "$home" HOME="$home" PATH="$4/bin:$5/bin:/usr/local/bin:/usr/bin:/bin" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
+  OPENCLAW_INCLUDE_ROOTS=/etc/openclaw/switches \
+  OPENCLAW_STATE_DIR="$scratch" OPENCLAW_CONFIG_PATH="$6" "$4/bin/openclaw" config validate --json"#;

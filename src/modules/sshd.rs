@@ -2,7 +2,7 @@
 //! login is only disabled once the login user has a key in place, so the
 //! operator is never locked out.
 
-use super::{facts, fail, q, ModuleError};
+use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::render::layout::SSHD_DROP_IN;
 
@@ -17,14 +17,7 @@ pub async fn plan<H: Host>(
         return Err(fail("no sshd drop-in rendered"));
     };
     let user = &ctx.inv.node(ctx.role).ssh.user;
-    let p = q(SSHD_DROP_IN);
-    let script = format!(
-        "if [ -f {p} ]; then sha256sum < {p} | cut -d' ' -f1; stat -c '%a %U %G' {p}; else echo missing; echo -; fi\n\
-         home=$(getent passwd {u} | cut -d: -f6); if [ -s \"$home/.ssh/authorized_keys\" ]; then echo keys; else echo nokeys; fi\n\
-         if grep -qiE '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config.d/' /etc/ssh/sshd_config; then echo include; else echo noinclude; fi",
-        u = q(user)
-    );
-    let out = facts(host, &script).await?;
+    let out = facts(host, &Script::new(FACTS).args([SSHD_DROP_IN, user])).await?;
     let lines: Vec<&str> = out.lines().collect();
     let [sha, meta, keys, include] = lines.as_slice() else {
         return Err(fail(format!("unexpected sshd facts: {out}")));
@@ -40,19 +33,12 @@ pub async fn plan<H: Host>(
     if *sha == crate::sha256_hex(&file.content) && *meta == "644 root root" {
         return Ok(Vec::new());
     }
-    // Install, validate, and put the previous file back if sshd rejects it.
-    let script = format!(
-        "set -e\nf={p}\nmkdir -p /run/sshd /etc/ssh/sshd_config.d\n\
-         if [ -f \"$f\" ]; then cp -p \"$f\" \"$f.ocfo-prev\"; fi\n\
-         cat > \"$f.ocfo-new\"; chmod 0644 \"$f.ocfo-new\"; chown root:root \"$f.ocfo-new\"; mv -f \"$f.ocfo-new\" \"$f\"\n\
-         if ! err=$(sshd -t 2>&1); then\n  if [ -f \"$f.ocfo-prev\" ]; then mv -f \"$f.ocfo-prev\" \"$f\"; else rm -f \"$f\"; fi\n  echo \"sshd -t rejected the new configuration (previous one kept): $err\" >&2; exit 1\nfi\n\
-         rm -f \"$f.ocfo-prev\""
-    );
+    let script = Script::new(INSTALL).arg(SSHD_DROP_IN);
     let diff = if ctx.opts.diff {
         let old = if *sha == "missing" {
             String::new()
         } else {
-            host.check(&format!("cat {p}")).await?.stdout
+            facts(host, &Script::new(r#"cat -- "$1""#).arg(SSHD_DROP_IN)).await?
         };
         Some(
             similar::TextDiff::from_lines(
@@ -82,3 +68,21 @@ pub async fn plan<H: Host>(
     )
     .with_diff(diff)])
 }
+
+/// $1 the drop-in, $2 the login user.
+const FACTS: &str = r#"if [ -f "$1" ]; then sha256sum < "$1" | cut -d' ' -f1; stat -c '%a %U %G' -- "$1"; else echo missing; echo -; fi
+home=$(getent passwd -- "$2" | cut -d: -f6); if [ -s "$home/.ssh/authorized_keys" ]; then echo keys; else echo nokeys; fi
+if grep -qiE '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config.d/' /etc/ssh/sshd_config; then echo include; else echo noinclude; fi"#;
+
+/// Installs the drop-in from stdin, validates, and puts the previous file
+/// back if sshd rejects it. $1 the drop-in.
+const INSTALL: &str = r#"set -e
+f=$1
+mkdir -p /run/sshd "$(dirname -- "$f")"
+if [ -f "$f" ]; then cp -p "$f" "$f.ocfo-prev"; fi
+cat > "$f.ocfo-new"; chmod 0644 "$f.ocfo-new"; chown root:root "$f.ocfo-new"; mv -f "$f.ocfo-new" "$f"
+if ! err=$(sshd -t 2>&1); then
+  if [ -f "$f.ocfo-prev" ]; then mv -f "$f.ocfo-prev" "$f"; else rm -f "$f"; fi
+  echo "sshd -t rejected the new configuration (previous one kept): $err" >&2; exit 1
+fi
+rm -f "$f.ocfo-prev""#;

@@ -3,7 +3,7 @@
 //! it. Whether it is on is the monitor's runtime state: a re-deploy during a
 //! promotion must not switch the serving channels off.
 
-use super::{facts, q, ModuleError};
+use super::{facts, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::render::layout::{SWITCH_DIR, SWITCH_FILE};
 use crate::render::openclaw_config::switch_content;
@@ -15,15 +15,7 @@ pub async fn plan<H: Host>(
     host: &H,
     ctx: &TaskContext<'_>,
 ) -> Result<Vec<Change>, ModuleError> {
-    let out = facts(
-        host,
-        &format!(
-            "[ -f {f} ] && [ ! -L {f} ] && [ ! -L {d} ] && echo present || echo missing",
-            f = q(SWITCH_FILE),
-            d = q(SWITCH_DIR)
-        ),
-    )
-    .await?;
+    let out = facts(host, &Script::new(FACTS).args([SWITCH_DIR, SWITCH_FILE])).await?;
     if out.trim() == "present" {
         return Ok(Vec::new());
     }
@@ -33,10 +25,7 @@ pub async fn plan<H: Host>(
         .map(|c| c.name.clone())
         .collect();
     let steps = vec![
-        Step::run(format!(
-            "set -e\n[ ! -L {d} ] || {{ echo '{SWITCH_DIR} is a symlink' >&2; exit 1; }}\ninstall -d -m 0755 -o root -g root {d}",
-            d = q(SWITCH_DIR)
-        )),
+        Step::run(Script::new(MAKE_DIR).args([SWITCH_DIR])),
         Step::Put {
             path: SWITCH_FILE.to_string(),
             content: switch_content(&channels, false, false).into_bytes(),
@@ -50,3 +39,12 @@ pub async fn plan<H: Host>(
         steps,
     )])
 }
+
+/// $1 the switch folder, $2 the switch file.
+const FACTS: &str =
+    r#"[ -f "$2" ] && [ ! -L "$2" ] && [ ! -L "$1" ] && echo present || echo missing"#;
+
+/// $1 the switch folder: root's, never a link.
+const MAKE_DIR: &str = r#"set -e
+[ ! -L "$1" ] || { echo "$1 is a symbolic link" >&2; exit 1; }
+install -d -m 0755 -o root -g root "$1""#;

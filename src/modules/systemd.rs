@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{facts, q, ModuleError};
+use super::{facts, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -41,15 +41,8 @@ pub async fn plan<H: Host>(
     host: &H,
     ctx: &TaskContext<'_>,
 ) -> Result<Vec<Change>, ModuleError> {
-    let u = q(&args.unit);
-    let out = facts(
-        host,
-        &format!(
-            "systemctl show -p LoadState -p NeedDaemonReload -p UnitFileState -p ActiveState -p ActiveEnterTimestampMonotonic {u}; \
-             [ -e /etc/systemd/system/{u} ] || [ -e /lib/systemd/system/{u} ] || [ -e /usr/lib/systemd/system/{u} ] && echo FileExists=yes || echo FileExists=no"
-        ),
-    )
-    .await?;
+    let u = args.unit.as_str();
+    let out = facts(host, &Script::new(FACTS).arg(u)).await?;
     let get = |k: &str| {
         out.lines()
             .find_map(|l| l.strip_prefix(&format!("{k}=")))
@@ -63,7 +56,7 @@ pub async fn plan<H: Host>(
     if needs_reload {
         changes.push(Change::new(
             format!("daemon-reload ({} changed on disk)", args.unit),
-            vec![Step::run("systemctl daemon-reload")],
+            vec![Step::run(Script::new("systemctl daemon-reload"))],
         ));
     }
     if let Some(action) = args.action {
@@ -88,7 +81,9 @@ pub async fn plan<H: Host>(
         };
         changes.push(Change::new(
             format!("{verb} {}", args.unit),
-            vec![Step::run(format!("systemctl {cmd} {u}"))],
+            vec![Step::run(
+                Script::new(r#"systemctl "$1" -- "$2""#).args([cmd, u]),
+            )],
         ));
         return Ok(changes);
     }
@@ -101,12 +96,16 @@ pub async fn plan<H: Host>(
         if want && !enabled {
             changes.push(Change::new(
                 format!("enable {}", args.unit),
-                vec![Step::run(format!("systemctl enable --quiet {u}"))],
+                vec![Step::run(
+                    Script::new(r#"systemctl enable --quiet -- "$1""#).arg(u),
+                )],
             ));
         } else if !want && file_state == "enabled" {
             changes.push(Change::new(
                 format!("disable {}", args.unit),
-                vec![Step::run(format!("systemctl disable --quiet {u}"))],
+                vec![Step::run(
+                    Script::new(r#"systemctl disable --quiet -- "$1""#).arg(u),
+                )],
             ));
         }
     }
@@ -118,14 +117,17 @@ pub async fn plan<H: Host>(
         match state {
             State::Started if !active => changes.push(Change::new(
                 format!("start {}", args.unit),
-                vec![Step::run(format!("systemctl start {u}"))],
+                vec![Step::run(Script::new(r#"systemctl start -- "$1""#).arg(u))],
             )),
             State::Stopped if active => changes.push(Change::new(
                 format!("stop {}", args.unit),
-                vec![Step::run(format!("systemctl stop {u}"))],
+                vec![Step::run(Script::new(r#"systemctl stop -- "$1""#).arg(u))],
             )),
             _ => {}
         }
     }
     Ok(changes)
 }
+
+const FACTS: &str = r#"systemctl show -p LoadState -p NeedDaemonReload -p UnitFileState -p ActiveState -p ActiveEnterTimestampMonotonic -- "$1"
+[ -e "/etc/systemd/system/$1" ] || [ -e "/lib/systemd/system/$1" ] || [ -e "/usr/lib/systemd/system/$1" ] && echo FileExists=yes || echo FileExists=no"#;

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{facts, q, ModuleError};
+use super::{facts, ModuleError, Script};
 use crate::engine::{Change, Host, Step};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -19,17 +19,19 @@ fn default_shell() -> String {
 }
 
 pub async fn plan<H: Host>(args: &Args, host: &H) -> Result<Vec<Change>, ModuleError> {
-    let out = facts(host, &format!("getent passwd {} || true", q(&args.name))).await?;
+    let out = facts(
+        host,
+        &Script::new(r#"getent passwd -- "$1" || true"#).arg(&args.name),
+    )
+    .await?;
     let fields: Vec<&str> = out.trim().split(':').collect();
     if fields.len() < 7 {
         return Ok(vec![Change::new(
             format!("create system user {} (home {})", args.name, args.home),
-            vec![Step::run(format!(
-                "useradd --system --user-group --create-home --home-dir {home} --shell {shell} {name}",
-                home = q(&args.home),
-                shell = q(&args.shell),
-                name = q(&args.name)
-            ))],
+            vec![Step::run(
+                Script::new(r#"useradd --system --user-group --create-home --home-dir "$1" --shell "$2" -- "$3""#)
+                    .args([&args.home, &args.shell, &args.name]),
+            )],
         )]);
     }
     let mut changes = Vec::new();
@@ -39,21 +41,18 @@ pub async fn plan<H: Host>(args: &Args, host: &H) -> Result<Vec<Change>, ModuleE
                 "move {}'s home from {} to {}",
                 args.name, fields[5], args.home
             ),
-            vec![Step::run(format!(
-                "usermod --home {} --move-home {}",
-                q(&args.home),
-                q(&args.name)
-            ))],
+            vec![Step::run(
+                Script::new(r#"usermod --home "$1" --move-home -- "$2""#)
+                    .args([&args.home, &args.name]),
+            )],
         ));
     }
     if fields[6] != args.shell {
         changes.push(Change::new(
             format!("set {}'s shell to {}", args.name, args.shell),
-            vec![Step::run(format!(
-                "usermod --shell {} {}",
-                q(&args.shell),
-                q(&args.name)
-            ))],
+            vec![Step::run(
+                Script::new(r#"usermod --shell "$1" -- "$2""#).args([&args.shell, &args.name]),
+            )],
         ));
     }
     Ok(changes)

@@ -4,35 +4,23 @@
 //! standby pulls it when promoted. Either is configured in the checkout's own
 //! git config, so the push timer and the monitor's pulls use it unchanged.
 
-use super::{facts, fail, q, ModuleError};
+use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::inventory::WorkspaceAuth;
 use crate::render::layout::GIT_CREDENTIAL_HELPER;
 
-/// The git config key that carries the credential, its wanted value, and the
-/// `git -c` options for the first clone (before the checkout has a config).
-fn auth_config(ctx: &TaskContext<'_>) -> (&'static str, String, String) {
+pub type Args = super::NoArgs;
+
+/// The git config key that carries the credential and its wanted value
+/// (empty: the key must be unset). Only the helper's path, never the token,
+/// is ever in git's config or argv.
+fn auth_config(ctx: &TaskContext<'_>) -> (&'static str, String) {
     match &ctx.inv.workspace.auth {
-        WorkspaceAuth::DeployKey(_) => {
-            let ssh = ctx.layout.git_ssh_command();
-            let opt = format!("-c core.sshCommand={}", q(&ssh));
-            ("core.sshCommand", ssh, opt)
-        }
-        // Only the token file's path is ever in git's config or argv; the
-        // empty value first drops any helper inherited from system config.
-        WorkspaceAuth::Token { .. } => (
-            "credential.helper",
-            GIT_CREDENTIAL_HELPER.to_string(),
-            format!(
-                "-c credential.helper= -c credential.helper={}",
-                q(GIT_CREDENTIAL_HELPER)
-            ),
-        ),
-        WorkspaceAuth::Anonymous => ("credential.helper", String::new(), String::new()),
+        WorkspaceAuth::DeployKey(_) => ("core.sshCommand", ctx.layout.git_ssh_command()),
+        WorkspaceAuth::Token { .. } => ("credential.helper", GIT_CREDENTIAL_HELPER.to_string()),
+        WorkspaceAuth::Anonymous => ("credential.helper", String::new()),
     }
 }
-
-pub type Args = super::NoArgs;
 
 pub async fn plan<H: Host>(
     _: &Args,
@@ -43,43 +31,15 @@ pub async fn plan<H: Host>(
     let user = &ctx.layout.user;
     let repo = &ctx.inv.workspace.repo;
     let branch = &ctx.inv.workspace.branch;
-    let (key, want, clone_opts) = auth_config(ctx);
-    let out = facts(
-        host,
-        &format!(
-            "if [ -d {w}/.git ]; then echo clone; runuser -u {u} -- git -C {w} remote get-url origin 2>/dev/null || echo; runuser -u {u} -- git -C {w} config --local {key} || echo; else echo none; fi",
-            w = q(ws),
-            u = q(user)
-        ),
-    )
-    .await?;
+    let (key, want) = auth_config(ctx);
+    let out = facts(host, &Script::new(FACTS).guarded().args([ws, user, key])).await?;
     let lines: Vec<&str> = out.lines().collect();
-    let git = |args: &str| format!("runuser -u {} -- git -C {} {args}", q(user), q(ws));
-    let set_auth = if want.is_empty() {
-        git(&format!("config --local --unset-all {key} || true"))
-    } else {
-        git(&format!("config --local --replace-all {key} {}", q(&want)))
-    };
-    let configure = format!(
-        "{}\n{}\n{}",
-        set_auth,
-        git(&format!(
-            "config user.name {}",
-            q(&format!("ocfo on {}-{}", ctx.inv.name, ctx.role))
-        )),
-        git("config user.email ocfo@localhost"),
-    );
+    let identity = format!("ocfo on {}-{}", ctx.inv.name, ctx.role);
     match lines.first().copied() {
         Some("none") => {
-            let script = format!(
-                "set -e\ncd /\nif [ -e {w} ] && [ -n \"$(ls -A {w} 2>/dev/null)\" ]; then echo \"{ws} exists and is not a git checkout; move it away first\" >&2; exit 1; fi\n\
-                 rm -rf {w}\nrunuser -u {u} -- env GIT_TERMINAL_PROMPT=0 git {clone_opts} clone -q {r} {w}\n\
-                 {checkout}\n{configure}",
-                w = q(ws),
-                u = q(user),
-                r = q(repo),
-                checkout = git(&format!("checkout -q {b} 2>/dev/null || {} ", git(&format!("checkout -q -b {b}", b = q(branch))), b = q(branch))),
-            );
+            let script = Script::new(CLONE)
+                .guarded()
+                .args([ws, user, key, &want, repo, branch, &identity]);
             Ok(vec![Change::new(
                 format!("clone {repo} into {ws}"),
                 vec![Step::run(script)],
@@ -93,6 +53,7 @@ pub async fn plan<H: Host>(
                 )));
             }
             if lines.get(2).copied().unwrap_or("").trim() != want {
+                let configure = Script::new(CONFIGURE).args([ws, user, key, &want, &identity]);
                 return Ok(vec![Change::new(
                     format!("configure git in {ws}"),
                     vec![Step::run(configure)],
@@ -103,6 +64,53 @@ pub async fn plan<H: Host>(
         _ => Err(fail(format!("unexpected workspace facts: {out}"))),
     }
 }
+
+/// Everything in the checkout runs as the gateway user (its hooks and config
+/// are the agent's to write); root only checks that no link leads out of the
+/// user's folders. $1 the workspace, $2 the user, $3 the credential key.
+const FACTS: &str = r#"cd /
+ocfo_guard "$1"
+if [ -d "$1/.git" ]; then
+  echo clone
+  runuser -u "$2" -- git -C "$1" remote get-url origin 2>/dev/null || echo
+  runuser -u "$2" -- git -C "$1" config --local "$3" || echo
+else
+  echo none
+fi"#;
+
+/// $1 workspace, $2 user, $3 credential key, $4 its value (empty: unset),
+/// $5 identity name.
+const CONFIGURE: &str = r#"set -e
+cd /
+if [ -n "$4" ]; then
+  runuser -u "$2" -- git -C "$1" config --local --replace-all "$3" "$4"
+else
+  runuser -u "$2" -- git -C "$1" config --local --unset-all "$3" || true
+fi
+runuser -u "$2" -- git -C "$1" config user.name "$5"
+runuser -u "$2" -- git -C "$1" config user.email ocfo@localhost"#;
+
+/// $1 workspace, $2 user, $3 credential key, $4 its value (empty: none),
+/// $5 repo, $6 branch, $7 identity name. The empty `credential.helper`
+/// first drops any helper inherited from the system's git config.
+const CLONE: &str = r#"set -e
+cd /
+ocfo_guard "$1"
+ocfo_user_only "$1" "$2"
+case $6 in -*) echo "ocfo: refusing branch name '$6'" >&2; exit 1 ;; esac
+if [ -e "$1" ] && [ -n "$(ocfo_as_owner ls -A -- "$1" 2>/dev/null)" ]; then
+  echo "$1 exists and is not a git checkout; move it away first" >&2; exit 1
+fi
+ocfo_as_owner rm -rf -- "$1"
+if [ -n "$4" ]; then
+  runuser -u "$2" -- env GIT_TERMINAL_PROMPT=0 git -c credential.helper= -c "$3=$4" clone -q -- "$5" "$1"
+  runuser -u "$2" -- git -C "$1" config --local --replace-all "$3" "$4"
+else
+  runuser -u "$2" -- env GIT_TERMINAL_PROMPT=0 git clone -q -- "$5" "$1"
+fi
+runuser -u "$2" -- git -C "$1" checkout -q "$6" 2>/dev/null || runuser -u "$2" -- git -C "$1" checkout -q -b "$6"
+runuser -u "$2" -- git -C "$1" config user.name "$7"
+runuser -u "$2" -- git -C "$1" config user.email ocfo@localhost"#;
 
 #[cfg(test)]
 mod tests {
@@ -182,7 +190,7 @@ mod tests {
             .iter()
             .flat_map(|c| c.steps.iter())
             .map(|s| match s {
-                Step::Run { script, .. } => script.clone(),
+                Step::Run { script, .. } => script.render(),
                 Step::Put { path, .. } => format!("put {path}"),
             })
             .collect()
@@ -194,12 +202,17 @@ mod tests {
     async fn https_clone_goes_through_the_credential_helper_only() {
         let s = steps(HTTPS, "none\n").await.join("\n");
         assert!(
-            s.contains(
-                "git -c credential.helper= -c credential.helper=/usr/local/lib/ocfo/git-credential-workspace clone -q https://git.example.invalid/you/ws.git"
-            ),
+            s.starts_with("set -- /home/openclaw/workspace openclaw credential.helper /usr/local/lib/ocfo/git-credential-workspace https://git.example.invalid/you/ws.git main"),
             "{s}"
         );
-        assert!(s.contains("config --local --replace-all credential.helper /usr/local/lib/ocfo/git-credential-workspace"));
+        assert!(
+            s.contains(r#"git -c credential.helper= -c "$3=$4" clone -q -- "$5" "$1""#),
+            "{s}"
+        );
+        assert!(
+            s.contains(r#"config --local --replace-all "$3" "$4""#),
+            "{s}"
+        );
         assert!(!s.contains(TOKEN) && !s.contains("sshCommand"), "{s}");
     }
 
@@ -209,7 +222,11 @@ mod tests {
         assert!(steps(HTTPS, ok).await.is_empty());
         let missing = "clone\nhttps://git.example.invalid/you/ws.git\n\n";
         let s = steps(HTTPS, missing).await.join("\n");
-        assert!(s.contains("--replace-all credential.helper"), "{s}");
+        assert!(
+            s.starts_with("set -- /home/openclaw/workspace openclaw credential.helper /usr/local/lib/ocfo/git-credential-workspace"),
+            "{s}"
+        );
+        assert!(s.contains(r#"--replace-all "$3" "$4""#), "{s}");
     }
 
     #[tokio::test]
@@ -217,15 +234,11 @@ mod tests {
         let public = "workspace:\n  repo: https://git.example.invalid/you/public.git\n";
         let s = steps(public, "none\n").await.join("\n");
         assert!(
-            s.contains(
-                "GIT_TERMINAL_PROMPT=0 git  clone -q https://git.example.invalid/you/public.git"
-            ),
+            s.starts_with("set -- /home/openclaw/workspace openclaw credential.helper '' https://git.example.invalid/you/public.git"),
             "{s}"
         );
-        assert!(
-            s.contains("config --local --unset-all credential.helper"),
-            "{s}"
-        );
+        // No credential value: the clone sets none.
+        assert!(s.contains(r#"if [ -n "$4" ]; then"#), "{s}");
     }
 
     #[tokio::test]
@@ -237,9 +250,9 @@ mod tests {
         .await
         .join("\n");
         assert!(
-            s.contains("git -c core.sshCommand='ssh -i /home/openclaw/.ssh/ocfo_workspace_key"),
+            s.starts_with("set -- /home/openclaw/workspace openclaw core.sshCommand 'ssh -i /home/openclaw/.ssh/ocfo_workspace_key"),
             "{s}"
         );
-        assert!(!s.contains("credential.helper"), "{s}");
+        assert!(!s.contains("credential.helper /"), "{s}");
     }
 }

@@ -1,8 +1,13 @@
 //! The embedded minijinja templates. Undefined variables are errors, never
 //! empty strings, so a template and its caller cannot silently drift apart.
+//! A value with a line break is an error too: in a systemd unit, an sshd or
+//! apt config, a newline starts a new directive (`ExecStartPre=+…` runs as
+//! root), and no value ocfo renders is legitimately multi-line. Only
+//! `shell_quote`'s output, whose newlines sit inside quotes, may hold one.
 
 use include_dir::{include_dir, Dir};
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::value::Value;
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
@@ -16,7 +21,20 @@ pub fn environment() -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
-    env.add_filter("shell_quote", |s: String| crate::shell::quote(&s));
+    env.add_filter("shell_quote", |s: String| {
+        Value::from_safe_string(crate::shell::quote(&s))
+    });
+    env.set_formatter(|out, _state, value| {
+        let text = value.to_string();
+        if !value.is_safe() && text.chars().any(|c| c.is_control() && c != '\t') {
+            // The value itself stays out of the message: it may be long or hostile.
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "a value with a line break or control character cannot go into a rendered file",
+            ));
+        }
+        out.write_str(&text).map_err(Error::from)
+    });
     for file in TEMPLATES.files() {
         if let (Some(name), Some(text)) = (file.path().to_str(), file.contents_utf8()) {
             // A broken embedded template is a build-time bug; the tests render
@@ -31,4 +49,114 @@ pub fn environment() -> Environment<'static> {
 
 pub fn names() -> impl Iterator<Item = &'static str> {
     TEMPLATES.files().filter_map(|f| f.path().to_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use minijinja::context;
+
+    /// A template that renders a shell script must quote every value it
+    /// interpolates: `{{ x }}` anywhere in one is code, whatever the
+    /// inventory's validation promised.
+    #[test]
+    fn shell_templates_quote_every_value() {
+        let scripts: Vec<_> = super::names().filter(|n| n.ends_with(".sh.j2")).collect();
+        assert!(!scripts.is_empty());
+        for name in scripts {
+            let text = super::TEMPLATES
+                .get_file(name)
+                .and_then(|f| f.contents_utf8())
+                .unwrap();
+            for (i, expr) in text.split("{{").skip(1).enumerate() {
+                let expr = expr.split("}}").next().unwrap_or("").trim();
+                assert!(
+                    expr.ends_with("| shell_quote"),
+                    "{name}: value {} `{{{{ {expr} }}}}` is not shell-quoted",
+                    i + 1
+                );
+            }
+            assert!(
+                !text.contains("{%"),
+                "{name}: no control flow in shell templates"
+            );
+        }
+    }
+
+    /// `Description={{ name }}` with a newline in the name would add a
+    /// directive (`ExecStartPre=+/bin/sh …`, run as root) to the unit.
+    #[test]
+    fn a_line_break_in_a_value_is_refused_in_every_template() {
+        let env = super::environment();
+        let unit = env
+            .template_from_str("[Service]\nDescription={{ name }}\nUser=x\n")
+            .unwrap();
+        let err = unit
+            .render(context! { name => "x\nExecStartPre=+/bin/sh -c id" })
+            .unwrap_err();
+        assert!(err.to_string().contains("line break"), "{err}");
+        assert!(!err.to_string().contains("ExecStartPre"), "{err}");
+        assert!(unit.render(context! { name => "lab one" }).is_ok());
+        // Quoted for the shell, a newline is data.
+        let sh = env.template_from_str("echo {{ v | shell_quote }}").unwrap();
+        assert_eq!(sh.render(context! { v => "a\nb" }).unwrap(), "echo 'a\nb'");
+    }
+
+    /// The push script rendered with hostile values, run against a fake `git`:
+    /// the values arrive as data and nothing they hold runs.
+    #[test]
+    fn workspace_push_script_treats_hostile_values_as_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let pwned = d.join("pwned");
+        let bin = d.join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let log = d.join("git.log");
+        // A git that logs its arguments, one per line, and claims staged
+        // changes so the commit and push lines run.
+        std::fs::write(
+            bin.join("git"),
+            format!(
+                "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> '{}'; done\ncase $1 in diff) exit 1;; rev-list) echo abc;; esac\nexit 0\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(bin.join("git"))
+            .status()
+            .unwrap();
+        let touch = format!("$(touch {})", pwned.display());
+        let hostile_branch = format!("main;{touch};`touch {}`'\n\"x", pwned.display());
+        let hostile_name = format!("lab\n{touch}");
+        let env = super::environment();
+        let script = env
+            .get_template("workspace-push.sh.j2")
+            .unwrap()
+            .render(context! {
+                name => hostile_name,
+                role => "primary",
+                workspace => d.display().to_string(),
+                branch => &hostile_branch,
+                git_ssh_command => format!("ssh {touch}"),
+            })
+            .unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!pwned.exists(), "a value ran as code:\n{script}");
+        let args = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            args.contains(&format!("HEAD:refs/heads/{hostile_branch}")),
+            "{args}"
+        );
+    }
 }

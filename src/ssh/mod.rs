@@ -12,7 +12,7 @@ mod session;
 
 use std::path::PathBuf;
 
-pub use session::{public_key_of, ConnectOptions, HostSession, SshTarget};
+pub use session::{public_key_of, put_script, ConnectOptions, HostSession, SshTarget};
 
 use crate::inventory::{Inventory, Role};
 use crate::secrets::expand_tilde;

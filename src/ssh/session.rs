@@ -14,7 +14,7 @@ use russh::ChannelMsg;
 use super::known_hosts::{self, Verdict};
 use super::SshError;
 use crate::engine::host::{CmdOutput, Host, HostError};
-use crate::shell::quote;
+use crate::shell::{quote, Script};
 
 /// Where and as whom to connect, after `~/.ssh/config` was applied.
 #[derive(Debug, Clone)]
@@ -118,6 +118,7 @@ pub struct HostSession {
     name: String,
     /// `user@host:port`, for messages.
     address: String,
+    port: u16,
     /// Commands go through `sudo -n` for a non-root login.
     sudo: bool,
     command_timeout: Duration,
@@ -184,6 +185,7 @@ impl HostSession {
             handle,
             name: target.name.clone(),
             address,
+            port: target.port,
             sudo: target.user != "root",
             command_timeout: opts.command_timeout,
             channels: tokio::sync::Semaphore::new(MAX_CHANNELS),
@@ -288,6 +290,8 @@ impl HostSession {
 
     /// Writes a file atomically: a temp file in the same folder (mode 0600
     /// while the bytes arrive), owner and mode set, then renamed into place.
+    /// In a folder another user controls, the whole write runs as that user
+    /// (see [`put_script`]).
     pub async fn put_file(
         &self,
         path: &str,
@@ -296,14 +300,8 @@ impl HostSession {
         owner: &str,
         group: &str,
     ) -> Result<(), SshError> {
-        let p = quote(path);
-        let script = format!(
-            "set -e\nd=$(dirname {p})\nmkdir -p \"$d\"\nt=$(mktemp \"$d/.ocfo-XXXXXX\")\ntrap 'rm -f \"$t\"' EXIT\n\
-             cat > \"$t\"\nchown {o}:{g} \"$t\"\nchmod {mode:04o} \"$t\"\nmv -f \"$t\" {p}\ntrap - EXIT",
-            o = quote(owner),
-            g = quote(group),
-        );
-        let out = self.run_script(&script, Some(content)).await?;
+        let script = put_script(path, mode, owner, group);
+        let out = self.run_script(&script.render(), Some(content)).await?;
         if out.success() {
             Ok(())
         } else {
@@ -315,15 +313,11 @@ impl HostSession {
         }
     }
 
-    /// A file's content, `None` when it does not exist.
+    /// A file's content, `None` when it does not exist. Read as the user
+    /// who controls its folder, never through a link.
     pub async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, SshError> {
-        let p = quote(path);
-        let out = self
-            .run_script(
-                &format!("if [ -f {p} ]; then cat {p}; else exit 3; fi"),
-                None,
-            )
-            .await?;
+        let script = Script::new(READ_FILE).guarded().arg(path);
+        let out = self.run_script(&script.render(), None).await?;
         match out.status {
             Some(0) => Ok(Some(out.stdout.into_bytes())),
             Some(3) => Ok(None),
@@ -558,6 +552,10 @@ impl Host for HostSession {
         &self.name
     }
 
+    fn ssh_port(&self) -> Option<u16> {
+        Some(self.port)
+    }
+
     async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<CmdOutput, HostError> {
         self.run_script(script, stdin)
             .await
@@ -590,3 +588,51 @@ pub fn public_key_of(path: &std::path::Path) -> Option<PublicKey> {
         .ok()
         .map(|k| k.public_key().clone())
 }
+
+const READ_FILE: &str = r#"ocfo_guard "$1"
+if [ -f "$1" ]; then ocfo_as_owner cat -- "$1"; else exit 3; fi"#;
+
+/// The script that writes stdin to `path` for [`HostSession::put_file`].
+/// Where only root controls the folders, root writes a temp file and
+/// renames it. Where the gateway user controls a folder above the file (its
+/// home), root never writes there: a link or a swapped temp file would turn
+/// `chown`/`chmod` against root's own files. The write then runs as that
+/// user, who must be the file's owner.
+pub fn put_script(path: &str, mode: u32, owner: &str, group: &str) -> Script {
+    Script::new(PUT_FILE).guarded().args([
+        path.to_string(),
+        format!("{mode:04o}"),
+        owner.to_string(),
+        group.to_string(),
+    ])
+}
+
+const PUT_FILE: &str = r#"# write PATH MODE OWNER GROUP
+set -eu
+cd /
+ocfo_guard "$1"
+if [ "$ocfo_as" = root ]; then
+  d=$(dirname -- "$1")
+  mkdir -p -- "$d"
+  t=$(mktemp "$d/.ocfo-XXXXXX")
+  trap 'rm -f -- "$t"' EXIT
+  cat > "$t"
+  chown -- "$3:$4" "$t"
+  chmod -- "$2" "$t"
+  mv -f -- "$t" "$1"
+  trap - EXIT
+else
+  ocfo_user_only "$1" "$3"
+  runuser -u "$3" -- sh -c '
+set -eu
+umask 077
+d=$(dirname -- "$1")
+mkdir -p -- "$d"
+t=$(mktemp "$d/.ocfo-XXXXXX")
+trap "rm -f -- \"\$t\"" EXIT
+cat > "$t"
+[ "$(id -gn)" = "$3" ] || chgrp -- "$3" "$t"
+chmod -- "$2" "$t"
+mv -f -- "$t" "$1"
+trap - EXIT' sh "$1" "$2" "$4"
+fi"#;
