@@ -65,11 +65,61 @@ fn failover_failback_and_monitor_crashes() {
         now != pid && now != "0" && role(&lab) == "watching"
     });
 
+    // The agent owns the workspace: a git hook it planted runs during the
+    // promotion's pull. It must see none of the monitor's environment (the
+    // gateway token, a webhook URL), and when it hangs past git_timeout
+    // (30 s) the whole process tree is killed, not only the first process.
+    let token = std::fs::read_to_string(lab.path("secrets/gateway_token")).unwrap();
+    let hook = "#!/bin/sh\nenv > /home/openclaw/hook-env\nsleep 171\n";
+    lab.ssh_ok(
+        "standby",
+        &format!(
+            "for h in post-merge reference-transaction; do printf '{hook}' > /home/openclaw/workspace/.git/hooks/$h; chmod 755 /home/openclaw/workspace/.git/hooks/$h; chown openclaw: /home/openclaw/workspace/.git/hooks/$h; done"
+        ),
+    );
+    // Something new to pull, so git updates refs and runs the hooks.
+    let repo = lab.path("workspace.git");
+    let clone = lab.path("hook-clone");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let _ = std::fs::remove_dir_all(&clone);
+    git(&[
+        "clone",
+        "-q",
+        repo.to_str().unwrap(),
+        clone.to_str().unwrap(),
+    ]);
+    std::fs::write(clone.join("from-primary.md"), "new\n").unwrap();
+    let c = clone.to_str().unwrap();
+    git(&["-C", c, "add", "-A"]);
+    git(&[
+        "-C",
+        c,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "-m",
+        "new",
+    ]);
+    git(&["-C", c, "push", "-q", "origin", "HEAD:main"]);
+
     // The primary's gateway stops: the standby's gateway serves.
     lab.ssh_ok("primary", "systemctl stop openclaw-gateway");
     let took = wait_for(
         "the standby's gateway serving",
-        Duration::from_secs(120),
+        Duration::from_secs(240),
         || {
             lab.ssh(
                 "standby",
@@ -81,6 +131,25 @@ fn failover_failback_and_monitor_crashes() {
     );
     eprintln!("failover: standby healthy {took:?} after the primary's gateway stopped");
     assert_eq!(role(&lab), "promoted");
+    let hook_env = lab.ssh_ok("standby", "cat /home/openclaw/hook-env");
+    assert!(
+        hook_env.contains("HOME=/home/openclaw"),
+        "the hook did not run: {hook_env}"
+    );
+    assert!(
+        !hook_env.contains("OCFO_") && !hook_env.contains(token.trim()),
+        "the monitor's environment reached the agent's git hook:\n{hook_env}"
+    );
+    assert!(
+        !lab.ssh("standby", "pgrep -f 'sleep 171'").status.success(),
+        "the hook's child outlived git_timeout"
+    );
+    let state = lab.ssh_ok("standby", "ocfo monitor status --json");
+    assert!(
+        state.contains("git pull of the workspace failed"),
+        "{state}"
+    );
+    lab.ssh_ok("standby", "rm -f /home/openclaw/workspace/.git/hooks/post-merge /home/openclaw/workspace/.git/hooks/reference-transaction");
 
     // The standby writes while promoted.
     lab.ssh_ok(
