@@ -93,6 +93,13 @@ const STANDBY_RUN_WAIT: Duration = Duration::from_secs(900);
 const HANDOVER_WAIT: Duration = Duration::from_secs(120);
 
 impl<H: Host> StandbyHold<'_, H> {
+    async fn primary_serving(&self) -> bool {
+        match self.primary.run(&readyz_script(self.inv), None).await {
+            Ok(out) => primary_ready(&out.stdout, self.inv),
+            Err(_) => false,
+        }
+    }
+
     /// Upgrade: the standby (already upgraded and restarted by its own run)
     /// serves before the primary's gateway restarts.
     async fn hand_over(&self) -> Result<(), String> {
@@ -159,7 +166,9 @@ impl<H: Host> RestartGate for StandbyHold<'_, H> {
                 .await
                 .map_err(|e| format!("cannot put a hold on the standby's monitor, so not restarting the primary's gateway: {e}"))?;
             use std::sync::atomic::Ordering;
-            if upgrade && !self.handed_over.load(Ordering::SeqCst) {
+            // Only a serving primary has service to hand over (not on a first
+            // deploy, nor when it is already down).
+            if upgrade && !self.handed_over.load(Ordering::SeqCst) && self.primary_serving().await {
                 let start = Instant::now();
                 let note = match self.hand_over().await {
                     Ok(()) => {
