@@ -233,7 +233,7 @@ pub fn render_node(
             password_authentication => inv.hardening.password_authentication,
         },
     )?;
-    b.add(SSHD_DROP_IN, sshd, 0o644, "root");
+    b.add(SSHD_DROP_IN, sshd, 0o600, "root");
     if inv.hardening.fail2ban {
         let jail = b.template(
             "fail2ban-jail.local.j2",
