@@ -248,6 +248,19 @@ pub fn render_node(
         b.add(UNATTENDED_UPGRADES, origins, 0o644, "root");
     }
 
+    // Operating-system hardening (docs/security.md: measured with Lynis).
+    for (path, template) in [
+        (SYSCTL_HARDENING, "sysctl-ocfo-hardening.conf.j2"),
+        (MODPROBE_HARDENING, "modprobe-ocfo-hardening.conf.j2"),
+        (LIMITS_NO_CORE_DUMPS, "limits-ocfo-no-core-dumps.conf.j2"),
+        (COREDUMP_CONF, "coredump-ocfo.conf.j2"),
+        (NEEDRESTART_CONF, "needrestart-ocfo.conf.j2"),
+        (PROFILE_TMOUT, "profile-ocfo-tmout.sh.j2"),
+    ] {
+        let text = b.template(template, context! {})?;
+        b.add(path, text, 0o644, "root");
+    }
+
     for (i, ca) in inv.network.extra_ca_certificates.iter().enumerate() {
         let local = laptop_path(inv, ca);
         let pem = std::fs::read(&local).map_err(|e| RenderError::ReadLocal {
