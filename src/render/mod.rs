@@ -254,8 +254,9 @@ pub fn render_node(
         (MODPROBE_HARDENING, "modprobe-ocfo-hardening.conf.j2"),
         (LIMITS_NO_CORE_DUMPS, "limits-ocfo-no-core-dumps.conf.j2"),
         (COREDUMP_CONF, "coredump-ocfo.conf.j2"),
-        (NEEDRESTART_CONF, "needrestart-ocfo.conf.j2"),
-        (PROFILE_TMOUT, "profile-ocfo-tmout.sh.j2"),
+        (PROFILE_HARDENING, "profile-ocfo-hardening.sh.j2"),
+        (ISSUE, "issue-ocfo.j2"),
+        (ISSUE_NET, "issue-ocfo.j2"),
     ] {
         let text = b.template(template, context! {})?;
         b.add(path, text, 0o644, "root");
