@@ -62,5 +62,6 @@ pub async fn plan<H: Host>(
 }
 
 fn valid_codename(s: &str) -> bool {
-    s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    s.chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }

@@ -2,8 +2,8 @@
 //! lines rather than owning it): each key's active line is replaced, or a
 //! commented-out one is uncommented, or the line is appended.
 
-use std::collections::BTreeMap;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 use super::{facts, fail, q, ModuleError};
 use crate::engine::{Change, Host, Step};
@@ -24,7 +24,9 @@ fn valid(s: &str) -> bool {
 
 pub async fn plan<H: Host>(args: &Args, host: &H) -> Result<Vec<Change>, ModuleError> {
     if let Some((k, v)) = args.values.iter().find(|(k, v)| !valid(k) || !valid(v)) {
-        return Err(fail(format!("login_defs: unsupported key or value `{k} {v}`")));
+        return Err(fail(format!(
+            "login_defs: unsupported key or value `{k} {v}`"
+        )));
     }
     let p = q(LOGIN_DEFS);
     let mut script = String::new();
@@ -34,10 +36,7 @@ pub async fn plan<H: Host>(args: &Args, host: &H) -> Result<Vec<Change>, ModuleE
         ));
     }
     let out = facts(host, &script).await?;
-    let now: BTreeMap<&str, &str> = out
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .collect();
+    let now: BTreeMap<&str, &str> = out.lines().filter_map(|l| l.split_once(' ')).collect();
     let mut changes = Vec::new();
     for (k, v) in &args.values {
         let cur = now.get(k.as_str()).copied().unwrap_or("-");
@@ -63,7 +62,9 @@ pub async fn plan<H: Host>(args: &Args, host: &H) -> Result<Vec<Change>, ModuleE
 mod tests {
     #[test]
     fn keys_and_values_are_plain_words() {
-        assert!(super::valid("UMASK") && super::valid("027") && super::valid("SHA_CRYPT_MIN_ROUNDS"));
+        assert!(
+            super::valid("UMASK") && super::valid("027") && super::valid("SHA_CRYPT_MIN_ROUNDS")
+        );
         assert!(!super::valid("a b") && !super::valid("x|y") && !super::valid(""));
     }
 }

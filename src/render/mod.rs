@@ -183,6 +183,7 @@ pub fn render_node(
             node_home => NODE_HOME,
             openclaw_prefix => OPENCLAW_PREFIX,
             stop_timeout => stop_timeout_secs(inv, role),
+            sandbox => inv.openclaw.sandbox.as_str(),
         },
     )?;
     b.add(unit_path(GATEWAY_UNIT), gateway_unit, 0o644, "root");
@@ -212,7 +213,11 @@ pub fn render_node(
         b.add(PUSH_SCRIPT, script, 0o755, "root");
         let service = b.template(
             "ocfo-workspace-push.service.j2",
-            context! { branch => &inv.workspace.branch, push_script => PUSH_SCRIPT },
+            context! {
+                branch => &inv.workspace.branch,
+                push_script => PUSH_SCRIPT,
+                local_remote => local_repo_path(&inv.workspace.repo),
+            },
         )?;
         b.add(unit_path(PUSH_SERVICE), service, 0o644, "root");
         let interval = crate::inventory::units::format_duration(inv.workspace.push_interval);
@@ -291,6 +296,13 @@ pub fn render_node(
         role,
         files: b.files,
     })
+}
+
+/// A workspace remote on this host's file system (a path or `file://` URL):
+/// the sandboxed push must be allowed to write there.
+fn local_repo_path(repo: &str) -> Option<&str> {
+    let path = repo.strip_prefix("file://").unwrap_or(repo);
+    (path.starts_with('/') && !path.contains(char::is_whitespace)).then_some(path)
 }
 
 /// The primary drains as long as `openclaw.stop_timeout` allows (OpenClaw
