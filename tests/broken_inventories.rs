@@ -196,6 +196,15 @@ const CASES: &[Case] = &[
         "  bind: everywhere",
         "`everywhere` is not one of",
     ),
+    Case {
+        line_offset: 1,
+        ..case(
+            "bad sandbox",
+            "  bind: tailnet",
+            "  bind: tailnet\n  sandbox: none",
+            "`none` is not one of strict, relaxed",
+        )
+    },
     case(
         "bad name",
         "name: testpair",

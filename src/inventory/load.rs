@@ -620,6 +620,7 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
             "config",
             "user",
             "stop_timeout",
+            "sandbox",
         ],
     )?;
     let version = d.req_string(&f, "version").and_then(|v| {
@@ -700,8 +701,25 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
         }),
     };
     let stop_timeout = d.duration(&f, "stop_timeout", Duration::from_secs(330), HOUR);
+    let sandbox = match f.get("sandbox") {
+        None => Some(Sandbox::Strict),
+        Some(n) => match d.string(n, "openclaw.sandbox").as_deref() {
+            Some("strict") => Some(Sandbox::Strict),
+            Some("relaxed") => Some(Sandbox::Relaxed),
+            Some(other) => {
+                d.error(
+                    "openclaw.sandbox",
+                    n.loc,
+                    format!("`{other}` is not one of strict, relaxed"),
+                );
+                None
+            }
+            None => None,
+        },
+    };
     Some(OpenClaw {
         stop_timeout: stop_timeout?,
+        sandbox: sandbox?,
         version: version?,
         port: port?,
         bind: bind?,

@@ -164,6 +164,26 @@ pub struct OpenClaw {
     pub user: String,
     /// How long the gateway may drain when stopped (systemd TimeoutStopSec).
     pub stop_timeout: Duration,
+    /// How tightly systemd confines the gateway (docs/security.md).
+    pub sandbox: Sandbox,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sandbox {
+    /// Read-only system, other homes hidden, no privileged system calls.
+    #[default]
+    Strict,
+    /// Read-only system only, for agents whose tools need more.
+    Relaxed,
+}
+
+impl Sandbox {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sandbox::Strict => "strict",
+            Sandbox::Relaxed => "relaxed",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

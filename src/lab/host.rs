@@ -167,8 +167,11 @@ pub fn boot(lab: &LabState, node: &str, mirror: &Path) -> Result<u32, LabError> 
     .map(|a| crate::shell::quote(a))
     .collect::<Vec<_>>()
     .join(" ");
+    // Like a VPS, a host owns its network sysctls (/proc/sys/net is per
+    // network namespace); the rest of /proc/sys stays read-only, as the
+    // kernel's settings belong to the machine.
     let script = format!(
-        "setsid {nspawn} </dev/null >>{} 2>&1 & echo $!",
+        "setsid env SYSTEMD_NSPAWN_API_VFS_WRITABLE=network {nspawn} </dev/null >>{} 2>&1 & echo $!",
         crate::shell::quote(&log.display().to_string())
     );
     let out = sh(&["sh", "-c", &script])?;

@@ -31,6 +31,11 @@ pub struct Args {
 pub enum AfterChange {
     #[serde(rename = "update-ca-certificates")]
     UpdateCaCertificates,
+    /// Applies ocfo's sysctl file (skipping keys a container makes read-only).
+    #[serde(rename = "systemd-sysctl")]
+    SystemdSysctl,
+    #[serde(rename = "systemctl daemon-reload")]
+    DaemonReload,
 }
 
 impl AfterChange {
@@ -39,6 +44,15 @@ impl AfterChange {
             AfterChange::UpdateCaCertificates => (
                 Script::new("update-ca-certificates >/dev/null"),
                 "update-ca-certificates",
+            ),
+            AfterChange::SystemdSysctl => (
+                Script::new(r#"/lib/systemd/systemd-sysctl "$1""#)
+                    .arg(crate::render::layout::SYSCTL_HARDENING),
+                "systemd-sysctl",
+            ),
+            AfterChange::DaemonReload => (
+                Script::new("systemctl daemon-reload"),
+                "systemctl daemon-reload",
             ),
         }
     }

@@ -81,7 +81,7 @@ fn assert_parses(script: &str) {
 
 fn answer(script: &str) -> CmdOutput {
     if script.contains("sshd_config.d/") && script.contains("authorized_keys") {
-        return ok("missing\n-\nkeys\ninclude\n");
+        return ok("missing\n-\nkeys\ninclude\n4096\ned25519\n0\n");
     }
     if script.contains(".git\" ]") {
         return ok("none\n");

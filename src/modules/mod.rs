@@ -3,10 +3,12 @@
 //! (a list of [`Change`]s with their exact steps).
 
 mod apt;
+mod apt_security;
 mod directory;
 mod files;
 #[cfg(test)]
 mod hostile;
+mod login_defs;
 mod monitor_binary;
 mod node;
 mod openclaw;
@@ -48,6 +50,8 @@ pub struct NoArgs {}
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ModuleCall {
     Apt(apt::Args),
+    AptSecurity(apt_security::Args),
+    LoginDefs(login_defs::Args),
     User(user::Args),
     Directory(directory::Args),
     Files(files::Args),
@@ -72,6 +76,8 @@ pub async fn plan<H: Host>(
 ) -> Result<Vec<Change>, ModuleError> {
     match call {
         ModuleCall::Apt(a) => apt::plan(a, host).await,
+        ModuleCall::AptSecurity(a) => apt_security::plan(a, host, ctx).await,
+        ModuleCall::LoginDefs(a) => login_defs::plan(a, host).await,
         ModuleCall::User(a) => user::plan(a, host).await,
         ModuleCall::Directory(a) => directory::plan(a, host).await,
         ModuleCall::Files(a) => files::plan(a, host, ctx).await,

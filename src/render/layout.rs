@@ -36,6 +36,17 @@ pub const SSHD_DROP_IN: &str = "/etc/ssh/sshd_config.d/10-ocfo.conf";
 pub const FAIL2BAN_JAIL: &str = "/etc/fail2ban/jail.d/ocfo.local";
 pub const AUTO_UPGRADES: &str = "/etc/apt/apt.conf.d/20auto-upgrades";
 pub const UNATTENDED_UPGRADES: &str = "/etc/apt/apt.conf.d/52ocfo-unattended-upgrades";
+pub const SYSCTL_HARDENING: &str = "/etc/sysctl.d/60-ocfo-hardening.conf";
+pub const MODPROBE_HARDENING: &str = "/etc/modprobe.d/ocfo-hardening.conf";
+pub const LIMITS_NO_CORE_DUMPS: &str = "/etc/security/limits.d/ocfo-no-core-dumps.conf";
+pub const COREDUMP_CONF: &str = "/etc/systemd/coredump.conf.d/ocfo.conf";
+pub const PROFILE_HARDENING: &str = "/etc/profile.d/ocfo-hardening.sh";
+/// The pre-login banners (console and network).
+pub const ISSUE: &str = "/etc/issue";
+pub const ISSUE_NET: &str = "/etc/issue.net";
+pub const LOGIN_DEFS: &str = "/etc/login.defs";
+/// Written only when no Debian security source is configured yet.
+pub const APT_SECURITY_SOURCE: &str = "/etc/apt/sources.list.d/ocfo-security.list";
 pub const CA_DIR: &str = "/usr/local/share/ca-certificates/ocfo";
 
 /// Paths that depend on the inventory (the gateway user's home).

@@ -208,6 +208,7 @@ pub fn render_node(
             stop_timeout => stop_timeout_secs(inv, role),
             warm => role == Role::Standby && inv.monitor.standby == crate::inventory::StandbyMode::Warm,
             switch_dir => SWITCH_DIR,
+            sandbox => inv.openclaw.sandbox.as_str(),
         },
     )?;
     b.add(unit_path(GATEWAY_UNIT), gateway_unit, 0o644, "root");
@@ -258,7 +259,11 @@ pub fn render_node(
         b.add(PUSH_SCRIPT, script, 0o755, "root");
         let service = b.template(
             "ocfo-workspace-push.service.j2",
-            context! { branch => &inv.workspace.branch, push_script => PUSH_SCRIPT },
+            context! {
+                branch => &inv.workspace.branch,
+                push_script => PUSH_SCRIPT,
+                local_remote => local_repo_path(&inv.workspace.repo),
+            },
         )?;
         b.add(unit_path(PUSH_SERVICE), service, 0o644, "root");
         let interval = crate::inventory::units::format_duration(inv.workspace.push_interval);
@@ -279,7 +284,7 @@ pub fn render_node(
             password_authentication => inv.hardening.password_authentication,
         },
     )?;
-    b.add(SSHD_DROP_IN, sshd, 0o644, "root");
+    b.add(SSHD_DROP_IN, sshd, 0o600, "root");
     if inv.hardening.fail2ban {
         let jail = b.template(
             "fail2ban-jail.local.j2",
@@ -292,6 +297,20 @@ pub fn render_node(
         b.add(AUTO_UPGRADES, periodic, 0o644, "root");
         let origins = b.template("52ocfo-unattended-upgrades.j2", context! {})?;
         b.add(UNATTENDED_UPGRADES, origins, 0o644, "root");
+    }
+
+    // Operating-system hardening (docs/security.md: measured with Lynis).
+    for (path, template) in [
+        (SYSCTL_HARDENING, "sysctl-ocfo-hardening.conf.j2"),
+        (MODPROBE_HARDENING, "modprobe-ocfo-hardening.conf.j2"),
+        (LIMITS_NO_CORE_DUMPS, "limits-ocfo-no-core-dumps.conf.j2"),
+        (COREDUMP_CONF, "coredump-ocfo.conf.j2"),
+        (PROFILE_HARDENING, "profile-ocfo-hardening.sh.j2"),
+        (ISSUE, "issue-ocfo.j2"),
+        (ISSUE_NET, "issue-ocfo.j2"),
+    ] {
+        let text = b.template(template, context! {})?;
+        b.add(path, text, 0o644, "root");
     }
 
     for (i, ca) in inv.network.extra_ca_certificates.iter().enumerate() {
@@ -403,6 +422,13 @@ pub fn user_files(inv: &Inventory, role: Role) -> Result<Vec<RenderedFile>, User
     Ok(out)
 }
 
+/// A workspace remote on this host's file system (a path or `file://` URL):
+/// the sandboxed push must be allowed to write there.
+fn local_repo_path(repo: &str) -> Option<&str> {
+    let path = repo.strip_prefix("file://").unwrap_or(repo);
+    (path.starts_with('/') && !path.contains(char::is_whitespace)).then_some(path)
+}
+
 /// The primary drains as long as `openclaw.stop_timeout` allows (OpenClaw
 /// sizes its drain from TimeoutStopSec); the standby stops within 30 s at
 /// most, because its stop is the failback and the primary already serves.
@@ -459,7 +485,7 @@ fn monitor_files(b: &mut Builder<'_>, secrets: &Secrets, reveal: bool) -> Result
     );
     let unit = b.template(
         "ocfo-monitor.service.j2",
-        context! { binary_path => OCFO_BINARY, config_path => MONITOR_CONFIG, env_file => MONITOR_ENV_FILE, switch_dir => SWITCH_DIR },
+        context! { binary_path => OCFO_BINARY, config_path => MONITOR_CONFIG, env_file => MONITOR_ENV_FILE, switch_dir => SWITCH_DIR, home => &b.layout.home },
     )?;
     b.add(unit_path(MONITOR_UNIT), unit, 0o644, "root");
     Ok(())
