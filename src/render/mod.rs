@@ -566,7 +566,7 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             config_path: layout.config_path.clone(),
             home: layout.home.clone(),
             path: format!("{OPENCLAW_PREFIX}/bin:{NODE_HOME}/bin:/usr/local/bin:/usr/bin:/bin"),
-            verify_timeout: std::time::Duration::from_secs(30),
+            verify_timeout: std::time::Duration::from_secs(60),
         }),
         hold_file: HOLD_FILE.into(),
         switchover_file: SWITCHOVER_FILE.into(),
