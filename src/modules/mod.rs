@@ -9,6 +9,7 @@ mod files;
 mod hostile;
 mod monitor_binary;
 mod node;
+pub use monitor_binary::{release_file, sum_for, MONITOR_ARCHS};
 mod openclaw;
 mod sshd;
 pub mod switches;
