@@ -153,6 +153,33 @@ const CASES: &[Case] = &[
         "must be shorter than `monitor.interval`",
     ),
     case("fall zero", "  fall: 3", "  fall: 0", "out of range"),
+    Case {
+        line_offset: 1,
+        ..case(
+            "monitor binary source not a URL",
+            "  hold_down: 60s",
+            "  hold_down: 60s\n  binary_source: /srv/releases",
+            "must be an https://, http:// or file:/// URL",
+        )
+    },
+    Case {
+        line_offset: 1,
+        ..case(
+            "monitor binary checksum not a sha256",
+            "  hold_down: 60s",
+            "  hold_down: 60s\n  binary_sha256: {x86_64: abc123}",
+            "monitor.binary_sha256.x86_64: `abc123` is not a SHA-256",
+        )
+    },
+    Case {
+        line_offset: 1,
+        ..case(
+            "monitor binary checksum for an unknown arch",
+            "  hold_down: 60s",
+            "  hold_down: 60s\n  binary_sha256: {x86-64: abc}",
+            "unknown key `x86-64`",
+        )
+    },
     case(
         "bad ip address",
         "100.100.1.20\n",
