@@ -36,7 +36,10 @@ fn publish(root: &Path, bytes: &[u8], sums_for: &[u8]) {
 fn the_standby_installs_only_the_binary_the_laptop_vouches_for() {
     let lab = TestLab::up("fetch", "10.231.11.0/24");
     let root = lab.path("hosts/standby/root");
-    assert!(root.join("etc/os-release").exists(), "standby root at {root:?}");
+    assert!(
+        root.join("etc/os-release").exists(),
+        "standby root at {root:?}"
+    );
 
     // The "release build": this ocfo with a marker appended (an ELF runs
     // with trailing bytes), so the installed file is told apart from the
