@@ -843,3 +843,26 @@ fn a_hanging_secret_command_is_stopped_with_its_children() {
         .is_some_and(|l| !l.contains("Z (zombie)"));
     assert!(!alive, "the command's background child {pid} survived");
 }
+
+#[test]
+fn monitor_binary_keys_are_valid_and_a_pin_without_source_warns() {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let sha = "0123456789abcdef".repeat(4);
+    let pinned = format!("  hold_down: 60s\n  binary_sha256: {{aarch64: {sha}}}\n");
+    let source = base.replacen("  hold_down: 60s\n", &pinned, 1);
+    assert_ne!(source, base);
+    let (stdout, stderr, code) = run_case("pin only", &source);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("monitor.binary_sha256") && stderr.contains("no effect"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("valid (1 warning)"), "{stdout}");
+
+    let both = format!("{pinned}  binary_source: https://releases.example/ocfo/\n");
+    let source = base.replacen("  hold_down: 60s\n", &both, 1);
+    let (stdout, stderr, code) = run_case("source and pin", &source);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    assert!(stdout.contains("valid"), "{stdout}");
+}

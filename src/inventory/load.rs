@@ -1078,6 +1078,13 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
             );
         }
     }
+    if let (Some(None), Some(n)) = (&binary_source, f.get("binary_sha256")) {
+        d.warn(
+            "monitor.binary_sha256",
+            n.loc,
+            "has no effect without `monitor.binary_source` (where the standby fetches the binary these checksums are for)",
+        );
+    }
     let (flap_max_promotions, flap_window) = flap?;
     Some(MonitorSettings {
         flap_max_promotions,
