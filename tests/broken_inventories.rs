@@ -153,6 +153,33 @@ const CASES: &[Case] = &[
         "must be shorter than `monitor.interval`",
     ),
     case("fall zero", "  fall: 3", "  fall: 0", "out of range"),
+    Case {
+        line_offset: 1,
+        ..case(
+            "monitor binary source not a URL",
+            "  hold_down: 60s",
+            "  hold_down: 60s\n  binary_source: /srv/releases",
+            "must be an https://, http:// or file:/// URL",
+        )
+    },
+    Case {
+        line_offset: 1,
+        ..case(
+            "monitor binary checksum not a sha256",
+            "  hold_down: 60s",
+            "  hold_down: 60s\n  binary_sha256: {x86_64: abc123}",
+            "monitor.binary_sha256.x86_64: `abc123` is not a SHA-256",
+        )
+    },
+    Case {
+        line_offset: 1,
+        ..case(
+            "monitor binary checksum for an unknown arch",
+            "  hold_down: 60s",
+            "  hold_down: 60s\n  binary_sha256: {x86-64: abc}",
+            "unknown key `x86-64`",
+        )
+    },
     case(
         "bad ip address",
         "100.100.1.20\n",
@@ -824,4 +851,27 @@ fn a_hanging_secret_command_is_stopped_with_its_children() {
         .find(|l| l.starts_with("State:"))
         .is_some_and(|l| !l.contains("Z (zombie)"));
     assert!(!alive, "the command's background child {pid} survived");
+}
+
+#[test]
+fn monitor_binary_keys_are_valid_and_a_pin_without_source_warns() {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let sha = "0123456789abcdef".repeat(4);
+    let pinned = format!("  hold_down: 60s\n  binary_sha256: {{aarch64: {sha}}}\n");
+    let source = base.replacen("  hold_down: 60s\n", &pinned, 1);
+    assert_ne!(source, base);
+    let (stdout, stderr, code) = run_case("pin only", &source);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("monitor.binary_sha256") && stderr.contains("no effect"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("valid (1 warning)"), "{stdout}");
+
+    let both = format!("{pinned}  binary_source: https://releases.example/ocfo/\n");
+    let source = base.replacen("  hold_down: 60s\n", &both, 1);
+    let (stdout, stderr, code) = run_case("source and pin", &source);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    assert!(stdout.contains("valid"), "{stdout}");
 }

@@ -42,6 +42,9 @@ pub struct DeployArgs {
     /// The ocfo binary to install on the standby when this one cannot run there (other OS or architecture).
     #[arg(long)]
     pub monitor_binary: Option<PathBuf>,
+    /// Have the standby fetch the release build of this version from `monitor.binary_source` (checksum-verified) even when this binary could run there.
+    #[arg(long, conflicts_with = "monitor_binary")]
+    pub monitor_fetch: bool,
     /// Print every task, not only changed and failed ones.
     #[arg(long)]
     pub all_tasks: bool,
@@ -90,6 +93,7 @@ pub fn run(args: DeployArgs, out: Output) -> ExitCode {
             diff: args.diff,
             monitor_binary,
             monitor_binary_explicit: args.monitor_binary.is_some(),
+            monitor_fetch: args.monitor_fetch,
         },
         limit: args.limit.as_deref().map(|l| {
             if l == "primary" {

@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod deploy;
 mod drill;
+#[cfg(target_os = "linux")]
 mod lab;
 mod monitor;
 mod progress;
@@ -43,6 +44,7 @@ pub enum Command {
     /// Which node serves: gateway, monitor, versions, last deploy, per node.
     Status(status::StatusArgs),
     /// Two local Debian hosts (systemd-nspawn) to try and test ocfo on (needs root).
+    #[cfg(target_os = "linux")]
     Lab(lab::LabArgs),
     /// The standby's failover daemon (run by ocfo-monitor.service), and `monitor status`.
     Monitor(monitor::MonitorArgs),
@@ -97,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args, out),
         Command::Render(args) => render::run(args, out),
         Command::Deploy(args) => deploy::run(args, out),
+        #[cfg(target_os = "linux")]
         Command::Lab(args) => lab::run(args, out),
         Command::Status(args) => status::run(args, out),
         Command::Drill(args) => drill::run(args, out),

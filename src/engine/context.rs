@@ -25,6 +25,9 @@ pub struct RunOptions {
     /// Whether `monitor_binary` was named by the operator (then it is used
     /// whatever the host's architecture; otherwise only on a matching host).
     pub monitor_binary_explicit: bool,
+    /// `--monitor-fetch`: the standby fetches its ocfo from
+    /// `monitor.binary_source` even when this binary could run there.
+    pub monitor_fetch: bool,
 }
 
 pub struct TaskContext<'a> {

@@ -333,6 +333,8 @@ fn default_monitor() -> MonitorSettings {
         standby: StandbyMode::Warm,
         channel_failure: ChannelFailure::Failover,
         channel_grace: Duration::from_secs(60),
+        binary_source: None,
+        binary_sha256: Default::default(),
     }
 }
 
@@ -584,21 +586,7 @@ fn node_js(d: &mut Decoder, node: &Node) -> Option<NodeJs> {
     };
     let mirror = match f.get("mirror") {
         None => Some(DEFAULT_NODE_MIRROR.to_string()),
-        Some(n) => d.string(n, "node.mirror").and_then(|m| {
-            // The URL reaches a download script on the host.
-            let ok = ["https://", "http://", "file:///"]
-                .iter()
-                .any(|p| m.starts_with(p))
-                && !m.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !ok {
-                d.error(
-                    "node.mirror",
-                    n.loc,
-                    format!("`{m}` must be an https://, http:// or file:/// URL without spaces or control characters"),
-                );
-            }
-            ok.then(|| m.trim_end_matches('/').to_string())
-        }),
+        Some(n) => download_base(d, n, "node.mirror"),
     };
     Some(NodeJs {
         version: version?,
@@ -1029,9 +1017,19 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
             "standby",
             "channel_failure",
             "channel_grace",
+            "binary_source",
+            "binary_sha256",
         ],
     )?;
     let def = default_monitor();
+    let binary_source = match f.get("binary_source") {
+        None => Some(None),
+        Some(n) => download_base(d, n, "monitor.binary_source").map(Some),
+    };
+    let binary_sha256 = match f.get("binary_sha256") {
+        None => Some(Default::default()),
+        Some(n) => monitor_sha256(d, n),
+    };
     let interval = d.duration(&f, "interval", def.interval, HOUR);
     let timeout = d.duration(&f, "timeout", def.timeout, HOUR);
     let fall = d.count(&f, "fall", def.fall);
@@ -1098,6 +1096,13 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
             );
         }
     }
+    if let (Some(None), Some(n)) = (&binary_source, f.get("binary_sha256")) {
+        d.warn(
+            "monitor.binary_sha256",
+            n.loc,
+            "has no effect without `monitor.binary_source` (where the standby fetches the binary these checksums are for)",
+        );
+    }
     let (flap_max_promotions, flap_window) = flap?;
     Some(MonitorSettings {
         flap_max_promotions,
@@ -1112,6 +1117,57 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
         standby: standby?,
         channel_failure: channel_failure?,
         channel_grace: channel_grace?,
+        binary_source: binary_source?,
+        binary_sha256: binary_sha256?,
+    })
+}
+
+/// `monitor.binary_sha256`: `{x86_64: <64 hex>, aarch64: <64 hex>}`, either or both.
+fn monitor_sha256(
+    d: &mut Decoder,
+    node: &Node,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let archs = crate::modules::MONITOR_ARCHS;
+    let f = d.fields(node, "monitor.binary_sha256", archs)?;
+    let mut out = std::collections::BTreeMap::new();
+    let mut ok = true;
+    for arch in archs {
+        let Some(n) = f.get(arch) else { continue };
+        let path = format!("monitor.binary_sha256.{arch}");
+        match d.string(n, &path) {
+            Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {
+                out.insert(arch.to_string(), h.to_ascii_lowercase());
+            }
+            Some(h) => {
+                d.error(
+                    &path,
+                    n.loc,
+                    format!("`{h}` is not a SHA-256 (64 hexadecimal digits)"),
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// A base URL that reaches a download script on a host: https://, http://
+/// or file:///, no spaces or control characters, no trailing slash.
+fn download_base(d: &mut Decoder, n: &Node, path: &str) -> Option<String> {
+    d.string(n, path).and_then(|m| {
+        let ok = ["https://", "http://", "file:///"]
+            .iter()
+            .any(|p| m.starts_with(p))
+            && !m.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            d.error(
+                path,
+                n.loc,
+                format!("`{m}` must be an https://, http:// or file:/// URL without spaces or control characters"),
+            );
+        }
+        ok.then(|| m.trim_end_matches('/').to_string())
     })
 }
 

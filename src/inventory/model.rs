@@ -267,6 +267,12 @@ pub struct MonitorSettings {
     pub standby: StandbyMode,
     pub channel_failure: ChannelFailure,
     pub channel_grace: Duration,
+    /// Where the standby fetches a static Linux ocfo when the laptop's own
+    /// binary cannot run there: `<base>/v<ver>/ocfo-<ver>-<arch>-linux`.
+    pub binary_source: Option<String>,
+    /// SHA-256 of that file per architecture (`x86_64`, `aarch64`), pinned
+    /// by the operator; checked against what this ocfo was built to vouch for.
+    pub binary_sha256: std::collections::BTreeMap<String, String>,
 }
 
 pub use crate::monitor::config::{ChannelFailure, StandbyMode};

@@ -102,8 +102,12 @@ fn answer(script: &str) -> CmdOutput {
 
 #[tokio::test]
 async fn hostile_values_never_become_script_text() {
-    let fx = Fixture::load(|inv| {
+    let mut fx = Fixture::load(|inv| {
         inv.name = format!("lab{}", hostile(0));
+        inv.monitor.binary_source = Some(format!("https://x/{}", hostile(2)));
+        inv.monitor
+            .binary_sha256
+            .insert("x86_64".into(), "a".repeat(64));
         inv.openclaw.version = hostile(1);
         inv.workspace.repo = hostile(2);
         inv.workspace.branch = hostile(3);
@@ -111,6 +115,8 @@ async fn hostile_values_never_become_script_text() {
         inv.primary.ssh.user = hostile(0);
         inv.primary.channels.push(hostile(1));
     });
+    // The standby fetches its ocfo, from a hostile source.
+    fx.opts.monitor_fetch = true;
     let ctx = fx.ctx();
     let calls: Vec<(&str, serde_json::Value)> = vec![
         ("apt", json!({"packages": [hostile(0), hostile(3)]})),
@@ -135,6 +141,7 @@ async fn hostile_values_never_become_script_text() {
         ("openclaw_plugins", json!({})),
         ("tailscale", json!({})),
         ("workspace", json!({})),
+        ("monitor_binary", json!({})),
     ];
     let host = ScriptedHost::new(answer);
     let mut steps = 0;

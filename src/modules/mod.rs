@@ -11,6 +11,7 @@ mod hostile;
 mod login_defs;
 mod monitor_binary;
 mod node;
+pub use monitor_binary::{release_file, sum_for, MONITOR_ARCHS};
 mod openclaw;
 mod sshd;
 pub mod switches;

@@ -1,6 +1,16 @@
-//! The ocfo binary on the standby, which runs as `ocfo monitor`. The running
-//! binary is uploaded when the host's OS and architecture match it; otherwise
-//! `--monitor-binary` must name a Linux build for the host.
+//! The ocfo binary on the standby, which runs as `ocfo monitor`.
+//!
+//! - `--monitor-binary PATH`: that file is uploaded, whatever the host.
+//! - This very executable is uploaded when it can run on the host (the
+//!   laptop is Linux on the host's architecture), unless `--monitor-fetch`.
+//! - Otherwise the standby fetches the release build of *this* ocfo's
+//!   version for its architecture from `monitor.binary_source`
+//!   (`<base>/v<ver>/ocfo-<ver>-<arch>-linux`) and installs it only if its
+//!   SHA-256 is the one the laptop vouches for: compiled into this ocfo by
+//!   the release build (`OCFO_MONITOR_SHA256SUMS`), or pinned by the operator
+//!   in `monitor.binary_sha256`. Nothing the download source says is trusted.
+
+use std::sync::Arc;
 
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
@@ -8,28 +18,142 @@ use crate::render::layout::OCFO_BINARY;
 
 pub type Args = super::NoArgs;
 
-/// The bytes to install: `--monitor-binary`, or this very executable when it
-/// can run on the host.
-fn binary(ctx: &TaskContext<'_>) -> Result<std::sync::Arc<Vec<u8>>, ModuleError> {
+/// The architectures the release process builds static Linux binaries for
+/// (Rust's names, which are also `uname -m`'s).
+pub const MONITOR_ARCHS: &[&str] = &["x86_64", "aarch64"];
+
+/// The SHA256SUMS of the release's Linux binaries, compiled in by the
+/// release build (`examples/release/release.sh`); absent in a source build.
+const EMBEDDED_SUMS: Option<&str> = option_env!("OCFO_MONITOR_SHA256SUMS");
+
+/// The OS and architecture a binary was built for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Platform {
+    pub os: &'static str,
+    pub arch: &'static str,
+}
+
+impl Platform {
+    pub const THIS: Platform = Platform {
+        os: std::env::consts::OS,
+        arch: std::env::consts::ARCH,
+    };
+}
+
+/// `uname -m` as the release's architecture name, or None when the release
+/// has no build for it.
+pub(crate) fn release_arch(uname_m: &str) -> Option<&'static str> {
+    match uname_m {
+        "x86_64" | "amd64" => Some("x86_64"),
+        "aarch64" | "arm64" => Some("aarch64"),
+        _ => None,
+    }
+}
+
+/// The file name of a release's Linux binary.
+pub fn release_file(version: &str, arch: &str) -> String {
+    format!("ocfo-{version}-{arch}-linux")
+}
+
+/// The checksum of `file` in a SHA256SUMS text (`<hex>  <name>` or
+/// `<hex> *<name>` lines), lowercased.
+pub fn sum_for(sums: &str, file: &str) -> Option<String> {
+    sums.lines().find_map(|l| {
+        let (hash, name) = l.trim().split_once(char::is_whitespace)?;
+        let name = name.trim_start().trim_start_matches('*');
+        (name == file && hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| hash.to_ascii_lowercase())
+    })
+}
+
+/// What the standby gets.
+#[derive(Debug)]
+pub(crate) enum Plan {
+    Upload(Arc<Vec<u8>>),
+    Fetch(Fetch),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Fetch {
+    pub url: String,
+    pub sha256: String,
+    pub version: String,
+    pub arch: &'static str,
+    /// Who vouches for `sha256`, for the change's summary.
+    pub vouched_by: &'static str,
+}
+
+/// Decides, without touching the host: `laptop` is the platform of this
+/// binary, `embedded` the SHA256SUMS compiled into it.
+pub(crate) fn choose(
+    ctx: &TaskContext<'_>,
+    laptop: Platform,
+    embedded: Option<&str>,
+) -> Result<Plan, ModuleError> {
     if let (Some(b), true) = (&ctx.opts.monitor_binary, ctx.opts.monitor_binary_explicit) {
-        return Ok(b.clone());
+        return Ok(Plan::Upload(b.clone()));
     }
     let host_arch = ctx.facts.arch.as_str();
-    let ours = std::env::consts::ARCH;
-    let same_arch = host_arch == ours
-        || (host_arch == "amd64" && ours == "x86_64")
-        || (host_arch == "arm64" && ours == "aarch64");
-    if std::env::consts::OS != "linux" || !same_arch {
+    let runs_there = laptop.os == "linux" && release_arch(host_arch) == Some(laptop.arch);
+    if runs_there && !ctx.opts.monitor_fetch {
+        return Ok(Plan::Upload(own_binary(ctx)?));
+    }
+    let why = if ctx.opts.monitor_fetch {
+        "--monitor-fetch asks the standby to fetch its ocfo".to_string()
+    } else {
+        format!(
+            "this ocfo is built for {}-{} but the standby is linux-{host_arch}",
+            laptop.os, laptop.arch
+        )
+    };
+    let Some(arch) = release_arch(host_arch) else {
         return Err(fail(format!(
-            "this ocfo is built for {}-{ours} but the standby is linux-{host_arch}: pass --monitor-binary PATH with a Linux {host_arch} build of ocfo",
-            std::env::consts::OS
+            "{why}, and ocfo releases have no Linux build for `{host_arch}` (only {}): pass --monitor-binary PATH with a Linux {host_arch} build of ocfo",
+            MONITOR_ARCHS.join(", ")
         )));
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    let file = release_file(version, arch);
+    let Some(base) = ctx.inv.monitor.binary_source.as_deref() else {
+        return Err(fail(format!(
+            "{why}: set `monitor.binary_source` in the inventory to where the release binaries are (the standby downloads <source>/v{version}/{file} and checks it against the checksum this laptop vouches for), or pass --monitor-binary PATH with a Linux {arch} build of ocfo {version}"
+        )));
+    };
+    let built_in = embedded.and_then(|s| sum_for(s, &file));
+    let pinned = ctx.inv.monitor.binary_sha256.get(arch).cloned();
+    let (sha256, vouched_by) = match (built_in, pinned) {
+        (Some(b), Some(p)) if b != p => {
+            return Err(fail(format!(
+                "`monitor.binary_sha256.{arch}` pins {p}, but this ocfo {version} was released with {b} for {file}: remove the pin (or correct it) rather than install a binary this release does not vouch for"
+            )))
+        }
+        (Some(b), _) => (b, "this ocfo's release checksums"),
+        (None, Some(p)) => (p, "monitor.binary_sha256"),
+        (None, None) => {
+            return Err(fail(format!(
+                "{why}, and this ocfo was built without release checksums (a source build), so it cannot vouch for {file}: pin its SHA-256 as `monitor.binary_sha256.{arch}` in the inventory (from the release's SHA256SUMS, verified as you verified this ocfo), or pass --monitor-binary PATH"
+            )))
+        }
+    };
+    Ok(Plan::Fetch(Fetch {
+        url: format!("{base}/v{version}/{file}"),
+        sha256,
+        version: version.to_string(),
+        arch,
+        vouched_by,
+    }))
+}
+
+/// This very executable, as read when the run started.
+fn own_binary(ctx: &TaskContext<'_>) -> Result<Arc<Vec<u8>>, ModuleError> {
+    if let Some(b) = &ctx.opts.monitor_binary {
+        return Ok(b.clone());
     }
     let exe = std::env::current_exe()
         .map_err(|e| fail(format!("cannot find the running ocfo binary: {e}")))?;
     let bytes =
         std::fs::read(&exe).map_err(|e| fail(format!("cannot read {}: {e}", exe.display())))?;
-    Ok(std::sync::Arc::new(bytes))
+    Ok(Arc::new(bytes))
 }
 
 pub async fn plan<H: Host>(
@@ -37,8 +161,20 @@ pub async fn plan<H: Host>(
     host: &H,
     ctx: &TaskContext<'_>,
 ) -> Result<Vec<Change>, ModuleError> {
-    let bytes = binary(ctx)?;
-    let want = crate::sha256_hex(&bytes);
+    plan_for(host, ctx, Platform::THIS, EMBEDDED_SUMS).await
+}
+
+pub(crate) async fn plan_for<H: Host>(
+    host: &H,
+    ctx: &TaskContext<'_>,
+    laptop: Platform,
+    embedded: Option<&str>,
+) -> Result<Vec<Change>, ModuleError> {
+    let plan = choose(ctx, laptop, embedded)?;
+    let want = match &plan {
+        Plan::Upload(bytes) => crate::sha256_hex(bytes),
+        Plan::Fetch(f) => f.sha256.clone(),
+    };
     let out = facts(
         host,
         &Script::new(r#"if [ -f "$1" ]; then sha256sum < "$1" | cut -d' ' -f1; stat -c '%a %U' -- "$1"; else echo missing; fi"#)
@@ -50,23 +186,257 @@ pub async fn plan<H: Host>(
     if sha == want && meta == "755 root" {
         return Ok(Vec::new());
     }
-    Ok(vec![Change::new(
-        format!(
-            "{} {OCFO_BINARY} ({:.1} MB, sha256 {})",
-            if sha == "missing" {
-                "install"
-            } else {
-                "update"
-            },
-            bytes.len() as f64 / 1e6,
-            &want[..12]
+    let verb = if sha == "missing" {
+        "install"
+    } else {
+        "update"
+    };
+    Ok(vec![match plan {
+        Plan::Upload(bytes) => Change::new(
+            format!(
+                "{verb} {OCFO_BINARY} ({:.1} MB, sha256 {})",
+                bytes.len() as f64 / 1e6,
+                &want[..12]
+            ),
+            vec![Step::Put {
+                path: OCFO_BINARY.into(),
+                content: bytes.to_vec(),
+                mode: 0o755,
+                owner: "root".into(),
+                group: "root".into(),
+            }],
         ),
-        vec![Step::Put {
-            path: OCFO_BINARY.into(),
-            content: bytes.to_vec(),
-            mode: 0o755,
-            owner: "root".into(),
-            group: "root".into(),
-        }],
-    )])
+        Plan::Fetch(f) => Change::new(
+            format!(
+                "{verb} {OCFO_BINARY}: ocfo {} for {}, fetched from {}, sha256 {} (vouched for by {})",
+                f.version,
+                f.arch,
+                f.url,
+                &f.sha256[..12],
+                f.vouched_by
+            ),
+            vec![Step::run(
+                Script::new(FETCH).args([f.url, f.sha256, OCFO_BINARY.to_string()]),
+            )],
+        ),
+    }])
+}
+
+/// $1 the binary's URL, $2 the SHA-256 the laptop vouches for, $3 where to
+/// install it. Downloaded next to $3 (same file system, so the rename is
+/// atomic), checked, made executable, run once, renamed into place; any
+/// failure leaves $3 as it was and no temp file behind.
+const FETCH: &str = r#"# fetch the ocfo binary and check it against the laptop's checksum
+set -eu
+url=$1; want=$2; dest=$3
+tmp=$(mktemp -- "$(dirname -- "$dest")/.ocfo-fetch.XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+curl -fsSL --proto '=https,http,file' --retry 3 --connect-timeout 15 --max-time 600 -o "$tmp" -- "$url" || {
+  echo "cannot download $url" >&2; exit 1; }
+if ! printf '%s  %s\n' "$want" "$tmp" | sha256sum -c --quiet --status -; then
+  got=$(sha256sum < "$tmp" | cut -d' ' -f1)
+  echo "checksum mismatch for $url: expected sha256 $want (vouched for by the laptop), got $got: refusing to install it" >&2
+  exit 1
+fi
+chown root:root -- "$tmp"; chmod 755 -- "$tmp"
+"$tmp" --version >/dev/null || { echo "$url passed its checksum but does not run on this host" >&2; exit 1; }
+mv -f -- "$tmp" "$dest"
+trap - EXIT
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::{plan_for, sum_for, Platform, FETCH};
+    use crate::engine::Step;
+    use crate::modules::testkit::{ok, Fixture, ScriptedHost};
+    use std::sync::Arc;
+
+    const LINUX_X86: Platform = Platform {
+        os: "linux",
+        arch: "x86_64",
+    };
+    const MAC_ARM: Platform = Platform {
+        os: "macos",
+        arch: "aarch64",
+    };
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn fixture(source: Option<&str>, pins: &[(&str, &str)]) -> Fixture {
+        let mut fx = Fixture::load(|inv| {
+            inv.monitor.binary_source = source.map(String::from);
+            for (a, h) in pins {
+                inv.monitor
+                    .binary_sha256
+                    .insert(a.to_string(), h.to_string());
+            }
+        });
+        fx.opts.monitor_binary = Some(Arc::new(b"laptop ocfo".to_vec()));
+        fx
+    }
+
+    fn sums(version: &str) -> String {
+        format!("{A}  ocfo-{version}-x86_64-linux\n{B}  ocfo-{version}-aarch64-linux\n")
+    }
+
+    async fn plan(
+        fx: &Fixture,
+        laptop: Platform,
+        embedded: Option<&str>,
+    ) -> Result<Vec<Step>, String> {
+        let host = ScriptedHost::new(|_| ok("missing\n"));
+        plan_for(&host, &fx.ctx(), laptop, embedded)
+            .await
+            .map(|c| c.into_iter().flat_map(|c| c.steps).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    fn fetched(steps: &[Step]) -> (String, Vec<String>) {
+        let [Step::Run {
+            script,
+            stdin: None,
+        }] = steps
+        else {
+            panic!("expected one fetch step, got {steps:?}");
+        };
+        assert_eq!(script.text(), FETCH);
+        (script.render(), script.arguments().to_vec())
+    }
+
+    #[tokio::test]
+    async fn a_matching_laptop_uploads_itself() {
+        let fx = fixture(Some("https://rel.example/ocfo"), &[]);
+        let steps = plan(&fx, LINUX_X86, None).await.unwrap();
+        let [Step::Put { content, mode, .. }] = &steps[..] else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(content, b"laptop ocfo");
+        assert_eq!(*mode, 0o755);
+    }
+
+    #[tokio::test]
+    async fn another_arch_fetches_the_exact_version_with_the_built_in_checksum() {
+        let v = env!("CARGO_PKG_VERSION");
+        let mut fx = fixture(Some("https://rel.example/ocfo"), &[]);
+        fx.facts.arch = "aarch64".into();
+        let steps = plan(&fx, LINUX_X86, Some(&sums(v))).await.unwrap();
+        let (_, args) = fetched(&steps);
+        assert_eq!(
+            args,
+            [
+                format!("https://rel.example/ocfo/v{v}/ocfo-{v}-aarch64-linux"),
+                B.to_string(),
+                "/usr/local/bin/ocfo".to_string()
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_mac_laptop_fetches_for_an_x86_host_with_a_pinned_checksum() {
+        let v = env!("CARGO_PKG_VERSION");
+        let fx = fixture(Some("file:///srv/rel"), &[("x86_64", A)]);
+        let (_, args) = fetched(&plan(&fx, MAC_ARM, None).await.unwrap());
+        assert_eq!(
+            args[0],
+            format!("file:///srv/rel/v{v}/ocfo-{v}-x86_64-linux")
+        );
+        assert_eq!(args[1], A);
+    }
+
+    #[tokio::test]
+    async fn monitor_fetch_forces_the_fetch_on_a_matching_host() {
+        let v = env!("CARGO_PKG_VERSION");
+        let mut fx = fixture(Some("https://rel.example"), &[]);
+        fx.opts.monitor_fetch = true;
+        let (_, args) = fetched(&plan(&fx, LINUX_X86, Some(&sums(v))).await.unwrap());
+        assert_eq!(args[1], A);
+    }
+
+    #[tokio::test]
+    async fn an_explicit_monitor_binary_wins() {
+        let mut fx = fixture(None, &[]);
+        fx.opts.monitor_binary_explicit = true;
+        fx.facts.arch = "riscv64".into();
+        let steps = plan(&fx, MAC_ARM, None).await.unwrap();
+        assert!(matches!(&steps[..], [Step::Put { .. }]), "{steps:?}");
+    }
+
+    #[tokio::test]
+    async fn without_a_source_the_error_says_what_to_do() {
+        let fx = fixture(None, &[]);
+        let e = plan(&fx, MAC_ARM, None).await.unwrap_err();
+        assert!(
+            e.contains("macos-aarch64") && e.contains("linux-x86_64"),
+            "{e}"
+        );
+        assert!(
+            e.contains("monitor.binary_source") && e.contains("--monitor-binary"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_vouched_checksum_nothing_is_fetched() {
+        let fx = fixture(Some("https://rel.example"), &[("aarch64", B)]);
+        // Sums for another version do not count: only this exact version.
+        let e = plan(&fx, MAC_ARM, Some(&sums("0.0.1"))).await.unwrap_err();
+        assert!(e.contains("monitor.binary_sha256.x86_64"), "{e}");
+        assert!(e.contains("without release checksums"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_pin_that_contradicts_the_release_is_refused() {
+        let v = env!("CARGO_PKG_VERSION");
+        let fx = fixture(Some("https://rel.example"), &[("x86_64", B)]);
+        let e = plan(&fx, MAC_ARM, Some(&sums(v))).await.unwrap_err();
+        assert!(e.contains(A) && e.contains(B), "{e}");
+        let fx = fixture(Some("https://rel.example"), &[("x86_64", A)]);
+        assert!(plan(&fx, MAC_ARM, Some(&sums(v))).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_arch_without_a_release_build_is_refused() {
+        let mut fx = fixture(Some("https://rel.example"), &[]);
+        fx.facts.arch = "armv7l".into();
+        let e = plan(&fx, MAC_ARM, None).await.unwrap_err();
+        assert!(
+            e.contains("armv7l") && e.contains("--monitor-binary"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_installed_binary_with_the_vouched_hash_is_left_alone() {
+        let fx = fixture(Some("https://rel.example"), &[("x86_64", A)]);
+        let host = ScriptedHost::new(|_| ok(&format!("{A}\n755 root\n")));
+        let changes = plan_for(&host, &fx.ctx(), MAC_ARM, None).await.unwrap();
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn sums_are_read_per_file() {
+        let s = format!(
+            "{A}  ocfo-1.2.3-x86_64-linux\n{}  *ocfo-1.2.3-aarch64-linux\n",
+            B.to_uppercase()
+        );
+        assert_eq!(sum_for(&s, "ocfo-1.2.3-x86_64-linux").as_deref(), Some(A));
+        assert_eq!(sum_for(&s, "ocfo-1.2.3-aarch64-linux").as_deref(), Some(B));
+        assert_eq!(sum_for(&s, "ocfo-1.2.3-x86_64-linu"), None);
+        assert_eq!(
+            sum_for("xyz  ocfo-1.2.3-x86_64-linux", "ocfo-1.2.3-x86_64-linux"),
+            None
+        );
+    }
+
+    /// The fetch verifies before it installs, with a temp file beside the
+    /// target and an atomic rename, and curl cannot hang.
+    #[test]
+    fn the_fetch_checks_before_it_renames() {
+        let check = FETCH.find("sha256sum -c").unwrap();
+        let run = FETCH.find(r#""$tmp" --version"#).unwrap();
+        let mv = FETCH.find(r#"mv -f -- "$tmp" "$dest""#).unwrap();
+        assert!(check < run && run < mv);
+        assert!(FETCH.contains("--connect-timeout") && FETCH.contains("--max-time"));
+        assert!(FETCH.contains(r#"dirname -- "$dest""#));
+    }
 }

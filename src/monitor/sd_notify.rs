@@ -11,12 +11,16 @@ pub fn notify(state: &str) {
         return;
     };
     let path = path.to_string_lossy().into_owned();
-    let result = if let Some(abstract_name) = path.strip_prefix('@') {
-        use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())
-            .and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
-    } else {
-        sock.send_to(state.as_bytes(), &path)
+    let result = match path.strip_prefix('@') {
+        // Abstract socket names exist on Linux only, where the monitor runs;
+        // the laptop's build (macOS too) compiles without them.
+        #[cfg(target_os = "linux")]
+        Some(abstract_name) => {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())
+                .and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
+        }
+        _ => sock.send_to(state.as_bytes(), &path),
     };
     if let Err(e) = result {
         tracing::debug!("sd_notify: {e}");
