@@ -142,12 +142,22 @@ fn deploy_converges_and_repairs_drift() {
         (
             "primary",
             "echo '{}' > /home/openclaw/.openclaw/openclaw.json",
-            "OpenClaw config and environment",
+            "OpenClaw config",
         ),
         (
             "primary",
             "chmod 0644 /etc/openclaw/gateway.env",
-            "OpenClaw config and environment",
+            "OpenClaw environment and restart-class settings",
+        ),
+        (
+            "standby",
+            "rm /etc/openclaw/switches/standby.json",
+            "channel switches (warm standby)",
+        ),
+        (
+            "standby",
+            "systemctl stop openclaw-gateway",
+            "gateway enabled and running (warm standby)",
         ),
         ("primary", "ufw disable", "firewall"),
         ("standby", "systemctl stop fail2ban", "fail2ban running"),
