@@ -179,36 +179,41 @@ fn switchover(lab: &Lab) {
     }
 }
 
+/// RSS and CPU ticks of every process in each unit's cgroup (v2, or v1's
+/// `systemd` hierarchy as in the lab's containers), where systemd's own
+/// accounting may be off.
+const UNIT_USAGE: &str = r#"for u in openclaw-gateway ocfo-monitor; do
+  f=/sys/fs/cgroup/system.slice/$u.service/cgroup.procs
+  [ -f "$f" ] || f=/sys/fs/cgroup/systemd/system.slice/$u.service/cgroup.procs
+  rss=0; ticks=0
+  for p in $(cat "$f" 2>/dev/null); do
+    r=$(awk '/^VmRSS/ {print $2}' /proc/$p/status 2>/dev/null); rss=$((rss + ${r:-0}))
+    t=$(awk '{print $14 + $15}' /proc/$p/stat 2>/dev/null); ticks=$((ticks + ${t:-0}))
+  done
+  echo "$rss $ticks $(getconf CLK_TCK)"
+done"#;
+
 fn idle(lab: &Lab) {
-    let sample = || {
-        lab.ssh(
-            "standby",
-            "for u in openclaw-gateway ocfo-monitor; do systemctl show -p MemoryCurrent,CPUUsageNSec --value $u | tr '\\n' ' '; echo; done",
-        )
-    };
-    let parse = |s: &str| -> Vec<(f64, f64)> {
+    let parse = |s: &str| -> Vec<(f64, f64, f64)> {
         s.lines()
             .map(|l| {
                 let v: Vec<f64> = l
                     .split_whitespace()
                     .map(|x| x.parse().unwrap_or(0.0))
                     .collect();
-                (
-                    v.first().copied().unwrap_or(0.0),
-                    v.get(1).copied().unwrap_or(0.0),
-                )
+                (v[0], v[1], v[2].max(1.0))
             })
             .collect()
     };
-    let a = parse(&sample());
+    let a = parse(&lab.ssh("standby", UNIT_USAGE));
     std::thread::sleep(Duration::from_secs(60));
-    let b = parse(&sample());
+    let b = parse(&lab.ssh("standby", UNIT_USAGE));
     for (i, unit) in ["gateway", "monitor"].iter().enumerate() {
+        let cpu = (b[i].1 - a[i].1) / b[i].2;
         println!(
-            "warm standby idle, {unit}: memory {:.0} MiB, CPU {:.2} s per minute ({:.1} % of a core)",
-            b[i].0 / 1048576.0,
-            (b[i].1 - a[i].1) / 1e9,
-            (b[i].1 - a[i].1) / 1e9 / 60.0 * 100.0
+            "warm standby idle, {unit}: RSS {:.0} MiB, CPU {cpu:.2} s per minute ({:.1} % of a core)",
+            b[i].0 / 1024.0,
+            cpu / 60.0 * 100.0
         );
     }
 }
