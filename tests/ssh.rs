@@ -264,9 +264,10 @@ async fn exec_status_stderr_stdin_and_many_concurrent_channels() {
         });
         assert_eq!(o.stdout.trim(), i.to_string());
     }
-    // 20 × 0.2 s would take 4 s one after the other.
+    // 20 × 0.2 s would take 4 s one after the other; in batches of 8
+    // channels 0.6 s. The margin is for a loaded 2-core machine.
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_millis(3500),
         "channels run concurrently over one connection: {:?}",
         start.elapsed()
     );
