@@ -88,6 +88,12 @@ pub trait Host: Sync {
         None
     }
 
+    /// Commands run on the host so far (each one SSH round trip), when the
+    /// transport counts them.
+    fn round_trips(&self) -> Option<u64> {
+        None
+    }
+
     /// Runs a `sh` script as root (the transport adds `sudo -n` for a
     /// non-root login) and returns its output whatever the exit status.
     fn run(

@@ -815,6 +815,10 @@ impl Host for HostSession {
         Some(self.port)
     }
 
+    fn round_trips(&self) -> Option<u64> {
+        Some(HostSession::round_trips(self))
+    }
+
     async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<CmdOutput, HostError> {
         self.run_script(script, stdin)
             .await
