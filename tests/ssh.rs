@@ -745,3 +745,32 @@ async fn a_sudo_that_wants_a_password_is_refused_at_connect() {
     );
     assert!(err.contains("ocfonopw@127.0.0.1"), "{err}");
 }
+
+/// A command that outlives the timeout closes its privileged shell; the next
+/// command gets a fresh one, and the framing never mixes replies.
+#[tokio::test]
+async fn a_sudo_command_timeout_drops_its_shell() {
+    let _serial = no_agent().await;
+    sudo_user("ocfosudo", true);
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let mut target = sshd.target(&kh, "client_key");
+    target.user = "ocfosudo".into();
+    let opts = ConnectOptions {
+        command_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let s = HostSession::connect(&target, opts).await.unwrap();
+    let err = s
+        .run("sleep 3; echo late", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("did not finish within 1s"), "{err}");
+    for i in 0..3 {
+        let out = s.run(&format!("echo {i}"), None).await.unwrap();
+        assert_eq!(out.stdout, format!("{i}\n"));
+    }
+    s.close().await;
+}

@@ -899,3 +899,33 @@ chmod -- "$2" "$t"
 mv -f -- "$t" "$1"
 trap - EXIT' sh "$1" "$2" "$4"
 fi"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_parse_strictly() {
+        assert_eq!(parse_reply("OCFO 3 10 0"), Some((3, 10, 0)));
+        assert_eq!(parse_reply("OCFO 0 0 0"), Some((0, 0, 0)));
+        for bad in [
+            "",
+            "OCFO",
+            "OCFO 1 2",
+            "OCFO 1 2 3 4",
+            "XOCFO 1 2 3",
+            "OCFO a 1 2",
+            "OCFO 0 -1 2",
+        ] {
+            assert_eq!(parse_reply(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_loop_is_fixed_text() {
+        // Only numbers and bytes ever reach the shell; the loop never
+        // interpolates a request into its own text.
+        assert!(!SHELL_LOOP.contains("eval"));
+        assert!(SHELL_LOOP.contains("head -c \"$b\" |"));
+    }
+}
