@@ -94,8 +94,8 @@ pub trait Host: Sync {
         None
     }
 
-    /// Runs a `sh` script as root (the transport adds `sudo -n` for a
-    /// non-root login) and returns its output whatever the exit status.
+    /// Runs a `sh` script as root (a non-root login runs it in a `sudo -n sh`
+    /// shell of the transport) and returns its output whatever the exit status.
     fn run(
         &self,
         script: &str,
