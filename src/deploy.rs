@@ -188,7 +188,16 @@ impl NodeRun<'_> {
                 opts: &self.opts.run,
                 redactor: self.redactor,
             };
+            let before = host.round_trips();
             self.runner.run(host, &ctx, &mut report).await;
+            report.round_trips = host.round_trips();
+            if let (Some(before), Some(after)) = (before, report.round_trips) {
+                tracing::info!(
+                    "{role}: {after} SSH round trips ({} for facts and setup, {} for the tasks)",
+                    before,
+                    after - before
+                );
+            }
             Ok(())
         }
         .await;

@@ -631,3 +631,147 @@ async fn file_writes_never_follow_a_link_in_a_users_folder() {
     assert_eq!(std::fs::read(&config).unwrap(), b"{}");
     s.close().await;
 }
+
+/// Makes a local user (idempotent) and, with `nopasswd`, gives it
+/// passwordless sudo; without, removes any sudo rule (sudo wants a password).
+fn sudo_user(name: &str, nopasswd: bool) {
+    require(Path::new("/usr/bin/sudo").exists(), "/usr/bin/sudo");
+    let _ = Command::new("useradd")
+        .args(["-m", "-s", "/bin/sh", name])
+        .output();
+    // A locked account (`!`) is refused by sshd without PAM; `*` is not.
+    let _ = Command::new("usermod").args(["-p", "*", name]).output();
+    let rule = format!("/etc/sudoers.d/ocfo-test-{name}");
+    if nopasswd {
+        std::fs::write(&rule, format!("{name} ALL=(ALL) NOPASSWD: ALL\n")).unwrap();
+    } else {
+        std::fs::write(&rule, format!("{name} ALL=(ALL) ALL\n")).unwrap();
+    }
+    std::fs::set_permissions(&rule, std::os::unix::fs::PermissionsExt::from_mode(0o440)).unwrap();
+}
+
+async fn connect_as(sshd: &Sshd, known_hosts: &Path, user: &str) -> Result<HostSession, SshError> {
+    let mut target = sshd.target(known_hosts, "client_key");
+    target.user = user.into();
+    HostSession::connect(&target, ConnectOptions::default()).await
+}
+
+/// A non-root login with NOPASSWD sudo: commands run as root in privileged
+/// shells with the same results as a root login (status, stdout, stderr,
+/// exact stdin, files), concurrently, and each one counted as a round trip.
+#[tokio::test]
+async fn a_sudo_login_runs_commands_as_root_in_privileged_shells() {
+    let _serial = no_agent().await;
+    sudo_user("ocfosudo", true);
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let s = connect_as(&sshd, &kh, "ocfosudo")
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\nsshd log:\n{}",
+                std::fs::read_to_string(sshd.path("sshd.log")).unwrap_or_default()
+            )
+        });
+    let out = s.run("id -u; echo err >&2; exit 3", None).await.unwrap();
+    assert_eq!(
+        (out.status, out.stdout.as_str(), out.stderr.as_str()),
+        (Some(3), "0\n", "err\n")
+    );
+    // Exact stdin, with binary-ish bytes and no trailing newline.
+    let out = s
+        .run("cat | od -An -c | tr -s ' '", Some(b"a\nb"))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout.trim(), "a \\n b");
+    // A script that ignores a large stdin does not break the framing.
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    let out = s.run("echo ignored", Some(&big)).await.unwrap();
+    assert_eq!(out.stdout, "ignored\n");
+    let out = s.run("wc -c", Some(&big)).await.unwrap();
+    assert_eq!(out.stdout.trim(), big.len().to_string());
+    // Output without a final newline, and a large output.
+    let out = s.run("printf abc", None).await.unwrap();
+    assert_eq!(out.stdout, "abc");
+    let out = s
+        .run("head -c 5000000 /dev/zero | tr '\\0' y", None)
+        .await
+        .unwrap();
+    assert_eq!(out.stdout.len(), 5_000_000);
+    // A file write as root, with mode and owner.
+    let path = sshd.dir.path().join("sudo-written");
+    s.put(path.to_str().unwrap(), b"secret\n", 0o600, "root", "root")
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"secret\n");
+    // Concurrent commands share a few shells and still run in parallel.
+    let cmds: Vec<String> = (0..12).map(|i| format!("sleep 0.3; echo {i}")).collect();
+    let start = std::time::Instant::now();
+    let outs = futures::future::join_all(cmds.iter().map(|c| s.run(c, None))).await;
+    for (i, o) in outs.into_iter().enumerate() {
+        assert_eq!(o.unwrap().stdout.trim(), i.to_string());
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    // 6 sequential commands and one write, then 12 concurrent ones.
+    assert_eq!(s.round_trips(), 6 + 1 + 12);
+    // Many sequential commands reuse the shells.
+    for i in 0..50 {
+        let out = s.run(&format!("echo {i}"), None).await.unwrap();
+        assert_eq!(out.stdout.trim(), i.to_string());
+    }
+    s.close().await;
+}
+
+/// A login whose sudo wants a password is refused at connect, with sudo's
+/// message, before any command runs.
+#[tokio::test]
+async fn a_sudo_that_wants_a_password_is_refused_at_connect() {
+    let _serial = no_agent().await;
+    sudo_user("ocfonopw", false);
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let err = match connect_as(&sshd, &kh, "ocfonopw").await {
+        Ok(_) => panic!("connected although sudo wants a password"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("passwordless sudo is not available") && err.contains("password"),
+        "{err}"
+    );
+    assert!(err.contains("ocfonopw@127.0.0.1"), "{err}");
+}
+
+/// A command that outlives the timeout closes its privileged shell; the next
+/// command gets a fresh one, and the framing never mixes replies.
+#[tokio::test]
+async fn a_sudo_command_timeout_drops_its_shell() {
+    let _serial = no_agent().await;
+    sudo_user("ocfosudo", true);
+    let sshd = Sshd::start();
+    let kh = sshd.path("known_hosts");
+    std::fs::write(&kh, sshd.host_line()).unwrap();
+    let mut target = sshd.target(&kh, "client_key");
+    target.user = "ocfosudo".into();
+    let opts = ConnectOptions {
+        command_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let s = HostSession::connect(&target, opts).await.unwrap();
+    let err = s
+        .run("sleep 3; echo late", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("did not finish within 1s"), "{err}");
+    for i in 0..3 {
+        let out = s.run(&format!("echo {i}"), None).await.unwrap();
+        assert_eq!(out.stdout, format!("{i}\n"));
+    }
+    s.close().await;
+}

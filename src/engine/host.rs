@@ -88,8 +88,14 @@ pub trait Host: Sync {
         None
     }
 
-    /// Runs a `sh` script as root (the transport adds `sudo -n` for a
-    /// non-root login) and returns its output whatever the exit status.
+    /// Commands run on the host so far (each one SSH round trip), when the
+    /// transport counts them.
+    fn round_trips(&self) -> Option<u64> {
+        None
+    }
+
+    /// Runs a `sh` script as root (a non-root login runs it in a `sudo -n sh`
+    /// shell of the transport) and returns its output whatever the exit status.
     fn run(
         &self,
         script: &str,

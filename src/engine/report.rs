@@ -49,6 +49,9 @@ pub struct HostReport {
     pub error: Option<String>,
     pub interrupted: bool,
     pub duration_ms: u128,
+    /// SSH round trips (commands) on this host during the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round_trips: Option<u64>,
     /// What the run did around the task list (the standby's hold).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -64,6 +67,7 @@ impl HostReport {
             error: None,
             interrupted: false,
             duration_ms: 0,
+            round_trips: None,
             notes: Vec::new(),
         }
     }

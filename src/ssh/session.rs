@@ -119,16 +119,28 @@ pub struct HostSession {
     /// `user@host:port`, for messages.
     address: String,
     port: u16,
-    /// Commands go through `sudo -n` for a non-root login.
+    /// Commands run in privileged shells (`sudo -n sh`) for a non-root login.
     sudo: bool,
     command_timeout: Duration,
     /// OpenSSH allows 10 sessions per connection (`MaxSessions`); more
     /// concurrent channels are refused, so they queue here instead.
     channels: tokio::sync::Semaphore,
+    /// Idle privileged shells, for a non-root login: each is one channel
+    /// running `sudo -n sh` that reads framed commands, so a command costs
+    /// one round trip and no sudo start-up.
+    shells: Mutex<Vec<PrivShell>>,
+    /// At most this many privileged shells exist at once (their channels
+    /// stay open while idle, so they count against `MaxSessions`).
+    shell_slots: tokio::sync::Semaphore,
+    /// Commands run (round trips), for `-v` and the performance notes.
+    round_trips: std::sync::atomic::AtomicU64,
 }
 
 /// Below OpenSSH's default `MaxSessions` of 10.
 const MAX_CHANNELS: usize = 8;
+/// Privileged shells per connection (a non-root login); the other channels
+/// stay for plain commands, so the total stays at [`MAX_CHANNELS`].
+const MAX_SHELLS: usize = 4;
 
 impl HostSession {
     pub async fn connect(
@@ -181,17 +193,29 @@ impl HostSession {
             }
         };
         authenticate(&mut handle, target, &address).await?;
-        let mut session = HostSession {
+        let sudo = target.user != "root";
+        let session = HostSession {
             handle,
             name: target.name.clone(),
             address,
             port: target.port,
-            sudo: target.user != "root",
+            sudo,
             command_timeout: opts.command_timeout,
-            channels: tokio::sync::Semaphore::new(MAX_CHANNELS),
+            channels: tokio::sync::Semaphore::new(if sudo {
+                MAX_CHANNELS - MAX_SHELLS
+            } else {
+                MAX_CHANNELS
+            }),
+            shells: Mutex::new(Vec::new()),
+            shell_slots: tokio::sync::Semaphore::new(MAX_SHELLS),
+            round_trips: std::sync::atomic::AtomicU64::new(0),
         };
-        if session.sudo {
-            session.check_sudo().await?;
+        if sudo {
+            // The sudo check, before anything changes: the first privileged
+            // shell starts (`sudo -n`) or the connection is refused with
+            // sudo's own words.
+            let shell = session.open_shell(opts.connect_timeout).await?;
+            session.return_shell(shell);
         }
         Ok(session)
     }
@@ -200,15 +224,122 @@ impl HostSession {
         &self.address
     }
 
-    async fn check_sudo(&mut self) -> Result<(), SshError> {
-        let out = self.exec_raw("sudo -n true", None).await?;
-        if out.success() {
-            return Ok(());
+    /// Commands run over this connection so far (each one round trip).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_round_trip(&self) {
+        self.round_trips
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Starts a privileged shell (`sudo -n sh` running [`SHELL_LOOP`]) and
+    /// waits for its ready line; a sudo that wants a password, or a user
+    /// without sudo, is an [`SshError::Sudo`] with sudo's message.
+    async fn open_shell(&self, wait: Duration) -> Result<PrivShell, SshError> {
+        let start = async {
+            let channel = self
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(|e| self.channel_error(e))?;
+            let command = format!("sudo -n sh -c {}", quote(SHELL_LOOP));
+            channel
+                .exec(true, command)
+                .await
+                .map_err(|e| self.channel_error(e))?;
+            let mut shell = PrivShell {
+                channel,
+                buf: Vec::new(),
+                stderr: Vec::new(),
+            };
+            loop {
+                if let Some(i) = find(&shell.buf, SHELL_READY) {
+                    shell.buf.drain(..i + SHELL_READY.len());
+                    return Ok(shell);
+                }
+                if shell.buf.len() > MAX_HEADER * 64 {
+                    // Login-shell noise before the ready line; keep the tail.
+                    let keep = shell.buf.len() - SHELL_READY.len();
+                    shell.buf.drain(..keep);
+                }
+                if !shell.read_more().await {
+                    let stderr = String::from_utf8_lossy(&shell.stderr).trim().to_string();
+                    return Err(SshError::Sudo {
+                        host: self.address.clone(),
+                        stderr: if stderr.is_empty() {
+                            "sudo -n sh exited without starting".into()
+                        } else {
+                            stderr
+                        },
+                    });
+                }
+            }
+        };
+        match tokio::time::timeout(wait, start).await {
+            Ok(r) => r,
+            Err(_) => Err(SshError::Sudo {
+                host: self.address.clone(),
+                stderr: format!("`sudo -n sh` did not start within {}s", wait.as_secs()),
+            }),
         }
-        Err(SshError::Sudo {
-            host: self.address.clone(),
-            stderr: out.stderr.trim().to_string(),
-        })
+    }
+
+    fn return_shell(&self, shell: PrivShell) {
+        if let Ok(mut idle) = self.shells.lock() {
+            idle.push(shell);
+        }
+    }
+
+    /// Runs a script as root in an idle privileged shell (or a new one).
+    async fn run_privileged(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<CmdOutput, SshError> {
+        let _slot = self
+            .shell_slots
+            .acquire()
+            .await
+            .map_err(|_| SshError::Connect {
+                host: self.address.clone(),
+                reason: "the session is closing".into(),
+            })?;
+        let idle = self.shells.lock().ok().and_then(|mut v| v.pop());
+        let mut shell = match idle {
+            Some(s) => s,
+            None => self.open_shell(self.command_timeout).await?,
+        };
+        let command = script.lines().next().unwrap_or("").to_string();
+        match tokio::time::timeout(self.command_timeout, shell.run(script, stdin)).await {
+            Ok(Ok(out)) => {
+                self.return_shell(shell);
+                Ok(out)
+            }
+            Ok(Err(reason)) => {
+                let _ = shell.channel.close().await;
+                let stderr = String::from_utf8_lossy(&shell.stderr).trim().to_string();
+                Err(SshError::Remote {
+                    host: self.address.clone(),
+                    command,
+                    stderr: if stderr.is_empty() {
+                        format!("the privileged shell broke: {reason}")
+                    } else {
+                        format!("the privileged shell broke: {reason}: {stderr}")
+                    },
+                })
+            }
+            Err(_) => {
+                // The shell is mid-command: never reuse it.
+                let _ = shell.channel.close().await;
+                Err(SshError::Timeout {
+                    host: self.address.clone(),
+                    command,
+                    secs: self.command_timeout.as_secs(),
+                })
+            }
+        }
     }
 
     /// Runs a command line as the login user, exactly as given.
@@ -274,18 +405,19 @@ impl HostSession {
         }
     }
 
-    /// Runs a `sh` script as root.
+    /// Runs a `sh` script as root: its own channel for a root login, an
+    /// idle privileged shell for a non-root one.
     pub async fn run_script(
         &self,
         script: &str,
         stdin: Option<&[u8]>,
     ) -> Result<CmdOutput, SshError> {
-        let command = if self.sudo {
-            format!("sudo -n sh -c {}", quote(script))
-        } else {
-            format!("sh -c {}", quote(script))
-        };
-        self.exec_raw(&command, stdin).await
+        self.count_round_trip();
+        if self.sudo {
+            return self.run_privileged(script, stdin).await;
+        }
+        self.exec_raw(&format!("sh -c {}", quote(script)), stdin)
+            .await
     }
 
     /// Writes a file atomically: a temp file in the same folder (mode 0600
@@ -342,6 +474,133 @@ impl HostSession {
             reason: format!("the connection broke: {e}"),
         }
     }
+}
+
+/// The loop a privileged shell runs (as root, under `sudo -n sh -c`).
+/// Each request is a line `SCRIPT_LEN STDIN_LEN`, then the script's bytes,
+/// then its stdin's bytes; the script runs in its own `sh` with exactly
+/// those stdin bytes (the rest drained, so the framing holds whatever the
+/// script reads). The answer is a line `OCFO STATUS OUT_LEN ERR_LEN`, then
+/// stdout, then stderr. Output is held in a root-only folder on /run (tmpfs,
+/// never on disk) and removed after each command; stdin (where secrets
+/// travel) only goes through a pipe. `head -c` reads no more than it is
+/// asked for, and dash's `read` reads byte by byte, so nothing of the next
+/// request is consumed early.
+const SHELL_LOOP: &str = r#"d=$(mktemp -d /run/ocfo-sh.XXXXXX 2>/dev/null || mktemp -d) || exit 125
+trap 'rm -rf -- "$d"' EXIT
+trap 'exit 129' HUP INT TERM
+printf 'OCFO-READY
+'
+while IFS=' ' read -r a b; do
+  case "$a:$b" in *[!0-9:]*|:*|*:) exit 124 ;; esac
+  s=$(head -c "$a"; printf x); s=${s%x}
+  head -c "$b" | { sh -c "$s" >"$d/o" 2>"$d/e"; echo $? >"$d/x"; cat >/dev/null; }
+  printf 'OCFO %s %s %s
+' "$(cat "$d/x")" "$(wc -c <"$d/o")" "$(wc -c <"$d/e")"
+  cat -- "$d/o" "$d/e"
+  rm -f -- "$d/o" "$d/e" "$d/x"
+done"#;
+
+const SHELL_READY: &[u8] = b"OCFO-READY\n";
+/// A reply's header line is short; anything longer is not our shell.
+const MAX_HEADER: usize = 64;
+/// The most a command's stdout plus stderr may hold.
+const MAX_OUTPUT: u64 = 256 * 1024 * 1024;
+
+/// One `sudo -n sh` running [`SHELL_LOOP`] on its own channel.
+struct PrivShell {
+    channel: russh::Channel<client::Msg>,
+    /// Bytes read from the shell's stdout and not yet consumed.
+    buf: Vec<u8>,
+    /// The shell's own stderr (sudo's refusal, a broken loop), capped.
+    stderr: Vec<u8>,
+}
+
+impl PrivShell {
+    /// Waits for more of the shell's output; false once the channel ended.
+    async fn read_more(&mut self) -> bool {
+        loop {
+            match self.channel.wait().await {
+                Some(ChannelMsg::Data { data }) => {
+                    self.buf.extend_from_slice(&data);
+                    return true;
+                }
+                Some(ChannelMsg::ExtendedData { data, .. }) => {
+                    if self.stderr.len() < 64 * 1024 {
+                        self.stderr.extend_from_slice(&data);
+                    }
+                }
+                Some(ChannelMsg::Eof)
+                | Some(ChannelMsg::Close)
+                | Some(ChannelMsg::ExitStatus { .. })
+                | Some(ChannelMsg::ExitSignal { .. })
+                | None => return false,
+                Some(_) => {}
+            }
+        }
+    }
+
+    async fn run(&mut self, script: &str, stdin: Option<&[u8]>) -> Result<CmdOutput, String> {
+        let stdin = stdin.unwrap_or(&[]);
+        let mut request = format!("{} {}\n", script.len(), stdin.len()).into_bytes();
+        request.extend_from_slice(script.as_bytes());
+        self.channel
+            .data(&request[..])
+            .await
+            .map_err(|e| format!("sending the command: {e}"))?;
+        if !stdin.is_empty() {
+            self.channel
+                .data(stdin)
+                .await
+                .map_err(|e| format!("sending stdin: {e}"))?;
+        }
+        let header = loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                break String::from_utf8_lossy(&line[..i]).into_owned();
+            }
+            if self.buf.len() > MAX_HEADER {
+                return Err("unexpected output instead of a reply".into());
+            }
+            if !self.read_more().await {
+                return Err("the shell ended".into());
+            }
+        };
+        let (status, out_len, err_len) =
+            parse_reply(&header).ok_or_else(|| format!("unexpected reply {header:?}"))?;
+        if out_len + err_len > MAX_OUTPUT {
+            return Err(format!("{} bytes of output is too much", out_len + err_len));
+        }
+        let total = (out_len + err_len) as usize;
+        while self.buf.len() < total {
+            if !self.read_more().await {
+                return Err("the shell ended mid-reply".into());
+            }
+        }
+        let body: Vec<u8> = self.buf.drain(..total).collect();
+        let (out, err) = body.split_at(out_len as usize);
+        Ok(CmdOutput {
+            status: Some(status),
+            stdout: String::from_utf8_lossy(out).into_owned(),
+            stderr: String::from_utf8_lossy(err).into_owned(),
+        })
+    }
+}
+
+/// `OCFO STATUS OUT_LEN ERR_LEN`.
+fn parse_reply(line: &str) -> Option<(i32, u64, u64)> {
+    let mut it = line.split_ascii_whitespace();
+    if it.next()? != "OCFO" {
+        return None;
+    }
+    let status = it.next()?.parse().ok()?;
+    let out = it.next()?.parse().ok()?;
+    let err = it.next()?.parse().ok()?;
+    it.next().is_none().then_some((status, out, err))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn host_key_error(
@@ -556,6 +815,10 @@ impl Host for HostSession {
         Some(self.port)
     }
 
+    fn round_trips(&self) -> Option<u64> {
+        Some(HostSession::round_trips(self))
+    }
+
     async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<CmdOutput, HostError> {
         self.run_script(script, stdin)
             .await
@@ -636,3 +899,33 @@ chmod -- "$2" "$t"
 mv -f -- "$t" "$1"
 trap - EXIT' sh "$1" "$2" "$4"
 fi"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_parse_strictly() {
+        assert_eq!(parse_reply("OCFO 3 10 0"), Some((3, 10, 0)));
+        assert_eq!(parse_reply("OCFO 0 0 0"), Some((0, 0, 0)));
+        for bad in [
+            "",
+            "OCFO",
+            "OCFO 1 2",
+            "OCFO 1 2 3 4",
+            "XOCFO 1 2 3",
+            "OCFO a 1 2",
+            "OCFO 0 -1 2",
+        ] {
+            assert_eq!(parse_reply(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_loop_is_fixed_text() {
+        // Only numbers and bytes ever reach the shell; the loop never
+        // interpolates a request into its own text.
+        assert!(!SHELL_LOOP.contains("eval"));
+        assert!(SHELL_LOOP.contains("head -c \"$b\" |"));
+    }
+}
