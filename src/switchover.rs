@@ -198,7 +198,8 @@ async fn hand_over<H: Host>(
     run.step(
         "primary's gateway stopped (drained); maintain the primary, then `ocfo switchover --back`",
     );
-    run.report.overlap_ms = Some(stop_at - serving_at);
+    // The primary served until its drain ended; the standby from `serving_at`.
+    run.report.overlap_ms = Some(run.ms() - serving_at);
     run.report.no_serve_ms = Some(serving_at.saturating_sub(stop_at));
     Ok(())
 }
