@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ocfo::monitor::config::{NotifyConfig, ProbeMode};
 use ocfo::monitor::notify::Notifier;
-use ocfo::monitor::probe::{probe, probe_any};
+use ocfo::monitor::probe::{probe, probe_any, probe_any_with, Probe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -85,13 +85,56 @@ async fn healthy_json_is_up() {
     assert!(seen.lock().unwrap()[0].starts_with("GET /healthz HTTP/1.1\r\n"));
 }
 
+/// OpenClaw's `/readyz`: reasons only for a caller with the gateway token.
+#[tokio::test]
+async fn readyz_with_the_token_sees_why_and_judges_channels_by_policy() {
+    let failing = std::sync::Arc::new(std::sync::Mutex::new("telegram"));
+    let f = failing.clone();
+    let (base, seen) = server(move |_, req| {
+        let authed = req.contains("Authorization: Bearer s3cret-token\r\n");
+        let why = *f.lock().unwrap();
+        Some(response(
+            "503 Service Unavailable",
+            &if authed {
+                format!(r#"{{"ready":false,"failing":["{why}"],"uptimeMs":5}}"#)
+            } else {
+                r#"{"ready":false}"#.to_string()
+            },
+        ))
+    })
+    .await;
+    let urls = [format!("{base}/readyz")];
+    let channels = ["telegram".to_string()];
+    let p = |token| Probe {
+        mode: ProbeMode::Readyz,
+        timeout: T,
+        token,
+        channels: &channels,
+    };
+    let r = probe_any_with(&urls, p(Some("s3cret-token"))).await;
+    assert!(!r.ok);
+    assert_eq!(r.channels_failing, ["telegram"], "{r:?}");
+    assert!(seen.lock().unwrap()[0].contains("Authorization: Bearer s3cret-token"));
+    // Draining: plainly down, whatever the channel policy.
+    *failing.lock().unwrap() = "gateway-draining";
+    let r = probe_any_with(&urls, p(Some("s3cret-token"))).await;
+    assert!(
+        !r.ok && r.channels_failing.is_empty() && r.detail.contains("gateway-draining"),
+        "{r:?}"
+    );
+    // A wrong token gets no reasons: down, and the detail says to check it.
+    let r = probe_any_with(&urls, p(Some("wrong"))).await;
+    assert!(!r.ok && r.detail.contains("token"), "{r:?}");
+    assert!(!r.detail.contains("s3cret-token"));
+}
+
 #[tokio::test]
 async fn status_503_is_down() {
     let (base, _) =
         server(|_, _| Some(response("503 Service Unavailable", r#"{"ok":false}"#))).await;
     let r = probe(&format!("{base}/healthz"), ProbeMode::Healthz, T).await;
     assert!(!r.ok);
-    assert_eq!(r.detail, "HTTP 503");
+    assert!(r.detail.starts_with("HTTP 503"), "{}", r.detail);
 }
 
 #[tokio::test]
