@@ -106,19 +106,7 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
     if !write_junit(args.junit.as_deref(), &report, &inv.name, &secrets) {
         return ExitCode::FAILURE;
     }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else {
-        print!("{}", timeline(&report));
-    }
-    if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    super::print_report(&report, report.ok, args.json, timeline)
 }
 
 /// Writes the JUnit report when asked; false (after saying why) if it cannot.

@@ -139,6 +139,29 @@ pub fn load_inventory(
 
 /// The async runtime a command runs on; `None` (after saying why) if it
 /// cannot start.
+/// Prints a report as JSON (`--json`) or as text, and turns `ok` into the
+/// exit code: what `drill` and `switchover` end with.
+pub fn print_report<T: serde::Serialize>(
+    report: &T,
+    ok: bool,
+    json: bool,
+    text: impl FnOnce(&T) -> String,
+) -> std::process::ExitCode {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", text(report));
+    }
+    if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
+
 pub fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

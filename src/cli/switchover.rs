@@ -56,17 +56,5 @@ pub fn run(args: SwitchoverArgs, out: Output) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else {
-        print!("{}", summary(&report));
-    }
-    if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    super::print_report(&report, report.ok, args.json, summary)
 }
