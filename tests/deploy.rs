@@ -116,8 +116,22 @@ fn deploy_converges_and_repairs_drift() {
         "standby",
         "stat -c '%U %a' /etc/openclaw/switches/standby.json; cat /etc/openclaw/switches/standby.json",
     );
-    assert!(switch.starts_with("root 644"), "{switch}");
-    assert!(switch.contains("\"enabled\": false"), "{switch}");
+    let monitor_log = || {
+        lab.ssh_ok(
+            "standby",
+            "journalctl -u ocfo-monitor --no-pager -o short-precise | tail -40; cat /var/lib/ocfo/monitor-state.json",
+        )
+    };
+    assert!(
+        switch.starts_with("root 644"),
+        "{switch}\n{}",
+        monitor_log()
+    );
+    assert!(
+        switch.contains("\"enabled\": false"),
+        "{switch}\n{}",
+        monitor_log()
+    );
     assert_eq!(
         lab.ssh_ok("standby", "systemctl is-active ocfo-monitor")
             .trim(),

@@ -8,6 +8,7 @@ use common::system::*;
 #[test]
 fn lab_lifecycle() {
     require_root_and_tools();
+    TestLab::clear_leftover("tlab");
     let before = machine_snapshot();
     {
         let lab = TestLab::up("tlab", "10.249.1.0/24");

@@ -78,8 +78,18 @@ impl TestLab {
             name: name.into(),
             dir: PathBuf::from(format!("/var/lib/ocfo/lab/{name}")),
         };
+        TestLab::clear_leftover(name);
         ok(&["lab", "up", "--name", name, "--subnet", subnet]);
         lab
+    }
+
+    /// `lab up` repairs and reuses a lab of that name; a test needs fresh
+    /// hosts, not what an interrupted earlier run left deployed.
+    pub fn clear_leftover(name: &str) {
+        if Path::new(&format!("/var/lib/ocfo/lab/{name}/state.json")).exists() {
+            eprintln!("a lab `{name}` was left from an earlier run: taking it down first");
+            ok(&["lab", "down", "--name", name]);
+        }
     }
 
     pub fn inventory(&self) -> String {
