@@ -1,7 +1,8 @@
 #![cfg(feature = "system-tests")]
 //! End to end in the lab with the real OpenClaw and a warm standby (the
 //! default): drills with each fault, what `ocfo status` reports at each
-//! stage, a network blip shorter than fall × interval, re-deploys that change
+//! stage, a network blip shorter than fall × interval, a frozen (busy)
+//! primary within stall_grace, re-deploys that change
 //! hot and restart-class settings (no promotion), a planned switchover and
 //! back, a re-deploy during a promotion, and a standby power cycle.
 
@@ -108,13 +109,13 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         .ssh_ok("primary", "iptables -S INPUT")
         .contains("ocfo-drill"));
 
-    // A cut shorter than fall × interval (3 × 2 s) does not promote.
+    // A cut shorter than fall × interval (3 × 1 s) does not promote.
     wait_for("standby watching", Duration::from_secs(60), || {
         standby_role(&inv) == WATCHING
     });
     let before: serde_json::Value = status(&inv)[1]["monitor"]["counters"].clone();
     ok(&["lab", "cut", "primary", "standby", "--name", "tdrill"]);
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(1));
     ok(&["lab", "heal", "--name", "tdrill"]);
     std::thread::sleep(Duration::from_secs(6));
     let after = status(&inv);
@@ -122,6 +123,30 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     assert_eq!(
         after[1]["monitor"]["counters"]["promotions"], before["promotions"],
         "a short blip promoted the standby"
+    );
+
+    // A busy primary (its gateway frozen for 5 s, as OpenClaw's event loop
+    // is while it loads a plugin) accepts connections without answering:
+    // within stall_grace (10 s) that is not a failover.
+    lab.ssh_ok(
+        "primary",
+        "pid=$(systemctl show -p MainPID --value openclaw-gateway); kill -STOP $pid; sleep 5; kill -CONT $pid",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let after = status(&inv);
+    assert_eq!(after[1]["role"], WATCHING);
+    assert_eq!(
+        after[1]["monitor"]["counters"]["promotions"], before["promotions"],
+        "a 5 s stall of the primary's gateway promoted the standby"
+    );
+    assert!(
+        after[1]["monitor"]["recent_probes"]
+            .as_array()
+            .is_some_and(|p| p
+                .iter()
+                .any(|r| r["detail"].as_str().is_some_and(|d| d.contains("busy")))),
+        "the monitor never saw the stall: {:#}",
+        after[1]["monitor"]["recent_probes"]
     );
 
     // A hot change (the model fallbacks): applied by OpenClaw itself, no

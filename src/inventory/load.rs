@@ -321,8 +321,8 @@ fn default_ssh() -> SshSettings {
 
 fn default_monitor() -> MonitorSettings {
     MonitorSettings {
-        interval: Duration::from_secs(2),
-        timeout: Duration::from_millis(1500),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_millis(800),
         fall: 3,
         rise: 5,
         hold_down: Duration::from_secs(60),
@@ -333,6 +333,7 @@ fn default_monitor() -> MonitorSettings {
         standby: StandbyMode::Warm,
         channel_failure: ChannelFailure::Failover,
         channel_grace: Duration::from_secs(60),
+        stall_grace: Duration::from_secs(10),
         binary_source: None,
         binary_sha256: Default::default(),
     }
@@ -1017,6 +1018,7 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
             "standby",
             "channel_failure",
             "channel_grace",
+            "stall_grace",
             "binary_source",
             "binary_sha256",
         ],
@@ -1076,6 +1078,7 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
         def.channel_failure,
     );
     let channel_grace = d.duration(&f, "channel_grace", def.channel_grace, DAY);
+    let stall_grace = d.duration(&f, "stall_grace", def.stall_grace, HOUR);
     let webhook = match f.get("notify") {
         None => Some(None),
         Some(n) => {
@@ -1117,6 +1120,7 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
         standby: standby?,
         channel_failure: channel_failure?,
         channel_grace: channel_grace?,
+        stall_grace: stall_grace?,
         binary_source: binary_source?,
         binary_sha256: binary_sha256?,
     })

@@ -267,6 +267,9 @@ pub struct MonitorSettings {
     pub standby: StandbyMode,
     pub channel_failure: ChannelFailure,
     pub channel_grace: Duration,
+    /// How long a primary that accepts the connection but does not answer
+    /// (busy, e.g. loading a plugin) may stay so before it counts as down.
+    pub stall_grace: Duration,
     /// Where the standby fetches a static Linux ocfo when the laptop's own
     /// binary cannot run there: `<base>/v<ver>/ocfo-<ver>-<arch>-linux`.
     pub binary_source: Option<String>,

@@ -122,12 +122,15 @@ workspace:
   deploy_key: {{file: {dir}/workspace_deploy_key}}
   push_interval: 5m
 
+# The monitor's defaults (interval 1s, timeout 800ms, fall 3, rise 5,
+# hold_down 60s, stall_grace 10s), written out to show what is tunable.
 monitor:
-  interval: 2s
-  timeout: 1500ms
+  interval: 1s
+  timeout: 800ms
   fall: 3
   rise: 5
   hold_down: 60s
+  stall_grace: 10s
   # The fake tokens never connect, so the primary's channel always fails its
   # readiness check: judge the gateway only.
   channel_failure: ignore

@@ -46,6 +46,10 @@ pub struct ProbeConfig {
     /// How long every primary channel must fail before `failover` counts it.
     #[serde(with = "dur", default = "default_channel_grace")]
     pub channel_grace: Duration,
+    /// How long a primary may accept connections without answering (its
+    /// event loop busy, e.g. loading a plugin) before it counts as down.
+    #[serde(with = "dur", default = "default_stall_grace")]
+    pub stall_grace: Duration,
     #[serde(with = "dur")]
     pub interval: Duration,
     #[serde(with = "dur")]
@@ -54,6 +58,10 @@ pub struct ProbeConfig {
 
 fn default_channel_grace() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_stall_grace() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// What a primary whose gateway serves but whose channels all fail means.

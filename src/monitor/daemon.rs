@@ -64,6 +64,8 @@ pub struct Daemon<P, A> {
     pub events: Vec<String>,
     /// Since when every primary channel fails while its gateway serves.
     channels_failing_since: Option<Instant>,
+    /// Since when the primary accepts connections without answering.
+    stalled_since: Option<Instant>,
     /// Consecutive unanswered health checks of our own (warm) gateway.
     local_misses: u32,
 }
@@ -118,6 +120,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             started,
             events: Vec::new(),
             channels_failing_since: None,
+            stalled_since: None,
             local_misses: 0,
         };
         tracing::info!(
@@ -146,9 +149,19 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
     /// Applies the channel policy: a primary whose gateway serves while all
     /// its channels fail is down only under `failover`, after the grace.
     fn judge(&mut self, r: &ProbeResult) -> bool {
+        if !r.stalled {
+            self.stalled_since = None;
+        }
         if r.ok {
             self.channels_failing_since = None;
             return true;
+        }
+        // Busy, not gone: OpenClaw's event loop blocks for seconds while it
+        // loads a plugin (a hot config reload); only a lasting stall is down.
+        // Refused, reset, draining or unreachable counts at once.
+        if r.stalled {
+            let since = *self.stalled_since.get_or_insert_with(Instant::now);
+            return since.elapsed() < self.config.probe.stall_grace;
         }
         if r.channels_failing.is_empty() {
             self.channels_failing_since = None;

@@ -54,6 +54,11 @@ pub struct ProbeResult {
     /// Not ready only because these of the primary's channels fail (the
     /// gateway itself serves): a policy decision, not plainly down.
     pub channels_failing: Vec<String>,
+    /// Connected, but no answer in time: a process holds the port and the
+    /// path works, yet the gateway is busy (OpenClaw blocks its event loop
+    /// for seconds while loading a plugin). Down only once it lasts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stalled: bool,
 }
 
 impl ProbeResult {
@@ -63,6 +68,7 @@ impl ProbeResult {
             latency_ms: 0,
             detail: detail.into(),
             channels_failing: Vec::new(),
+            stalled: false,
         }
     }
 
@@ -72,6 +78,7 @@ impl ProbeResult {
             latency_ms: 0,
             detail: detail.into(),
             channels_failing: Vec::new(),
+            stalled: false,
         }
     }
 }
@@ -105,18 +112,37 @@ pub async fn probe(url: &str, mode: ProbeMode, timeout: Duration) -> ProbeResult
 
 pub async fn probe_with(url: &str, p: Probe<'_>) -> ProbeResult {
     let start = Instant::now();
-    let result = match Url::parse(url) {
-        Ok(u) => tokio::time::timeout(p.timeout, get(&u, p.token))
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer within {}ms", p.timeout.as_millis()))),
-        Err(e) => Err(e),
-    };
-    let mut r = match result {
-        Ok((status, body)) => judge(status, &body, p.mode, p.channels),
+    let mut r = match Url::parse(url) {
+        Ok(u) => ask(&u, p).await,
         Err(e) => ProbeResult::down(e),
     };
     r.latency_ms = start.elapsed().as_millis() as u64;
     r
+}
+
+/// One request within `p.timeout`, telling "nobody there" (refused, no
+/// route, connect timeout) from "connected but no answer" (stalled).
+async fn ask(u: &Url, p: Probe<'_>) -> ProbeResult {
+    let deadline = tokio::time::Instant::now() + p.timeout;
+    let no_answer = || format!("no answer within {}ms", p.timeout.as_millis());
+    let stream = match tokio::time::timeout_at(
+        deadline,
+        TcpStream::connect((u.host.as_str(), u.port)),
+    )
+    .await
+    {
+        Err(_) => return ProbeResult::down(format!("{} (no connection)", no_answer())),
+        Ok(Err(e)) => return ProbeResult::down(e.to_string()),
+        Ok(Ok(s)) => s,
+    };
+    match tokio::time::timeout_at(deadline, exchange(stream, u, p.token)).await {
+        Err(_) => ProbeResult {
+            stalled: true,
+            ..ProbeResult::down(format!("{} (connected: busy?)", no_answer()))
+        },
+        Ok(Err(e)) => ProbeResult::down(e),
+        Ok(Ok((status, body))) => judge(status, &body, p.mode, p.channels),
+    }
 }
 
 /// The primary is up when any path answers healthy; a channel-only failure
@@ -153,14 +179,16 @@ pub async fn probe_any_with(urls: &[String], p: Probe<'_>) -> ProbeResult {
             .map(|(u, r)| format!("{u}: {}", r.detail))
             .collect::<Vec<_>>()
             .join("; "),
+        stalled: results.iter().any(|r| r.stalled),
         channels_failing,
     }
 }
 
-async fn get(u: &Url, token: Option<&str>) -> Result<(u16, Vec<u8>), String> {
-    let mut stream = TcpStream::connect((u.host.as_str(), u.port))
-        .await
-        .map_err(|e| e.to_string())?;
+async fn exchange(
+    mut stream: TcpStream,
+    u: &Url,
+    token: Option<&str>,
+) -> Result<(u16, Vec<u8>), String> {
     let host = if u.host.contains(':') {
         format!("[{}]", u.host)
     } else {
@@ -365,5 +393,32 @@ mod tests {
             dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n").unwrap(),
             b"Wikipedia"
         );
+    }
+
+    /// Real sockets: a listener that accepts and never answers is stalled
+    /// (busy); a closed port is down at once, not stalled.
+    #[tokio::test]
+    async fn a_silent_listener_is_stalled_and_a_closed_port_is_not() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let (_conn, _) = silent.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let url = format!("http://{addr}/readyz");
+        let r = probe(&url, ProbeMode::Readyz, Duration::from_millis(300)).await;
+        assert!(!r.ok && r.stalled, "{r:?}");
+        held.abort();
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let r = probe(
+            &format!("http://{addr}/readyz"),
+            ProbeMode::Readyz,
+            Duration::from_millis(300),
+        )
+        .await;
+        assert!(!r.ok && !r.stalled, "{r:?}");
     }
 }

@@ -24,6 +24,7 @@ fn config(dir: &std::path::Path) -> MonitorConfig {
             primary_channels: vec!["telegram".into()],
             channel_failure: ChannelFailure::Failover,
             channel_grace: Duration::from_secs(60),
+            stall_grace: Duration::from_secs(10),
         },
         fall: 3,
         rise: 5,
@@ -67,7 +68,8 @@ fn warm_config(dir: &std::path::Path) -> MonitorConfig {
 }
 
 /// The primary's health, one entry per probe; empty means healthy.
-/// `+` healthy, `-` down, `c` serving but its channels fail.
+/// `+` healthy, `-` down, `c` serving but its channels fail, `s` connected
+/// but no answer (stalled).
 struct Script(Mutex<VecDeque<char>>);
 
 impl Prober for Script {
@@ -76,6 +78,10 @@ impl Prober for Script {
         let mut r = match c {
             '+' => ProbeResult::up("HTTP 200"),
             '-' => ProbeResult::down("connection refused"),
+            's' => ProbeResult {
+                stalled: true,
+                ..ProbeResult::down("no answer within 800ms (connected: busy?)")
+            },
             _ => ProbeResult::down("HTTP 503, failing: telegram"),
         };
         if c == 'c' {
@@ -604,4 +610,33 @@ fn config_round_trips_and_validation_lists_every_problem() {
     let err = MonitorConfig::from_yaml(&bad).unwrap_err();
     assert!(err.contains("timeout") && err.contains("fall"), "{err}");
     assert!(MonitorConfig::from_yaml("name: x\nbogus: 1\n").is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_primary_is_not_down_until_the_stall_lasts() {
+    let dir = tempfile::tempdir().unwrap();
+    // A stall shorter than stall_grace (10 s at 2 s probes): no promotion,
+    // and the count starts again after a healthy answer.
+    let fake = Fake::default();
+    let mut d = warm(
+        dir.path(),
+        &format!("{}+{}", "s".repeat(4), "s".repeat(4)),
+        &fake,
+    )
+    .await;
+    rounds(&mut d, 12).await;
+    assert_eq!(d.machine.role, Role::Watching, "a short stall failed over");
+    assert_eq!(d.state.counters.promotions, 0);
+    // A lasting stall (a wedged gateway) is down once the grace is over.
+    let fake = Fake::default();
+    let mut d = warm(dir.path(), &"s".repeat(20), &fake).await;
+    rounds(&mut d, 5).await;
+    assert_eq!(d.machine.role, Role::Watching, "within the stall grace");
+    rounds(&mut d, 10).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    // Refused connections count at once: fall (3) probes.
+    let fake = Fake::default();
+    let mut d = warm(dir.path(), &"-".repeat(5), &fake).await;
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, Role::Promoted);
 }

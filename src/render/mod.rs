@@ -527,6 +527,7 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
                 .collect(),
             channel_failure: m.channel_failure,
             channel_grace: m.channel_grace,
+            stall_grace: m.stall_grace,
         },
         fall: m.fall,
         rise: m.rise,
