@@ -1,0 +1,293 @@
+//! Several read-only scripts in one round trip: each runs as its own
+//! `sh -c SCRIPT` with stdin from /dev/null, exactly as the transport runs a
+//! single command (so `exit`, `set -e`, `exec` and error messages behave the
+//! same), and the host sends back every exit status and the byte counts of
+//! every stdout and stderr, then all their bytes hex-encoded. Hex because
+//! the transport hands output over as lossy UTF-8: byte counts would not
+//! survive a non-UTF-8 byte, hex digits do, and no output can be mistaken
+//! for the framing whatever it contains.
+
+use super::host::{CmdOutput, Host, HostError};
+use crate::shell::quote;
+
+/// The most the outputs of one batch may hold together (raw bytes; about
+/// three times that travels as hex). Far above what facts print; a batch
+/// over it is refused whole, never cut short.
+pub const MAX_BATCH_OUTPUT: u64 = 16 * 1024 * 1024;
+
+const HEADER: &str = "OCFO-BATCH";
+const TOO_LARGE: &str = "OCFO-BATCH-TOO-LARGE";
+const DATA: &str = "OCFO-DATA";
+
+/// The batch script for `scripts` (each as `Script::render` made it), with
+/// `limit` as the output bound.
+pub fn script(scripts: &[String], limit: u64) -> String {
+    // The outputs are kept on /run (tmpfs, root-only folder) like the
+    // transport's own: a file's old content read for a diff may be secret.
+    let mut s = String::from(
+        "# facts batch\n\
+         umask 077\n\
+         ocfo_b=$(mktemp -d /run/ocfo-batch.XXXXXX 2>/dev/null || mktemp -d) || exit 125\n\
+         trap 'rm -rf -- \"$ocfo_b\"' EXIT\n\
+         ocfo_st=\n",
+    );
+    let mut files = String::new();
+    for (i, text) in scripts.iter().enumerate() {
+        s.push_str(&format!(
+            "sh -c {} </dev/null >\"$ocfo_b/{i}.o\" 2>\"$ocfo_b/{i}.e\"; ocfo_st=\"$ocfo_st $?\"\n",
+            quote(text)
+        ));
+        files.push_str(&format!(" {i}.o {i}.e"));
+    }
+    // At least two files, so `wc` always ends with its `total` line.
+    s.push_str(&format!(
+        "cd -- \"$ocfo_b\" || exit 125\n\
+         ocfo_wc=$(LC_ALL=C wc -c --{files}) || exit 125\n\
+         ocfo_t=${{ocfo_wc% total}}; ocfo_t=${{ocfo_t##*[!0-9]}}\n\
+         if [ \"$ocfo_t\" -gt {limit} ]; then echo \"{TOO_LARGE} $ocfo_t\"; exit 0; fi\n\
+         echo \"{HEADER}$ocfo_st\"\n\
+         printf '%s\\n' \"$ocfo_wc\"\n\
+         echo {DATA}\n\
+         od -An -v -tx1 --{files}\n"
+    ));
+    s
+}
+
+/// Splits the batch's stdout into one output per script.
+pub fn parse(n: usize, stdout: &str, limit: u64) -> Result<Vec<CmdOutput>, String> {
+    let bad = |why: &str| Err(format!("unexpected facts batch output: {why}"));
+    let mut lines = stdout.split_inclusive('\n');
+    let first = lines.next().unwrap_or("").trim_end();
+    if let Some(size) = first.strip_prefix(TOO_LARGE) {
+        return Err(format!(
+            "the facts of this run's tasks print {} bytes together, more than the batch limit of {limit}: nothing was cut, the batch was refused",
+            size.trim()
+        ));
+    }
+    let Some(statuses) = first.strip_prefix(HEADER) else {
+        return bad("no header");
+    };
+    let statuses: Vec<i32> = match statuses
+        .split_ascii_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+    {
+        Ok(s) => s,
+        Err(_) => return bad("exit statuses"),
+    };
+    if statuses.len() != n {
+        return bad("wrong number of exit statuses");
+    }
+    let mut sizes = Vec::with_capacity(2 * n);
+    for i in 0..2 * n {
+        let want = format!("{}.{}", i / 2, if i % 2 == 0 { 'o' } else { 'e' });
+        let line = lines.next().unwrap_or("");
+        let mut words = line.split_ascii_whitespace();
+        match (
+            words.next().map(str::parse::<usize>),
+            words.next(),
+            words.next(),
+        ) {
+            (Some(Ok(size)), Some(name), None) if name == want => sizes.push(size),
+            _ => return bad("sizes"),
+        }
+    }
+    let total: usize = sizes.iter().sum();
+    match lines
+        .next()
+        .map(|l| l.split_ascii_whitespace().collect::<Vec<_>>())
+    {
+        Some(w) if w.len() == 2 && w[1] == "total" && w[0].parse() == Ok(total) => {}
+        _ => return bad("total"),
+    }
+    if total as u64 > limit {
+        return bad("more output than the limit");
+    }
+    if lines.next().map(str::trim_end) != Some(DATA) {
+        return bad("no data marker");
+    }
+    let mut bytes = Vec::with_capacity(total);
+    let mut high: Option<u8> = None;
+    for line in lines {
+        for c in line.bytes() {
+            if c.is_ascii_whitespace() {
+                if high.is_some() {
+                    return bad("odd hex digit");
+                }
+                continue;
+            }
+            let Some(v) = (c as char).to_digit(16) else {
+                return bad("not hex");
+            };
+            match high.take() {
+                None => high = Some(v as u8),
+                Some(h) => bytes.push(h << 4 | v as u8),
+            }
+        }
+    }
+    if high.is_some() || bytes.len() != total {
+        return bad("data length");
+    }
+    let mut rest = &bytes[..];
+    let mut take = |len: usize| {
+        let (a, b) = rest.split_at(len);
+        rest = b;
+        String::from_utf8_lossy(a).into_owned()
+    };
+    Ok(statuses
+        .into_iter()
+        .enumerate()
+        .map(|(i, status)| CmdOutput {
+            status: Some(status),
+            stdout: take(sizes[2 * i]),
+            stderr: take(sizes[2 * i + 1]),
+        })
+        .collect())
+}
+
+/// Runs `scripts` in one round trip; one output per script, in order, with
+/// each exit status as it is (the caller decides what a failure means).
+pub async fn run_all<H: Host>(host: &H, scripts: &[String]) -> Result<Vec<CmdOutput>, HostError> {
+    if scripts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let text = script(scripts, MAX_BATCH_OUTPUT);
+    let out = host.run(&text, None).await?;
+    if !out.success() {
+        return Err(HostError::command(host.name(), &text, &out));
+    }
+    parse(scripts.len(), &out.stdout, MAX_BATCH_OUTPUT).map_err(|message| HostError::Transport {
+        host: host.name().to_string(),
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::Script;
+
+    /// The batch run by a real local `sh`, as the transport would run it.
+    fn run_local(scripts: &[String], limit: u64) -> Result<Vec<CmdOutput>, String> {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(scripts, limit))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        parse(scripts.len(), &String::from_utf8_lossy(&out.stdout), limit)
+    }
+
+    /// One script run alone, as the transport runs it.
+    fn run_alone(script: &str) -> CmdOutput {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        CmdOutput {
+            status: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    #[test]
+    fn every_script_gets_exactly_its_own_output_and_status() {
+        let scripts: Vec<String> = [
+            // The framing's own words, and lines that look like `wc` output.
+            Script::new(r#"printf 'OCFO-BATCH 0 0\nOCFO-DATA\n 3 0.o\n%s' "$1""#)
+                .arg("total 9")
+                .render(),
+            // Bytes that are not UTF-8, a NUL, no final newline.
+            Script::new(r#"printf 'a\377\000b\303'"#).render(),
+            // Nothing at all.
+            Script::new("true").render(),
+            // A failure with stderr.
+            Script::new(r#"echo out; echo "no such thing: $1" >&2; false"#)
+                .arg("it's")
+                .render(),
+            // `exit` leaves only this script; the next one still runs.
+            Script::new("echo before; exit 3; echo after").render(),
+            // stdin is empty, as when the transport runs one script.
+            Script::new("cat; echo read-done").render(),
+            // A command that does not exist: the shell's own message.
+            Script::new("no-such-command-ocfo-test").render(),
+            // Positional parameters and `set -e` stay the script's own.
+            Script::new("set -e\nshift\necho \"$#:$1\"\nfalse\necho unreachable")
+                .args(["x", "y z", "w"])
+                .render(),
+        ]
+        .into();
+        let got = run_local(&scripts, MAX_BATCH_OUTPUT).unwrap();
+        assert_eq!(got.len(), scripts.len());
+        for (s, g) in scripts.iter().zip(&got) {
+            assert_eq!(g, &run_alone(s), "script {s:?}");
+        }
+        assert_eq!(got[0].stdout, "OCFO-BATCH 0 0\nOCFO-DATA\n 3 0.o\ntotal 9");
+        assert_eq!(got[1].stdout, "a\u{fffd}\0b\u{fffd}");
+        assert_eq!(
+            got[2],
+            CmdOutput {
+                status: Some(0),
+                stdout: String::new(),
+                stderr: String::new()
+            }
+        );
+        assert_eq!(got[3].status, Some(1));
+        assert_eq!(got[3].stderr, "no such thing: it's\n");
+        assert_eq!(got[4].status, Some(3));
+        assert_eq!(got[4].stdout, "before\n");
+        assert_eq!(got[5].stdout, "read-done\n");
+        assert_eq!(got[6].status, Some(127));
+        assert!(got[6].stderr.contains("no-such-command-ocfo-test"));
+        assert_eq!(got[7].stdout, "2:y z\n");
+        assert_eq!(got[7].status, Some(1));
+    }
+
+    #[test]
+    fn a_single_script_works_too() {
+        let got = run_local(&[Script::new("echo one").render()], MAX_BATCH_OUTPUT).unwrap();
+        assert_eq!(got[0].stdout, "one\n");
+    }
+
+    #[test]
+    fn output_over_the_limit_is_refused_not_cut() {
+        let scripts = [
+            Script::new("head -c 600 /dev/zero").render(),
+            Script::new("echo small").render(),
+        ];
+        let err = run_local(&scripts, 500).unwrap_err();
+        assert!(err.contains("606 bytes"), "{err}");
+        assert!(err.contains("refused"), "{err}");
+        assert!(run_local(&scripts, 606).is_ok());
+    }
+
+    #[test]
+    fn damaged_framing_is_an_error() {
+        let scripts = [
+            Script::new("echo hi").render(),
+            Script::new("true").render(),
+        ];
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(&scripts, MAX_BATCH_OUTPUT))
+            .output()
+            .unwrap();
+        let good = String::from_utf8(out.stdout).unwrap();
+        assert!(parse(2, &good, MAX_BATCH_OUTPUT).is_ok());
+        assert!(parse(3, &good, MAX_BATCH_OUTPUT).is_err());
+        // One hex digit lost, one too many, a size that lies.
+        let cut = good.trim_end().strip_suffix("0a").unwrap().to_string() + "0";
+        assert!(parse(2, &cut, MAX_BATCH_OUTPUT).is_err());
+        assert!(parse(2, &format!("{good} 0a\n"), MAX_BATCH_OUTPUT).is_err());
+        assert!(parse(2, &good.replacen("3 0.o", "2 0.o", 1), MAX_BATCH_OUTPUT).is_err());
+        assert!(parse(2, "", MAX_BATCH_OUTPUT).is_err());
+    }
+}
