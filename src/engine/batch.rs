@@ -162,6 +162,74 @@ pub async fn run_all<H: Host>(host: &H, scripts: &[String]) -> Result<Vec<CmdOut
     })
 }
 
+/// For fake hosts in tests: if `text` is a batch [`script`], the reply a
+/// host would send, each script answered by `answer`.
+#[cfg(test)]
+pub fn fake_reply(text: &str, answer: impl Fn(&str) -> CmdOutput) -> Option<CmdOutput> {
+    let mut rest = text.strip_prefix("# facts batch\n")?;
+    rest = &rest[rest.find("\nsh -c ")? + 1..];
+    let mut outs = Vec::new();
+    while let Some(r) = rest.strip_prefix("sh -c ") {
+        let (script, r) = unquote(r)?;
+        let suffix = format!(
+            " </dev/null >\"$ocfo_b/{i}.o\" 2>\"$ocfo_b/{i}.e\"; ocfo_st=\"$ocfo_st $?\"\n",
+            i = outs.len()
+        );
+        rest = r.strip_prefix(suffix.as_str())?;
+        outs.push(answer(&script));
+    }
+    let mut reply = String::from(HEADER);
+    let mut sizes = String::new();
+    let mut data = Vec::new();
+    for (i, o) in outs.iter().enumerate() {
+        reply.push_str(&format!(" {}", o.status.unwrap_or(137)));
+        sizes.push_str(&format!(
+            "{} {i}.o\n{} {i}.e\n",
+            o.stdout.len(),
+            o.stderr.len()
+        ));
+        data.extend_from_slice(o.stdout.as_bytes());
+        data.extend_from_slice(o.stderr.as_bytes());
+    }
+    reply.push('\n');
+    reply.push_str(&sizes);
+    reply.push_str(&format!("{} total\n{DATA}\n", data.len()));
+    for chunk in data.chunks(16) {
+        for b in chunk {
+            reply.push_str(&format!(" {b:02x}"));
+        }
+        reply.push('\n');
+    }
+    Some(CmdOutput {
+        status: Some(0),
+        stdout: reply,
+        stderr: String::new(),
+    })
+}
+
+/// The word [`quote`] made at the start of `s`, and what follows it.
+#[cfg(test)]
+fn unquote(s: &str) -> Option<(String, &str)> {
+    if !s.starts_with('\'') {
+        let end = s.find(' ')?;
+        return Some((s[..end].to_string(), &s[end..]));
+    }
+    let mut word = String::new();
+    let mut rest = s;
+    loop {
+        if let Some(r) = rest.strip_prefix("\\'") {
+            word.push('\'');
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix('\'') {
+            let end = r.find('\'')?;
+            word.push_str(&r[..end]);
+            rest = &r[end + 1..];
+        } else {
+            return Some((word, rest));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +317,22 @@ mod tests {
         assert!(got[6].stderr.contains("no-such-command-ocfo-test"));
         assert_eq!(got[7].stdout, "2:y z\n");
         assert_eq!(got[7].status, Some(1));
+    }
+
+    #[test]
+    fn the_fake_reply_reads_like_the_real_one() {
+        let scripts: Vec<String> = [
+            Script::new(r#"printf '%s' "$1"; echo oops >&2; exit 4"#)
+                .arg("it's a 'quoted' value")
+                .render(),
+            Script::new("echo plain").render(),
+        ]
+        .into();
+        let fake = fake_reply(&script(&scripts, MAX_BATCH_OUTPUT), run_alone).unwrap();
+        let fake = parse(2, &fake.stdout, MAX_BATCH_OUTPUT).unwrap();
+        assert_eq!(fake, run_local(&scripts, MAX_BATCH_OUTPUT).unwrap());
+        assert_eq!(fake[0].stdout, "it's a 'quoted' value");
+        assert!(fake_reply("echo not a batch", run_alone).is_none());
     }
 
     #[test]

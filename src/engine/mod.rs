@@ -8,6 +8,7 @@ pub mod context;
 pub mod facts;
 pub mod host;
 pub mod playbook;
+pub mod prefetch;
 pub mod report;
 pub mod runner;
 

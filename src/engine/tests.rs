@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use serde_json::json;
 
 use super::context::{RunOptions, TaskContext};
-use super::facts::Facts;
 use super::host::{CmdOutput, Host, HostError};
 use super::playbook::{Playbook, TagFilter, Task};
 use super::report::{HostReport, Status};
@@ -26,6 +25,10 @@ struct FakeHost {
     dirs: Mutex<BTreeMap<String, String>>,
     mutations: Mutex<Vec<String>>,
     fail_path: Option<String>,
+    /// Commands and writes sent (each a round trip over SSH).
+    trips: std::sync::atomic::AtomicU64,
+    /// Every script as run, a batch as the scripts in it.
+    seen: Mutex<Vec<String>>,
 }
 
 fn ok(stdout: &str) -> CmdOutput {
@@ -41,7 +44,27 @@ impl Host for FakeHost {
         "fake"
     }
 
+    fn round_trips(&self) -> Option<u64> {
+        Some(self.trips.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
     async fn run(&self, script: &str, _stdin: Option<&[u8]>) -> Result<CmdOutput, HostError> {
+        self.trips.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(out) = super::batch::fake_reply(script, |s| self.answer(s)) {
+            return Ok(out);
+        }
+        Ok(self.answer(script))
+    }
+
+    async fn put(&self, _: &str, _: &[u8], _: u32, _: &str, _: &str) -> Result<(), HostError> {
+        self.trips.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl FakeHost {
+    fn answer(&self, script: &str) -> CmdOutput {
+        self.seen.lock().unwrap().push(script.to_string());
         // The directory module's scripts: `set -- PATH [MODE OWNER GROUP]`
         // (plain words here), then the fixed text.
         let args: Vec<&str> = script
@@ -56,37 +79,36 @@ impl Host for FakeHost {
             };
             self.mutations.lock().unwrap().push(script.to_string());
             if self.fail_path.as_deref() == Some(*path) {
-                return Ok(CmdOutput {
+                return CmdOutput {
                     status: Some(1),
                     stdout: String::new(),
                     stderr: format!(
                         "install: cannot create directory '{path}': Read-only file system"
                     ),
-                });
+                };
             }
             let mode = mode.trim_start_matches('0');
             self.dirs
                 .lock()
                 .unwrap()
                 .insert(path.to_string(), format!("{mode} {owner} {group}"));
-            return Ok(ok(""));
+            return ok("");
         }
         if script.contains("stat -c '%a %U %G'") {
             let dirs = self.dirs.lock().unwrap();
-            return Ok(ok(&format!(
+            return ok(&format!(
                 "{}\n",
                 dirs.get(args[0]).map_or("missing", String::as_str)
-            )));
+            ));
         }
         // The deploy lock and anything else: succeed quietly.
         if script.contains("mkdir /run/ocfo-deploy.lock") {
-            return Ok(ok("acquired\n"));
+            return ok("acquired\n");
         }
-        Ok(ok(""))
-    }
-
-    async fn put(&self, _: &str, _: &[u8], _: u32, _: &str, _: &str) -> Result<(), HostError> {
-        Ok(())
+        if script.contains("os_id=") {
+            return ok("init=systemd\n");
+        }
+        ok("")
     }
 }
 
@@ -169,7 +191,24 @@ async fn run_gated(
     );
     let inv = loaded.inventory.expect("fixture is valid");
     let files = render_node(&inv, Role::Primary, &loaded.secrets, SecretMode::Redact).unwrap();
-    let facts = Facts::default();
+    let cancel = AtomicBool::new(cancel);
+    let runner = Runner {
+        playbook: book,
+        tags: &tags,
+        events: None,
+        cancel: &cancel,
+        who: "test".into(),
+        gate,
+    };
+    let mut report = HostReport::new(Role::Primary, "fake");
+    let started = match runner.begin(host, check).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
+    let facts = started.facts;
     let layout = Layout::new(&inv);
     let opts = RunOptions {
         check,
@@ -186,17 +225,7 @@ async fn run_gated(
         opts: &opts,
         redactor: &redactor,
     };
-    let cancel = AtomicBool::new(cancel);
-    let runner = Runner {
-        playbook: book,
-        tags: &tags,
-        events: None,
-        cancel: &cancel,
-        who: "test".into(),
-        gate,
-    };
-    let mut report = HostReport::new(Role::Primary, "fake");
-    runner.run(host, &ctx, &mut report).await;
+    runner.run(host, &ctx, started.locked, &mut report).await;
     report
 }
 

@@ -164,17 +164,7 @@ pub async fn validate<H: Host>(
     host: &H,
     ctx: &TaskContext<'_>,
 ) -> Result<(), ModuleError> {
-    let inputs = |mode: &str| {
-        Script::new(VALIDATED_INPUTS).args([
-            mode,
-            GATEWAY_ENV_FILE,
-            OPENCLAW_PREFIX,
-            &ctx.layout.user,
-            &ctx.layout.config_path,
-            &ctx.layout.home,
-            VALIDATED_STAMP,
-        ])
-    };
+    let inputs = |mode: &str| validate_inputs(ctx, mode);
     let out = facts(host, &inputs("compare")).await?;
     let mut lines = out.lines();
     let (now, last) = (
@@ -222,6 +212,19 @@ pub async fn validate<H: Host>(
             ctx.redactor.redact(out.stderr.trim())
         ))),
     }
+}
+
+/// [`VALIDATED_INPUTS`] in `mode` for this node.
+pub fn validate_inputs(ctx: &TaskContext<'_>, mode: &str) -> Script {
+    Script::new(VALIDATED_INPUTS).args([
+        mode,
+        GATEWAY_ENV_FILE,
+        OPENCLAW_PREFIX,
+        &ctx.layout.user,
+        &ctx.layout.config_path,
+        &ctx.layout.home,
+        VALIDATED_STAMP,
+    ])
 }
 
 /// A checksum of what validation depends on: the env file and the package
