@@ -95,20 +95,19 @@ pub struct Prefetch {
     pub problem: Option<String>,
 }
 
-/// Plans `calls` ahead and fetches their facts, plus `extra` read-only
-/// scripts (a check's inputs), in at most [`MAX_WAVES`] round trips.
+/// Plans ahead those of `calls` that `ahead` allows (the runner passes
+/// [`modules::prefetchable`]) and fetches their facts, plus `extra`
+/// read-only scripts (a check's inputs), in at most [`MAX_WAVES`] round
+/// trips.
 pub async fn prefetch<H: Host>(
     host: &H,
     ctx: &TaskContext<'_>,
     calls: &[&ModuleCall],
+    ahead: &dyn Fn(&ModuleCall) -> bool,
     extra: Vec<String>,
 ) -> Prefetch {
     let mut p = Prefetch::default();
-    let mut pending: Vec<&ModuleCall> = calls
-        .iter()
-        .copied()
-        .filter(|c| modules::prefetchable(c))
-        .collect();
+    let mut pending: Vec<&ModuleCall> = calls.iter().copied().filter(|c| ahead(c)).collect();
     p.live = calls.len() - pending.len();
     let mut first = extra;
     loop {
@@ -221,5 +220,156 @@ impl<H: Host> Host for Prefetched<'_, H> {
     ) -> Result<(), HostError> {
         self.missed.store(true, Ordering::SeqCst);
         self.host.put(path, content, mode, owner, group).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::batch::fake_reply;
+    use crate::modules::testkit::{ok, Fixture, ScriptedHost};
+    use crate::modules::{plan, prefetchable};
+
+    fn call(v: serde_json::Value) -> ModuleCall {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// A host that answers batches by answering each script in them.
+    fn batching(
+        answer: impl Fn(&str) -> CmdOutput + Send + Sync + Clone + 'static,
+    ) -> ScriptedHost {
+        ScriptedHost::new(move |s| fake_reply(s, answer.clone()).unwrap_or_else(|| answer(s)))
+    }
+
+    fn batches(host: &ScriptedHost) -> usize {
+        let sent = host.sent.lock().unwrap();
+        sent.iter()
+            .filter(|(s, _)| s.starts_with("# facts batch"))
+            .count()
+    }
+
+    /// A rendered file that is not secret, and one line of its facts saying
+    /// it differs from what is rendered.
+    fn unit_file(fx: &Fixture) -> String {
+        fx.files
+            .files
+            .iter()
+            .find(|f| !f.sensitive && f.path.ends_with(".service"))
+            .expect("a rendered unit")
+            .path
+            .clone()
+    }
+
+    fn files_host() -> ScriptedHost {
+        batching(|s| {
+            if s.contains("ocfo_as_owner cat -- \"$1\"") && !s.contains("sha256sum") {
+                ok("an old line\n")
+            } else if s.contains("sha256sum") {
+                ok(&format!("{} 644 root root\n", "0".repeat(64)))
+            } else {
+                panic!("unexpected script {s}")
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_second_facts_script_comes_in_a_second_wave_and_the_plan_is_the_live_one() {
+        let mut fx = Fixture::load(|_| {});
+        fx.opts.diff = true;
+        let ctx = fx.ctx();
+        let files = call(serde_json::json!({"files": {"paths": [unit_file(&fx)]}}));
+        let host = files_host();
+        let p = prefetch(&host, &ctx, &[&files], &prefetchable, Vec::new()).await;
+        assert_eq!((p.batches, p.live, p.problem.as_deref()), (2, 0, None));
+        assert_eq!(batches(&host), 2);
+        assert_eq!(host.sent.lock().unwrap().len(), 2, "only the two batches");
+        assert_eq!(p.answers.len(), 2, "the file's facts, then its old content");
+
+        // Planned on the answers, with a host that must not be asked.
+        let never = ScriptedHost::new(|s| panic!("went to the host: {s}"));
+        let ahead = plan(&files, &Prefetched::new(&never, p.answers), &ctx)
+            .await
+            .unwrap();
+        let live = plan(&files, &files_host(), &ctx).await.unwrap();
+        assert_eq!(ahead, live);
+        assert!(ahead[0].diff.as_deref().unwrap().contains("-an old line"));
+    }
+
+    #[tokio::test]
+    async fn after_a_change_the_answers_are_not_used() {
+        let fx = Fixture::load(|_| {});
+        let ctx = fx.ctx();
+        let files = call(serde_json::json!({"files": {"paths": [unit_file(&fx)]}}));
+        let host = files_host();
+        let p = prefetch(&host, &ctx, &[&files], &prefetchable, Vec::new()).await;
+        assert_eq!(p.batches, 1, "no diff asked: one wave");
+        let live = ScriptedHost::new(|_| ok("missing\n"));
+        let cached = Prefetched::new(&live, p.answers);
+        plan(&files, &cached, &ctx).await.unwrap();
+        assert!(live.sent.lock().unwrap().is_empty());
+        assert!(!cached.take_missed());
+        cached.mark_changed();
+        let changes = plan(&files, &cached, &ctx).await.unwrap();
+        assert_eq!(live.sent.lock().unwrap().len(), 1);
+        assert!(cached.take_missed());
+        assert!(changes[0].summary.starts_with("create "), "{changes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_opts_out_is_read_live_and_the_others_still_batch() {
+        let fx = Fixture::load(|_| {});
+        let ctx = fx.ctx();
+        let a = call(
+            serde_json::json!({"directory": {"path": "/srv/a", "mode": "0750", "owner": "root"}}),
+        );
+        let b = call(
+            serde_json::json!({"directory": {"path": "/srv/b", "mode": "0750", "owner": "root"}}),
+        );
+        let host = batching(|_| ok("750 root root\n"));
+        let not_b = |c: &ModuleCall| !matches!(c, ModuleCall::Directory(d) if d.path == "/srv/b");
+        let p = prefetch(&host, &ctx, &[&a, &b], &not_b, Vec::new()).await;
+        assert_eq!((p.batches, p.live), (1, 1));
+        assert_eq!(p.answers.len(), 1);
+        assert!(p.answers.keys().all(|k| k.contains("/srv/a")));
+    }
+
+    #[tokio::test]
+    async fn a_broken_batch_is_reported_and_the_run_reads_live() {
+        let fx = Fixture::load(|_| {});
+        let ctx = fx.ctx();
+        let a = call(
+            serde_json::json!({"directory": {"path": "/srv/a", "mode": "0750", "owner": "root"}}),
+        );
+        let host = ScriptedHost::new(|_| ok("OCFO-BATCH 0\ngarbage\n"));
+        let p = prefetch(&host, &ctx, &[&a], &prefetchable, Vec::new()).await;
+        assert_eq!((p.batches, p.live), (1, 1));
+        assert!(p.answers.is_empty());
+        assert!(p.problem.unwrap().contains("unexpected facts batch output"));
+    }
+
+    #[tokio::test]
+    async fn a_failing_facts_script_gives_the_live_error() {
+        let fx = Fixture::load(|_| {});
+        let ctx = fx.ctx();
+        let a = call(
+            serde_json::json!({"directory": {"path": "/srv/a", "mode": "0750", "owner": "root"}}),
+        );
+        let broken = |_: &str| CmdOutput {
+            status: Some(2),
+            stdout: String::new(),
+            stderr: "stat: cannot statx '/srv': Permission denied\n".into(),
+        };
+        let p = prefetch(&batching(broken), &ctx, &[&a], &prefetchable, Vec::new()).await;
+        let never = ScriptedHost::new(|s| panic!("went to the host: {s}"));
+        let ahead = plan(&a, &Prefetched::new(&never, p.answers), &ctx)
+            .await
+            .unwrap_err()
+            .to_string();
+        let live = plan(&a, &ScriptedHost::new(broken), &ctx)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(ahead, live);
+        assert!(ahead.contains("Permission denied"), "{ahead}");
     }
 }

@@ -267,7 +267,7 @@ impl Runner<'_> {
             calls.push(call);
         }
         let calls: Vec<&modules::ModuleCall> = calls.iter().collect();
-        let p = prefetch::prefetch(host, ctx, &calls, extra).await;
+        let p = prefetch::prefetch(host, ctx, &calls, &modules::prefetchable, extra).await;
         if let Some(problem) = &p.problem {
             tracing::warn!(
                 "{}: reading all facts at once failed, each task reads its own: {problem}",

@@ -29,6 +29,8 @@ struct FakeHost {
     trips: std::sync::atomic::AtomicU64,
     /// Every script as run, a batch as the scripts in it.
     seen: Mutex<Vec<String>>,
+    /// Another deploy's lock owner, if one holds it.
+    lock_owner: Mutex<Option<String>>,
 }
 
 fn ok(stdout: &str) -> CmdOutput {
@@ -63,6 +65,10 @@ impl Host for FakeHost {
 }
 
 impl FakeHost {
+    fn locked_by(&self, owner: &str) {
+        *self.lock_owner.lock().unwrap() = Some(owner.to_string());
+    }
+
     fn answer(&self, script: &str) -> CmdOutput {
         self.seen.lock().unwrap().push(script.to_string());
         // The directory module's scripts: `set -- PATH [MODE OWNER GROUP]`
@@ -103,7 +109,10 @@ impl FakeHost {
         }
         // The deploy lock and anything else: succeed quietly.
         if script.contains("mkdir /run/ocfo-deploy.lock") {
-            return ok("acquired\n");
+            return match &*self.lock_owner.lock().unwrap() {
+                Some(owner) => ok(&format!("{owner}\n1000\n1042\n")),
+                None => ok("acquired\n"),
+            };
         }
         if script.contains("os_id=") {
             return ok("init=systemd\n");
@@ -475,4 +484,83 @@ fn user_tasks_follow_the_site_playbook() {
         let files = render_node(&inv, role, &loaded.secrets, SecretMode::Redact).unwrap();
         assert!(files.get("/etc/ocfo-media/transcode.toml").is_some());
     }
+}
+
+fn trips(host: &FakeHost) -> u64 {
+    host.round_trips().unwrap()
+}
+
+#[tokio::test]
+async fn a_no_op_run_is_facts_and_lock_one_batch_and_the_end() {
+    let host = FakeHost::default();
+    let book = playbook();
+    run(&host, &book, false, TagFilter::default(), false).await;
+    let before = trips(&host);
+    let again = run(&host, &book, false, TagFilter::default(), false).await;
+    assert_eq!(again.counts.changed, 0, "{:?}", statuses(&again));
+    assert_eq!(
+        trips(&host) - before,
+        3,
+        "facts and lock, the three tasks' facts, stamp and unlock"
+    );
+    let before = trips(&host);
+    let check = run(&host, &book, true, TagFilter::default(), false).await;
+    assert_eq!(check.counts.changed, 0);
+    assert_eq!(trips(&host) - before, 2, "facts, the tasks' facts; no lock");
+    // Every task's facts were read, in the batch.
+    let seen = host.seen.lock().unwrap();
+    for path in ["/srv/a", "/srv/b", "/home/openclaw/x"] {
+        assert!(seen
+            .iter()
+            .any(|s| s.contains("stat -c") && s.contains(path)));
+    }
+}
+
+#[tokio::test]
+async fn after_a_change_the_next_tasks_read_the_host_again() {
+    // Two tasks on one folder: the second one's facts, read ahead, are stale
+    // once the first one changed it.
+    let book = Playbook {
+        tasks: vec![
+            task("open", "/srv/shared", json!({"mode": "0750"})),
+            task("close", "/srv/shared", json!({"mode": "0700"})),
+            task("other", "/srv/other", json!({})),
+        ],
+        handlers: vec![],
+    };
+    let host = FakeHost::default();
+    run(&host, &book, false, TagFilter::default(), false).await;
+    assert_eq!(
+        host.dirs.lock().unwrap().get("/srv/shared").unwrap(),
+        "700 root root"
+    );
+    let before = trips(&host);
+    let again = run(&host, &book, false, TagFilter::default(), false).await;
+    assert_eq!(again.counts.changed, 2, "{:?}", statuses(&again));
+    assert!(
+        again.tasks[1].changes[0].contains("750 root root → 700"),
+        "the second task saw the first one's change: {:?}",
+        again.tasks[1].changes
+    );
+    assert_eq!(
+        host.dirs.lock().unwrap().get("/srv/shared").unwrap(),
+        "700 root root"
+    );
+    // facts+lock, batch, open's step, close's facts and step, other's
+    // facts (live too: after a change), stamp+unlock.
+    assert_eq!(trips(&host) - before, 7);
+}
+
+#[tokio::test]
+async fn another_deploys_lock_stops_the_run_before_any_task() {
+    let host = FakeHost::default();
+    let book = playbook();
+    host.locked_by("alice@laptop (pid 7)");
+    let r = run(&host, &book, false, TagFilter::default(), false).await;
+    let err = r.error.expect("refused");
+    assert!(err.contains("another deploy holds the lock"), "{err}");
+    assert!(err.contains("alice@laptop (pid 7)"), "{err}");
+    assert!(r.tasks.is_empty());
+    assert_eq!(trips(&host), 1, "facts and the lock only");
+    assert!(host.mutations.lock().unwrap().is_empty());
 }

@@ -20,7 +20,7 @@ mod symlinks;
 mod systemd;
 mod tailscale;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 mod ufw;
 mod user;
 mod workspace;
