@@ -262,3 +262,57 @@ runuser -u "$user" -- sh -c 'if [ -d "$1" ]; then ln -s -- "$1" "$2/npm"; fi' sh
 runuser -u "$user" -- env -C "$home" HOME="$home" PATH="$4/bin:$5/bin:/usr/local/bin:/usr/bin:/bin" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
   OPENCLAW_INCLUDE_ROOTS=/etc/openclaw/switches \
   OPENCLAW_STATE_DIR="$scratch" OPENCLAW_CONFIG_PATH="$6" "$4/bin/openclaw" config validate --json"#;
+
+#[cfg(test)]
+mod tests {
+    /// The installed version as [`super::INSTALLED_VERSION`] reads it, with
+    /// a `node` that answers `from-node` (or none at all).
+    fn installed(package_json: Option<&str>, with_node: bool) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().join("prefix");
+        let node_home = dir.path().join("node");
+        if let Some(text) = package_json {
+            let pkg = prefix.join("lib/node_modules/openclaw");
+            std::fs::create_dir_all(&pkg).unwrap();
+            std::fs::write(pkg.join("package.json"), text).unwrap();
+        }
+        if with_node {
+            std::fs::create_dir_all(node_home.join("bin")).unwrap();
+            let node = node_home.join("bin/node");
+            std::fs::write(&node, "#!/bin/sh\necho from-node\n").unwrap();
+            std::process::Command::new("chmod")
+                .arg("+x")
+                .arg(&node)
+                .status()
+                .unwrap();
+        }
+        let script = crate::shell::Script::new(super::INSTALLED_VERSION)
+            .args([prefix.to_str().unwrap(), node_home.to_str().unwrap()])
+            .render();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn the_version_line_is_read_without_node_and_anything_unusual_goes_to_node() {
+        let npm_layout = "{\n  \"name\": \"openclaw\",\n  \"version\": \"2026.9.6\",\n  \"openclaw\": {\n    \"version\": \"9\"\n  }\n}\n";
+        assert_eq!(installed(Some(npm_layout), false), "2026.9.6");
+        // Only the top-level key counts, wherever it is.
+        let nested_first =
+            "{\n  \"engines\": {\n    \"version\": \"1\"\n  },\n  \"version\": \"2026.10.1\"\n}\n";
+        assert_eq!(installed(Some(nested_first), false), "2026.10.1");
+        assert_eq!(
+            installed(Some("{\"name\":\"openclaw\",\"version\":\"1.0.0\"}"), true),
+            "from-node"
+        );
+        assert_eq!(
+            installed(Some("{\"version\":\"1.0.0\"}"), false),
+            "unreadable"
+        );
+        assert_eq!(installed(None, true), "none");
+    }
+}
