@@ -151,12 +151,37 @@ pub fn parse(n: usize, stdout: &str, limit: u64) -> Result<Vec<CmdOutput>, Strin
         .collect())
 }
 
-/// Runs `scripts` in one round trip; one output per script, in order, with
-/// each exit status as it is (the caller decides what a failure means).
+/// The longest batch script sent as one: a script reaches `sh -c` as one
+/// argument, and Linux refuses an argument over 128 KiB (`MAX_ARG_STRLEN`).
+pub const MAX_BATCH_SCRIPT: usize = 100 * 1024;
+
+/// What one script adds to the batch as the host's `sh -c` receives it
+/// (quoted in the batch, the batch quoted again by the transport), with room
+/// for its redirections and `wait` line.
+fn weight(text: &str) -> usize {
+    quote(&quote(text)).len() + 128
+}
+
+/// Runs `scripts` in as few round trips as fit (one, unless their text
+/// passes [`MAX_BATCH_SCRIPT`]); one output per script, in order, with each
+/// exit status as it is (the caller decides what a failure means).
 pub async fn run_all<H: Host>(host: &H, scripts: &[String]) -> Result<Vec<CmdOutput>, HostError> {
-    if scripts.is_empty() {
-        return Ok(Vec::new());
+    let mut outs = Vec::with_capacity(scripts.len());
+    let mut start = 0;
+    while start < scripts.len() {
+        let mut end = start + 1;
+        let mut size = 1024 + weight(&scripts[start]);
+        while end < scripts.len() && size + weight(&scripts[end]) <= MAX_BATCH_SCRIPT {
+            size += weight(&scripts[end]);
+            end += 1;
+        }
+        outs.extend(run_one(host, &scripts[start..end]).await?);
+        start = end;
     }
+    Ok(outs)
+}
+
+async fn run_one<H: Host>(host: &H, scripts: &[String]) -> Result<Vec<CmdOutput>, HostError> {
     let text = script(scripts, MAX_BATCH_OUTPUT);
     let out = host.run(&text, None).await?;
     if !out.success() {
@@ -339,6 +364,64 @@ mod tests {
         assert_eq!(fake, run_local(&scripts, MAX_BATCH_OUTPUT).unwrap());
         assert_eq!(fake[0].stdout, "it's a 'quoted' value");
         assert!(fake_reply("echo not a batch", run_alone).is_none());
+    }
+
+    /// A host that runs what it is sent with the local `sh`, as the
+    /// transport does (`sh -c` of the quoted script), counting round trips.
+    struct LocalSh(
+        std::sync::atomic::AtomicUsize,
+        std::sync::atomic::AtomicUsize,
+    );
+
+    impl Host for LocalSh {
+        fn name(&self) -> &str {
+            "local"
+        }
+
+        async fn run(&self, script: &str, _: Option<&[u8]>) -> Result<CmdOutput, HostError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // The longest argument on the way: the login shell's `-c`.
+            let arg = format!("sh -c {}", quote(script)).len();
+            self.1.fetch_max(arg, std::sync::atomic::Ordering::SeqCst);
+            Ok(run_alone(script))
+        }
+
+        async fn put(&self, _: &str, _: &[u8], _: u32, _: &str, _: &str) -> Result<(), HostError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_too_long_for_one_argument_is_split() {
+        // 300 scripts of ~1 KiB with quotes to escape: ~300 KiB of text.
+        let filler = "echo 'x'; ".repeat(100);
+        let scripts: Vec<String> = (0..300)
+            .map(|i| {
+                Script::new("printf '%s' \"$1\"; : \"$2\"")
+                    .args([i.to_string(), filler.clone()])
+                    .render()
+            })
+            .collect();
+        let host = LocalSh(Default::default(), Default::default());
+        let outs = run_all(&host, &scripts).await.unwrap();
+        let trips = host.0.load(std::sync::atomic::Ordering::SeqCst);
+        let longest = host.1.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(trips >= 2, "{trips} round trips");
+        assert!(
+            longest <= MAX_BATCH_SCRIPT,
+            "{longest} bytes in one argument"
+        );
+        assert!(
+            longest > MAX_BATCH_SCRIPT / 2,
+            "chunks are filled: {longest}"
+        );
+        let got: Vec<String> = outs.into_iter().map(|o| o.stdout).collect();
+        let want: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+        assert_eq!(got, want);
+        // Few small scripts: one round trip.
+        let host = LocalSh(Default::default(), Default::default());
+        run_all(&host, &scripts[..3]).await.unwrap();
+        assert_eq!(host.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
