@@ -189,8 +189,12 @@ impl NodeRun<'_> {
             report.round_trips = host.round_trips();
             if let (Some(before), Some(after)) = (before, report.round_trips) {
                 tracing::info!(
-                    "{role}: {after} SSH round trips ({} for facts and the lock, {} for the tasks)",
-                    before,
+                    "{role}: {after} SSH round trips ({before} for {}, {} for the tasks and the end)",
+                    if started.locked {
+                        "facts and the lock"
+                    } else {
+                        "facts"
+                    },
                     after - before
                 );
             }
