@@ -340,10 +340,11 @@ impl Runner<'_> {
                 }
                 return Ok(());
             }
-            // Renewed before each such task, so a long run keeps its lease.
+            // From here on the host may differ from the facts read ahead.
             if !changes.is_empty() {
                 host.mark_changed();
             }
+            // Renewed before each such task, so a long run keeps its lease.
             let restarts = task.notify.iter().any(|n| n == RESTART_GATEWAY)
                 || (handler && task.name == RESTART_GATEWAY);
             if restarts && !changes.is_empty() {
