@@ -372,4 +372,63 @@ mod tests {
         assert_eq!(ahead, live);
         assert!(ahead.contains("Permission denied"), "{ahead}");
     }
+
+    #[tokio::test]
+    async fn a_check_whose_inputs_did_not_change_costs_no_round_trip() {
+        let fx = Fixture::load(|_| {});
+        let ctx = fx.ctx();
+        let validate = call(serde_json::json!({"openclaw_validate": {}}));
+        let inputs = |now: &'static str| {
+            batching(move |s| {
+                assert!(
+                    s.contains("sha256sum"),
+                    "only the inputs are read ahead: {s}"
+                );
+                ok(now)
+            })
+        };
+        let reads = crate::modules::check_reads(&validate, &ctx);
+        assert_eq!(reads.len(), 1);
+
+        let p = prefetch(
+            &inputs("abc\nabc\n"),
+            &ctx,
+            &[&validate],
+            &prefetchable,
+            reads.clone(),
+        )
+        .await;
+        assert_eq!(p.batches, 1);
+        let never = ScriptedHost::new(|s| panic!("went to the host: {s}"));
+        let cached = Prefetched::new(&never, p.answers);
+        crate::modules::verify(&validate, &cached, &ctx)
+            .await
+            .unwrap();
+        assert!(!cached.take_missed());
+
+        // Changed since the last validation: `openclaw config validate` runs,
+        // on the host, and the run treats the host as changed from then on.
+        let p = prefetch(
+            &inputs("new\nold\n"),
+            &ctx,
+            &[&validate],
+            &prefetchable,
+            reads,
+        )
+        .await;
+        let live = ScriptedHost::new(|s| {
+            if s.contains("config validate") {
+                ok("{\"valid\": true}\n")
+            } else {
+                ok("")
+            }
+        });
+        let cached = Prefetched::new(&live, p.answers);
+        crate::modules::verify(&validate, &cached, &ctx)
+            .await
+            .unwrap();
+        assert!(cached.take_missed());
+        let sent = live.sent.lock().unwrap();
+        assert!(sent.iter().any(|(s, _)| s.contains("config validate")));
+    }
 }
