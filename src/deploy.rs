@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::engine::context::{RunOptions, TaskContext};
 use crate::engine::playbook::{self, TagFilter};
 use crate::engine::runner::{Event, RestartGate, Runner};
-use crate::engine::{facts, Host, HostReport};
+use crate::engine::{Host, HostReport};
 use crate::hold::StandbyHold;
 use crate::inventory::{Inventory, Role, Secrets};
 use crate::render::layout::Layout;
@@ -171,17 +171,11 @@ impl NodeRun<'_> {
             };
             let files = render_node(inv, role, self.secrets, SecretMode::Reveal)
                 .map_err(|e| self.redactor.redact(&e.to_string()))?;
-            let facts = facts::gather(host).await.map_err(|e| e.to_string())?;
-            if facts.init != "systemd" {
-                return Err(format!(
-                    "{role}: ocfo needs systemd as init, found `{}`",
-                    facts.init
-                ));
-            }
+            let started = self.runner.begin(host, self.opts.run.check).await?;
             let ctx = TaskContext {
                 inv,
                 role,
-                facts: &facts,
+                facts: &started.facts,
                 files: &files,
                 secrets: self.secrets,
                 layout: self.layout,
@@ -189,12 +183,18 @@ impl NodeRun<'_> {
                 redactor: self.redactor,
             };
             let before = host.round_trips();
-            self.runner.run(host, &ctx, &mut report).await;
+            self.runner
+                .run(host, &ctx, started.locked, &mut report)
+                .await;
             report.round_trips = host.round_trips();
             if let (Some(before), Some(after)) = (before, report.round_trips) {
                 tracing::info!(
-                    "{role}: {after} SSH round trips ({} for facts and setup, {} for the tasks)",
-                    before,
+                    "{role}: {after} SSH round trips ({before} for {}, {} for the tasks and the end)",
+                    if started.locked {
+                        "facts and the lock"
+                    } else {
+                        "facts"
+                    },
                     after - before
                 );
             }

@@ -157,7 +157,10 @@ pub const PATH_GUARD: &str = r#"ocfo_guard() {
       echo "ocfo: refusing to follow $_g_cur: it is a symbolic link (in '$1'); root never follows links in folders another user controls" >&2
       exit 1
     fi
-    _g_o=$(stat -c %U -- "$_g_parent")
+    # Scripts run as root, so `-O` (a shell builtin) is "owned by root":
+    # most folders are, and a `stat` process per folder of every path is
+    # most of a no-op deploy's time on the host.
+    if [ -O "$_g_parent" ]; then _g_o=root; else _g_o=$(stat -c %U -- "$_g_parent"); fi
     if [ "$_g_o" != root ]; then
       if [ "$ocfo_as" != root ] && [ "$ocfo_as" != "$_g_o" ]; then
         echo "ocfo: refusing '$1': folders above it belong to two users ($ocfo_as, $_g_o)" >&2

@@ -36,7 +36,7 @@ impl Facts {
     }
 }
 
-const SCRIPT: &str = r#"
+pub const SCRIPT: &str = r#"
 . /etc/os-release 2>/dev/null
 echo "os_id=${ID:-unknown}"
 echo "os_version=${VERSION_ID:-}"

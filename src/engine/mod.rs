@@ -2,11 +2,13 @@
 //! reads the host (facts) and then decides the changes (a plan of steps).
 //! `--check` stops after planning; a real run executes the same steps.
 
+pub mod batch;
 pub mod change;
 pub mod context;
 pub mod facts;
 pub mod host;
 pub mod playbook;
+pub mod prefetch;
 pub mod report;
 pub mod runner;
 

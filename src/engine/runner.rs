@@ -9,9 +9,12 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::modules;
 
+use super::batch;
 use super::context::TaskContext;
-use super::host::Host;
+use super::facts::{self, Facts};
+use super::host::{CmdOutput, Host, HostError};
 use super::playbook::{Playbook, TagFilter, Task};
+use super::prefetch::{self, Prefetched};
 use super::report::{HostReport, Status, TaskReport};
 
 /// Progress for the terminal: which task each host is on.
@@ -25,13 +28,16 @@ pub enum Event {
 /// so a reboot clears a lock left by a killed run.
 const LOCK: &str = "/run/ocfo-deploy.lock";
 
-async fn acquire_lock<H: Host>(host: &H, who: &str) -> Result<(), String> {
-    let script = format!(
+fn lock_script(who: &str) -> String {
+    format!(
         "if mkdir {LOCK} 2>/dev/null; then printf '%s\\n' {who} > {LOCK}/owner; echo acquired; \
          else cat {LOCK}/owner 2>/dev/null; stat -c %Y {LOCK} 2>/dev/null; date +%s; fi",
         who = crate::shell::quote(who)
-    );
-    let out = host.check(&script).await.map_err(|e| e.to_string())?;
+    )
+}
+
+/// Whether [`lock_script`] took the lock; if not, who holds it since when.
+fn judge_lock(out: &CmdOutput) -> Result<(), String> {
     if out.stdout.trim() == "acquired" {
         return Ok(());
     }
@@ -49,10 +55,45 @@ async fn acquire_lock<H: Host>(host: &H, who: &str) -> Result<(), String> {
     ))
 }
 
-async fn release_lock<H: Host>(host: &H) {
-    if let Err(e) = host.run(&format!("rm -rf {LOCK}"), None).await {
-        tracing::warn!("{}: could not release the deploy lock: {e}", host.name());
+/// The end of a locked run in one round trip: the `last deploy` stamp (for
+/// `ocfo status`; bookkeeping, not a change, so its failure is ignored) when
+/// the run succeeded, then the lock released.
+async fn finish<H: Host>(host: &H, stamp: bool) {
+    let mut script = String::new();
+    if stamp {
+        script.push_str(&format!(
+            "{{ mkdir -p /var/lib/ocfo && date -u +%Y-%m-%dT%H:%M:%SZ > {}; }} 2>/dev/null\n",
+            crate::status::LAST_DEPLOY
+        ));
     }
+    script.push_str(&format!("rm -rf {LOCK}"));
+    match host.run(&script, None).await {
+        Ok(out) if out.success() => {}
+        Ok(out) => tracing::warn!(
+            "{}: could not release the deploy lock: {}",
+            host.name(),
+            HostError::command(host.name(), &script, &out)
+        ),
+        Err(e) => tracing::warn!("{}: could not release the deploy lock: {e}", host.name()),
+    }
+}
+
+/// What [`Runner::begin`] found.
+pub struct Started {
+    pub facts: Facts,
+    /// Whether this run holds the host's deploy lock (never under `--check`).
+    pub locked: bool,
+}
+
+fn systemd_only<H: Host>(host: &H, facts: Facts) -> Result<Facts, String> {
+    if facts.init != "systemd" {
+        return Err(format!(
+            "{}: ocfo needs systemd as init, found `{}`",
+            host.name(),
+            facts.init
+        ));
+    }
+    Ok(facts)
 }
 
 /// The handler every task that may restart the primary's gateway notifies.
@@ -92,19 +133,51 @@ impl Runner<'_> {
         }
     }
 
-    pub async fn run<H: Host>(&self, host: &H, ctx: &TaskContext<'_>, report: &mut HostReport) {
-        let start = Instant::now();
-        let locked = if ctx.opts.check {
-            false
+    /// Reads the host's facts and, for a real run, takes the deploy lock, in
+    /// one round trip: the lock is taken before anything can change, and
+    /// reading facts first changes nothing. Refuses a host without systemd
+    /// (releasing the lock it took).
+    pub async fn begin<H: Host>(&self, host: &H, check: bool) -> Result<Started, String> {
+        if check {
+            let facts = facts::gather(host).await.map_err(|e| e.to_string())?;
+            return systemd_only(host, facts).map(|facts| Started {
+                facts,
+                locked: false,
+            });
+        }
+        let scripts = [facts::SCRIPT.to_string(), lock_script(&self.who)];
+        let outs = batch::run_all(host, &scripts)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (facts_out, lock_out) = (&outs[0], &outs[1]);
+        if !lock_out.success() {
+            return Err(HostError::command(host.name(), &scripts[1], lock_out).to_string());
+        }
+        judge_lock(lock_out)?;
+        let facts = if facts_out.success() {
+            systemd_only(host, facts::parse(&facts_out.stdout))
         } else {
-            match acquire_lock(host, &self.who).await {
-                Ok(()) => true,
-                Err(e) => {
-                    report.error = Some(e);
-                    return;
-                }
-            }
+            Err(HostError::command(host.name(), facts::SCRIPT, facts_out).to_string())
         };
+        if facts.is_err() {
+            finish(host, false).await;
+        }
+        facts.map(|facts| Started {
+            facts,
+            locked: true,
+        })
+    }
+
+    /// Runs the tasks and handlers; `locked`: [`Runner::begin`] took the
+    /// lock, which this releases.
+    pub async fn run<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+        locked: bool,
+        report: &mut HostReport,
+    ) {
+        let start = Instant::now();
         let held = Held::default();
         self.run_tasks(host, ctx, report, &held).await;
         if held.0.load(Ordering::SeqCst) {
@@ -112,20 +185,8 @@ impl Runner<'_> {
                 report.notes.extend(gate.release().await);
             }
         }
-        if locked && !report.failed() && !report.interrupted {
-            // For `ocfo status`; bookkeeping, not a change.
-            let _ = host
-                .run(
-                    &format!(
-                        "mkdir -p /var/lib/ocfo && date -u +%Y-%m-%dT%H:%M:%SZ > {}",
-                        crate::status::LAST_DEPLOY
-                    ),
-                    None,
-                )
-                .await;
-        }
         if locked {
-            release_lock(host).await;
+            finish(host, !report.failed() && !report.interrupted).await;
         }
         report.duration_ms = start.elapsed().as_millis();
     }
@@ -139,6 +200,7 @@ impl Runner<'_> {
     ) {
         let env = crate::render::template_env();
         let vars = ctx.vars();
+        let host = &self.plan_ahead(host, ctx, (&env, &vars)).await;
         let mut notified: BTreeSet<String> = BTreeSet::new();
         for task in &self.playbook.tasks {
             if self.cancel.load(Ordering::SeqCst) {
@@ -180,9 +242,51 @@ impl Runner<'_> {
         }
     }
 
+    /// Fetches the facts of every task that will run, in a few round trips
+    /// (`prefetch`), for the tasks to use until the first change.
+    async fn plan_ahead<'h, H: Host>(
+        &self,
+        host: &'h H,
+        ctx: &TaskContext<'_>,
+        (env, vars): (&minijinja::Environment<'_>, &minijinja::Value),
+    ) -> Prefetched<'h, H> {
+        let mut calls = Vec::new();
+        let mut extra = Vec::new();
+        for task in &self.playbook.tasks {
+            // A `when:` or arguments that do not evaluate are the real
+            // run's to report, in order.
+            if !self.tags.selects(task) || task.applies(env, vars) != Ok(true) {
+                continue;
+            }
+            let Ok(call) = task.module_call(env, vars) else {
+                continue;
+            };
+            if !ctx.opts.check {
+                extra.extend(modules::check_reads(&call, ctx));
+            }
+            calls.push(call);
+        }
+        let calls: Vec<&modules::ModuleCall> = calls.iter().collect();
+        let p = prefetch::prefetch(host, ctx, &calls, &modules::prefetchable, extra).await;
+        if let Some(problem) = &p.problem {
+            tracing::warn!(
+                "{}: reading all facts at once failed, each task reads its own: {problem}",
+                host.name()
+            );
+        }
+        tracing::debug!(
+            "{}: {} tasks planned ahead in {} facts batches ({} read live)",
+            host.name(),
+            calls.len(),
+            p.batches,
+            p.live
+        );
+        Prefetched::new(host, p.answers)
+    }
+
     async fn run_task<H: Host>(
         &self,
-        host: &H,
+        host: &Prefetched<'_, H>,
         ctx: &TaskContext<'_>,
         task: &Task,
         (env, vars): (&minijinja::Environment<'_>, &minijinja::Value),
@@ -211,9 +315,14 @@ impl Runner<'_> {
                 task: task.name.clone(),
             });
             let call = task.module_call(env, vars)?;
-            let changes = modules::plan(&call, host, ctx)
-                .await
-                .map_err(|e| e.to_string())?;
+            host.take_missed();
+            let changes = modules::plan(&call, host, ctx).await;
+            // A plan that may not be a plain read counts as a change if it
+            // reached the host at all.
+            if !modules::prefetchable(&call) && host.take_missed() {
+                host.mark_changed();
+            }
+            let changes = changes.map_err(|e| e.to_string())?;
             if !changes.is_empty() {
                 r.status = Status::Changed;
             }
@@ -230,6 +339,10 @@ impl Runner<'_> {
                     r.reason = Some("a check: not run under --check".into());
                 }
                 return Ok(());
+            }
+            // From here on the host may differ from the facts read ahead.
+            if !changes.is_empty() {
+                host.mark_changed();
             }
             // Renewed before each such task, so a long run keeps its lease.
             let restarts = task.notify.iter().any(|n| n == RESTART_GATEWAY)
@@ -248,9 +361,15 @@ impl Runner<'_> {
             if changes.is_empty() && !modules::is_check(&call) {
                 return Ok(());
             }
-            modules::verify(&call, host, ctx)
-                .await
-                .map_err(|e| e.to_string())?;
+            // A check whose inputs were read ahead and did not change
+            // answers from them; one that had to run may have changed
+            // something (OpenClaw's CLI can install plugins when it starts).
+            host.take_missed();
+            let verified = modules::verify(&call, host, ctx).await;
+            if host.take_missed() {
+                host.mark_changed();
+            }
+            verified.map_err(|e| e.to_string())?;
             Ok(())
         }
         .await;

@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use serde_json::json;
 
 use super::context::{RunOptions, TaskContext};
-use super::facts::Facts;
 use super::host::{CmdOutput, Host, HostError};
 use super::playbook::{Playbook, TagFilter, Task};
 use super::report::{HostReport, Status};
@@ -26,6 +25,12 @@ struct FakeHost {
     dirs: Mutex<BTreeMap<String, String>>,
     mutations: Mutex<Vec<String>>,
     fail_path: Option<String>,
+    /// Commands and writes sent (each a round trip over SSH).
+    trips: std::sync::atomic::AtomicU64,
+    /// Every script as run, a batch as the scripts in it.
+    seen: Mutex<Vec<String>>,
+    /// Another deploy's lock owner, if one holds it.
+    lock_owner: Mutex<Option<String>>,
 }
 
 fn ok(stdout: &str) -> CmdOutput {
@@ -41,7 +46,31 @@ impl Host for FakeHost {
         "fake"
     }
 
+    fn round_trips(&self) -> Option<u64> {
+        Some(self.trips.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
     async fn run(&self, script: &str, _stdin: Option<&[u8]>) -> Result<CmdOutput, HostError> {
+        self.trips.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(out) = super::batch::fake_reply(script, |s| self.answer(s)) {
+            return Ok(out);
+        }
+        Ok(self.answer(script))
+    }
+
+    async fn put(&self, _: &str, _: &[u8], _: u32, _: &str, _: &str) -> Result<(), HostError> {
+        self.trips.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl FakeHost {
+    fn locked_by(&self, owner: &str) {
+        *self.lock_owner.lock().unwrap() = Some(owner.to_string());
+    }
+
+    fn answer(&self, script: &str) -> CmdOutput {
+        self.seen.lock().unwrap().push(script.to_string());
         // The directory module's scripts: `set -- PATH [MODE OWNER GROUP]`
         // (plain words here), then the fixed text.
         let args: Vec<&str> = script
@@ -56,37 +85,39 @@ impl Host for FakeHost {
             };
             self.mutations.lock().unwrap().push(script.to_string());
             if self.fail_path.as_deref() == Some(*path) {
-                return Ok(CmdOutput {
+                return CmdOutput {
                     status: Some(1),
                     stdout: String::new(),
                     stderr: format!(
                         "install: cannot create directory '{path}': Read-only file system"
                     ),
-                });
+                };
             }
             let mode = mode.trim_start_matches('0');
             self.dirs
                 .lock()
                 .unwrap()
                 .insert(path.to_string(), format!("{mode} {owner} {group}"));
-            return Ok(ok(""));
+            return ok("");
         }
         if script.contains("stat -c '%a %U %G'") {
             let dirs = self.dirs.lock().unwrap();
-            return Ok(ok(&format!(
+            return ok(&format!(
                 "{}\n",
                 dirs.get(args[0]).map_or("missing", String::as_str)
-            )));
+            ));
         }
         // The deploy lock and anything else: succeed quietly.
         if script.contains("mkdir /run/ocfo-deploy.lock") {
-            return Ok(ok("acquired\n"));
+            return match &*self.lock_owner.lock().unwrap() {
+                Some(owner) => ok(&format!("{owner}\n1000\n1042\n")),
+                None => ok("acquired\n"),
+            };
         }
-        Ok(ok(""))
-    }
-
-    async fn put(&self, _: &str, _: &[u8], _: u32, _: &str, _: &str) -> Result<(), HostError> {
-        Ok(())
+        if script.contains("os_id=") {
+            return ok("init=systemd\n");
+        }
+        ok("")
     }
 }
 
@@ -169,7 +200,24 @@ async fn run_gated(
     );
     let inv = loaded.inventory.expect("fixture is valid");
     let files = render_node(&inv, Role::Primary, &loaded.secrets, SecretMode::Redact).unwrap();
-    let facts = Facts::default();
+    let cancel = AtomicBool::new(cancel);
+    let runner = Runner {
+        playbook: book,
+        tags: &tags,
+        events: None,
+        cancel: &cancel,
+        who: "test".into(),
+        gate,
+    };
+    let mut report = HostReport::new(Role::Primary, "fake");
+    let started = match runner.begin(host, check).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
+    let facts = started.facts;
     let layout = Layout::new(&inv);
     let opts = RunOptions {
         check,
@@ -186,17 +234,7 @@ async fn run_gated(
         opts: &opts,
         redactor: &redactor,
     };
-    let cancel = AtomicBool::new(cancel);
-    let runner = Runner {
-        playbook: book,
-        tags: &tags,
-        events: None,
-        cancel: &cancel,
-        who: "test".into(),
-        gate,
-    };
-    let mut report = HostReport::new(Role::Primary, "fake");
-    runner.run(host, &ctx, &mut report).await;
+    runner.run(host, &ctx, started.locked, &mut report).await;
     report
 }
 
@@ -446,4 +484,83 @@ fn user_tasks_follow_the_site_playbook() {
         let files = render_node(&inv, role, &loaded.secrets, SecretMode::Redact).unwrap();
         assert!(files.get("/etc/ocfo-media/transcode.toml").is_some());
     }
+}
+
+fn trips(host: &FakeHost) -> u64 {
+    host.round_trips().unwrap()
+}
+
+#[tokio::test]
+async fn a_no_op_run_is_facts_and_lock_one_batch_and_the_end() {
+    let host = FakeHost::default();
+    let book = playbook();
+    run(&host, &book, false, TagFilter::default(), false).await;
+    let before = trips(&host);
+    let again = run(&host, &book, false, TagFilter::default(), false).await;
+    assert_eq!(again.counts.changed, 0, "{:?}", statuses(&again));
+    assert_eq!(
+        trips(&host) - before,
+        3,
+        "facts and lock, the three tasks' facts, stamp and unlock"
+    );
+    let before = trips(&host);
+    let check = run(&host, &book, true, TagFilter::default(), false).await;
+    assert_eq!(check.counts.changed, 0);
+    assert_eq!(trips(&host) - before, 2, "facts, the tasks' facts; no lock");
+    // Every task's facts were read, in the batch.
+    let seen = host.seen.lock().unwrap();
+    for path in ["/srv/a", "/srv/b", "/home/openclaw/x"] {
+        assert!(seen
+            .iter()
+            .any(|s| s.contains("stat -c") && s.contains(path)));
+    }
+}
+
+#[tokio::test]
+async fn after_a_change_the_next_tasks_read_the_host_again() {
+    // Two tasks on one folder: the second one's facts, read ahead, are stale
+    // once the first one changed it.
+    let book = Playbook {
+        tasks: vec![
+            task("open", "/srv/shared", json!({"mode": "0750"})),
+            task("close", "/srv/shared", json!({"mode": "0700"})),
+            task("other", "/srv/other", json!({})),
+        ],
+        handlers: vec![],
+    };
+    let host = FakeHost::default();
+    run(&host, &book, false, TagFilter::default(), false).await;
+    assert_eq!(
+        host.dirs.lock().unwrap().get("/srv/shared").unwrap(),
+        "700 root root"
+    );
+    let before = trips(&host);
+    let again = run(&host, &book, false, TagFilter::default(), false).await;
+    assert_eq!(again.counts.changed, 2, "{:?}", statuses(&again));
+    assert!(
+        again.tasks[1].changes[0].contains("750 root root → 700"),
+        "the second task saw the first one's change: {:?}",
+        again.tasks[1].changes
+    );
+    assert_eq!(
+        host.dirs.lock().unwrap().get("/srv/shared").unwrap(),
+        "700 root root"
+    );
+    // facts+lock, batch, open's step, close's facts and step, other's
+    // facts (live too: after a change), stamp+unlock.
+    assert_eq!(trips(&host) - before, 7);
+}
+
+#[tokio::test]
+async fn another_deploys_lock_stops_the_run_before_any_task() {
+    let host = FakeHost::default();
+    let book = playbook();
+    host.locked_by("alice@laptop (pid 7)");
+    let r = run(&host, &book, false, TagFilter::default(), false).await;
+    let err = r.error.expect("refused");
+    assert!(err.contains("another deploy holds the lock"), "{err}");
+    assert!(err.contains("alice@laptop (pid 7)"), "{err}");
+    assert!(r.tasks.is_empty());
+    assert_eq!(trips(&host), 1, "facts and the lock only");
+    assert!(host.mutations.lock().unwrap().is_empty());
 }

@@ -84,7 +84,8 @@ prune=$1; shift
 for p in "$@"; do
   ocfo_guard "$p"
   if [ -f "$p" ]; then
-    printf '%s %s\n' "$(ocfo_as_owner cat -- "$p" | sha256sum | cut -d' ' -f1)" "$(stat -c '%a %U %G' -- "$p")"
+    h=$(ocfo_as_owner cat -- "$p" | sha256sum)
+    printf '%s %s\n' "${h%% *}" "$(stat -c '%a %U %G' -- "$p")"
   else
     echo missing
   fi

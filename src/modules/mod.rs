@@ -20,7 +20,7 @@ mod symlinks;
 mod systemd;
 mod tailscale;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 mod ufw;
 mod user;
 mod workspace;
@@ -118,6 +118,45 @@ pub fn is_upgrade(call: &ModuleCall) -> bool {
 /// Whether a module is a pure check, run even when it plans no change.
 pub fn is_check(call: &ModuleCall) -> bool {
     matches!(call, ModuleCall::OpenclawValidate(_))
+}
+
+/// Whether a task's plan may run ahead of the run, against facts fetched in
+/// a batch (`engine::prefetch`): true only for a plan that reads the host
+/// through [`facts`] and nothing else, so that running it twice, or early,
+/// changes nothing anywhere. Every plan today is such a read; a module whose
+/// plan ever writes, sends input, or must see the host at the moment its
+/// task runs says `false` here (the runner then plans it live, and treats
+/// anything it sent as a possible change). No wildcard: a new module decides.
+pub fn prefetchable(call: &ModuleCall) -> bool {
+    match call {
+        ModuleCall::Apt(_)
+        | ModuleCall::AptSecurity(_)
+        | ModuleCall::LoginDefs(_)
+        | ModuleCall::User(_)
+        | ModuleCall::Directory(_)
+        | ModuleCall::Files(_)
+        | ModuleCall::Sshd(_)
+        | ModuleCall::Ufw(_)
+        | ModuleCall::Systemd(_)
+        | ModuleCall::Node(_)
+        | ModuleCall::Openclaw(_)
+        | ModuleCall::OpenclawPlugins(_)
+        | ModuleCall::OpenclawValidate(_)
+        | ModuleCall::Tailscale(_)
+        | ModuleCall::Workspace(_)
+        | ModuleCall::MonitorBinary(_)
+        | ModuleCall::Switches(_) => true,
+    }
+}
+
+/// The read-only scripts a pure check starts with, fetched with the
+/// prefetched facts so that a check whose inputs did not change costs no
+/// round trip of its own (see [`verify`]).
+pub fn check_reads(call: &ModuleCall, ctx: &TaskContext<'_>) -> Vec<String> {
+    match call {
+        ModuleCall::OpenclawValidate(_) => vec![openclaw::validate_inputs(ctx, "compare").render()],
+        _ => Vec::new(),
+    }
 }
 
 /// Runs a facts script and returns its stdout; a facts script that fails is a

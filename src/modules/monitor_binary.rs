@@ -10,7 +10,7 @@
 //!   the release build (`OCFO_MONITOR_SHA256SUMS`), or pinned by the operator
 //!   in `monitor.binary_sha256`. Nothing the download source says is trusted.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
@@ -144,16 +144,39 @@ pub(crate) fn choose(
     }))
 }
 
+/// The SHA-256 of the binary to upload, hashed once per binary: planning
+/// ahead (`engine::prefetch`) runs this plan up to three times, and hashing
+/// 10 MB takes tens of milliseconds.
+fn sha256_of(bytes: &Arc<Vec<u8>>) -> String {
+    static LAST: Mutex<Option<(Weak<Vec<u8>>, String)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((w, sum)) = last.as_ref() {
+        // Same allocation still alive: the same bytes (an Arc's Vec is never
+        // written through).
+        if w.upgrade().is_some_and(|b| Arc::ptr_eq(&b, bytes)) {
+            return sum.clone();
+        }
+    }
+    let sum = crate::sha256_hex(bytes);
+    *last = Some((Arc::downgrade(bytes), sum.clone()));
+    sum
+}
+
 /// This very executable, as read when the run started.
 fn own_binary(ctx: &TaskContext<'_>) -> Result<Arc<Vec<u8>>, ModuleError> {
     if let Some(b) = &ctx.opts.monitor_binary {
+        return Ok(b.clone());
+    }
+    // Read once per process, so the plan's hash is computed once too.
+    static OWN: OnceLock<Arc<Vec<u8>>> = OnceLock::new();
+    if let Some(b) = OWN.get() {
         return Ok(b.clone());
     }
     let exe = std::env::current_exe()
         .map_err(|e| fail(format!("cannot find the running ocfo binary: {e}")))?;
     let bytes =
         std::fs::read(&exe).map_err(|e| fail(format!("cannot read {}: {e}", exe.display())))?;
-    Ok(Arc::new(bytes))
+    Ok(OWN.get_or_init(|| Arc::new(bytes)).clone())
 }
 
 pub async fn plan<H: Host>(
@@ -172,7 +195,7 @@ pub(crate) async fn plan_for<H: Host>(
 ) -> Result<Vec<Change>, ModuleError> {
     let plan = choose(ctx, laptop, embedded)?;
     let want = match &plan {
-        Plan::Upload(bytes) => crate::sha256_hex(bytes),
+        Plan::Upload(bytes) => sha256_of(bytes),
         Plan::Fetch(f) => f.sha256.clone(),
     };
     let out = facts(

@@ -37,9 +37,16 @@ pub async fn plan<H: Host>(
     )])
 }
 
-/// $1 the npm prefix, $2 Node's home.
+/// $1 the npm prefix, $2 Node's home. The version is read from the
+/// package's top-level `"version"` line when the file is laid out the usual
+/// way (a top-level key indented by exactly two spaces, as npm's own files
+/// are); any other layout is parsed by Node, which takes tens of ms to start
+/// on every deploy.
 const INSTALLED_VERSION: &str = r#"pkg="$1/lib/node_modules/openclaw/package.json"
-if [ -f "$pkg" ]; then "$2/bin/node" -p 'require(process.argv[1]).version' "$pkg" 2>/dev/null || echo unreadable; else echo none; fi"#;
+if [ -f "$pkg" ]; then
+  v=$(sed -n '/^  "version": "[0-9A-Za-z.+-]*",\{0,1\}$/{s/^  "version": "//;s/",\{0,1\}$//;p;q;}' "$pkg" 2>/dev/null)
+  if [ -n "$v" ]; then echo "$v"; else "$2/bin/node" -p 'require(process.argv[1]).version' "$pkg" 2>/dev/null || echo unreadable; fi
+else echo none; fi"#;
 
 /// $1 the npm prefix, $2 Node's home, $3 `openclaw@<version>`. Node on PATH
 /// (plugins shell out to npm) and the system CA bundle (hosts behind a
@@ -164,17 +171,7 @@ pub async fn validate<H: Host>(
     host: &H,
     ctx: &TaskContext<'_>,
 ) -> Result<(), ModuleError> {
-    let inputs = |mode: &str| {
-        Script::new(VALIDATED_INPUTS).args([
-            mode,
-            GATEWAY_ENV_FILE,
-            OPENCLAW_PREFIX,
-            &ctx.layout.user,
-            &ctx.layout.config_path,
-            &ctx.layout.home,
-            VALIDATED_STAMP,
-        ])
-    };
+    let inputs = |mode: &str| validate_inputs(ctx, mode);
     let out = facts(host, &inputs("compare")).await?;
     let mut lines = out.lines();
     let (now, last) = (
@@ -224,6 +221,19 @@ pub async fn validate<H: Host>(
     }
 }
 
+/// [`VALIDATED_INPUTS`] in `mode` for this node.
+pub fn validate_inputs(ctx: &TaskContext<'_>, mode: &str) -> Script {
+    Script::new(VALIDATED_INPUTS).args([
+        mode,
+        GATEWAY_ENV_FILE,
+        OPENCLAW_PREFIX,
+        &ctx.layout.user,
+        &ctx.layout.config_path,
+        &ctx.layout.home,
+        VALIDATED_STAMP,
+    ])
+}
+
 /// A checksum of what validation depends on: the env file and the package
 /// (root's), the config and the plugins (read as the gateway user). With
 /// `compare`, prints it and the last validated one; with `record`, stores it.
@@ -252,3 +262,57 @@ runuser -u "$user" -- sh -c 'if [ -d "$1" ]; then ln -s -- "$1" "$2/npm"; fi' sh
 runuser -u "$user" -- env -C "$home" HOME="$home" PATH="$4/bin:$5/bin:/usr/local/bin:/usr/bin:/bin" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
   OPENCLAW_INCLUDE_ROOTS=/etc/openclaw/switches \
   OPENCLAW_STATE_DIR="$scratch" OPENCLAW_CONFIG_PATH="$6" "$4/bin/openclaw" config validate --json"#;
+
+#[cfg(test)]
+mod tests {
+    /// The installed version as [`super::INSTALLED_VERSION`] reads it, with
+    /// a `node` that answers `from-node` (or none at all).
+    fn installed(package_json: Option<&str>, with_node: bool) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().join("prefix");
+        let node_home = dir.path().join("node");
+        if let Some(text) = package_json {
+            let pkg = prefix.join("lib/node_modules/openclaw");
+            std::fs::create_dir_all(&pkg).unwrap();
+            std::fs::write(pkg.join("package.json"), text).unwrap();
+        }
+        if with_node {
+            std::fs::create_dir_all(node_home.join("bin")).unwrap();
+            let node = node_home.join("bin/node");
+            std::fs::write(&node, "#!/bin/sh\necho from-node\n").unwrap();
+            std::process::Command::new("chmod")
+                .arg("+x")
+                .arg(&node)
+                .status()
+                .unwrap();
+        }
+        let script = crate::shell::Script::new(super::INSTALLED_VERSION)
+            .args([prefix.to_str().unwrap(), node_home.to_str().unwrap()])
+            .render();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn the_version_line_is_read_without_node_and_anything_unusual_goes_to_node() {
+        let npm_layout = "{\n  \"name\": \"openclaw\",\n  \"version\": \"2026.9.6\",\n  \"openclaw\": {\n    \"version\": \"9\"\n  }\n}\n";
+        assert_eq!(installed(Some(npm_layout), false), "2026.9.6");
+        // Only the top-level key counts, wherever it is.
+        let nested_first =
+            "{\n  \"engines\": {\n    \"version\": \"1\"\n  },\n  \"version\": \"2026.10.1\"\n}\n";
+        assert_eq!(installed(Some(nested_first), false), "2026.10.1");
+        assert_eq!(
+            installed(Some("{\"name\":\"openclaw\",\"version\":\"1.0.0\"}"), true),
+            "from-node"
+        );
+        assert_eq!(
+            installed(Some("{\"version\":\"1.0.0\"}"), false),
+            "unreadable"
+        );
+        assert_eq!(installed(None, true), "none");
+    }
+}
