@@ -293,6 +293,14 @@ impl HostSession {
     }
 
     /// Runs a script as root in an idle privileged shell (or a new one).
+    /// A slot or channel permit refused: the session's semaphores are closed.
+    fn closing(&self) -> SshError {
+        SshError::Connect {
+            host: self.address.clone(),
+            reason: "the session is closing".into(),
+        }
+    }
+
     async fn run_privileged(
         &self,
         script: &str,
@@ -302,10 +310,7 @@ impl HostSession {
             .shell_slots
             .acquire()
             .await
-            .map_err(|_| SshError::Connect {
-                host: self.address.clone(),
-                reason: "the session is closing".into(),
-            })?;
+            .map_err(|_| self.closing())?;
         let idle = self.shells.lock().ok().and_then(|mut v| v.pop());
         let mut shell = match idle {
             Some(s) => s,
@@ -349,14 +354,7 @@ impl HostSession {
         stdin: Option<&[u8]>,
     ) -> Result<CmdOutput, SshError> {
         let run = async {
-            let _permit = self
-                .channels
-                .acquire()
-                .await
-                .map_err(|_| SshError::Connect {
-                    host: self.address.clone(),
-                    reason: "the session is closing".into(),
-                })?;
+            let _permit = self.channels.acquire().await.map_err(|_| self.closing())?;
             let mut channel = self
                 .handle
                 .channel_open_session()
