@@ -25,6 +25,61 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     Ok(())
 }
 
+/// Like [`write_atomic`], for a file another user must own: the temporary
+/// file is handed to `uid:gid` before any content is written, so the file
+/// never holds the content under another owner or mode.
+pub fn write_atomic_owned(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ocfo-tmp-")
+        .tempfile_in(dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Makes `dir` root's (group `gid`, mode 0750) and refuses a link or a
+/// folder someone else owns: root writes only where nobody else can.
+pub fn private_dir(dir: &Path, gid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(dir)?,
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_dir() || m.uid() != 0 => {
+            return Err(std::io::Error::other(
+                "exists and is not a folder of root's",
+            ))
+        }
+        Ok(_) => {}
+    }
+    std::os::unix::fs::chown(dir, Some(0), Some(gid))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
+}
+
+/// A user's uid and primary gid, from `/etc/passwd`.
+pub fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let text = read_regular_capped(Path::new("/etc/passwd"), 4 * 1024 * 1024).ok()?;
+    parse_passwd(&String::from_utf8_lossy(&text), user)
+}
+
+fn parse_passwd(text: &str, user: &str) -> Option<(u32, u32)> {
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 4 && f[0] == user).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    })
+}
+
 /// Why [`read_regular_capped`] refused a file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -73,6 +128,15 @@ pub fn read_regular_capped(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn passwd_lookup() {
+        let t = "root:x:0:0:root:/root:/bin/sh\nopenclaw:x:999:998::/home/openclaw:/bin/sh\n";
+        assert_eq!(parse_passwd(t, "openclaw"), Some((999, 998)));
+        assert_eq!(parse_passwd(t, "open"), None);
+        assert_eq!(parse_passwd("bad:x:y:z\n", "bad"), None);
+    }
+
     use super::*;
 
     #[test]

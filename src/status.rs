@@ -136,6 +136,8 @@ pub async fn node_status<H: Host>(
                     );
                     if m.local_gateway_up == Some(false) {
                         tags.push("DEGRADED: own gateway down".into());
+                    } else if !m.channels_live && m.armed == Some(false) {
+                        tags.push("NOT ARMED: a promotion would be slower".into());
                     }
                 }
                 if m.pinned {

@@ -166,6 +166,7 @@ fn show_secrets_puts_values_only_in_mode_0600_secret_files_of_their_node() {
         "etc/openclaw/gateway.env",
         "home/openclaw/.ssh/ocfo_workspace_key",
         "etc/ocfo/monitor.env",
+        "etc/ocfo/standby-channels.json",
     ];
     let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (rel, (bytes, mode)) in &tree {
@@ -184,9 +185,12 @@ fn show_secrets_puts_values_only_in_mode_0600_secret_files_of_their_node() {
         nodes_of("T_TELEGRAM_TOKEN"),
         ["primary/etc/openclaw/gateway.env"]
     );
+    // A warm standby's channel credentials: only in the monitor's source
+    // (it hands them to the gateway when it arms it), not in the gateway's
+    // environment, so a freshly started gateway cannot connect.
     assert_eq!(
         nodes_of("T_DISCORD_TOKEN"),
-        ["standby/etc/openclaw/gateway.env"]
+        ["standby/etc/ocfo/standby-channels.json"]
     );
     // Both gateways, and the standby's monitor (it unlocks /readyz's reasons).
     assert_eq!(

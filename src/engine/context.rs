@@ -90,6 +90,7 @@ pub fn base_vars(inv: &Inventory, role: Role, layout: &Layout) -> serde_json::Va
             "monitor_unit": layout::MONITOR_UNIT,
             "monitor_config": layout::MONITOR_CONFIG,
             "monitor_env": layout::MONITOR_ENV_FILE,
+            "standby_secrets_source": layout::STANDBY_SECRETS_SOURCE,
             "push_service": layout::PUSH_SERVICE,
             "push_timer": layout::PUSH_TIMER,
             "push_script": layout::PUSH_SCRIPT,

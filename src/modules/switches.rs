@@ -35,7 +35,7 @@ pub async fn plan<H: Host>(
         },
     ];
     Ok(vec![Change::new(
-        format!("create {SWITCH_FILE} (channels and automations off)"),
+        format!("create {SWITCH_FILE} (automations off)"),
         steps,
     )])
 }

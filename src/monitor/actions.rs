@@ -21,11 +21,27 @@ pub trait Actions: Send + Sync {
     /// returns the branch, or `None` when there was nothing to keep.
     fn save_workspace(&self) -> impl Future<Output = Result<Option<String>, String>> + Send;
 
-    /// Warm standby: turns the standby's channels (and automations) on or off
-    /// by rewriting its switch files; OpenClaw reloads them live.
+    /// Warm standby: starts (or stops) the armed standby's channels over
+    /// OpenClaw's RPC; no config changes, so no plugin reload.
     fn switch_channels(&self, on: bool) -> impl Future<Output = Result<(), String>> + Send;
-    /// Warm standby: whether the switch files say the channels are on.
-    fn channels_switched_on(&self) -> impl Future<Output = bool> + Send;
+    /// Warm standby: switches its automations (cron jobs, heartbeats) on or
+    /// off. A config change: OpenClaw reloads the channel plugin for it, so
+    /// it comes after the channels serve (see docs/monitor.md).
+    fn switch_automations(&self, on: bool) -> impl Future<Output = Result<(), String>> + Send;
+    /// Warm standby: whether OpenClaw runs (or is starting) any of the
+    /// standby's channels.
+    fn channels_live(&self) -> impl Future<Output = bool> + Send;
+    /// Warm standby: arms the running gateway: stops its channels (a manual
+    /// stop, which OpenClaw keeps across reloads), hands it the channel
+    /// credentials and makes it re-read its config, which reloads the
+    /// channel plugin with them while the channels stay stopped.
+    fn arm_channels(&self) -> impl Future<Output = Result<(), String>> + Send;
+    /// Warm standby: `Ok` once OpenClaw holds usable credentials for every
+    /// standby channel and runs none of them; else why not.
+    fn channels_armed(&self) -> impl Future<Output = Result<(), String>> + Send;
+    /// The running gateway process (PID and start time), to tell a restarted
+    /// (so unarmed) gateway from the one the monitor armed.
+    fn gateway_instance(&self) -> impl Future<Output = Option<String>> + Send;
     /// Warm standby: asks OpenClaw whether every switched channel started
     /// (running, or started and connecting) at or after `since_ms` (Unix ms).
     fn channels_started(
@@ -124,6 +140,58 @@ pub fn judge_channel_status(json: &str, channels: &[String], since_ms: u64) -> C
     check
 }
 
+/// The accounts OpenClaw lists for each of `channels` (`channels.status`).
+fn accounts<'a>(v: &'a serde_json::Value, ch: &str) -> &'a [serde_json::Value] {
+    v.get("channelAccounts")
+        .and_then(|a| a.get(ch))
+        .and_then(|a| a.as_array())
+        .map_or(&[], |a| a.as_slice())
+}
+
+/// Running, or on its way (starting, connecting, reconnecting).
+fn account_live(a: &serde_json::Value) -> bool {
+    let lifecycle = a.get("lifecycle").and_then(|e| e.as_str()).unwrap_or("");
+    a.get("running").and_then(|e| e.as_bool()).unwrap_or(false)
+        || !matches!(lifecycle, "" | "stopped" | "blocked")
+}
+
+/// Whether any of `channels` is live in a `channels.status` answer.
+pub fn judge_channels_live(json: &str, channels: &[String]) -> bool {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    channels
+        .iter()
+        .any(|ch| accounts(&v, ch).iter().any(account_live))
+}
+
+/// Armed: every account of every standby channel enabled, stopped, and with
+/// credentials OpenClaw could read (not "blocked" as unavailable).
+pub fn judge_armed(json: &str, channels: &[String]) -> Result<(), String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("unreadable channels.status: {e}"))?;
+    for ch in channels {
+        let list = accounts(&v, ch);
+        if list.is_empty() {
+            return Err(format!("{ch}: OpenClaw does not list it"));
+        }
+        for a in list {
+            let field = |k: &str| a.get(k).and_then(|e| e.as_str()).unwrap_or("");
+            if a.get("enabled").and_then(|e| e.as_bool()) != Some(true) {
+                return Err(format!("{ch}: not enabled"));
+            }
+            if account_live(a) {
+                return Err(format!("{ch}: running while the standby watches"));
+            }
+            if field("lifecycle") == "blocked" {
+                return Err(format!("{ch}: blocked: {}", short(field("lastError"))));
+            }
+            if !matches!(field("tokenStatus"), "" | "available") {
+                return Err(format!("{ch}: credentials {}", field("tokenStatus")));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn short(s: &str) -> String {
     s.chars().take(200).collect()
 }
@@ -210,6 +278,87 @@ impl SystemActions {
             .switches
             .as_ref()
             .ok_or_else(|| "this standby is cold: it has no channel switches".to_string())
+    }
+
+    fn switch_path(&self) -> Result<String, String> {
+        Ok(format!("{}/standby.json", self.switches()?.dir))
+    }
+
+    /// Whether the switch file leaves `enabled` implicit (see `switch_content`).
+    fn nudged(&self) -> bool {
+        let Some(v) = self
+            .switch_path()
+            .ok()
+            .and_then(|p| read_small(&p))
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        else {
+            return false;
+        };
+        self.switches().is_ok_and(|sw| {
+            sw.channels
+                .iter()
+                .any(|ch| v["channels"][ch].get("enabled").is_none())
+        })
+    }
+
+    fn write_switch(&self, cron_on: bool, nudge: bool) -> Result<(), String> {
+        let sw = self.switches()?;
+        let path = self.switch_path()?;
+        // One file, one atomic rename: OpenClaw sees one change.
+        crate::fsutil::write_atomic(
+            std::path::Path::new(&path),
+            crate::render::openclaw_config::switch_content(&sw.channels, cron_on, nudge).as_bytes(),
+            0o644,
+        )
+        .map_err(|e| format!("cannot write {path}: {e}"))
+    }
+
+    /// Copies the channel credentials (root's, 0600) to where the gateway's
+    /// config reads them: a file of the gateway user's, 0600, in a folder
+    /// only root writes (OpenClaw's file provider refuses anything looser).
+    fn hand_over_secrets(&self, sw: &super::config::SwitchConfig) -> Result<(), String> {
+        if sw.secrets_source.is_empty() || sw.secrets_file.is_empty() {
+            return Ok(());
+        }
+        let bytes = crate::fsutil::read_regular_capped(
+            std::path::Path::new(&sw.secrets_source),
+            1024 * 1024,
+        )
+        .map_err(|e| format!("cannot read {}: {e}", sw.secrets_source))?;
+        let (uid, gid) = crate::fsutil::user_ids(&sw.user)
+            .ok_or_else(|| format!("no user {} in /etc/passwd", sw.user))?;
+        let file = std::path::Path::new(&sw.secrets_file);
+        if let Some(dir) = file.parent() {
+            crate::fsutil::private_dir(dir, gid)
+                .map_err(|e| format!("cannot prepare {}: {e}", dir.display()))?;
+        }
+        crate::fsutil::write_atomic_owned(file, &bytes, 0o600, uid, gid)
+            .map_err(|e| format!("cannot write {}: {e}", sw.secrets_file))
+    }
+
+    /// `openclaw gateway call METHOD [--params JSON] --json` as the gateway
+    /// user, with the gateway's own environment file (its token).
+    async fn openclaw_call(&self, method: &str, params: Option<&str>) -> Result<String, String> {
+        let sw = self.switches()?;
+        let limit = Duration::from_secs(20);
+        let mut c = as_user(
+            &sw.user,
+            limit,
+            &[
+                ("HOME", sw.home.as_str()),
+                ("PATH", sw.path.as_str()),
+                ("OPENCLAW_CONFIG_PATH", sw.config_path.as_str()),
+                ("OPENCLAW_INCLUDE_ROOTS", sw.dir.as_str()),
+                ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
+            ],
+            Some(&sw.gateway_env),
+        );
+        c.args([sw.openclaw_bin.as_str(), "gateway", "call", method]);
+        if let Some(p) = params {
+            c.args(["--params", p]);
+        }
+        c.arg("--json");
+        run(&mut c, limit + Duration::from_secs(5)).await
     }
 }
 
@@ -320,60 +469,70 @@ impl Actions for SystemActions {
 
     async fn switch_channels(&self, on: bool) -> Result<(), String> {
         let sw = self.switches()?;
-        let path = format!("{}/standby.json", sw.dir);
-        // One file, one atomic rename: OpenClaw sees one change, and never a
-        // moment with automations on and the channels off.
-        crate::fsutil::write_atomic(
-            std::path::Path::new(&path),
-            crate::render::openclaw_config::switch_content(&sw.channels, on, sw.cron_when_promoted)
-                .as_bytes(),
-            0o644,
-        )
-        .map_err(|e| format!("cannot write {path}: {e}"))
+        let method = if on {
+            "channels.start"
+        } else {
+            "channels.stop"
+        };
+        for ch in &sw.channels {
+            let params = serde_json::json!({ "channel": ch }).to_string();
+            self.openclaw_call(method, Some(&params)).await?;
+        }
+        Ok(())
     }
 
-    async fn channels_switched_on(&self) -> bool {
+    async fn switch_automations(&self, on: bool) -> Result<(), String> {
+        let sw = self.switches()?;
+        self.write_switch(on && sw.cron_when_promoted, self.nudged())
+    }
+
+    async fn channels_live(&self) -> bool {
         let Ok(sw) = self.switches() else {
             return false;
         };
-        let Some(v) = read_small(&format!("{}/standby.json", sw.dir))
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        else {
-            return false;
-        };
-        sw.channels
-            .iter()
-            .any(|ch| v["channels"][ch]["enabled"].as_bool() == Some(true))
+        match self.openclaw_call("channels.status", None).await {
+            Ok(out) => judge_channels_live(&out, &sw.channels),
+            Err(_) => false,
+        }
+    }
+
+    async fn arm_channels(&self) -> Result<(), String> {
+        let sw = self.switches()?;
+        for ch in &sw.channels {
+            let params = serde_json::json!({ "channel": ch }).to_string();
+            self.openclaw_call("channels.stop", Some(&params)).await?;
+        }
+        self.hand_over_secrets(sw)?;
+        // The same config, written the other way: OpenClaw re-reads it, and
+        // the credentials file with it.
+        self.write_switch(false, !self.nudged())
+    }
+
+    async fn channels_armed(&self) -> Result<(), String> {
+        let sw = self.switches()?;
+        let out = self.openclaw_call("channels.status", None).await?;
+        judge_armed(&out, &sw.channels)
+    }
+
+    async fn gateway_instance(&self) -> Option<String> {
+        let out = run(
+            Command::new("systemctl").args([
+                "show",
+                "--property=MainPID,ExecMainStartTimestampMonotonic",
+                "--value",
+                &self.config.gateway.unit,
+            ]),
+            Duration::from_secs(10),
+        )
+        .await
+        .ok()?;
+        let id = out.split_whitespace().collect::<Vec<_>>().join("@");
+        (!id.is_empty() && !id.starts_with("0@")).then_some(id)
     }
 
     async fn channels_started(&self, since_ms: u64) -> Result<ChannelCheck, String> {
         let sw = self.switches()?;
-        let user = self
-            .config
-            .workspace
-            .as_ref()
-            .map_or("openclaw", |w| w.user.as_str());
-        let limit = Duration::from_secs(20);
-        let mut c = as_user(
-            user,
-            limit,
-            &[
-                ("HOME", sw.home.as_str()),
-                ("PATH", sw.path.as_str()),
-                ("OPENCLAW_CONFIG_PATH", sw.config_path.as_str()),
-                ("OPENCLAW_INCLUDE_ROOTS", sw.dir.as_str()),
-                ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
-            ],
-            Some(&sw.gateway_env),
-        );
-        c.args([
-            sw.openclaw_bin.as_str(),
-            "gateway",
-            "call",
-            "channels.status",
-            "--json",
-        ]);
-        let out = run(&mut c, limit + Duration::from_secs(5)).await?;
+        let out = self.openclaw_call("channels.status", None).await?;
         Ok(judge_channel_status(&out, &sw.channels, since_ms))
     }
 
@@ -472,6 +631,30 @@ mod tests {
             .1
             .contains("not enabled"));
         assert!(!judge_channel_status("not json", &ch, 0).all_started());
+    }
+
+    /// `channels.status` of OpenClaw 2026.9.6 in the lab: a gateway started
+    /// without the credentials file, and the same after arming.
+    const UNARMED: &str = r#"{"channelAccounts":{"discord":[{"accountId":"default","running":false,"lastStartAt":null,"lastError":"Secret owner account:discord:default is configured but unavailable (secret provider failed).","connected":false,"lifecycle":"blocked","enabled":true,"configured":true}]}}"#;
+    const ARMED: &str = r#"{"channelAccounts":{"discord":[{"accountId":"default","enabled":true,"lastStartAt":null,"lastStopAt":1795607873660,"lifecycle":"stopped","tokenSource":"config","tokenStatus":"available","running":false,"configured":true}]}}"#;
+
+    #[test]
+    fn armed_means_credentials_loaded_and_channels_stopped() {
+        let ch = ["discord".to_string()];
+        assert_eq!(judge_armed(ARMED, &ch), Ok(()));
+        let e = judge_armed(UNARMED, &ch).unwrap_err();
+        assert!(e.contains("unavailable"), "{e}");
+        // Started (and reconnecting in the lab) is live, not armed.
+        assert!(judge_armed(CONNECTING, &ch)
+            .unwrap_err()
+            .contains("running"));
+        assert!(judge_channels_live(CONNECTING, &ch));
+        assert!(!judge_channels_live(ARMED, &ch));
+        assert!(!judge_channels_live(UNARMED, &ch));
+        assert!(!judge_channels_live("not json", &ch));
+        assert!(judge_armed(r#"{"channelAccounts":{}}"#, &ch).is_err());
+        let missing = ARMED.replace("\"available\"", "\"missing\"");
+        assert!(judge_armed(&missing, &ch).unwrap_err().contains("missing"));
     }
 
     #[test]

@@ -118,6 +118,19 @@ pub struct SwitchConfig {
     /// restarts the gateway instead.
     #[serde(with = "dur")]
     pub verify_timeout: Duration,
+    /// The standby's channel credentials (root's), copied to `secrets_file`
+    /// (the gateway user's) when the monitor arms the standby.
+    #[serde(default)]
+    pub secrets_source: String,
+    #[serde(default)]
+    pub secrets_file: String,
+    /// The gateway's user: owner of `secrets_file`, runs the `openclaw` CLI.
+    #[serde(default = "default_user")]
+    pub user: String,
+}
+
+fn default_user() -> String {
+    "openclaw".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

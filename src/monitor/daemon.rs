@@ -68,7 +68,18 @@ pub struct Daemon<P, A> {
     stalled_since: Option<Instant>,
     /// Consecutive unanswered health checks of our own (warm) gateway.
     local_misses: u32,
+    /// Warm: the gateway process we armed (see `Actions::arm_channels`); a
+    /// restarted gateway starts unarmed and is armed again.
+    armed: Option<String>,
+    /// Warm: no new arming attempt before this, after one failed.
+    arm_retry_at: Option<Instant>,
 }
+
+/// How long an armed gateway may take to reload its config and the channel
+/// plugin with the credentials (seconds of CPU on a small VPS).
+const ARM_TIMEOUT: Duration = Duration::from_secs(90);
+/// The wait before arming again after a failed attempt.
+const ARM_RETRY: Duration = Duration::from_secs(30);
 
 impl<P: Prober, A: Actions> Daemon<P, A> {
     /// Starts from reality: is our gateway running right now?
@@ -76,8 +87,13 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let started = Instant::now();
         // Serving means: warm, the channel switches are on; cold, the gateway runs.
         let running = match config.standby {
-            StandbyMode::Warm => actions.channels_switched_on().await,
+            StandbyMode::Warm => actions.channels_live().await,
             StandbyMode::Cold => actions.gateway_active().await,
+        };
+        // A gateway that serves our channels was armed by us before.
+        let armed = match (config.standby, running) {
+            (StandbyMode::Warm, true) => actions.gateway_instance().await,
+            _ => None,
         };
         let switchover = actions.switchover_requested().await;
         let t = Thresholds {
@@ -106,6 +122,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             standby: config.standby.as_str().to_string(),
             channels_live: running && config.standby == StandbyMode::Warm,
             local_gateway_up: None,
+            armed: None,
             hold: None,
             switchover,
             primary_channels_failing_since: None,
@@ -122,6 +139,8 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             channels_failing_since: None,
             stalled_since: None,
             local_misses: 0,
+            armed,
+            arm_retry_at: None,
         };
         tracing::info!(
             role = d.machine.role.as_str(),
@@ -198,6 +217,105 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             ),
             (Some(false), true) => self.notify("recovered", "the warm standby's own gateway is up again"),
             _ => {}
+        }
+        if up && answered {
+            self.ensure_armed(false).await;
+        }
+    }
+
+    /// Warm: arms the running gateway unless it is the one already armed.
+    /// `now` skips the wait after a failed attempt (a promotion needs it).
+    async fn ensure_armed(&mut self, now: bool) -> bool {
+        let Some(instance) = self.actions.gateway_instance().await else {
+            return false;
+        };
+        if self.armed.as_deref() == Some(instance.as_str()) {
+            return true;
+        }
+        if !now && self.arm_retry_at.is_some_and(|at| Instant::now() < at) {
+            return false;
+        }
+        let started = Instant::now();
+        match self.arm(&instance).await {
+            Ok(()) => {
+                tracing::info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "standby armed: channel credentials loaded, channels stopped"
+                );
+                self.armed = Some(instance);
+                self.arm_retry_at = None;
+                self.state.armed = Some(true);
+                true
+            }
+            Err(e) => {
+                self.armed = None;
+                self.arm_retry_at = Some(Instant::now() + ARM_RETRY);
+                self.state.armed = Some(false);
+                self.action_failed(
+                    "arm_failed",
+                    format!("arming the warm standby failed (a promotion would be slower): {e}"),
+                );
+                false
+            }
+        }
+    }
+
+    async fn arm(&mut self, instance: &str) -> Result<(), String> {
+        self.actions.arm_channels().await?;
+        let deadline = Instant::now() + ARM_TIMEOUT;
+        loop {
+            // OpenClaw re-reads its config ~0.3 s after the write, then
+            // reloads the channel plugin with the credentials.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let last = match self.actions.channels_armed().await {
+                Ok(()) => break,
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "OpenClaw did not take the credentials within {}s: {last}",
+                    ARM_TIMEOUT.as_secs()
+                ));
+            }
+        }
+        // A gateway that restarted meanwhile started unarmed (its unit
+        // removes the credentials file): arm that one next round.
+        match self.actions.gateway_instance().await {
+            Some(now) if now == instance => Ok(()),
+            _ => Err("the gateway restarted while it was being armed".into()),
+        }
+    }
+
+    /// Warm and promoted: a gateway that restarted (a crash, systemd) came
+    /// back unarmed, its channels stopped: arm it and start them again.
+    async fn check_promoted_gateway(&mut self) {
+        if self.config.standby != StandbyMode::Warm || self.machine.role != Role::Promoted {
+            return;
+        }
+        let Some(instance) = self.actions.gateway_instance().await else {
+            return;
+        };
+        if self.armed.as_deref() == Some(instance.as_str()) || !self.actions.gateway_healthy().await
+        {
+            return;
+        }
+        self.notify(
+            "restarted",
+            "the promoted standby's gateway restarted: arming it and starting its channels again",
+        );
+        if !self.ensure_armed(true).await {
+            return;
+        }
+        match self.actions.switch_channels(true).await {
+            // A fresh process: its automations start from the switch file.
+            Ok(()) => self.automations(true).await,
+            Err(e) => {
+                self.armed = None;
+                self.action_failed(
+                    "start_failed",
+                    format!("starting the standby's channels again failed: {e}"),
+                );
+            }
         }
     }
 
@@ -279,6 +397,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         }
         self.state.switchover = switchover;
         self.check_local_gateway().await;
+        self.check_promoted_gateway().await;
         let input = Input {
             healthy,
             held: self.state.hold.is_some(),
@@ -465,9 +584,9 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         Err(last)
     }
 
-    /// Warm: switch the channels on and check that OpenClaw started them; if
-    /// the live path fails, restart the gateway (it reads the switches at
-    /// start) and say so. Returns (serving, serving since, restarted).
+    /// Warm: start the armed gateway's channels and check that OpenClaw
+    /// started them; if the live path fails, restart the gateway, arm it and
+    /// start them, and say so. Returns (serving, serving since, restarted).
     async fn switch_on(&mut self) -> (bool, Option<u64>, bool) {
         let verify = self
             .config
@@ -478,13 +597,21 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         // systemd's word, not a health answer: a starved event loop answers
         // slowly, and a restart would cost far more than a slow answer.
         let local_up = self.actions.gateway_active().await;
-        let live = match self.actions.switch_channels(true).await {
-            Err(e) => Err(e),
-            Ok(()) if !local_up => Err("the standby's own gateway was not running".to_string()),
-            Ok(()) => self.wait_started(since_ms, verify).await,
+        let live = if !local_up {
+            Err("the standby's own gateway was not running".to_string())
+        } else if !self.ensure_armed(true).await {
+            Err("the standby's gateway could not be armed".to_string())
+        } else {
+            match self.actions.switch_channels(true).await {
+                Err(e) => Err(e),
+                Ok(()) => self.wait_started(since_ms, verify).await,
+            }
         };
         let reason = match live {
-            Ok(at) => return (true, at, false),
+            Ok(at) => {
+                self.automations(true).await;
+                return (true, at, false);
+            }
             Err(e) => e,
         };
         self.action_failed(
@@ -506,8 +633,23 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             );
             return (false, None, true);
         }
+        let started = if self.ensure_armed(true).await {
+            self.actions.switch_channels(true).await
+        } else {
+            Err("the restarted gateway could not be armed".into())
+        };
+        if let Err(e) = started {
+            self.action_failed(
+                "start_failed",
+                format!("the standby's channels did not start after a gateway restart: {e}"),
+            );
+            return (false, None, true);
+        }
         match self.wait_started(since_ms, verify).await {
-            Ok(at) => (true, at, true),
+            Ok(at) => {
+                self.automations(true).await;
+                (true, at, true)
+            }
             Err(e) => {
                 self.action_failed(
                     "start_failed",
@@ -517,6 +659,20 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
                 );
                 (false, None, true)
             }
+        }
+    }
+
+    /// Warm: automations on at promotion (after the channels serve, since
+    /// the config change reloads the channel plugin), off at demotion.
+    async fn automations(&mut self, on: bool) {
+        if let Err(e) = self.actions.switch_automations(on).await {
+            self.action_failed(
+                "automations_failed",
+                format!(
+                    "switching the standby's automations {} failed: {e}",
+                    if on { "on" } else { "off" }
+                ),
+            );
         }
     }
 
@@ -541,6 +697,9 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             return;
         }
         self.state.channels_live = false;
+        if self.config.standby == StandbyMode::Warm {
+            self.automations(false).await;
+        }
         match self.actions.save_workspace().await {
             Ok(Some(branch)) => self.notify("workspace_saved", &format!("what the standby wrote while promoted is on branch {branch}")),
             Ok(None) => {}

@@ -54,9 +54,13 @@ pub struct MonitorState {
     /// `warm` or `cold`.
     #[serde(default)]
     pub standby: String,
-    /// Warm: whether the standby's channel switches are on.
+    /// Warm: whether the standby's channels run (started at promotion).
     #[serde(default)]
     pub channels_live: bool,
+    /// Warm: whether the watching gateway holds its channel credentials with
+    /// its channels stopped, so a promotion only starts them.
+    #[serde(default)]
+    pub armed: Option<bool>,
     /// Warm: whether the standby's own gateway answers (down is a degraded pair).
     #[serde(default)]
     pub local_gateway_up: Option<bool>,

@@ -62,6 +62,9 @@ fn warm_config(dir: &std::path::Path) -> MonitorConfig {
             home: "/home/openclaw".into(),
             path: "/usr/bin:/bin".into(),
             verify_timeout: Duration::from_secs(20),
+            secrets_source: "/etc/ocfo/standby-channels.json".into(),
+            secrets_file: "/run/ocfo-standby/channels.json".into(),
+            user: "openclaw".into(),
         }),
         ..config(dir)
     }
@@ -113,6 +116,11 @@ struct Fake {
     switchover: Mutex<bool>,
     /// Warm: the local gateway is down while watching.
     local_down: Mutex<bool>,
+    /// Warm: the gateway process (bumped by each restart) and the one armed.
+    instance: Mutex<u32>,
+    armed_instance: Mutex<Option<u32>>,
+    /// Warm: OpenClaw never takes the credentials.
+    arm_broken: bool,
 }
 
 impl Fake {
@@ -155,11 +163,49 @@ impl Actions for &Fake {
             .lock()
             .unwrap()
             .push(if on { "switch on" } else { "switch off" }.into());
+        // OpenClaw starts only an armed gateway's channels (credentials loaded).
+        let armed = *self.armed_instance.lock().unwrap() == Some(*self.instance.lock().unwrap());
+        if on && !armed {
+            return Err("channels.start: discord: configured but unavailable".into());
+        }
         *self.switched_on.lock().unwrap() = on;
         Ok(())
     }
-    async fn channels_switched_on(&self) -> bool {
+    async fn switch_automations(&self, on: bool) -> Result<(), String> {
+        self.log.lock().unwrap().push(
+            if on {
+                "automations on"
+            } else {
+                "automations off"
+            }
+            .into(),
+        );
+        Ok(())
+    }
+    async fn channels_live(&self) -> bool {
         *self.switched_on.lock().unwrap()
+    }
+    async fn arm_channels(&self) -> Result<(), String> {
+        self.log.lock().unwrap().push("arm".into());
+        *self.switched_on.lock().unwrap() = false;
+        if !self.arm_broken {
+            *self.armed_instance.lock().unwrap() = Some(*self.instance.lock().unwrap());
+        }
+        Ok(())
+    }
+    async fn channels_armed(&self) -> Result<(), String> {
+        // OpenClaw reloads the plugin with the credentials: seconds.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let armed = *self.armed_instance.lock().unwrap() == Some(*self.instance.lock().unwrap());
+        if armed && !*self.switched_on.lock().unwrap() {
+            Ok(())
+        } else {
+            Err("discord: blocked: configured but unavailable".into())
+        }
+    }
+    async fn gateway_instance(&self) -> Option<String> {
+        let up = *self.running.lock().unwrap() && !*self.local_down.lock().unwrap();
+        up.then(|| format!("{}@1", *self.instance.lock().unwrap()))
     }
     async fn channels_started(
         &self,
@@ -188,6 +234,9 @@ impl Actions for &Fake {
         self.log.lock().unwrap().push("restart".into());
         *self.restarted.lock().unwrap() = true;
         *self.local_down.lock().unwrap() = false;
+        // A new process: started without credentials, channels stopped.
+        *self.instance.lock().unwrap() += 1;
+        *self.switched_on.lock().unwrap() = false;
         Ok(())
     }
     async fn hold(&self) -> Option<super::actions::Hold> {
@@ -221,8 +270,11 @@ async fn warm_promotion_switches_channels_on_live_and_demotion_off() {
     let t0 = tokio::time::Instant::now();
     rounds(&mut d, 3).await;
     assert_eq!(d.machine.role, Role::Promoted);
-    // No restart and no start: the gateway was running all along.
-    assert_eq!(fake.log(), ["pull", "switch on"]);
+    // Armed while watching; then no restart and no start: the gateway was
+    // running, its credentials loaded, all along.
+    // Automations only once the channels serve: their config change makes
+    // OpenClaw reload the channel plugin.
+    assert_eq!(fake.log(), ["arm", "pull", "switch on", "automations on"]);
     let p = d.state.last_promotion.clone().unwrap();
     assert!(p.healthy && !p.fallback_restart, "{p:?}");
     assert!(d.state.channels_live);
@@ -241,7 +293,20 @@ async fn warm_promotion_switches_channels_on_live_and_demotion_off() {
         }
     }
     assert!(t0.elapsed() >= Duration::from_secs(60));
-    assert_eq!(fake.log(), ["pull", "switch on", "switch off", "save"]);
+    assert_eq!(
+        fake.log(),
+        [
+            "arm",
+            "pull",
+            "switch on",
+            "automations on",
+            "switch off",
+            "automations off",
+            "save"
+        ]
+    );
+    // Still armed: the next promotion only starts the channels again.
+    assert_eq!(d.state.armed, Some(true));
     assert!(
         *fake.running.lock().unwrap(),
         "the warm gateway keeps running"
@@ -259,7 +324,19 @@ async fn warm_live_switch_failure_falls_back_to_a_restart_and_says_so() {
     let mut d = warm(dir.path(), "---", &fake).await;
     rounds(&mut d, 3).await;
     assert_eq!(d.machine.role, Role::Promoted);
-    assert_eq!(fake.log(), ["pull", "switch on", "restart"]);
+    // The restarted gateway starts unarmed: armed again, then started.
+    assert_eq!(
+        fake.log(),
+        [
+            "arm",
+            "pull",
+            "switch on",
+            "restart",
+            "arm",
+            "switch on",
+            "automations on"
+        ]
+    );
     let p = d.state.last_promotion.clone().unwrap();
     assert!(p.healthy && p.fallback_restart, "{p:?}");
     assert!(
@@ -340,9 +417,80 @@ async fn a_down_warm_gateway_is_a_degraded_pair_and_promotion_restarts_it() {
     );
     rounds(&mut d, 3).await;
     assert_eq!(d.machine.role, Role::Promoted);
-    // Switching on a dead gateway cannot work: restart it with the switch on.
-    assert_eq!(fake.log(), ["pull", "switch on", "restart"]);
+    // Starting channels on a dead gateway cannot work: restart, arm, start.
+    assert_eq!(
+        fake.log(),
+        ["pull", "restart", "arm", "switch on", "automations on"]
+    );
     assert!(d.state.last_promotion.clone().unwrap().healthy);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_watching_gateway_is_armed_again_and_a_failed_arming_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let mut d = warm(dir.path(), "", &fake).await;
+    rounds(&mut d, 3).await;
+    assert_eq!(fake.log(), ["arm"], "armed once, not every round");
+    assert_eq!(d.state.armed, Some(true));
+    // systemd restarts the gateway: a new process, no credentials.
+    *fake.instance.lock().unwrap() += 1;
+    rounds(&mut d, 2).await;
+    assert_eq!(fake.log(), ["arm", "arm"]);
+    assert!(!d.state.channels_live, "arming never starts a channel");
+
+    let fake = Fake {
+        arm_broken: true,
+        ..Default::default()
+    };
+    let mut d = warm(dir.path(), "", &fake).await;
+    rounds(&mut d, 10).await;
+    // Tried once (it waits out OpenClaw's reload), reported, then retried
+    // after a pause, not every round.
+    let tries = fake.log().iter().filter(|l| *l == "arm").count();
+    assert_eq!(tries, 1, "{:?}", fake.log());
+    assert_eq!(d.state.armed, Some(false));
+    assert!(
+        d.events.iter().any(|e| e.starts_with("arm_failed")),
+        "{:?}",
+        d.events
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    rounds(&mut d, 1).await;
+    assert_eq!(fake.log().iter().filter(|l| *l == "arm").count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_promoted_gateway_that_restarts_gets_its_channels_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let mut d = warm(dir.path(), "---", &fake).await;
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    assert!(*fake.switched_on.lock().unwrap());
+    // It crashes and systemd starts it again: unarmed, channels stopped.
+    *fake.instance.lock().unwrap() += 1;
+    *fake.switched_on.lock().unwrap() = false;
+    rounds(&mut d, 1).await;
+    assert!(*fake.switched_on.lock().unwrap(), "{:?}", fake.log());
+    assert_eq!(
+        fake.log(),
+        [
+            "arm",
+            "pull",
+            "switch on",
+            "automations on",
+            "arm",
+            "switch on",
+            "automations on"
+        ]
+    );
+    assert!(
+        d.events.iter().any(|e| e.starts_with("restarted")),
+        "{:?}",
+        d.events
+    );
+    assert_eq!(d.machine.role, Role::Promoted);
 }
 
 #[tokio::test(start_paused = true)]

@@ -24,6 +24,17 @@ pub const SWITCHOVER_FILE: &str = "/var/lib/ocfo/switchover.json";
 pub const SWITCH_DIR: &str = "/etc/openclaw/switches";
 /// The one switch file: the standby's channels and automations, on or off.
 pub const SWITCH_FILE: &str = "/etc/openclaw/switches/standby.json";
+/// A warm standby's channel credentials (0600 root), written by deploy and
+/// read only by the monitor.
+pub const STANDBY_SECRETS_SOURCE: &str = "/etc/ocfo/standby-channels.json";
+/// Where the monitor puts them for OpenClaw while the standby is armed: a
+/// root-owned run-time folder (the monitor unit's `RuntimeDirectory`), the
+/// file the gateway user's, 0600, as OpenClaw's file provider requires. The
+/// gateway unit removes the file before every start.
+pub const STANDBY_SECRETS_DIR: &str = "/run/ocfo-standby";
+pub const STANDBY_SECRETS_FILE: &str = "/run/ocfo-standby/channels.json";
+/// The name of that file's SecretRef provider in the standby's config.
+pub const STANDBY_SECRETS_PROVIDER: &str = "ocfo_standby";
 pub const OCFO_BINARY: &str = "/usr/local/bin/ocfo";
 pub const PUSH_SCRIPT: &str = "/usr/local/lib/ocfo/workspace-push";
 /// git's credential helper for an https:// workspace with a token.

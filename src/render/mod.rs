@@ -163,7 +163,8 @@ pub fn render_node(
 
     // OpenClaw config and its environment.
     let mut vars = EnvVars::new(secrets, reveal);
-    let config = openclaw_config::build(inv, role, &b.layout, &mut vars)?;
+    let mut standby_secrets = EnvVars::new(secrets, reveal);
+    let config = openclaw_config::build(inv, role, &b.layout, &mut vars, &mut standby_secrets)?;
     for (name, value) in &inv.openclaw.env {
         match value {
             crate::inventory::Value::Secret(s) => vars.add_secret(name.clone(), s)?,
@@ -198,6 +199,27 @@ pub fn render_node(
         "root",
     );
 
+    let warm = role == Role::Standby && inv.monitor.standby == crate::inventory::StandbyMode::Warm;
+    if warm {
+        // JSON, as OpenClaw's file provider reads it; the monitor copies it.
+        let entries: serde_json::Map<String, serde_json::Value> = standby_secrets
+            .entries
+            .iter()
+            .map(|(k, v)| {
+                let v = if reveal {
+                    v.as_str()
+                } else {
+                    crate::secrets::REDACTED
+                };
+                (k.clone(), serde_json::Value::String(v.to_string()))
+            })
+            .collect();
+        b.add_sensitive(
+            STANDBY_SECRETS_SOURCE,
+            serde_json::to_string_pretty(&entries).unwrap_or_default() + "\n",
+            "root",
+        );
+    }
     let gateway_unit = b.template(
         "openclaw-gateway.service.j2",
         context! {
@@ -206,8 +228,9 @@ pub fn render_node(
             node_home => NODE_HOME,
             openclaw_prefix => OPENCLAW_PREFIX,
             stop_timeout => stop_timeout_secs(inv, role),
-            warm => role == Role::Standby && inv.monitor.standby == crate::inventory::StandbyMode::Warm,
+            warm => warm,
             switch_dir => SWITCH_DIR,
+            standby_secrets_file => STANDBY_SECRETS_FILE,
             sandbox => inv.openclaw.sandbox.as_str(),
         },
     )?;
@@ -485,7 +508,7 @@ fn monitor_files(b: &mut Builder<'_>, secrets: &Secrets, reveal: bool) -> Result
     );
     let unit = b.template(
         "ocfo-monitor.service.j2",
-        context! { binary_path => OCFO_BINARY, config_path => MONITOR_CONFIG, env_file => MONITOR_ENV_FILE, switch_dir => SWITCH_DIR, home => &b.layout.home },
+        context! { binary_path => OCFO_BINARY, config_path => MONITOR_CONFIG, env_file => MONITOR_ENV_FILE, switch_dir => SWITCH_DIR, home => &b.layout.home, standby_secrets_dir => STANDBY_SECRETS_DIR.trim_start_matches("/run/"), warm => inv.monitor.standby == crate::inventory::StandbyMode::Warm },
     )?;
     b.add(unit_path(MONITOR_UNIT), unit, 0o644, "root");
     Ok(())
@@ -568,6 +591,9 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             home: layout.home.clone(),
             path: format!("{OPENCLAW_PREFIX}/bin:{NODE_HOME}/bin:/usr/local/bin:/usr/bin:/bin"),
             verify_timeout: std::time::Duration::from_secs(60),
+            secrets_source: STANDBY_SECRETS_SOURCE.into(),
+            secrets_file: STANDBY_SECRETS_FILE.into(),
+            user: layout.user.clone(),
         }),
         hold_file: HOLD_FILE.into(),
         switchover_file: SWITCHOVER_FILE.into(),

@@ -9,7 +9,7 @@ use crate::inventory::{
 };
 
 use super::env_file::var_name;
-use super::layout::{Layout, SWITCH_FILE};
+use super::layout::{Layout, STANDBY_SECRETS_FILE, STANDBY_SECRETS_PROVIDER, SWITCH_FILE};
 use super::RenderError;
 use crate::inventory::StandbyMode;
 
@@ -125,11 +125,15 @@ impl<'a> EnvVars<'a> {
 
 pub const GATEWAY_TOKEN_VAR: &str = "OCFO_GATEWAY_TOKEN";
 
+/// Builds a node's config. A warm standby's channel credentials go to
+/// `standby_secrets` instead of `env`: its config reads them from a file
+/// that exists only while the monitor arms the standby (see [`armed_refs`]).
 pub fn build(
     inv: &Inventory,
     role: Role,
     layout: &Layout,
     env: &mut EnvVars<'_>,
+    standby_secrets: &mut EnvVars<'_>,
 ) -> Result<Json, RenderError> {
     let node = inv.node(role);
     let oc = &inv.openclaw;
@@ -155,13 +159,17 @@ pub fn build(
     let mut plugins = Map::new();
     for channel in inv.channels_of(role) {
         let mut path = vec![channel.name.clone()];
-        let mut settings = env.json(&channel.settings, &mut path, "OCFO", false)?;
-        if warm {
+        let settings = if warm {
+            let mut settings = standby_secrets.json(&channel.settings, &mut path, "OCFO", false)?;
+            armed_refs(&mut settings, standby_secrets);
             // `enabled` is the switch file's alone.
             if let Json::Object(m) = &mut settings {
                 m.remove("enabled");
             }
-        }
+            settings
+        } else {
+            env.json(&channel.settings, &mut path, "OCFO", false)?
+        };
         channels.insert(channel.name.clone(), settings);
         if channel_is_plugin(&channel.name) {
             plugins.insert(channel.name.clone(), json!({ "enabled": true }));
@@ -184,6 +192,11 @@ pub fn build(
     }
     let extra = env.json(&oc.config, &mut Vec::new(), "OCFO_CONFIG", false)?;
     merge(&mut config, extra);
+    if warm && !standby_secrets.entries.is_empty() {
+        config["secrets"] = json!({ "providers": { STANDBY_SECRETS_PROVIDER: {
+            "source": "file", "path": STANDBY_SECRETS_FILE, "mode": "json",
+        }}});
+    }
     if warm {
         // Automations (cron jobs, and the heartbeats they schedule) wait too.
         if let Some(Json::Object(cron)) = config.get_mut("cron") {
@@ -192,6 +205,36 @@ pub fn build(
         config = switched(config);
     }
     Ok(config)
+}
+
+/// A warm standby's channel credentials: each `${VAR}` becomes a SecretRef
+/// into the file the monitor writes when it arms the standby. The gateway
+/// starts without that file (its unit removes it), so a fresh gateway can
+/// load the channel's plugin but never connect: OpenClaw 2026.9.6 reports
+/// the account "configured but unavailable". The monitor then stops the
+/// channel (a manual stop OpenClaw keeps across reloads), writes the file and
+/// makes OpenClaw re-read it; promotion is then a bare `channels.start`.
+fn armed_refs(value: &mut Json, standby_secrets: &EnvVars<'_>) {
+    match value {
+        Json::String(s) => {
+            let name = s
+                .strip_prefix("${")
+                .and_then(|r| r.strip_suffix('}'))
+                .filter(|n| standby_secrets.entries.iter().any(|(e, _)| e == n));
+            if let Some(name) = name {
+                *value = json!({
+                    "source": "file",
+                    "provider": STANDBY_SECRETS_PROVIDER,
+                    "id": format!("/{name}"),
+                });
+            }
+        }
+        Json::Array(items) => items
+            .iter_mut()
+            .for_each(|v| armed_refs(v, standby_secrets)),
+        Json::Object(m) => m.values_mut().for_each(|v| armed_refs(v, standby_secrets)),
+        _ => {}
+    }
 }
 
 /// A warm standby's config: the root-owned switch file is `$include`d first,
@@ -207,15 +250,28 @@ fn switched(config: Json) -> Json {
     Json::Object(out)
 }
 
-/// The switch file's content: the standby's channels and automations on or off.
-pub fn switch_content(channels: &[String], on: bool, cron_when_on: bool) -> String {
+/// The switch file's content. The channels are always enabled in config: a
+/// watching standby's are stopped at run time (see [`armed_refs`]), because
+/// OpenClaw reloads a channel's plugin (seconds of CPU) whenever its
+/// `enabled` changes. `cron` carries the automations, on only when promoted.
+/// `nudge` writes `enabled: true` explicitly or leaves it implicit (the same
+/// meaning), so the monitor can make OpenClaw re-read the config, and the
+/// credentials file with it, without changing what the config says.
+pub fn switch_content(channels: &[String], cron_on: bool, nudge: bool) -> String {
     let chans: Map<String, Json> = channels
         .iter()
-        .map(|c| (c.clone(), json!({ "enabled": on })))
+        .map(|c| {
+            let v = if nudge {
+                json!({})
+            } else {
+                json!({ "enabled": true })
+            };
+            (c.clone(), v)
+        })
         .collect();
     serde_json::to_string_pretty(&json!({
         "channels": chans,
-        "cron": { "enabled": on && cron_when_on },
+        "cron": { "enabled": cron_on },
     }))
     .unwrap_or_default()
         + "\n"
@@ -390,17 +446,33 @@ mod tests {
             Some(2),
             "the include comes first, so the rest is merged over it"
         );
-        let on: Json =
+        let promoted: Json =
             serde_json::from_str(&switch_content(&["discord".into()], true, false)).unwrap();
         assert_eq!(
-            on,
-            json!({"channels": {"discord": {"enabled": true}}, "cron": {"enabled": false}})
+            promoted,
+            json!({"channels": {"discord": {"enabled": true}}, "cron": {"enabled": true}})
         );
-        let off: Json =
+        // The nudge changes the file, not its meaning: the channel stays enabled.
+        let nudged: Json =
             serde_json::from_str(&switch_content(&["discord".into()], false, true)).unwrap();
         assert_eq!(
-            off,
-            json!({"channels": {"discord": {"enabled": false}}, "cron": {"enabled": false}})
+            nudged,
+            json!({"channels": {"discord": {}}, "cron": {"enabled": false}})
+        );
+    }
+
+    #[test]
+    fn a_warm_standbys_channel_credentials_become_file_refs() {
+        let secrets = crate::inventory::Secrets::default();
+        let mut vars = EnvVars::new(&secrets, false);
+        vars.add("OCFO_DISCORD_TOKEN".into(), "t".into(), "x")
+            .unwrap();
+        let mut v = json!({"token": "${OCFO_DISCORD_TOKEN}", "other": "${NOT_OURS}", "list": ["${OCFO_DISCORD_TOKEN}"]});
+        armed_refs(&mut v, &vars);
+        let r = json!({"source": "file", "provider": STANDBY_SECRETS_PROVIDER, "id": "/OCFO_DISCORD_TOKEN"});
+        assert_eq!(
+            v,
+            json!({"token": r.clone(), "other": "${NOT_OURS}", "list": [r]})
         );
     }
 
