@@ -127,10 +127,51 @@ fn deploy_converges_and_repairs_drift() {
         "{switch}\n{}",
         monitor_log()
     );
+    // Automations off; the channel enabled in config but stopped at run
+    // time: the monitor arms the gateway (credentials loaded, channel
+    // stopped), so a promotion is a bare `channels.start`.
+    let switch_json: serde_json::Value =
+        serde_json::from_str(switch.split_once('\n').map_or("", |x| x.1)).unwrap_or_default();
+    assert_eq!(switch_json["cron"]["enabled"], false, "{switch}");
+    assert_ne!(
+        switch_json["channels"]["discord"]["enabled"], false,
+        "{switch}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let state = lab.ssh_ok("standby", "cat /var/lib/ocfo/monitor-state.json");
+        let v: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
+        if v["armed"] == true {
+            assert_eq!(v["channels_live"], false, "{state}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the monitor did not arm the warm standby within 180 s:\n{}",
+            monitor_log()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    // Armed means: the credentials in a file only root and the gateway's
+    // user can reach, and the channel never started (OpenClaw's own log).
+    assert_eq!(
+        lab.ssh_ok(
+            "standby",
+            "stat -c '%U %G %a' /run/ocfo-standby /run/ocfo-standby/channels.json"
+        ),
+        "root openclaw 750\nopenclaw openclaw 600\n"
+    );
+    let gateway_log = lab.ssh_ok(
+        "standby",
+        "journalctl -u openclaw-gateway --no-pager -o cat | grep -i discord || true",
+    );
     assert!(
-        switch.contains("\"enabled\": false"),
-        "{switch}\n{}",
-        monitor_log()
+        !gateway_log.contains("starting provider"),
+        "the watching standby started its channel:\n{gateway_log}"
+    );
+    assert!(
+        gateway_log.contains("configured but unavailable"),
+        "a fresh standby gateway should start without its channel credentials:\n{gateway_log}"
     );
     assert_eq!(
         lab.ssh_ok("standby", "systemctl is-active ocfo-monitor")

@@ -238,13 +238,15 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     });
     let redeploy = ocfo(&["deploy", &inv, "--limit", "standby"]);
     assert!(redeploy.status.success(), "{}", text(&redeploy));
-    assert!(lab
-        .ssh_ok("standby", "cat /etc/openclaw/switches/standby.json")
-        .contains("\"enabled\": true"));
+    // Deploy leaves the promoted standby's automations on and its channel
+    // running (that state is the monitor's).
+    let switch = lab.ssh_ok("standby", "cat /etc/openclaw/switches/standby.json");
+    assert!(switch.contains("\"enabled\": true"), "{switch}");
     assert_eq!(standby_role(&inv), PROMOTED);
 
-    // Power-cycle the promoted standby: the gateway starts at boot with its
-    // switch on, and the monitor recovers promoted from it.
+    // Power-cycle the promoted standby: its gateway boots unarmed (no
+    // credentials, channel stopped), the monitor starts watching, finds the
+    // primary still down and promotes it again.
     ok(&["lab", "stop", "standby", "--name", "tdrill"]);
     ok(&["lab", "start", "standby", "--name", "tdrill"]);
     wait_for(

@@ -599,6 +599,9 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let local_up = self.actions.gateway_active().await;
         let live = if !local_up {
             Err("the standby's own gateway was not running".to_string())
+        } else if !self.wait_healthy(self.config.gateway.start_timeout).await {
+            // Still starting (a reboot): wait for it rather than restart it.
+            Err("the standby's own gateway did not answer".to_string())
         } else if !self.ensure_armed(true).await {
             Err("the standby's gateway could not be armed".to_string())
         } else {
