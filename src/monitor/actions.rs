@@ -410,10 +410,12 @@ impl Actions for SystemActions {
     }
 
     async fn gateway_healthy(&self) -> bool {
+        // Short: it runs beside every probe of the primary; callers that
+        // wait for the gateway poll it.
         super::probe::probe(
             &self.config.gateway.health_url,
             super::config::ProbeMode::Healthz,
-            Duration::from_secs(5),
+            Duration::from_secs(1),
         )
         .await
         .ok

@@ -80,6 +80,9 @@ pub struct Daemon<P, A> {
 const ARM_TIMEOUT: Duration = Duration::from_secs(90);
 /// The wait before arming again after a failed attempt.
 const ARM_RETRY: Duration = Duration::from_secs(30);
+/// Unanswered health checks of our own (warm) gateway, one per round, that
+/// make the pair degraded.
+const LOCAL_MISSES_DOWN: u32 = 15;
 
 impl<P: Prober, A: Actions> Daemon<P, A> {
     /// Starts from reality: is our gateway running right now?
@@ -139,9 +142,10 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             channels_failing_since: None,
             stalled_since: None,
             local_misses: 0,
-            armed,
             arm_retry_at: None,
+            armed,
         };
+        d.state.armed = d.armed.as_ref().map(|_| true);
         tracing::info!(
             role = d.machine.role.as_str(),
             standby = d.config.standby.as_str(),
@@ -200,14 +204,22 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
 
     /// Warm and watching: is our own gateway up? Down is a degraded pair:
     /// systemd restarts it, we say so once per change.
-    async fn check_local_gateway(&mut self) {
-        if self.config.standby != StandbyMode::Warm || self.machine.role != Role::Watching {
+    fn watching_warm(&self) -> bool {
+        self.config.standby == StandbyMode::Warm && self.machine.role == Role::Watching
+    }
+
+    /// `answered`: our gateway's health answer, taken alongside the probe of
+    /// the primary (never before it: a gateway busy reloading its plugin
+    /// must not slow down the detection of a failed primary).
+    async fn check_local_gateway(&mut self, answered: Option<bool>) {
+        let Some(answered) = answered.filter(|_| self.watching_warm()) else {
             return;
-        }
-        let answered = self.actions.gateway_healthy().await;
+        };
         self.local_misses = if answered { 0 } else { self.local_misses + 1 };
-        // Three misses in a row: one slow answer on a busy host is not an outage.
-        let up = self.local_misses < 3;
+        // OpenClaw blocks its event loop for 5-9 s while it reloads the
+        // channel plugin (arming, the automations switch): only a longer
+        // silence is an outage.
+        let up = self.local_misses < LOCAL_MISSES_DOWN;
         let before = self.state.local_gateway_up;
         self.state.local_gateway_up = Some(up);
         match (before, up) {
@@ -295,7 +307,9 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let Some(instance) = self.actions.gateway_instance().await else {
             return;
         };
-        if self.armed.as_deref() == Some(instance.as_str()) || !self.actions.gateway_healthy().await
+        if self.armed.as_deref() == Some(instance.as_str())
+            || self.arm_retry_at.is_some_and(|at| Instant::now() < at)
+            || !self.actions.gateway_healthy().await
         {
             return;
         }
@@ -303,7 +317,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             "restarted",
             "the promoted standby's gateway restarted: arming it and starting its channels again",
         );
-        if !self.ensure_armed(true).await {
+        if !self.ensure_armed(false).await {
             return;
         }
         match self.actions.switch_channels(true).await {
@@ -351,7 +365,15 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
 
     /// One round: probe, decide, act, publish.
     pub async fn step(&mut self) {
-        let result = self.prober.probe().await;
+        let warm_watching = self.watching_warm();
+        let local = async {
+            if warm_watching {
+                Some(self.actions.gateway_healthy().await)
+            } else {
+                None
+            }
+        };
+        let (result, local_answer) = tokio::join!(self.prober.probe(), local);
         self.state.counters.probes += 1;
         if !result.ok {
             self.state.counters.probe_failures += 1;
@@ -396,7 +418,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             );
         }
         self.state.switchover = switchover;
-        self.check_local_gateway().await;
+        self.check_local_gateway(local_answer).await;
         self.check_promoted_gateway().await;
         let input = Input {
             healthy,

@@ -396,13 +396,13 @@ async fn warm_restart_recovers_promoted_from_the_switch_files() {
 async fn a_down_warm_gateway_is_a_degraded_pair_and_promotion_restarts_it() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::default();
-    let mut d = warm(dir.path(), "++++---", &fake).await;
+    let mut d = warm(dir.path(), &format!("{}---", "+".repeat(16)), &fake).await;
     *fake.local_down.lock().unwrap() = true;
-    rounds(&mut d, 2).await;
+    rounds(&mut d, 14).await;
     assert_eq!(
         d.state.local_gateway_up,
         Some(true),
-        "two misses are not an outage"
+        "14 s without an answer is a plugin reload, not an outage"
     );
     rounds(&mut d, 2).await;
     assert_eq!(d.state.local_gateway_up, Some(false));
