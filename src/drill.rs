@@ -330,7 +330,10 @@ pub async fn run<H: Host>(
                     at_ms: clock.ms(),
                 });
             }
-            if primary_seen && o.role() == Some(Role::Watching) && !o.standby_serving() {
+            // Stepped down: no longer serving (a warm standby then finishes
+            // its demotion, still Demoting, before it is ready again).
+            let stepping_down = matches!(o.role(), Some(Role::Watching | Role::Demoting));
+            if primary_seen && stepping_down && !o.standby_serving() {
                 report.failback_ms = Some(clock.ms());
                 report.timeline.push(Mark {
                     phase: "failback",

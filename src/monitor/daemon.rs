@@ -272,24 +272,29 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         }
     }
 
-    async fn arm(&mut self, instance: &str) -> Result<(), String> {
-        self.actions.arm_channels().await?;
+    /// Until OpenClaw reports the standby's channels armed (or ARM_TIMEOUT).
+    async fn wait_armed(&self) -> Result<(), String> {
         let deadline = Instant::now() + ARM_TIMEOUT;
         loop {
-            // OpenClaw re-reads its config ~0.3 s after the write, then
-            // reloads the channel plugin with the credentials.
+            // OpenClaw re-reads its config ~0.3 s after a write, then
+            // reloads the channel plugin.
             tokio::time::sleep(Duration::from_secs(1)).await;
             let last = match self.actions.channels_armed().await {
-                Ok(()) => break,
+                Ok(()) => return Ok(()),
                 Err(e) => e,
             };
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "OpenClaw did not take the credentials within {}s: {last}",
+                    "not armed {}s later: {last}",
                     ARM_TIMEOUT.as_secs()
                 ));
             }
         }
+    }
+
+    async fn arm(&mut self, instance: &str) -> Result<(), String> {
+        self.actions.arm_channels().await?;
+        self.wait_armed().await?;
         // A gateway that restarted meanwhile started unarmed (its unit
         // removes the credentials file): arm that one next round.
         match self.actions.gateway_instance().await {
@@ -722,6 +727,9 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             return;
         }
         self.state.channels_live = false;
+        // The standby no longer serves: say so now (ocfo drill's failback
+        // ends here), the rest of the demotion is housekeeping.
+        self.publish();
         if self.config.standby == StandbyMode::Warm {
             self.automations(false).await;
         }
@@ -729,6 +737,19 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             Ok(Some(branch)) => self.notify("workspace_saved", &format!("what the standby wrote while promoted is on branch {branch}")),
             Ok(None) => {}
             Err(e) => self.action_failed("save_failed", format!("saving the standby's workspace changes failed (they stay in its checkout): {e}")),
+        }
+        if self.config.standby == StandbyMode::Warm {
+            // Watching means ready to fail over in seconds: wait out the
+            // plugin reload the automations switch caused, and make sure the
+            // channels are stopped with their credentials still loaded.
+            if let Err(e) = self.wait_armed().await {
+                self.armed = None;
+                self.state.armed = Some(false);
+                self.action_failed(
+                    "arm_failed",
+                    format!("after the demotion the standby is not armed: {e}"),
+                );
+            }
         }
         self.state.counters.demotions += 1;
         self.machine.demoted(self.now());
