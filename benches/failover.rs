@@ -10,7 +10,8 @@
 //! `monitor.flap.max_promotions: 100`: drills back to back are not a
 //! flapping primary (with the default, the third drill in 15 minutes pins).
 //! `OCFO_BENCH_DRILLS` (default 5) drills per fault, `OCFO_BENCH_DEPLOYS`
-//! (default 5) re-deploys of each kind; `OCFO_BENCH_ONLY=drills|deploys|switchover|idle`.
+//! (default 5) re-deploys of each kind; `OCFO_BENCH_ONLY=drills|deploys|switchover|idle`;
+//! `OCFO_BENCH_FAULTS=stop,kill,cut` (the default) picks the drills' faults.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -86,7 +87,8 @@ impl Lab {
 }
 
 fn drills(lab: &Lab, n: usize) {
-    for fault in ["stop", "kill", "cut"] {
+    let faults = std::env::var("OCFO_BENCH_FAULTS").unwrap_or_else(|_| "stop,kill,cut".into());
+    for fault in faults.split(',') {
         let (mut over, mut back, mut fallbacks) = (Vec::new(), Vec::new(), 0);
         for _ in 0..n {
             let out = ocfo(&[

@@ -393,6 +393,10 @@ fn preflight_problem(o: Observation) -> Option<String> {
         Some("the standby's monitor is held by a deploy or a switchover".to_string())
     } else if o.warm() && !o.own_up {
         Some("the warm standby's own gateway is down (a degraded pair)".to_string())
+    } else if o.warm() && o.state.as_ref().is_some_and(|s| s.armed != Some(true)) {
+        // Right after a deploy or a monitor restart: arming takes seconds,
+        // and a failover before it would measure the arming too.
+        Some("the warm standby is not armed yet (its channel credentials are loading)".to_string())
     } else if o.standby_serving() {
         Some(if o.warm() {
             "the standby's channels are switched on".to_string()
@@ -466,4 +470,34 @@ pub fn timeline(r: &DrillReport) -> String {
         Some(e) => s.push_str(&format!("  result: FAIL: {e}\n")),
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watching_warm(armed: Option<bool>) -> Observation {
+        let mut state: MonitorState = serde_json::from_value(serde_json::json!({
+            "version": "0", "name": "t", "pid": 1, "role": "watching", "since": "",
+            "pinned": false, "consecutive_failures": 0, "consecutive_successes": 0,
+            "updated": "", "standby": "warm"
+        }))
+        .unwrap();
+        state.armed = armed;
+        Observation {
+            state: Some(state),
+            own_up: true,
+            primary_up: true,
+            unit: "active".into(),
+        }
+    }
+
+    #[test]
+    fn a_warm_standby_must_be_armed_before_a_drill() {
+        assert_eq!(preflight_problem(watching_warm(Some(true))), None);
+        for armed in [None, Some(false)] {
+            let p = preflight_problem(watching_warm(armed)).unwrap();
+            assert!(p.contains("not armed"), "{p}");
+        }
+    }
 }
