@@ -480,7 +480,7 @@ mod tests {
         let mut state: MonitorState = serde_json::from_value(serde_json::json!({
             "version": "0", "name": "t", "pid": 1, "role": "watching", "since": "",
             "pinned": false, "consecutive_failures": 0, "consecutive_successes": 0,
-            "updated": "", "standby": "warm"
+            "updated": "", "standby": "warm", "recent_probes": [], "counters": {"probes": 0, "probe_failures": 0, "promotions": 0, "demotions": 0, "failed_actions": 0}, "transitions": []
         }))
         .unwrap();
         state.armed = armed;
