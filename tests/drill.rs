@@ -197,7 +197,14 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     assert_ne!(gateway_pid(&lab, "primary"), pid_p);
     std::thread::sleep(Duration::from_secs(10));
     assert_eq!(promotions(&inv), promos, "a re-deploy failed the pair over");
-    assert_eq!(standby_role(&inv), WATCHING);
+    // The standby's gateway restarted too (the same environment change): it
+    // is down for its start, then armed again by the monitor.
+    wait_for(
+        "standby watching and armed again",
+        Duration::from_secs(180),
+        || standby_role(&inv) == WATCHING,
+    );
+    assert_eq!(promotions(&inv), promos, "a re-deploy failed the pair over");
     std::fs::write(&inv_path, &base).unwrap();
     ok(&["deploy", &inv]);
 
