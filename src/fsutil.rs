@@ -6,28 +6,18 @@ use std::path::Path;
 /// Writes `bytes` to a temporary file next to `path`, sets `mode`, syncs, and
 /// renames it into place.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ocfo-tmp-")
-        .tempfile_in(dir)?;
-    // Mode first, content second: a secret is never readable by others, not
-    // even for an instant.
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    write_via_temp(dir, path, bytes, mode, None)
 }
 
-/// Like [`write_atomic`], for a file another user must own: the temporary
-/// file is handed to `uid:gid` before any content is written, so the file
-/// never holds the content under another owner or mode.
+/// Like [`write_atomic`], for a file another user must own (in a folder that
+/// must already exist): the temporary file is handed to `uid:gid` before any
+/// content is written, so the file never holds the content under another
+/// owner or mode.
 pub fn write_atomic_owned(
     path: &Path,
     bytes: &[u8],
@@ -35,14 +25,28 @@ pub fn write_atomic_owned(
     uid: u32,
     gid: u32,
 ) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
+    write_via_temp(dir, path, bytes, mode, Some((uid, gid)))
+}
+
+fn write_via_temp(
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let mut tmp = tempfile::Builder::new()
         .prefix(".ocfo-tmp-")
         .tempfile_in(dir)?;
+    // Mode (and owner) first, content second: a secret is never readable by
+    // others, not even for an instant.
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid))?;
+    }
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
