@@ -60,16 +60,13 @@ pub fn primary_ready(body: &str, inv: &Inventory) -> bool {
     if v.get("ready") == Some(&serde_json::Value::Bool(true)) {
         return true;
     }
-    let channels: Vec<&str> = inv
-        .channels_of(Role::Primary)
-        .map(|c| c.name.as_str())
-        .collect();
+    let channels = inv.channel_ids(Role::Primary);
     v.get("failing")
         .and_then(|f| f.as_array())
         .is_some_and(|f| {
             !f.is_empty()
                 && f.iter()
-                    .all(|x| x.as_str().is_some_and(|s| channels.contains(&s)))
+                    .all(|x| x.as_str().is_some_and(|s| channels.iter().any(|c| c == s)))
         })
 }
 

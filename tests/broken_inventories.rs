@@ -110,6 +110,24 @@ const CASES: &[Case] = &[
         "    token: {env: T_TELEGRAM_TOKEN}",
         "use the same credential",
     ),
+    Case {
+        line_offset: 1,
+        ..case(
+            "channel type that is not an id",
+            "  discord:\n    token:",
+            "  discord:\n    type: Discord Bot\n    token:",
+            "is not an OpenClaw channel id",
+        )
+    },
+    Case {
+        line_offset: 2,
+        ..case(
+            "second bot of one platform sharing the token",
+            "  discord:\n    token: {env: T_DISCORD_TOKEN}",
+            "  discord:\n    type: telegram\n    token: {env: T_TELEGRAM_TOKEN}",
+            "use the same credential",
+        )
+    },
     case(
         "missing env var",
         "{env: T_WEBHOOK}",
@@ -470,6 +488,41 @@ fn every_broken_inventory_is_located_and_rejected() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// "Telegram on both nodes": two named entries of one platform, one per
+/// node, validate; two of one platform on the same node do not.
+#[test]
+fn one_platform_on_both_nodes_needs_two_bots_one_per_node() {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let two_bots = base
+        .replace(
+            "  discord:\n    token: {env: T_DISCORD_TOKEN}",
+            "  rescue-bot:\n    type: telegram\n    label: \"@rescue_bot\"\n    botToken: {env: T_DISCORD_TOKEN}",
+        )
+        .replace("    channels: [discord]", "    channels: [rescue-bot]");
+    let (stdout, stderr, code) = run_case("telegram on both nodes", &two_bots);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let same_node = two_bots
+        .replace("    channels: [rescue-bot]", "    channels: []")
+        .replace("    channels: [telegram]", "    channels: [telegram, rescue-bot]");
+    let (_, stderr, code) = run_case("two telegram bots on the primary", &same_node);
+    assert_eq!(code, 1, "{stderr}");
+    let line = same_node
+        .lines()
+        .position(|l| l.contains("[telegram, rescue-bot]"))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.contains(&format!(
+            "error: inventory.yaml:{line}:26: nodes.primary.channels[1]: channels `telegram` and `rescue-bot` are both telegram channels on the primary"
+        )),
+        "{stderr}"
+    );
+    let bad_label = two_bots.replace("\"@rescue_bot\"", "\"line one\\nline two\"");
+    let (_, stderr, code) = run_case("empty label", &bad_label);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("channels.rescue-bot.label: a label is one line"), "{stderr}");
 }
 
 #[test]

@@ -350,3 +350,68 @@ fn https_workspace_token_reaches_git_only_through_the_helper() {
         "{filled_out}"
     );
 }
+
+/// "Telegram on both nodes": each node's config has its own `telegram`
+/// block with its own bot; the standby's token reaches only the standby (as
+/// the armed standby's credentials file), and no ocfo key reaches OpenClaw.
+#[test]
+fn telegram_on_both_nodes_renders_one_bot_per_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let source = base
+        .replacen(
+            "  discord:\n    token: {env: T_DISCORD_TOKEN}",
+            "  rescue-bot:\n    type: telegram\n    label: \"@rescue_bot\"\n    botToken: {env: T_DISCORD_TOKEN}",
+            1,
+        )
+        .replacen("    channels: [discord]", "    channels: [rescue-bot]", 1);
+    let inv = tmp.path().join("inventory.yaml");
+    std::fs::write(&inv, source).unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = ocfo()
+        .arg("render")
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--show-secrets")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_no_secrets("render stdout", &stdout);
+    assert_no_secrets("render stderr", &stderr);
+    let tree = read_tree(&out_dir);
+    let config = |node: &str| -> serde_json::Value {
+        serde_json::from_slice(&tree[&format!("{node}/home/openclaw/.openclaw/openclaw.json")].0)
+            .unwrap()
+    };
+    let (p, s) = (config("primary"), config("standby"));
+    assert_eq!(p["channels"]["telegram"]["botToken"], "${OCFO_TELEGRAM_BOTTOKEN}");
+    assert_eq!(
+        s["channels"]["telegram"]["botToken"]["id"],
+        "/OCFO_RESCUE_BOT_BOTTOKEN",
+        "{s}"
+    );
+    assert_eq!(s["channels"].as_object().unwrap().len(), 1);
+    // Telegram is built in: no plugin to trust on either node.
+    assert!(p.get("plugins").is_none() && s.get("plugins").is_none(), "{s}");
+    for c in [&p, &s] {
+        let t = &c["channels"]["telegram"];
+        assert!(t.get("type").is_none() && t.get("label").is_none(), "{t}");
+    }
+    let (primary_token, standby_token) = (SECRETS[3].1, SECRETS[4].1);
+    for (rel, (bytes, mode)) in &tree {
+        let content = String::from_utf8_lossy(bytes);
+        if content.contains(primary_token) {
+            assert_eq!(rel, "primary/etc/openclaw/gateway.env");
+            assert_eq!(*mode, 0o600);
+        }
+        if content.contains(standby_token) {
+            assert_eq!(rel, "standby/etc/ocfo/standby-channels.json");
+            assert_eq!(*mode, 0o600);
+        }
+    }
+    let monitor = String::from_utf8_lossy(&tree["standby/etc/ocfo/monitor.yaml"].0).into_owned();
+    assert!(monitor.contains("primary_channels:\n  - telegram"), "{monitor}");
+    assert!(monitor.contains("channels:\n  - telegram"), "{monitor}");
+}

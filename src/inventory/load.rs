@@ -759,33 +759,40 @@ fn env_map(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Value>> {
     ok.then_some(out)
 }
 
+/// A channel id or entry name: lower-case letters, digits and `-`, starting
+/// with a letter (it names env variables, plugins and OpenClaw's config keys).
+fn channel_word(s: &str) -> bool {
+    s.len() <= 40
+        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// ocfo's own keys in a channel entry; everything else is OpenClaw's.
+const CHANNEL_OWN_KEYS: [&str; 2] = ["type", "label"];
+
+/// `channels`: each entry is either the short form, named by its OpenClaw
+/// channel id (`telegram: {botToken: ...}`), or a named entry with an
+/// explicit `type` (`rescue-bot: {type: telegram, botToken: ...}`), so one
+/// platform can serve on both nodes with two bots.
 fn channels(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Channel>> {
     let entries = d.entries(node, "channels")?;
     let mut out = IndexMap::new();
     let mut ok = true;
     for (k, v) in entries {
         let path = join("channels", &k.name);
-        let valid_name = k
-            .name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase())
-            && k.name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !valid_name {
-            d.error(
-                "channels",
-                k.loc,
-                format!(
-                    "`{}` is not an OpenClaw channel id (lower-case, like `telegram`)",
+        if !channel_word(&k.name) {
+            d.diagnostics.push(
+                Diagnostic::error(format!(
+                    "`{}` is not a channel name (lower-case letters, digits and `-`, like `telegram` or `rescue-bot`)",
                     k.name
-                ),
+                ))
+                .at("channels", Some(k.loc)),
             );
             ok = false;
             continue;
         }
-        if !matches!(v.kind, Kind::Map(_)) {
+        let Kind::Map(fields) = &v.kind else {
             d.error(
                 &path,
                 v.loc,
@@ -796,13 +803,58 @@ fn channels(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Channel>> {
             );
             ok = false;
             continue;
+        };
+        let own = |key: &str| fields.iter().find(|(f, _)| f.name == key).map(|(_, n)| n);
+        let kind = match own("type") {
+            None => Some(k.name.clone()),
+            Some(t) => d.string(t, &join(&path, "type")).and_then(|t_name| {
+                if channel_word(&t_name) {
+                    Some(t_name)
+                } else {
+                    d.error(
+                        &join(&path, "type"),
+                        t.loc,
+                        format!("`{t_name}` is not an OpenClaw channel id (lower-case, like `telegram` or `discord`)"),
+                    );
+                    None
+                }
+            }),
+        };
+        let label = match own("label") {
+            None => Some(None),
+            Some(l) => d.string(l, &join(&path, "label")).and_then(|text| {
+                let bad = text.trim().is_empty()
+                    || text.chars().count() > 100
+                    || text.chars().any(char::is_control);
+                if bad {
+                    d.error(
+                        &join(&path, "label"),
+                        l.loc,
+                        "a label is one line of at most 100 characters, e.g. \"@my_assistant_bot on Telegram\"",
+                    );
+                    None
+                } else {
+                    Some(Some(text))
+                }
+            }),
+        };
+        let mut settings = d.value(v, &path);
+        if let Value::Map(m) = &mut settings {
+            for key in CHANNEL_OWN_KEYS {
+                m.shift_remove(key);
+            }
         }
-        let settings = d.value(v, &path);
         literal_credentials(d, v, &path);
+        let (Some(kind), Some(label)) = (kind, label) else {
+            ok = false;
+            continue;
+        };
         out.insert(
             k.name.clone(),
             Channel {
                 name: k.name.clone(),
+                kind,
+                label,
                 settings,
                 loc: k.loc,
             },

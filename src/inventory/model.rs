@@ -49,6 +49,12 @@ impl Inventory {
             .iter()
             .filter_map(|c| self.channels.get(c))
     }
+
+    /// OpenClaw's ids of the node's channels (`telegram`, `discord`): what
+    /// its config, `/readyz` and `channels.status` call them.
+    pub fn channel_ids(&self, role: Role) -> Vec<String> {
+        self.channels_of(role).map(|c| c.kind.clone()).collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -194,10 +200,44 @@ pub struct Model {
 
 #[derive(Debug, Clone)]
 pub struct Channel {
+    /// The entry's name under `channels`: what nodes list.
     pub name: String,
-    /// OpenClaw's own keys for the channel, passed through (a mapping).
+    /// OpenClaw's channel id (`telegram`, `discord`, ...): the entry's `type`,
+    /// or its name when it has none (the short form, `telegram: {...}`).
+    pub kind: String,
+    /// How announcements name this channel to its users (`label`), e.g.
+    /// "@my_assistant_bot on Telegram".
+    pub label: Option<String>,
+    /// OpenClaw's own keys for the channel, passed through (a mapping):
+    /// ocfo's keys (`type`, `label`) are not in it.
     pub settings: Value,
     pub loc: Location,
+}
+
+impl Channel {
+    /// What a user is told to write to: the label, else the platform's name.
+    pub fn display_name(&self) -> String {
+        match &self.label {
+            Some(l) => l.clone(),
+            None => platform_name(&self.kind),
+        }
+    }
+}
+
+/// "Telegram", "Discord", ...: a channel id as people write it.
+pub fn platform_name(kind: &str) -> String {
+    match kind {
+        "whatsapp" => "WhatsApp".into(),
+        "msteams" => "Microsoft Teams".into(),
+        "imessage" => "iMessage".into(),
+        "googlechat" => "Google Chat".into(),
+        _ => {
+            let mut c = kind.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

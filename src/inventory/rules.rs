@@ -63,16 +63,40 @@ pub(super) fn check_channel_ownership(
                         .and_then(|i| standby.channel_locs.get(i).copied())
                         .or(Some(channel.loc)),
                 )
-                .hint("give each node its own channel, e.g. Telegram on the primary and a Discord bot on the standby"),
+                .hint("give each node its own channel: a second bot of the same platform is a named entry with `type`, e.g. `rescue-bot: {type: telegram, botToken: ...}`"),
             ),
             _ => {}
+        }
+    }
+    // OpenClaw configures one block per platform on a node (`channels.telegram`).
+    for node in [primary, standby] {
+        for (i, name) in node.channels.iter().enumerate() {
+            let Some(kind) = channels.get(name).map(|c| c.kind.as_str()) else {
+                continue;
+            };
+            let earlier = node.channels[..i]
+                .iter()
+                .find(|n| *n != name && channels.get(*n).is_some_and(|c| c.kind == kind));
+            if let Some(first) = earlier {
+                d.diagnostics.push(
+                    Diagnostic::error(format!(
+                        "channels `{first}` and `{name}` are both {kind} channels on the {}: a node runs one channel per platform",
+                        node.role
+                    ))
+                    .at(
+                        format!("nodes.{}.channels[{i}]", node.role),
+                        node.channel_locs.get(i).copied().or(Some(node.loc)),
+                    )
+                    .hint("give the other node the second bot (e.g. a Telegram bot on each node)"),
+                );
+            }
         }
     }
     if standby.channels.is_empty() {
         d.diagnostics.push(
             Diagnostic::error("the standby owns no channel, so nobody could reach the assistant during a failover")
                 .at("nodes.standby.channels", Some(standby.channels_loc))
-                .hint("give the standby its own channel, e.g. `channels: [discord]` with a separate bot token"),
+                .hint("give the standby its own channel with its own bot token, e.g. `channels: [discord]`, or a second Telegram bot as a named entry `rescue-bot: {type: telegram, ...}`"),
         );
     }
     if primary.channels.is_empty() {

@@ -113,7 +113,12 @@ async fn hostile_values_never_become_script_text() {
         inv.workspace.branch = hostile(3);
         inv.node.mirror = format!("https://x/{}", hostile(4));
         inv.primary.ssh.user = hostile(0);
-        inv.primary.channels.push(hostile(1));
+        // A channel whose OpenClaw id is hostile: it names a plugin to install.
+        let mut channel = inv.channels[0].clone();
+        channel.name = "hostile".into();
+        channel.kind = hostile(1);
+        inv.channels.insert("hostile".into(), channel);
+        inv.primary.channels.push("hostile".into());
     });
     // The standby fetches its ocfo, from a hostile source.
     fx.opts.monitor_fetch = true;

@@ -66,10 +66,8 @@ pub async fn plan_plugins<H: Host>(
     host: &H,
     ctx: &TaskContext<'_>,
 ) -> Result<Vec<Change>, ModuleError> {
-    let plugins: Vec<&str> = ctx
-        .inv
-        .node(ctx.role)
-        .channels
+    let ids = ctx.inv.channel_ids(ctx.role);
+    let plugins: Vec<&str> = ids
         .iter()
         .map(String::as_str)
         .filter(|c| channel_is_plugin(c))

@@ -19,11 +19,7 @@ pub async fn plan<H: Host>(
     if out.trim() == "present" {
         return Ok(Vec::new());
     }
-    let channels: Vec<String> = ctx
-        .inv
-        .channels_of(crate::inventory::Role::Standby)
-        .map(|c| c.name.clone())
-        .collect();
+    let channels = ctx.inv.channel_ids(crate::inventory::Role::Standby);
     let steps = vec![
         Step::run(Script::new(MAKE_DIR).args([SWITCH_DIR])),
         Step::Put {

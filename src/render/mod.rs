@@ -544,10 +544,7 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             interval: m.interval,
             timeout: m.timeout,
             token_env: Some(MONITOR_TOKEN_VAR.into()),
-            primary_channels: inv
-                .channels_of(crate::inventory::Role::Primary)
-                .map(|c| c.name.clone())
-                .collect(),
+            primary_channels: inv.channel_ids(crate::inventory::Role::Primary),
             channel_failure: m.channel_failure,
             channel_grace: m.channel_grace,
             stall_grace: m.stall_grace,
@@ -580,10 +577,7 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
         standby: m.standby,
         switches: (m.standby == StandbyMode::Warm).then(|| SwitchConfig {
             dir: SWITCH_DIR.into(),
-            channels: inv
-                .channels_of(crate::inventory::Role::Standby)
-                .map(|c| c.name.clone())
-                .collect(),
+            channels: inv.channel_ids(crate::inventory::Role::Standby),
             cron_when_promoted: openclaw_config::cron_enabled(inv),
             gateway_env: GATEWAY_ENV_FILE.into(),
             openclaw_bin: format!("{OPENCLAW_PREFIX}/bin/openclaw"),

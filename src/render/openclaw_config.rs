@@ -170,9 +170,9 @@ pub fn build(
         } else {
             env.json(&channel.settings, &mut path, "OCFO", false)?
         };
-        channels.insert(channel.name.clone(), settings);
-        if channel_is_plugin(&channel.name) {
-            plugins.insert(channel.name.clone(), json!({ "enabled": true }));
+        channels.insert(channel.kind.clone(), settings);
+        if channel_is_plugin(&channel.kind) {
+            plugins.insert(channel.kind.clone(), json!({ "enabled": true }));
         }
     }
 
