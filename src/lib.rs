@@ -3,6 +3,7 @@
 //! The library holds everything that can be tested without a terminal; the
 //! `ocfo` binary (`src/main.rs`) is a thin command-line layer over it.
 
+pub mod clock;
 pub mod diagnostics;
 pub mod fsutil;
 pub mod inventory;
@@ -30,3 +31,4 @@ pub mod ssh;
 pub mod status;
 pub mod switchover;
 pub mod transport;
+pub mod user_side;

@@ -164,12 +164,5 @@ pub async fn node_status<H: Host>(
 
 /// Unix seconds as RFC 3339 UTC.
 pub fn unix_to_rfc3339(secs: u64) -> String {
-    let (days, rem) = (secs / 86400, secs % 86400);
-    let (y, m, d) = crate::monitor::actions::civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::clock::rfc3339(secs)
 }

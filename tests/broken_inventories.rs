@@ -505,7 +505,10 @@ fn one_platform_on_both_nodes_needs_two_bots_one_per_node() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     let same_node = two_bots
         .replace("    channels: [rescue-bot]", "    channels: []")
-        .replace("    channels: [telegram]", "    channels: [telegram, rescue-bot]");
+        .replace(
+            "    channels: [telegram]",
+            "    channels: [telegram, rescue-bot]",
+        );
     let (_, stderr, code) = run_case("two telegram bots on the primary", &same_node);
     assert_eq!(code, 1, "{stderr}");
     let line = same_node
@@ -522,7 +525,10 @@ fn one_platform_on_both_nodes_needs_two_bots_one_per_node() {
     let bad_label = two_bots.replace("\"@rescue_bot\"", "\"line one\\nline two\"");
     let (_, stderr, code) = run_case("empty label", &bad_label);
     assert_eq!(code, 1);
-    assert!(stderr.contains("channels.rescue-bot.label: a label is one line"), "{stderr}");
+    assert!(
+        stderr.contains("channels.rescue-bot.label: a label is one line"),
+        "{stderr}"
+    );
 }
 
 #[test]

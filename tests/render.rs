@@ -386,15 +386,20 @@ fn telegram_on_both_nodes_renders_one_bot_per_node() {
             .unwrap()
     };
     let (p, s) = (config("primary"), config("standby"));
-    assert_eq!(p["channels"]["telegram"]["botToken"], "${OCFO_TELEGRAM_BOTTOKEN}");
     assert_eq!(
-        s["channels"]["telegram"]["botToken"]["id"],
-        "/OCFO_RESCUE_BOT_BOTTOKEN",
+        p["channels"]["telegram"]["botToken"],
+        "${OCFO_TELEGRAM_BOTTOKEN}"
+    );
+    assert_eq!(
+        s["channels"]["telegram"]["botToken"]["id"], "/OCFO_RESCUE_BOT_BOTTOKEN",
         "{s}"
     );
     assert_eq!(s["channels"].as_object().unwrap().len(), 1);
     // Telegram is built in: no plugin to trust on either node.
-    assert!(p.get("plugins").is_none() && s.get("plugins").is_none(), "{s}");
+    assert!(
+        p.get("plugins").is_none() && s.get("plugins").is_none(),
+        "{s}"
+    );
     for c in [&p, &s] {
         let t = &c["channels"]["telegram"];
         assert!(t.get("type").is_none() && t.get("label").is_none(), "{t}");
@@ -412,6 +417,9 @@ fn telegram_on_both_nodes_renders_one_bot_per_node() {
         }
     }
     let monitor = String::from_utf8_lossy(&tree["standby/etc/ocfo/monitor.yaml"].0).into_owned();
-    assert!(monitor.contains("primary_channels:\n  - telegram"), "{monitor}");
+    assert!(
+        monitor.contains("primary_channels:\n  - telegram"),
+        "{monitor}"
+    );
     assert!(monitor.contains("channels:\n  - telegram"), "{monitor}");
 }

@@ -29,6 +29,10 @@ pub enum LabCommand {
         /// Rebuild the cached base image.
         #[arg(long)]
         refresh: bool,
+        /// The standby's channel: a second Telegram bot (chats both ways), or
+        /// Discord (the plugin path; a fake token that never connects).
+        #[arg(long, value_enum)]
+        standby_channel: Option<lab::StandbyChannel>,
     },
     /// Hosts, addresses, running or not.
     Status {
@@ -54,6 +58,27 @@ pub enum LabCommand {
     },
     /// Drop all traffic between two hosts.
     Cut { a: String, b: String },
+    /// Write to a node's bot as the lab's allowlisted user and print its answer.
+    Chat {
+        /// Whose bot: the primary's or the standby's.
+        #[arg(long, default_value = "primary")]
+        to: String,
+        /// How long to wait for the answer (e.g. 30s, 2m).
+        #[arg(long, default_value = "60s", value_parser = parse_wait)]
+        wait: std::time::Duration,
+        #[arg(long)]
+        json: bool,
+        /// The message.
+        message: String,
+    },
+    /// Every message each bot received and sent, with timestamps.
+    Transcript {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the lab's chat world in the foreground (`lab up` starts it).
+    #[command(hide = true)]
+    World,
     /// Restore traffic between all hosts.
     Heal,
 }
@@ -65,12 +90,14 @@ pub fn run(args: LabArgs, out: Output) -> ExitCode {
             dir,
             subnet,
             refresh,
+            standby_channel,
         } => {
             let opts = lab::UpOptions {
                 name: name.to_string(),
                 dir,
                 subnet,
                 refresh,
+                standby_channel,
             };
             lab::up(&opts).map(|r| {
                 if !out.quiet {
@@ -114,6 +141,25 @@ pub fn run(args: LabArgs, out: Output) -> ExitCode {
                 for (a, b) in &s.cuts {
                     println!("  cut: {a} <-/-> {b}");
                 }
+                match &s.world {
+                    None => println!("  chat world: not running (`ocfo lab up` starts it)"),
+                    Some(bots) => {
+                        println!("  chat world: running");
+                        for b in bots {
+                            let poll = match (b.polling, b.last_poll_ms_ago) {
+                                (true, _) => "polling".to_string(),
+                                (false, Some(ms)) => {
+                                    format!("last poll {:.1}s ago", ms as f64 / 1000.0)
+                                }
+                                (false, None) => "never polled".to_string(),
+                            };
+                            println!(
+                                "    @{:<24} {:<8} {poll}, {} waiting",
+                                b.username, b.node, b.pending_updates
+                            );
+                        }
+                    }
+                }
             }
         }),
         LabCommand::Down { purge } => lab::down(name, purge).map(|_| {
@@ -129,9 +175,53 @@ pub fn run(args: LabArgs, out: Output) -> ExitCode {
         LabCommand::Start { node } => lab::start(name, &node),
         LabCommand::Cut { a, b } => lab::cut(name, &a, &b),
         LabCommand::Heal => lab::heal(name),
+        LabCommand::Chat {
+            to,
+            wait,
+            json,
+            message,
+        } => return chat(name, &to, wait, json, &message),
+        LabCommand::Transcript { json } => lab::transcript(name).map(|lines| {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&lines).unwrap_or_default()
+                );
+            } else {
+                print!("{}", lab::world::client::transcript_text(&lines));
+            }
+        }),
+        LabCommand::World => lab::serve_world(name),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    ocfo::inventory::units::parse_duration(s)
+}
+
+/// `lab chat`: the answer's text on stdout (or JSON); exit 1 with the
+/// reason when none comes in time.
+fn chat(name: &str, to: &str, wait: std::time::Duration, json: bool, message: &str) -> ExitCode {
+    match lab::chat(name, to, message, wait) {
+        Ok(reply) => {
+            if json {
+                let mut v = serde_json::to_value(&reply).unwrap_or_default();
+                v["latency_ms"] = reply.latency_ms().into();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                for a in &reply.answers {
+                    println!("{}", a.text);
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

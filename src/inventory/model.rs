@@ -387,12 +387,42 @@ impl Value {
 }
 
 /// Whether a key names something that is usually a credential (`botToken`,
-/// `appSecret`, `password`, `apiKey`).
+/// `appSecret`, `password`, `apiKey`, `private_key`): its last word is one
+/// of the credential words. `maxTokens`, `tokenLimit` or `keyFile` are not.
 pub fn key_looks_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["token", "secret", "password", "passwd", "key"]
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if c == '_' || c == '-' || c == '.' {
+            words.push(std::mem::take(&mut word));
+        } else if c.is_ascii_uppercase() && prev_lower {
+            // camelCase: a new word (an all-caps run stays one word).
+            words.push(std::mem::take(&mut word));
+            word.push(c.to_ascii_lowercase());
+        } else {
+            word.push(c.to_ascii_lowercase());
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+    }
+    words.push(word);
+    let last = words
         .iter()
-        .any(|w| k.contains(w))
+        .rev()
+        .find(|w| !w.is_empty())
+        .map_or("", String::as_str);
+    matches!(
+        last,
+        "token"
+            | "secret"
+            | "password"
+            | "passwd"
+            | "passphrase"
+            | "key"
+            | "apikey"
+            | "credential"
+            | "credentials"
+    )
 }
 
 /// Channels OpenClaw ships in its core; every other channel is a plugin
@@ -401,4 +431,42 @@ pub const BUILTIN_CHANNELS: &[&str] = &["telegram"];
 
 pub fn channel_is_plugin(name: &str) -> bool {
     !BUILTIN_CHANNELS.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_looks_secret;
+
+    #[test]
+    fn credential_keys_by_their_last_word() {
+        for k in [
+            "botToken",
+            "token",
+            "appToken",
+            "apiKey",
+            "api_key",
+            "x-api-key",
+            "password",
+            "signingSecret",
+            "client_secret",
+            "privateKey",
+            "passphrase",
+            "PASSWORD",
+        ] {
+            assert!(key_looks_secret(k), "{k}");
+        }
+        for k in [
+            "maxTokens",
+            "max_tokens",
+            "tokenLimit",
+            "keyFile",
+            "tokenFile",
+            "allowFrom",
+            "monkey",
+            "accessKeyId",
+            "",
+        ] {
+            assert!(!key_looks_secret(k), "{k}");
+        }
+    }
 }

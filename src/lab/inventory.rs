@@ -3,17 +3,26 @@
 use std::path::Path;
 
 use super::sys::{other, LabError};
-use super::{image, LabState, MIRROR_MOUNT, WORKSPACE_MOUNT};
+use super::{image, LabState, StandbyChannel, MIRROR_MOUNT, WORKSPACE_MOUNT};
 
-/// The fake channel tokens, written as `{file: ...}` secrets in the lab
-/// folder like any real credential: a literal token in the inventory would
-/// make every command warn about the lab itself. Relative to the lab folder.
-pub const FAKE_TOKEN_FILES: [&str; 2] = ["secrets/telegram_token", "secrets/discord_token"];
+/// The Discord variant's token, fake (no Discord stand-in): its gateway
+/// loads the Discord plugin, arms and starts it, but never connects.
+pub const FAKE_DISCORD_TOKEN_FILE: &str = "secrets/discord_token";
 
-pub fn write(lab: &LabState) -> Result<(), LabError> {
+/// Every secret file a lab writes in its folder, relative to it.
+pub fn secret_files() -> Vec<&'static str> {
+    let mut v: Vec<&str> = super::world::TELEGRAM_TOKEN_FILES
+        .iter()
+        .map(|(_, f, _)| *f)
+        .collect();
+    v.extend([super::world::MODEL_KEY_FILE, FAKE_DISCORD_TOKEN_FILE]);
+    v
+}
+
+pub fn write(lab: &LabState, world: &super::world::WorldConfig) -> Result<(), LabError> {
     let p = lab.host("primary")?;
     let s = lab.host("standby")?;
-    write_fake_tokens(&lab.dir, &lab.name)?;
+    write_fake_discord_token(&lab.dir, &lab.name)?;
     let cas: Vec<String> = super::machine_ca_certificates()
         .iter()
         .map(|c| c.display().to_string())
@@ -25,6 +34,9 @@ pub fn write(lab: &LabState) -> Result<(), LabError> {
         standby: &s.address,
         subnet: &lab.subnet,
         cas: &cas,
+        telegram_root: &world.telegram_root(),
+        model_url: &world.model_base_url(),
+        standby_channel: lab.standby_channel,
     });
     crate::fsutil::write_atomic(&lab.inventory_path(), text.as_bytes(), 0o644)
         .map_err(|e| other(format!("cannot write the inventory: {e}")))
@@ -32,17 +44,15 @@ pub fn write(lab: &LabState) -> Result<(), LabError> {
 
 /// Fake but distinct per lab (validate rejects one token on two channels),
 /// mode 0600 like every secret file; rewritten only when missing.
-fn write_fake_tokens(dir: &Path, name: &str) -> Result<(), LabError> {
-    let values = [
-        format!("123456789:lab-fake-telegram-token-{name}"),
-        format!("lab-fake-discord-token-{name}"),
-    ];
-    for (file, value) in FAKE_TOKEN_FILES.iter().zip(values) {
-        let path = dir.join(file);
-        if !path.exists() {
-            crate::fsutil::write_atomic(&path, format!("{value}\n").as_bytes(), 0o600)
-                .map_err(|e| other(format!("cannot write {}: {e}", path.display())))?;
-        }
+fn write_fake_discord_token(dir: &Path, name: &str) -> Result<(), LabError> {
+    let path = dir.join(FAKE_DISCORD_TOKEN_FILE);
+    if !path.exists() {
+        crate::fsutil::write_atomic(
+            &path,
+            format!("lab-fake-discord-token-{name}\n").as_bytes(),
+            0o600,
+        )
+        .map_err(|e| other(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(())
 }
@@ -54,17 +64,49 @@ struct Params<'a> {
     standby: &'a str,
     subnet: &'a str,
     cas: &'a [String],
+    telegram_root: &'a str,
+    model_url: &'a str,
+    standby_channel: StandbyChannel,
 }
 
 fn text(p: &Params<'_>) -> String {
     let dir = p.dir.display();
     let cas: Vec<String> = p.cas.iter().map(|c| format!("\"{c}\"")).collect();
+    let (standby_entry, standby_block) = match p.standby_channel {
+        StandbyChannel::Telegram => (
+            "standby-bot",
+            format!(
+                r#"  standby-bot:
+    type: telegram
+    label: "@{name}_standby_bot"
+    botToken: {{file: {dir}/{tg_standby}}}
+    apiRoot: "{root}"
+    dmPolicy: allowlist
+    allowFrom: ["tg:{user}"]"#,
+                name = p.name,
+                tg_standby = super::world::TELEGRAM_TOKEN_FILES[1].1,
+                root = p.telegram_root,
+                user = super::world::lab_user().id,
+            ),
+        ),
+        StandbyChannel::Discord => (
+            "discord",
+            format!(
+                r#"  # The Discord variant: a real plugin load and arming, with a fake
+  # token (there is no Discord stand-in), so its channel never connects.
+  discord:
+    token: {{file: {dir}/{FAKE_DISCORD_TOKEN_FILE}}}
+    dmPolicy: allowlist
+    allowFrom: ["123456789012345678"]"#
+            ),
+        ),
+    };
     format!(
         r#"# Written by `ocfo lab up` for lab `{name}`: two local hosts that behave like
 # fresh VPSes. The bridge plays the tailnet, so Tailscale is off; Node comes
 # from a local mirror; the workspace repository is shared by both hosts.
-# Channel tokens are fake (files in secrets/): the gateways start, but no chat
-# is reachable.
+# The chat world on this machine stands in for Telegram's Bot API and for a
+# model provider (docs/lab.md): `ocfo lab chat` writes to the bots.
 name: {name}
 
 ssh:
@@ -77,11 +119,11 @@ nodes:
   primary:
     host: {pa}
     private_address: {pa}
-    channels: [telegram]
+    channels: [primary-bot]
   standby:
     host: {sa}
     private_address: {sa}
-    channels: [discord]
+    channels: [{standby_entry}]
 
 network:
   private_cidr: {subnet}
@@ -99,22 +141,38 @@ openclaw:
   bind: custom
   gateway_token: {{file: {dir}/secrets/gateway_token}}
   model:
-    primary: anthropic/claude-opus-4-6
-    fallbacks: [anthropic/claude-sonnet-4-5]
+    primary: lab/{model}
+    fallbacks: []
   env: {{}}
-  config: {{}}
-  # The fake channels cannot drain against real APIs; do not wait minutes.
+  config:
+    # The chat world's model stand-in, an OpenAI-compatible custom provider.
+    models:
+      providers:
+        lab:
+          baseUrl: "{model_url}"
+          api: openai-completions
+          apiKey: {{file: {dir}/{model_key}}}
+          models:
+            - id: {model}
+              name: Lab echo model
+              reasoning: false
+              input: [text]
+              contextWindow: 128000
+              maxTokens: 4096
+  # The lab's chats drain in seconds; do not wait minutes.
   stop_timeout: 20s
 
 channels:
-  telegram:
-    botToken: {{file: {dir}/{tg}}}
+  # A Telegram bot per node, each its own token: the chat world's Bot API
+  # stand-in serves both (apiRoot).
+  primary-bot:
+    type: telegram
+    label: "@{name}_primary_bot"
+    botToken: {{file: {dir}/{tg_primary}}}
+    apiRoot: "{root}"
     dmPolicy: allowlist
-    allowFrom: ["tg:123456789"]
-  discord:
-    token: {{file: {dir}/{dc}}}
-    dmPolicy: allowlist
-    allowFrom: ["123456789012345678"]
+    allowFrom: ["tg:{user}"]
+{standby_block}
 
 workspace:
   repo: {ws}
@@ -131,9 +189,6 @@ monitor:
   rise: 5
   hold_down: 60s
   stall_grace: 10s
-  # The fake tokens never connect, so the primary's channel always fails its
-  # readiness check: judge the gateway only.
-  channel_failure: ignore
 
 hardening:
   fail2ban: true
@@ -148,8 +203,12 @@ hardening:
         node = image::NODE_VERSION,
         mirror = MIRROR_MOUNT,
         ws = WORKSPACE_MOUNT,
-        tg = FAKE_TOKEN_FILES[0],
-        dc = FAKE_TOKEN_FILES[1],
+        tg_primary = super::world::TELEGRAM_TOKEN_FILES[0].1,
+        root = p.telegram_root,
+        user = super::world::lab_user().id,
+        model_url = p.model_url,
+        model_key = super::world::MODEL_KEY_FILE,
+        model = super::world::model_id(),
     )
 }
 
@@ -158,54 +217,74 @@ mod tests {
     use super::*;
     use crate::inventory::{load_str, LoadOptions};
 
-    /// The generated inventory, with its secret files in place, validates
-    /// with no diagnostic at all: no warning about literal credentials.
-    #[test]
-    fn lab_inventory_validates_without_warnings() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
+    fn lab_text(dir: &Path, standby_channel: StandbyChannel) -> String {
         std::fs::create_dir_all(dir.join("secrets")).unwrap();
-        std::fs::write(dir.join("secrets/gateway_token"), "0123abcd\n").unwrap();
-        std::fs::write(dir.join("workspace_deploy_key"), "fake key\n").unwrap();
-        write_fake_tokens(dir, "ops").unwrap();
+        for f in ["secrets/gateway_token", "workspace_deploy_key"]
+            .into_iter()
+            .chain(secret_files())
+        {
+            std::fs::write(dir.join(f), format!("value-of-{f}-0123456789\n")).unwrap();
+        }
         let ca = dir.join("ca.pem");
         std::fs::write(&ca, "pem").unwrap();
-        let text = text(&Params {
+        text(&Params {
             name: "ops",
             dir,
             primary: "10.231.6.11",
             standby: "10.231.6.12",
             subnet: "10.231.6.0/24",
             cas: &[ca.display().to_string()],
-        });
-        assert!(!text.contains("lab-fake"), "a literal token in:\n{text}");
-        let loaded = load_str(&text, &dir.join("inventory.yaml"), LoadOptions::default());
-        assert!(
-            loaded.report.diagnostics.is_empty(),
-            "{}",
-            loaded.report.render(false)
-        );
-        assert!(loaded.inventory.is_some());
-        assert_eq!(loaded.secrets.values().count(), 4);
+            telegram_root: "http://10.231.6.1:8081",
+            model_url: "http://10.231.6.1:8082/v1",
+            standby_channel,
+        })
+    }
+
+    /// Both variants, with their secret files in place, validate with no
+    /// diagnostic at all: no warning about literal credentials.
+    #[test]
+    fn lab_inventories_validate_without_warnings() {
+        for (variant, standby_kind) in [
+            (StandbyChannel::Telegram, "telegram"),
+            (StandbyChannel::Discord, "discord"),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let text = lab_text(tmp.path(), variant);
+            assert!(!text.contains("value-of"), "a literal secret in:\n{text}");
+            let loaded = load_str(
+                &text,
+                &tmp.path().join("inventory.yaml"),
+                LoadOptions::default(),
+            );
+            assert!(
+                loaded.report.diagnostics.is_empty(),
+                "{}",
+                loaded.report.render(false)
+            );
+            let inv = loaded.inventory.unwrap();
+            assert_eq!(
+                inv.channel_ids(crate::inventory::Role::Primary),
+                ["telegram"]
+            );
+            assert_eq!(
+                inv.channel_ids(crate::inventory::Role::Standby),
+                [standby_kind]
+            );
+            // Gateway token, deploy key, the model key, two channel tokens.
+            assert_eq!(loaded.secrets.values().count(), 5);
+        }
     }
 
     #[test]
-    fn fake_tokens_are_private_distinct_and_kept() {
+    fn the_fake_discord_token_is_private_and_kept() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
-        write_fake_tokens(tmp.path(), "ops").unwrap();
-        let read = |f: &str| std::fs::read_to_string(tmp.path().join(f)).unwrap();
-        let (tg, dc) = (read(FAKE_TOKEN_FILES[0]), read(FAKE_TOKEN_FILES[1]));
-        assert_ne!(tg, dc);
-        for f in FAKE_TOKEN_FILES {
-            let mode = std::fs::metadata(tmp.path().join(f))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600, "{f}");
-        }
-        std::fs::write(tmp.path().join(FAKE_TOKEN_FILES[0]), "changed\n").unwrap();
-        write_fake_tokens(tmp.path(), "ops").unwrap();
-        assert_eq!(read(FAKE_TOKEN_FILES[0]), "changed\n");
+        write_fake_discord_token(tmp.path(), "ops").unwrap();
+        let path = tmp.path().join(FAKE_DISCORD_TOKEN_FILE);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(&path, "changed\n").unwrap();
+        write_fake_discord_token(tmp.path(), "ops").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "changed\n");
     }
 }

@@ -12,6 +12,7 @@ mod inventory;
 mod net;
 mod prereqs;
 mod sys;
+pub mod world;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,6 +56,22 @@ pub struct LabState {
     pub dir: PathBuf,
     pub ip_forward_before: String,
     pub hosts: BTreeMap<String, HostState>,
+    /// The standby's channel: a second Telegram bot (the default), or the
+    /// Discord variant that keeps the plugin path covered.
+    #[serde(default)]
+    pub standby_channel: StandbyChannel,
+}
+
+/// Which channel the lab's standby owns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StandbyChannel {
+    /// A second Telegram bot, served by the chat world like the primary's.
+    #[default]
+    Telegram,
+    /// Discord (a plugin, armed and started for real) with a fake token: it
+    /// never connects, so the standby's answers cannot be chatted with.
+    Discord,
 }
 
 impl LabState {
@@ -140,6 +157,8 @@ pub struct UpOptions {
     /// `A.B.C.0/24`; derived from the name when absent.
     pub subnet: Option<String>,
     pub refresh: bool,
+    /// The standby's channel; `None` keeps an existing lab's (else Telegram).
+    pub standby_channel: Option<StandbyChannel>,
 }
 
 fn validate_name(name: &str) -> Result<(), LabError> {
@@ -212,6 +231,7 @@ fn new_state(opts: &UpOptions) -> Result<LabState, LabError> {
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "0".into()),
         hosts,
+        standby_channel: opts.standby_channel.unwrap_or_default(),
     })
 }
 
@@ -232,6 +252,9 @@ pub fn up(opts: &UpOptions) -> Result<UpReport, LabError> {
         Ok(mut existing) => {
             if let Some(d) = &opts.dir {
                 existing.dir = d.clone();
+            }
+            if let Some(c) = opts.standby_channel {
+                existing.standby_channel = c;
             }
             if let Some(s) = &opts.subnet {
                 if parse_subnet(s)? != existing.prefix {
@@ -257,6 +280,7 @@ pub fn up(opts: &UpOptions) -> Result<UpReport, LabError> {
     ensure_keys(&lab)?;
     ensure_workspace(&lab)?;
     net::ensure(&lab)?;
+    let world = world::ensure(&lab)?;
 
     let pubkey = std::fs::read_to_string(lab.key_path().with_extension("pub"))
         .map_err(|e| other(e.to_string()))?;
@@ -283,7 +307,7 @@ pub fn up(opts: &UpOptions) -> Result<UpReport, LabError> {
     }
     crate::fsutil::write_atomic(&lab.known_hosts_path(), known_hosts.as_bytes(), 0o644)
         .map_err(|e| other(e.to_string()))?;
-    inventory::write(&lab)?;
+    inventory::write(&lab, &world)?;
     for node in &nodes {
         let h = lab.host(node)?;
         host::wait_for_ssh(&h.address, Duration::from_secs(90)).map_err(|e| {
@@ -382,6 +406,9 @@ pub struct Status {
     pub inventory: PathBuf,
     pub hosts: Vec<HostStatus>,
     pub cuts: Vec<(String, String)>,
+    pub standby_channel: StandbyChannel,
+    /// The chat world's bots, when it runs.
+    pub world: Option<Vec<world::state::BotStatus>>,
 }
 
 pub fn status(name: &str) -> Result<Status, LabError> {
@@ -404,6 +431,11 @@ pub fn status(name: &str) -> Result<Status, LabError> {
         inventory: lab.inventory_path(),
         cuts: net::cuts(&lab),
         hosts,
+        standby_channel: lab.standby_channel,
+        world: world::is_running(&lab)
+            .then(|| world::block_on(world::client::WorldClient::for_lab(&lab).status()).ok())
+            .flatten()
+            .and_then(Result::ok),
     })
 }
 
@@ -413,6 +445,7 @@ pub fn down(name: &str, purge: bool) -> Result<(), LabError> {
     prereqs::check()?;
     let mut problems = Vec::new();
     if let Ok(lab) = LabState::load(name) {
+        world::stop(&lab);
         for h in lab.hosts.values() {
             if let Err(e) = host::stop(h) {
                 problems.push(e.to_string());
@@ -438,7 +471,7 @@ pub fn down(name: &str, purge: bool) -> Result<(), LabError> {
                 "secrets/gateway_token",
             ]
             .into_iter()
-            .chain(inventory::FAKE_TOKEN_FILES)
+            .chain(inventory::secret_files())
             {
                 let _ = std::fs::remove_file(lab.dir.join(f));
             }
@@ -483,6 +516,50 @@ pub fn start(name: &str, node: &str) -> Result<(), LabError> {
     lab.save()?;
     host::wait_for_ssh(&lab.host(node)?.address, Duration::from_secs(90))?;
     Ok(())
+}
+
+/// `ocfo lab chat`: writes to the node's bot as the lab's user and waits
+/// for the answer.
+pub fn chat(
+    name: &str,
+    node: &str,
+    text: &str,
+    wait: Duration,
+) -> Result<world::client::ChatReply, LabError> {
+    let lab = LabState::load(name)?;
+    lab.host(node)?;
+    if node == "standby" && lab.standby_channel == StandbyChannel::Discord {
+        return Err(other(format!(
+            "lab `{name}`'s standby uses Discord, which the chat world does not stand in for; `ocfo lab up --name {name} --standby-channel telegram` and a deploy give it a Telegram bot"
+        )));
+    }
+    let client = world::client::WorldClient::for_lab(&lab);
+    world::block_on(client.chat(node, text, wait))?.map_err(other)
+}
+
+/// `ocfo lab transcript`: every message each bot received and sent.
+pub fn transcript(name: &str) -> Result<Vec<world::client::TranscriptLine>, LabError> {
+    let lab = LabState::load(name)?;
+    let client = world::client::WorldClient::for_lab(&lab);
+    world::block_on(async {
+        let events = client.all_events().await?;
+        let bots = client.status().await?;
+        Ok::<_, String>(world::client::transcript(&events, &bots))
+    })?
+    .map_err(other)
+}
+
+/// `ocfo lab world`: the chat world's process, until SIGTERM.
+pub fn serve_world(name: &str) -> Result<(), LabError> {
+    let lab = LabState::load(name)?;
+    let config = world::load_config(&lab)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| other(e.to_string()))?
+        .block_on(world::serve(config))
+        .map_err(other)
 }
 
 pub fn cut(name: &str, a: &str, b: &str) -> Result<(), LabError> {

@@ -21,6 +21,20 @@ fn machine_rules(lab: &LabState) -> Vec<(&'static str, &'static str, Vec<String>
                 lab.subnet, lab.bridge
             )),
         ),
+        // The chat world's stand-ins listen on the bridge's address: only
+        // the lab's hosts (on the bridge) and this machine itself may reach
+        // them, not the rest of the network the machine is on.
+        (
+            "filter",
+            "INPUT",
+            words(&format!(
+                "-d {} -p tcp -m multiport --dports {},{} ! -i {} -m addrtype ! --src-type LOCAL -m comment --comment {c} -j DROP",
+                bridge_address(lab),
+                super::world::TELEGRAM_PORT,
+                super::world::MODEL_PORT,
+                lab.bridge
+            )),
+        ),
         // Hosts forward through the machine even where FORWARD's policy is DROP.
         (
             "filter",

@@ -155,6 +155,38 @@ struct Validation {
     warnings: Vec<serde_json::Value>,
     #[serde(default)]
     errors: Vec<serde_json::Value>,
+    /// 2026.9.6 names the failing keys here (`{path, message}`).
+    #[serde(default)]
+    issues: Vec<serde_json::Value>,
+}
+
+impl Validation {
+    /// `path: message` per problem (at most 10), or the raw entries.
+    fn problems(self) -> String {
+        let all: Vec<serde_json::Value> = self
+            .issues
+            .into_iter()
+            .chain(self.errors)
+            .chain(self.warnings)
+            .collect();
+        let mut lines: Vec<String> = all
+            .iter()
+            .take(10)
+            .map(|p| match (p["path"].as_str(), p["message"].as_str()) {
+                (Some(path), Some(m)) => format!("{path}: {m}"),
+                (None, Some(m)) => m.to_string(),
+                _ => p.to_string(),
+            })
+            .collect();
+        if all.len() > 10 {
+            lines.push(format!("and {} more", all.len() - 10));
+        }
+        if lines.is_empty() {
+            "no reason given".into()
+        } else {
+            lines.join("; ")
+        }
+    }
 }
 
 /// Remembers what was last validated: the CLI takes seconds to start, and a
@@ -206,10 +238,7 @@ pub async fn validate<H: Host>(
         }
         Some(v) => Err(fail(format!(
             "openclaw config validate says the config is invalid: {}",
-            ctx.redactor.redact(
-                &serde_json::Value::Array(v.errors.into_iter().chain(v.warnings).collect())
-                    .to_string()
-            )
+            ctx.redactor.redact(&v.problems())
         ))),
         None => Err(fail(format!(
             "openclaw config validate failed ({}): {}",

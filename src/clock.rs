@@ -1,0 +1,73 @@
+//! Wall-clock time as ocfo writes it: Unix milliseconds, RFC 3339 UTC and
+//! compact stamps, without a date library (a calendar from days since the
+//! epoch is a dozen lines; the monitor stays small).
+
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `20261124T140312Z`.
+pub fn utc_stamp() -> String {
+    let (date, h, m, s) = split(unix_ms() / 1000);
+    format!("{}T{h:02}{m:02}{s:02}Z", date.replace('-', ""))
+}
+
+fn split(secs: u64) -> (String, u64, u64, u64) {
+    let (days, rem) = (secs / 86400, secs % 86400);
+    let (y, mo, d) = civil_from_days(days as i64);
+    (
+        format!("{y:04}-{mo:02}-{d:02}"),
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+    )
+}
+
+/// RFC 3339 UTC time of now, for state files and notifications.
+pub fn rfc3339_now() -> String {
+    rfc3339(unix_ms() / 1000)
+}
+
+/// `2026-11-24T14:03:12Z`.
+pub fn rfc3339(unix_secs: u64) -> String {
+    let (date, h, m, s) = split(unix_secs);
+    format!("{date}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// `2026-11-24T14:03:12.345Z`.
+pub fn rfc3339_ms(unix_ms: u64) -> String {
+    let (date, h, m, s) = split(unix_ms / 1000);
+    format!("{date}T{h:02}:{m:02}:{s:02}.{:03}Z", unix_ms % 1000)
+}
+
+/// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = if z >= 0 { z } else { z - 146096 } / 146097;
+    let doe = (z - era * 146097) as u64;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe as i64 + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20416), (2025, 11, 24));
+        assert_eq!(civil_from_days(11016), (2000, 2, 29));
+        assert_eq!(rfc3339(1763992992), "2025-11-24T14:03:12Z");
+        assert_eq!(rfc3339_ms(1763992992345), "2025-11-24T14:03:12.345Z");
+        assert_eq!(utc_stamp().len(), 16);
+    }
+}
