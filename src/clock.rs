@@ -43,6 +43,12 @@ pub fn rfc3339_ms(unix_ms: u64) -> String {
     format!("{date}T{h:02}:{m:02}:{s:02}.{:03}Z", unix_ms % 1000)
 }
 
+/// `14:03 UTC`: a time for people, in messages.
+pub fn hhmm_utc(unix_secs: u64) -> String {
+    let (_, h, m, _) = split(unix_secs);
+    format!("{h:02}:{m:02} UTC")
+}
+
 /// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719468;
@@ -69,5 +75,6 @@ mod tests {
         assert_eq!(rfc3339(1763992992), "2025-11-24T14:03:12Z");
         assert_eq!(rfc3339_ms(1763992992345), "2025-11-24T14:03:12.345Z");
         assert_eq!(utc_stamp().len(), 16);
+        assert_eq!(hhmm_utc(1763992992), "14:03 UTC");
     }
 }

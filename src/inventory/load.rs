@@ -281,6 +281,9 @@ fn decode(
     if let (Some((primary, standby)), Some(channels)) = (&nodes, &channels) {
         rules::check_channel_ownership(d, primary, standby, channels);
     }
+    if let (Some((_, standby)), Some(channels), Some(m)) = (&nodes, &channels, &monitor) {
+        rules::check_announce(d, &m.announce, standby, channels);
+    }
     if let Some((primary, standby)) = &nodes {
         rules::check_nodes_distinct(d, primary, standby);
         if let Some(net) = &network {
@@ -336,6 +339,7 @@ fn default_monitor() -> MonitorSettings {
         stall_grace: Duration::from_secs(10),
         binary_source: None,
         binary_sha256: Default::default(),
+        announce: Default::default(),
     }
 }
 
@@ -1073,9 +1077,14 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
             "stall_grace",
             "binary_source",
             "binary_sha256",
+            "announce",
         ],
     )?;
     let def = default_monitor();
+    let announce = match f.get("announce") {
+        None => Some(def.announce.clone()),
+        Some(n) => announce(d, n),
+    };
     let binary_source = match f.get("binary_source") {
         None => Some(None),
         Some(n) => download_base(d, n, "monitor.binary_source").map(Some),
@@ -1175,6 +1184,77 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
         stall_grace: stall_grace?,
         binary_source: binary_source?,
         binary_sha256: binary_sha256?,
+        announce: announce?,
+    })
+}
+
+/// `monitor.announce`: `enabled`, `to` (a list, or per channel entry),
+/// `takeover` and `failback` texts with placeholders.
+fn announce(d: &mut Decoder, node: &Node) -> Option<super::announce::Announce> {
+    use super::announce::{check_placeholders, Announce};
+    let path = "monitor.announce";
+    let f = d.fields(node, path, &["enabled", "to", "takeover", "failback"])?;
+    let def = Announce::default();
+    let enabled = d.boolean(&f, "enabled", true);
+    let to = match f.get("to") {
+        None => Some(None),
+        Some(n) => match &n.kind {
+            // A list: for the standby's only channel (checked by rules).
+            Kind::Seq(_) => d
+                .string_list(n, &f.path_of("to"))
+                .map(|l| Some(IndexMap::from([(String::new(), l)]))),
+            Kind::Map(_) => {
+                let entries = d.entries(n, &f.path_of("to"))?;
+                let mut m = IndexMap::new();
+                let mut ok = true;
+                for (k, v) in entries {
+                    match d.string_list(v, &join(&f.path_of("to"), &k.name)) {
+                        Some(l) => {
+                            m.insert(k.name.clone(), l);
+                        }
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Some(m))
+            }
+            _ => {
+                d.error(
+                    &f.path_of("to"),
+                    n.loc,
+                    format!("expected a list of allowFrom entries (or one per standby channel), found {}", n.type_name()),
+                );
+                None
+            }
+        },
+    };
+    let mut text = |key: &str, default: &str| -> Option<String> {
+        let Some(n) = f.get(key) else {
+            return Some(default.to_string());
+        };
+        let t = d.string(n, &f.path_of(key))?;
+        let problem = if t.trim().is_empty() {
+            Some("must not be empty (use `enabled: false` to send nothing)".to_string())
+        } else if t.chars().count() > 1000 {
+            Some("at most 1000 characters: it is one chat message".to_string())
+        } else {
+            check_placeholders(&t).err()
+        };
+        match problem {
+            Some(p) => {
+                d.error(&f.path_of(key), n.loc, p);
+                None
+            }
+            None => Some(t),
+        }
+    };
+    let takeover = text("takeover", &def.takeover);
+    let failback = text("failback", &def.failback);
+    Some(Announce {
+        enabled: enabled?,
+        to: to?,
+        takeover: takeover?,
+        failback: failback?,
+        loc: Some(node.loc),
     })
 }
 

@@ -4,6 +4,7 @@
 //! tree that remembers positions, `load` types it section by section through
 //! `decode`, and `rules` checks what spans sections (the channel split).
 
+pub mod announce;
 mod decode;
 mod load;
 mod model;

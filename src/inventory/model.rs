@@ -316,6 +316,8 @@ pub struct MonitorSettings {
     /// SHA-256 of that file per architecture (`x86_64`, `aarch64`), pinned
     /// by the operator; checked against what this ocfo was built to vouch for.
     pub binary_sha256: std::collections::BTreeMap<String, String>,
+    /// What the standby tells its users at takeover and failback.
+    pub announce: super::announce::Announce,
 }
 
 pub use crate::monitor::config::{ChannelFailure, StandbyMode};

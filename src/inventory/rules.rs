@@ -276,3 +276,93 @@ fn collect_credentials<'a>(
         _ => {}
     }
 }
+
+/// `monitor.announce` names only allowlisted DM users of the standby's own
+/// channels: never a group, never someone its allowlist would not admit.
+pub(super) fn check_announce(
+    d: &mut Decoder,
+    announce: &super::announce::Announce,
+    standby: &DecodedNode,
+    channels: &IndexMap<String, Channel>,
+) {
+    use super::announce::{allow_from, dm_target, has_allowlist, recipients};
+    let loc = announce.loc.unwrap_or(standby.loc);
+    let own: Vec<&Channel> = standby
+        .channels
+        .iter()
+        .filter_map(|n| channels.get(n))
+        .collect();
+    if let Some(to) = &announce.to {
+        for (name, entries) in to {
+            let channel = if name.is_empty() {
+                match own.as_slice() {
+                    [only] => *only,
+                    _ => {
+                        d.error(
+                            "monitor.announce.to",
+                            loc,
+                            "the standby owns several channels: give `to` per channel, e.g. `to: {rescue-bot: [\"tg:123456789\"]}`",
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                match own.iter().find(|c| c.name == *name) {
+                    Some(c) => *c,
+                    None => {
+                        let mut diag = Diagnostic::error(format!(
+                            "`{name}` is not one of the standby's channels (announcements go out on the standby's own channels)"
+                        ))
+                        .at(format!("monitor.announce.to.{name}"), Some(loc));
+                        if let Some(s) = did_you_mean(name, own.iter().map(|c| c.name.as_str())) {
+                            diag = diag.hint(format!("did you mean `{s}`?"));
+                        }
+                        d.diagnostics.push(diag);
+                        continue;
+                    }
+                }
+            };
+            let allowed = allow_from(channel);
+            let path = if name.is_empty() {
+                "monitor.announce.to".to_string()
+            } else {
+                format!("monitor.announce.to.{name}")
+            };
+            for entry in entries {
+                if !has_allowlist(channel) || !allowed.contains(entry) {
+                    d.diagnostics.push(
+                        Diagnostic::error(format!(
+                            "`{entry}` is not in channels.{}.allowFrom (with `dmPolicy: allowlist`): the standby only messages people its allowlist admits",
+                            channel.name
+                        ))
+                        .at(path.as_str(), Some(loc)),
+                    );
+                } else if dm_target(&channel.kind, entry).is_none() {
+                    d.error(
+                        &path,
+                        loc,
+                        format!(
+                            "`{entry}` is not one person reachable by direct message on {} (a group, a wildcard or a user name)",
+                            channel.kind
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if announce.enabled {
+        for channel in &own {
+            let told = recipients(announce, &[channel]);
+            if has_allowlist(channel) && told.is_empty() && announce.to.is_none() {
+                d.warn(
+                    "monitor.announce",
+                    loc,
+                    format!(
+                        "nobody on the standby's channel `{}` can be told of a takeover: ocfo addresses direct-message users on telegram and discord (numeric ids in allowFrom)",
+                        channel.name
+                    ),
+                );
+            }
+        }
+    }
+}

@@ -52,6 +52,16 @@ pub trait Actions: Send + Sync {
 
     /// Deploy's hold, if one is in force: who holds and until when.
     fn hold(&self) -> impl Future<Output = Option<Hold>> + Send;
+    /// `ocfo drill`'s lease, if a drill is on: its takeover is announced as one.
+    fn drill(&self) -> impl Future<Output = Option<Hold>> + Send;
+    /// Sends `text` to `target` on the standby's channel `channel` (OpenClaw's
+    /// id) through OpenClaw's own outbound path.
+    fn announce(
+        &self,
+        channel: &str,
+        target: &str,
+        text: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
     /// Whether a planned switchover asks the standby to serve.
     fn switchover_requested(&self) -> impl Future<Output = bool> + Send;
 }
@@ -325,8 +335,9 @@ impl SystemActions {
             1024 * 1024,
         )
         .map_err(|e| format!("cannot read {}: {e}", sw.secrets_source))?;
-        let (uid, gid) = crate::fsutil::user_ids(&sw.user)
-            .ok_or_else(|| format!("no user {} in /etc/passwd", sw.user))?;
+        let user = &self.config.openclaw.user;
+        let (uid, gid) = crate::fsutil::user_ids(user)
+            .ok_or_else(|| format!("no user {user} in /etc/passwd"))?;
         let file = std::path::Path::new(&sw.secrets_file);
         if let Some(dir) = file.parent() {
             crate::fsutil::private_dir(dir, gid)
@@ -336,29 +347,34 @@ impl SystemActions {
             .map_err(|e| format!("cannot write {}: {e}", sw.secrets_file))
     }
 
-    /// `openclaw gateway call METHOD [--params JSON] --json` as the gateway
-    /// user, with the gateway's own environment file (its token).
-    async fn openclaw_call(&self, method: &str, params: Option<&str>) -> Result<String, String> {
-        let sw = self.switches()?;
-        let limit = Duration::from_secs(20);
+    /// `openclaw ARGS` as the gateway user, with the gateway's own
+    /// environment file (its token), within `limit`.
+    async fn openclaw(&self, args: &[&str], limit: Duration) -> Result<String, String> {
+        let cli = &self.config.openclaw;
         let mut c = as_user(
-            &sw.user,
+            &cli.user,
             limit,
             &[
-                ("HOME", sw.home.as_str()),
-                ("PATH", sw.path.as_str()),
-                ("OPENCLAW_CONFIG_PATH", sw.config_path.as_str()),
-                ("OPENCLAW_INCLUDE_ROOTS", sw.dir.as_str()),
+                ("HOME", cli.home.as_str()),
+                ("PATH", cli.path.as_str()),
+                ("OPENCLAW_CONFIG_PATH", cli.config_path.as_str()),
+                ("OPENCLAW_INCLUDE_ROOTS", cli.include_roots.as_str()),
                 ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
             ],
-            Some(&sw.gateway_env),
+            Some(&cli.gateway_env),
         );
-        c.args([sw.openclaw_bin.as_str(), "gateway", "call", method]);
-        if let Some(p) = params {
-            c.args(["--params", p]);
-        }
-        c.arg("--json");
+        c.arg(&cli.bin).args(args);
         run(&mut c, limit + Duration::from_secs(5)).await
+    }
+
+    /// `openclaw gateway call METHOD [--params JSON] --json`.
+    async fn openclaw_call(&self, method: &str, params: Option<&str>) -> Result<String, String> {
+        let mut args = vec!["gateway", "call", method];
+        if let Some(p) = params {
+            args.extend(["--params", p]);
+        }
+        args.push("--json");
+        self.openclaw(&args, Duration::from_secs(20)).await
     }
 }
 
@@ -553,6 +569,34 @@ impl Actions for SystemActions {
 
     async fn switchover_requested(&self) -> bool {
         std::path::Path::new(&self.config.switchover_file).is_file()
+    }
+
+    async fn drill(&self) -> Option<Hold> {
+        Hold::parse_active(&read_small(&self.config.drill_file)?, unix_now())
+    }
+
+    async fn announce(&self, channel: &str, target: &str, text: &str) -> Result<(), String> {
+        let limit = self
+            .config
+            .announce
+            .as_ref()
+            .map_or(Duration::from_secs(30), |a| a.timeout);
+        self.openclaw(
+            &[
+                "message",
+                "send",
+                "--channel",
+                channel,
+                "--target",
+                target,
+                "--message",
+                text,
+                "--json",
+            ],
+            limit,
+        )
+        .await
+        .map(|_| ())
     }
 }
 

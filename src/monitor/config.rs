@@ -107,13 +107,6 @@ pub struct SwitchConfig {
     pub channels: Vec<String>,
     /// Whether automations (cron jobs, heartbeats) run when promoted.
     pub cron_when_promoted: bool,
-    /// The gateway's environment file, for the `openclaw` CLI's status call.
-    pub gateway_env: String,
-    /// `openclaw` and the environment it runs with.
-    pub openclaw_bin: String,
-    pub config_path: String,
-    pub home: String,
-    pub path: String,
     /// How long a switched-on channel may take to start before the monitor
     /// restarts the gateway instead.
     #[serde(with = "dur")]
@@ -124,13 +117,36 @@ pub struct SwitchConfig {
     pub secrets_source: String,
     #[serde(default)]
     pub secrets_file: String,
-    /// The gateway's user: owner of `secrets_file`, runs the `openclaw` CLI.
-    #[serde(default = "default_user")]
-    pub user: String,
 }
 
-fn default_user() -> String {
-    "openclaw".into()
+/// How the monitor runs the `openclaw` CLI against the standby's gateway:
+/// as the gateway's user, with its environment file (the gateway token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenClawCli {
+    pub bin: String,
+    pub user: String,
+    pub home: String,
+    pub path: String,
+    pub config_path: String,
+    /// `OPENCLAW_INCLUDE_ROOTS`: where the config's `$include`s may live.
+    pub include_roots: String,
+    /// The gateway's environment file.
+    pub gateway_env: String,
+}
+
+/// What the standby tells its users at takeover and failback
+/// (`monitor.announce` in the inventory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnounceConfig {
+    pub recipients: Vec<crate::inventory::announce::Recipient>,
+    /// `{since}` and `{why}` are filled in when sent.
+    pub takeover: String,
+    pub failback: String,
+    /// The longest one message may take.
+    #[serde(with = "dur")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,6 +217,18 @@ pub struct MonitorConfig {
     /// A planned switchover: while this file exists the standby serves.
     #[serde(default = "default_switchover_file")]
     pub switchover_file: String,
+    /// A drill is on: while this file names a future expiry, a promotion is
+    /// announced as a drill.
+    #[serde(default = "default_drill_file")]
+    pub drill_file: String,
+    pub openclaw: OpenClawCli,
+    /// No announcements when absent.
+    #[serde(default)]
+    pub announce: Option<AnnounceConfig>,
+}
+
+fn default_drill_file() -> String {
+    crate::render::layout::DRILL_FILE.to_string()
 }
 
 fn default_hold_file() -> String {

@@ -73,6 +73,12 @@ pub struct Daemon<P, A> {
     armed: Option<String>,
     /// Warm: no new arming attempt before this, after one failed.
     arm_retry_at: Option<Instant>,
+    /// The users were told of the current promotion (so they are told of
+    /// its end).
+    told: bool,
+    /// When the users were last told of an unplanned takeover: within the
+    /// flap window they are not told again.
+    told_unplanned_at: Option<Instant>,
 }
 
 /// How long an armed gateway may take to reload its config and the channel
@@ -129,7 +135,16 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             hold: None,
             switchover,
             primary_channels_failing_since: None,
+            announcements: Default::default(),
         };
+        // What the users were told survives a restart of the monitor: a
+        // promotion they heard of gets its failback message.
+        let previous = MonitorState::load(&config.state_file).ok();
+        let told = running
+            && previous
+                .as_ref()
+                .and_then(|p| p.announcements.iter().rev().find(|a| a.outcome == "sent"))
+                .is_some_and(|a| a.kind == "takeover");
         let mut d = Daemon {
             config,
             prober,
@@ -144,7 +159,12 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             local_misses: 0,
             arm_retry_at: None,
             armed,
+            told,
+            told_unplanned_at: None,
         };
+        if let Some(p) = previous {
+            d.state.announcements = p.announcements;
+        }
         d.state.armed = d.armed.as_ref().map(|_| true);
         tracing::info!(
             role = d.machine.role.as_str(),
@@ -192,6 +212,28 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         }
         match self.config.probe.channel_failure {
             ChannelFailure::Ignore => true,
+            // Serving, the standby steps down only for a primary whose
+            // channels run: one whose gateway is back but whose channel
+            // stays down (a bad token, OpenClaw's crash-loop breaker) would
+            // leave the users with no bot at all.
+            ChannelFailure::Failover if self.machine.role != Role::Watching => {
+                if self.state.primary_channels_failing_since.is_none() {
+                    self.state.primary_channels_failing_since = Some(rfc3339_now());
+                    self.notify(
+                        "primary_channel_down",
+                        &format!(
+                            "the primary's gateway answers but its channel{} {} fail{}: the standby keeps serving until {} run{} again",
+                            if r.channels_failing.len() == 1 { "" } else { "s" },
+                            r.channels_failing.join(", "),
+                            if r.channels_failing.len() == 1 { "s" } else { "" },
+                            if r.channels_failing.len() == 1 { "it" } else { "they" },
+                            if r.channels_failing.len() == 1 { "s" } else { "" },
+                        ),
+                    );
+                }
+                self.channels_failing_since.get_or_insert_with(Instant::now);
+                false
+            }
             ChannelFailure::Failover => {
                 let since = *self.channels_failing_since.get_or_insert_with(Instant::now);
                 if self.state.primary_channels_failing_since.is_none() {
@@ -522,6 +564,8 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             },
         );
         if healthy {
+            self.publish();
+            self.announce_takeover(decided_at_ms).await;
             self.notify(
                 "promoted",
                 &match self.config.standby {
@@ -706,6 +750,120 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         }
     }
 
+    /// Tells the standby's users that it took over: after its channels
+    /// started, so it never delays the promotion. An unplanned takeover is
+    /// told once per flap window (a flapping primary must not send a stream
+    /// of messages); a drill's and a switchover's are always told, as such.
+    async fn announce_takeover(&mut self, decided_at_ms: u64) {
+        use crate::inventory::announce::{fill, WHY_DOWN, WHY_DRILL, WHY_PLANNED};
+        self.told = false;
+        let Some(a) = self.config.announce.clone() else {
+            return;
+        };
+        let drill = self.actions.drill().await.is_some();
+        let planned = self.machine.planned;
+        let why = if drill {
+            WHY_DRILL
+        } else if planned {
+            WHY_PLANNED
+        } else {
+            WHY_DOWN
+        };
+        let unplanned = !drill && !planned;
+        if let Some(at) = self
+            .told_unplanned_at
+            .filter(|t| unplanned && t.elapsed() < self.config.flap.window)
+        {
+            let detail = format!(
+                "the users were told of a takeover {}s ago; within the flap window ({}s) they are told once",
+                at.elapsed().as_secs(),
+                self.config.flap.window.as_secs()
+            );
+            self.record_announcement("takeover", None, "suppressed", Some(detail.clone()));
+            self.notify("announce_suppressed", &detail);
+            return;
+        }
+        let since = crate::clock::hhmm_utc(decided_at_ms / 1000);
+        let text = fill(&a.takeover, &[("since", since.as_str()), ("why", why)]);
+        if self.send_to_all(&a, "takeover", &text).await {
+            self.told = true;
+            if unplanned {
+                self.told_unplanned_at = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Tells the users the primary is back, if they were told it was gone.
+    async fn announce_failback(&mut self) {
+        use crate::inventory::announce::fill;
+        let Some(a) = self.config.announce.clone().filter(|_| self.told) else {
+            return;
+        };
+        self.told = false;
+        let since = crate::clock::hhmm_utc(crate::clock::unix_ms() / 1000);
+        let text = fill(&a.failback, &[("since", since.as_str()), ("why", "")]);
+        self.send_to_all(&a, "failback", &text).await;
+    }
+
+    /// One message to every recipient, each within the time limit; failures
+    /// are logged, notified and kept in the state file. True if any arrived.
+    async fn send_to_all(
+        &mut self,
+        a: &super::config::AnnounceConfig,
+        kind: &str,
+        text: &str,
+    ) -> bool {
+        let mut any = false;
+        for r in &a.recipients {
+            let sent = tokio::time::timeout(
+                a.timeout + Duration::from_secs(5),
+                self.actions.announce(&r.channel, &r.target, text),
+            )
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {}s", a.timeout.as_secs())));
+            match sent {
+                Ok(()) => {
+                    any = true;
+                    tracing::info!(kind, channel = %r.channel, "announced");
+                    self.record_announcement(kind, Some(r), "sent", None);
+                }
+                Err(e) => {
+                    self.record_announcement(kind, Some(r), "failed", Some(e.clone()));
+                    self.action_failed(
+                        "announce_failed",
+                        format!(
+                            "telling {} on {} of the {kind} failed: {e}",
+                            r.target, r.channel
+                        ),
+                    );
+                }
+            }
+        }
+        any
+    }
+
+    fn record_announcement(
+        &mut self,
+        kind: &str,
+        to: Option<&crate::inventory::announce::Recipient>,
+        outcome: &str,
+        detail: Option<String>,
+    ) {
+        self.state
+            .announcements
+            .push_back(super::state_file::Announcement {
+                at: rfc3339_now(),
+                kind: kind.into(),
+                channel: to.map(|r| r.channel.clone()).unwrap_or_default(),
+                target: to.map(|r| r.target.clone()).unwrap_or_default(),
+                outcome: outcome.into(),
+                detail,
+            });
+        while self.state.announcements.len() > super::state_file::KEEP_ANNOUNCEMENTS {
+            self.state.announcements.pop_front();
+        }
+    }
+
     async fn demote(&mut self, reason: &str) {
         self.transition(Role::Promoted, Role::Demoting, reason);
         self.notify(
@@ -713,6 +871,12 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             &format!("primary is back ({reason}); demoting the standby"),
         );
         self.publish();
+        // A cold standby cannot send once its gateway is stopped; a warm
+        // one still can (OpenClaw sends with its channels stopped), so it
+        // steps down first and says so right after.
+        if self.config.standby == StandbyMode::Cold {
+            self.announce_failback().await;
+        }
         let stopped = match self.config.standby {
             StandbyMode::Cold => self.actions.stop_gateway().await,
             StandbyMode::Warm => self.actions.switch_channels(false).await,
@@ -730,6 +894,9 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         // The standby no longer serves: say so now (ocfo drill's failback
         // ends here), the rest of the demotion is housekeeping.
         self.publish();
+        if self.config.standby == StandbyMode::Warm {
+            self.announce_failback().await;
+        }
         if self.config.standby == StandbyMode::Warm {
             self.automations(false).await;
         }

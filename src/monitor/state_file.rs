@@ -73,7 +73,26 @@ pub struct MonitorState {
     /// Since when (RFC 3339) every primary channel fails while its gateway serves.
     #[serde(default)]
     pub primary_channels_failing_since: Option<String>,
+    /// The last messages to the users (takeover, failback), newest last.
+    #[serde(default)]
+    pub announcements: VecDeque<Announcement>,
 }
+
+/// One message the standby sent its users, or did not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    pub at: String,
+    /// `takeover` or `failback`.
+    pub kind: String,
+    pub channel: String,
+    pub target: String,
+    /// `sent`, `failed` or `suppressed`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+pub const KEEP_ANNOUNCEMENTS: usize = 10;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PromotionTiming {

@@ -46,6 +46,17 @@ fn config(dir: &std::path::Path) -> MonitorConfig {
         switches: None,
         hold_file: dir.join("hold.json").display().to_string(),
         switchover_file: dir.join("switchover.json").display().to_string(),
+        drill_file: dir.join("drill.json").display().to_string(),
+        openclaw: super::config::OpenClawCli {
+            bin: "/opt/openclaw/bin/openclaw".into(),
+            user: "openclaw".into(),
+            home: "/home/openclaw".into(),
+            path: "/usr/bin:/bin".into(),
+            config_path: "/home/openclaw/.openclaw/openclaw.json".into(),
+            include_roots: dir.join("switches").display().to_string(),
+            gateway_env: "/etc/openclaw/gateway.env".into(),
+        },
+        announce: None,
     }
 }
 
@@ -56,15 +67,9 @@ fn warm_config(dir: &std::path::Path) -> MonitorConfig {
             dir: dir.join("switches").display().to_string(),
             channels: vec!["discord".into()],
             cron_when_promoted: true,
-            gateway_env: "/etc/openclaw/gateway.env".into(),
-            openclaw_bin: "/opt/openclaw/bin/openclaw".into(),
-            config_path: "/home/openclaw/.openclaw/openclaw.json".into(),
-            home: "/home/openclaw".into(),
-            path: "/usr/bin:/bin".into(),
             verify_timeout: Duration::from_secs(20),
             secrets_source: "/etc/ocfo/standby-channels.json".into(),
             secrets_file: "/run/ocfo-standby/channels.json".into(),
-            user: "openclaw".into(),
         }),
         ..config(dir)
     }
@@ -121,6 +126,10 @@ struct Fake {
     armed_instance: Mutex<Option<u32>>,
     /// Warm: OpenClaw never takes the credentials.
     arm_broken: bool,
+    /// A drill's lease is on.
+    drill: Mutex<bool>,
+    /// Sending a message to the users fails.
+    announce_broken: bool,
 }
 
 impl Fake {
@@ -244,6 +253,24 @@ impl Actions for &Fake {
     }
     async fn switchover_requested(&self) -> bool {
         *self.switchover.lock().unwrap()
+    }
+    async fn drill(&self) -> Option<super::actions::Hold> {
+        self.drill.lock().unwrap().then(|| super::actions::Hold {
+            until: u64::MAX,
+            by: "drill".into(),
+            reason: "test".into(),
+        })
+    }
+    async fn announce(&self, channel: &str, target: &str, text: &str) -> Result<(), String> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("announce {channel}:{target}: {text}"));
+        if self.announce_broken {
+            Err("gateway not reachable".into())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -787,4 +814,217 @@ async fn a_busy_primary_is_not_down_until_the_stall_lasts() {
     let mut d = warm(dir.path(), &"-".repeat(5), &fake).await;
     rounds(&mut d, 3).await;
     assert_eq!(d.machine.role, Role::Promoted);
+}
+
+fn announcing(dir: &std::path::Path) -> MonitorConfig {
+    MonitorConfig {
+        announce: Some(super::config::AnnounceConfig {
+            recipients: vec![crate::inventory::announce::Recipient {
+                channel: "telegram".into(),
+                target: "123456789".into(),
+            }],
+            takeover: "{assistant}-less: main {why} at {since}; write here".into(),
+            failback: "main is back since {since}".into(),
+            timeout: Duration::from_secs(30),
+        }),
+        ..warm_config(dir)
+    }
+}
+
+/// Down long enough to promote, then healthy until the standby steps down.
+async fn outage<A: Actions>(d: &mut Daemon<Script, A>) {
+    for _ in 0..60 {
+        rounds(d, 1).await;
+        if d.machine.role == Role::Promoted {
+            break;
+        }
+    }
+    assert_eq!(d.machine.role, Role::Promoted);
+    for _ in 0..60 {
+        rounds(d, 1).await;
+        if d.machine.role == Role::Watching {
+            return;
+        }
+    }
+    panic!("did not step down: {:?}", d.machine.role);
+}
+
+fn said(fake: &Fake) -> Vec<String> {
+    fake.log()
+        .into_iter()
+        .filter(|l| l.starts_with("announce"))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn takeover_and_failback_are_told_after_the_switch_and_once_per_flap_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    *fake.running.lock().unwrap() = true;
+    let cycle = format!("---{}", "+".repeat(40));
+    let mut d = Daemon::start(
+        announcing(dir.path()),
+        script(&cycle.repeat(2)),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    outage(&mut d).await;
+    let log = fake.log();
+    let pos = |prefix: &str| log.iter().position(|l| l.starts_with(prefix)).unwrap();
+    // Told only once the channel runs, never before; the failback message
+    // right after the channel stopped.
+    assert!(pos("switch on") < pos("announce telegram:123456789: {assistant}-less"));
+    assert!(pos("switch off") < pos("announce telegram:123456789: main is back"));
+    let takeover = &said(&fake)[0];
+    assert!(
+        takeover.contains("main stopped answering at ") && takeover.ends_with(" UTC; write here"),
+        "{takeover}"
+    );
+    assert_eq!(said(&fake).len(), 2);
+    // A second outage within the flap window: not told again, and so no
+    // failback message either; the state file says why.
+    outage(&mut d).await;
+    assert_eq!(said(&fake).len(), 2, "{:?}", said(&fake));
+    let outcomes: Vec<(String, String)> = d
+        .state
+        .announcements
+        .iter()
+        .map(|a| (a.kind.clone(), a.outcome.clone()))
+        .collect();
+    let o = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(
+        outcomes,
+        [
+            o("takeover", "sent"),
+            o("failback", "sent"),
+            o("takeover", "suppressed")
+        ]
+    );
+    assert!(d
+        .events
+        .iter()
+        .any(|e| e.starts_with("announce_suppressed")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn drills_are_told_as_drills_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    *fake.running.lock().unwrap() = true;
+    *fake.drill.lock().unwrap() = true;
+    let cycle = format!("---{}", "+".repeat(40));
+    let mut d = Daemon::start(
+        announcing(dir.path()),
+        script(&cycle.repeat(2)),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    outage(&mut d).await;
+    outage(&mut d).await;
+    let said = said(&fake);
+    assert_eq!(said.len(), 4, "{said:?}");
+    assert!(said[0].contains("failover drill"), "{}", said[0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_announcement_never_holds_up_the_promotion() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        announce_broken: true,
+        ..Default::default()
+    };
+    *fake.running.lock().unwrap() = true;
+    let mut d = Daemon::start(
+        announcing(dir.path()),
+        script("---"),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    assert!(d.state.channels_live);
+    let a = d.state.announcements.back().unwrap();
+    assert_eq!(
+        (a.kind.as_str(), a.outcome.as_str()),
+        ("takeover", "failed")
+    );
+    assert!(d.events.iter().any(|e| e.starts_with("announce_failed")));
+    assert!(d
+        .state
+        .last_error
+        .as_deref()
+        .unwrap_or("")
+        .contains("telling 123456789"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_monitor_still_tells_the_failback_it_owes() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    *fake.running.lock().unwrap() = true;
+    let mut d = Daemon::start(
+        announcing(dir.path()),
+        script("---"),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    rounds(&mut d, 3).await;
+    assert_eq!(said(&fake).len(), 1);
+    drop(d);
+    // systemd restarts the monitor while promoted; the primary comes back.
+    let mut d = Daemon::start(
+        announcing(dir.path()),
+        script(&"+".repeat(60)),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    for _ in 0..60 {
+        rounds(&mut d, 1).await;
+        if d.machine.role == Role::Watching {
+            break;
+        }
+    }
+    assert_eq!(said(&fake).len(), 2, "{:?}", said(&fake));
+}
+
+/// Failback waits for the primary's channel, not only its gateway: a primary
+/// whose gateway is back but whose channel stays down (OpenClaw's crash-loop
+/// breaker, a revoked token) keeps the standby serving; when the channel
+/// runs again, the standby steps down as usual.
+#[tokio::test(start_paused = true)]
+async fn a_primary_whose_channel_stays_down_does_not_take_the_service_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let s = format!("---{}{}", "c".repeat(60), "+".repeat(40));
+    let mut d = warm(dir.path(), &s, &fake).await;
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, Role::Promoted);
+    rounds(&mut d, 60).await;
+    assert_eq!(
+        d.machine.role,
+        Role::Promoted,
+        "stepped down to a primary without a channel"
+    );
+    assert!(
+        d.events
+            .iter()
+            .any(|e| e.starts_with("primary_channel_down")),
+        "{:?}",
+        d.events
+    );
+    assert!(d.state.primary_channels_failing_since.is_some());
+    for _ in 0..40 {
+        rounds(&mut d, 1).await;
+        if d.machine.role == Role::Watching {
+            break;
+        }
+    }
+    assert_eq!(d.machine.role, Role::Watching);
+    assert!(d.state.primary_channels_failing_since.is_none());
 }

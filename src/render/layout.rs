@@ -18,6 +18,9 @@ pub const MONITOR_STATE_DIR: &str = "/var/lib/ocfo";
 pub const HOLD_FILE: &str = "/var/lib/ocfo/hold.json";
 /// Present while a planned switchover hands service to the standby.
 pub const SWITCHOVER_FILE: &str = "/var/lib/ocfo/switchover.json";
+/// Written by `ocfo drill` on the standby while it drills (a lease, like
+/// the hold): the takeover it causes is announced as a drill.
+pub const DRILL_FILE: &str = "/var/lib/ocfo/drill.json";
 /// A warm standby's switch files, root-owned, `$include`d by its config
 /// (OpenClaw reads includes outside its own folder only from
 /// `OPENCLAW_INCLUDE_ROOTS`, and never writes them).

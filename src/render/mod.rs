@@ -579,19 +579,55 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             dir: SWITCH_DIR.into(),
             channels: inv.channel_ids(crate::inventory::Role::Standby),
             cron_when_promoted: openclaw_config::cron_enabled(inv),
-            gateway_env: GATEWAY_ENV_FILE.into(),
-            openclaw_bin: format!("{OPENCLAW_PREFIX}/bin/openclaw"),
-            config_path: layout.config_path.clone(),
-            home: layout.home.clone(),
-            path: format!("{OPENCLAW_PREFIX}/bin:{NODE_HOME}/bin:/usr/local/bin:/usr/bin:/bin"),
             verify_timeout: std::time::Duration::from_secs(60),
             secrets_source: STANDBY_SECRETS_SOURCE.into(),
             secrets_file: STANDBY_SECRETS_FILE.into(),
-            user: layout.user.clone(),
         }),
         hold_file: HOLD_FILE.into(),
         switchover_file: SWITCHOVER_FILE.into(),
+        drill_file: DRILL_FILE.into(),
+        openclaw: OpenClawCli {
+            bin: format!("{OPENCLAW_PREFIX}/bin/openclaw"),
+            user: layout.user.clone(),
+            home: layout.home.clone(),
+            path: format!("{OPENCLAW_PREFIX}/bin:{NODE_HOME}/bin:/usr/local/bin:/usr/bin:/bin"),
+            config_path: layout.config_path.clone(),
+            include_roots: SWITCH_DIR.into(),
+            gateway_env: GATEWAY_ENV_FILE.into(),
+        },
+        announce: announce_config(inv),
     }
+}
+
+/// The standby's announcements, their texts with what is known now filled
+/// in (the assistant, both nodes' channels); `None` when nobody is told.
+fn announce_config(inv: &Inventory) -> Option<crate::monitor::config::AnnounceConfig> {
+    use crate::inventory::announce::{fill, recipients};
+    let standby: Vec<&crate::inventory::Channel> =
+        inv.channels_of(crate::inventory::Role::Standby).collect();
+    let a = &inv.monitor.announce;
+    let recipients = recipients(a, &standby);
+    if recipients.is_empty() {
+        return None;
+    }
+    let names = |role| {
+        inv.channels_of(role)
+            .map(|c| c.display_name())
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let values = [
+        ("assistant", inv.name.clone()),
+        ("primary", names(crate::inventory::Role::Primary)),
+        ("standby", names(crate::inventory::Role::Standby)),
+    ];
+    let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Some(crate::monitor::config::AnnounceConfig {
+        recipients,
+        takeover: fill(&a.takeover, &values),
+        failback: fill(&a.failback, &values),
+        timeout: std::time::Duration::from_secs(30),
+    })
 }
 
 /// Writes a node's files under `dir/<role>/<absolute path>`, atomically, with

@@ -73,6 +73,22 @@ pub fn person_text(content: &str) -> Option<String> {
     Some(text.trim().to_string())
 }
 
+/// Whether the turn was started by OpenClaw itself (a heartbeat poll, a
+/// scheduled job), not by the person: its last prompt is not framed as
+/// theirs. Such turns are answered `NO_REPLY`, OpenClaw's "nothing to say",
+/// so nothing reaches the chat.
+pub fn openclaw_turn(request: &Value) -> bool {
+    let last = request["messages"].as_array().and_then(|messages| {
+        messages
+            .iter()
+            .rev()
+            .filter(|m| m["role"] == "user")
+            .map(|m| content_text(&m["content"]))
+            .find(|t| !t.contains(INTERNAL))
+    });
+    last.is_some_and(|t| person_text(&t).is_none())
+}
+
 /// Every message the person wrote, in order.
 pub fn person_messages(request: &Value) -> Vec<String> {
     request["messages"]
@@ -146,7 +162,11 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
                 );
             };
             let messages = person_messages(&request);
-            let text = reply(&messages);
+            let text = if openclaw_turn(&request) {
+                "NO_REPLY".to_string()
+            } else {
+                reply(&messages)
+            };
             let stream = request["stream"] == true;
             shared
                 .world()
@@ -261,6 +281,17 @@ mod tests {
             reply(&[]),
             "lab model: nothing from you in this conversation yet."
         );
+    }
+
+    #[test]
+    fn openclaws_own_turns_get_no_reply() {
+        assert!(!openclaw_turn(&request()));
+        let mut heartbeat = request();
+        heartbeat["messages"]
+            .as_array_mut()
+            .unwrap()
+            .insert(5, json!({"role": "user", "content": "[Sun 2026-12-06 08:37 UTC] Read HEARTBEAT.md if it exists. If nothing needs attention, reply NO_REPLY."}));
+        assert!(openclaw_turn(&heartbeat));
     }
 
     #[test]
