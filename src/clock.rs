@@ -49,6 +49,34 @@ pub fn hhmm_utc(unix_secs: u64) -> String {
     format!("{h:02}:{m:02} UTC")
 }
 
+/// Unix seconds of an RFC 3339 UTC time as ocfo writes it
+/// (`2026-11-24T14:03:12Z`, fractions ignored); `None` for anything else.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
+    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (h, mi, se) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let days = days_from_civil(y as i64, mo as u32, d as u32);
+    Some(days as u64 * 86400 + h * 3600 + mi * 60 + se)
+}
+
+/// A calendar date to days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = (y - era * 400) as u64;
+    let mp = (m as u64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as u64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe as i64 - 719468
+}
+
 /// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719468;
@@ -76,5 +104,9 @@ mod tests {
         assert_eq!(rfc3339_ms(1763992992345), "2025-11-24T14:03:12.345Z");
         assert_eq!(utc_stamp().len(), 16);
         assert_eq!(hhmm_utc(1763992992), "14:03 UTC");
+        assert_eq!(parse_rfc3339("2025-11-24T14:03:12Z"), Some(1763992992));
+        assert_eq!(parse_rfc3339("2000-02-29T00:00:00.5Z"), Some(951782400));
+        assert_eq!(parse_rfc3339(&rfc3339(4102444800)), Some(4102444800));
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

@@ -21,6 +21,13 @@ pub const READY_WAIT: Duration = Duration::from_secs(150);
 
 /// Writes (or renews) the hold file on the standby, atomically.
 pub fn hold_script(by: &str, reason: &str, lease: Duration) -> String {
+    lease_script(HOLD_FILE, by, reason, lease)
+}
+
+/// Writes a lease file (`{"until": <unix s>, "by", "reason"}`) in the
+/// monitor's state folder on the standby, atomically, its expiry computed
+/// with the standby's own clock: the hold, and a drill's mark.
+pub fn lease_script(file: &str, by: &str, reason: &str, lease: Duration) -> String {
     let rest = format!(
         "\"by\": {}, \"reason\": {}",
         serde_json::Value::from(by),
@@ -28,11 +35,11 @@ pub fn hold_script(by: &str, reason: &str, lease: Duration) -> String {
     );
     format!(
         "set -e\nd={d}\n[ ! -L \"$d\" ] || {{ echo \"$d is a symlink\" >&2; exit 1; }}\nmkdir -p \"$d\"\n\
-         u=$(( $(date +%s) + {secs} ))\nprintf '{{\"until\": %s, %s}}\\n' \"$u\" {rest} > \"$d/.hold.tmp\"\nmv -f \"$d/.hold.tmp\" {f}",
+         u=$(( $(date +%s) + {secs} ))\nprintf '{{\"until\": %s, %s}}\\n' \"$u\" {rest} > \"$d/.lease.tmp\"\nmv -f \"$d/.lease.tmp\" {f}",
         d = quote(MONITOR_STATE_DIR),
         secs = lease.as_secs(),
         rest = quote(&rest),
-        f = quote(HOLD_FILE),
+        f = quote(file),
     )
 }
 

@@ -18,7 +18,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 pub mod deploy;
 pub mod drill;
-pub mod drill_junit;
 pub mod engine;
 pub mod hold;
 /// The lab needs Linux (systemd-nspawn, network namespaces, iptables); the

@@ -53,3 +53,16 @@ pub trait UserSide: Send + Sync {
         wait: Duration,
     ) -> impl Future<Output = Result<(Vec<ChatEvent>, u64), String>> + Send;
 }
+
+/// No user's side (a real deployment): drills measure the machine's side only.
+pub struct Nobody;
+
+impl UserSide for Nobody {
+    async fn send(&self, _: &str, _: &str) -> Result<Sent, String> {
+        Err("no user's side here".into())
+    }
+
+    async fn events_after(&self, seq: u64, _: Duration) -> Result<(Vec<ChatEvent>, u64), String> {
+        Ok((Vec::new(), seq))
+    }
+}

@@ -28,9 +28,17 @@ pub struct DrillArgs {
     /// Fail when primary restored → standby stepped down takes longer (default: hold_down + 60s).
     #[arg(long, value_parser = duration)]
     pub max_failback: Option<Duration>,
-    /// Wait this long for a healthy, idle pair before refusing (e.g. right after a deploy).
+    /// Wait up to this long for a healthy, idle pair before refusing (e.g.
+    /// right after a deploy; default 3m, `0s` checks once).
     #[arg(long, value_parser = duration)]
     pub wait: Option<Duration>,
+    /// Drill even when this promotion would make the flap guard pin the
+    /// standby (it then keeps serving until its promotions age out).
+    #[arg(long)]
+    pub allow_pin: bool,
+    /// In a lab, do not chat with the bots (measure the machine's side only).
+    #[arg(long)]
+    pub no_chat: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -53,7 +61,15 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
             .max_failback
             .unwrap_or(inv.monitor.hold_down + Duration::from_secs(60)),
         phase_timeout: Duration::from_secs(600),
-        wait: args.wait.unwrap_or(Duration::ZERO),
+        wait: args.wait.unwrap_or(Duration::from_secs(180)),
+        allow_pin: args.allow_pin,
+        progress: (!out.quiet && !args.json)
+            .then(|| ocfo::drill::Progress(Arc::new(|line: &str| eprintln!("drill: {line}")))),
+    };
+    let user = if args.no_chat {
+        None
+    } else {
+        user_side(&args.inventory, out)
     };
     let Some(rt) = super::runtime() else {
         return ExitCode::FAILURE;
@@ -79,7 +95,21 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
                         opts.fault
                     );
                 }
-                let r = drill(&inv, &p, &s, &opts, &cancel).await;
+                let r = match &user {
+                    #[cfg(target_os = "linux")]
+                    Some(u) => drill(&inv, &p, &s, Some(u), &opts, &cancel).await,
+                    _ => {
+                        drill(
+                            &inv,
+                            &p,
+                            &s,
+                            None::<&ocfo::user_side::Nobody>,
+                            &opts,
+                            &cancel,
+                        )
+                        .await
+                    }
+                };
                 p.close().await;
                 s.close().await;
                 Ok(r)
@@ -109,6 +139,31 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
     super::print_report(&report, report.ok, args.json, timeline)
 }
 
+/// The lab's user, when the inventory is a lab's with a chat world where both
+/// bots live: the drill then also measures failover to the first answer.
+#[cfg(target_os = "linux")]
+fn user_side(
+    inventory: &std::path::Path,
+    out: Output,
+) -> Option<ocfo::lab::world::client::WorldClient> {
+    let lab = ocfo::lab::by_inventory(inventory)?;
+    if !ocfo::lab::world::is_running(&lab) {
+        return None;
+    }
+    if lab.standby_channel != ocfo::lab::StandbyChannel::Telegram {
+        if !out.quiet {
+            eprintln!("drill: lab `{}`'s standby uses Discord, which its chat world does not stand in for: measuring the machine's side only", lab.name);
+        }
+        return None;
+    }
+    Some(ocfo::lab::world::client::WorldClient::for_lab(&lab))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn user_side(_: &std::path::Path, _: Output) -> Option<ocfo::user_side::Nobody> {
+    None
+}
+
 /// Writes the JUnit report when asked; false (after saying why) if it cannot.
 fn write_junit(
     path: Option<&std::path::Path>,
@@ -119,7 +174,7 @@ fn write_junit(
     let Some(path) = path else {
         return true;
     };
-    let xml = ocfo::drill_junit::junit(report, suite, &secrets.redactor());
+    let xml = ocfo::drill::junit::junit(report, suite, &secrets.redactor());
     match ocfo::fsutil::write_atomic(path, xml.as_bytes(), 0o644) {
         Ok(()) => true,
         Err(e) => {

@@ -81,6 +81,7 @@ fn text(p: &Params<'_>) -> String {
     label: "@{name}_standby_bot"
     botToken: {{file: {dir}/{tg_standby}}}
     apiRoot: "{root}"
+    replyToMode: first
     dmPolicy: allowlist
     allowFrom: ["tg:{user}"]"#,
                 name = p.name,
@@ -164,12 +165,14 @@ openclaw:
 
 channels:
   # A Telegram bot per node, each its own token: the chat world's Bot API
-  # stand-in serves both (apiRoot).
+  # stand-in serves both (apiRoot). Answers quote the message they answer
+  # (replyToMode), so drills and tests know which question each answers.
   primary-bot:
     type: telegram
     label: "@{name}_primary_bot"
     botToken: {{file: {dir}/{tg_primary}}}
     apiRoot: "{root}"
+    replyToMode: first
     dmPolicy: allowlist
     allowFrom: ["tg:{user}"]
 {standby_block}

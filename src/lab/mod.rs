@@ -136,6 +136,16 @@ pub fn list_names() -> Vec<String> {
     names
 }
 
+/// The lab whose inventory this is, if any: drills and the demo chat
+/// through its world.
+pub fn by_inventory(inventory: &std::path::Path) -> Option<LabState> {
+    let wanted = std::fs::canonicalize(inventory).ok()?;
+    list_names()
+        .iter()
+        .filter_map(|n| LabState::load(n).ok())
+        .find(|l| std::fs::canonicalize(l.inventory_path()).ok().as_ref() == Some(&wanted))
+}
+
 /// The extra CA certificates this machine trusts (a TLS-inspecting proxy).
 pub fn machine_ca_certificates() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/local/share/ca-certificates")

@@ -157,6 +157,22 @@ pub fn junit(r: &DrillReport, suite: &str, redactor: &Redactor) -> String {
         ("pull_ms", opt(r.pull_ms)),
         ("gateway_start_ms", opt(r.gateway_start_ms)),
         ("primary_recovery_ms", opt(r.primary_recovery_ms)),
+        ("answered_ms", opt(r.answered_ms)),
+        (
+            "announced_ms",
+            opt(r.user.as_ref().and_then(|u| u.announced_ms)),
+        ),
+        (
+            "primary_answered_ms",
+            opt(r.user.as_ref().and_then(|u| u.primary_answered_ms)),
+        ),
+        (
+            "message_in_flight",
+            r.user
+                .as_ref()
+                .and_then(|u| u.before_fault.as_ref())
+                .map_or(String::new(), |b| b.outcome.clone()),
+        ),
     ] {
         x.push_str(&format!(
             "      <property name=\"{name}\" value=\"{}\"/>\n",
@@ -234,6 +250,12 @@ mod tests {
             max_failover_ms: 60_000,
             max_failback_ms: 120_000,
             restored: true,
+            answered_ms: Some(53_100),
+            user: Some(crate::drill::UserView {
+                answered_ms: Some(53_100),
+                announced_ms: Some(52_000),
+                ..Default::default()
+            }),
         }
     }
 
@@ -256,6 +278,8 @@ mod tests {
         ));
         assert!(!x.contains("<failure"));
         assert!(x.contains("<property name=\"detection_ms\" value=\"16300\"/>"));
+        assert!(x.contains("<property name=\"answered_ms\" value=\"53100\"/>"));
+        assert!(x.contains("<property name=\"announced_ms\" value=\"52000\"/>"));
         assert!(x.contains("+50.9s standby&apos;s gateway answers /healthz"));
         assert_eq!(x.matches("<testcase ").count(), 2);
         assert_eq!(x.matches("</testcase>").count(), 2);

@@ -1,0 +1,902 @@
+//! `ocfo drill`: break the primary on purpose, measure the failover and the
+//! failback, and put the primary back whatever happens.
+
+mod chat;
+pub mod junit;
+
+pub use chat::{BeforeFault, UserView};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::engine::Host;
+use crate::inventory::Inventory;
+use crate::monitor::machine::Role;
+use crate::monitor::MonitorState;
+use crate::render::layout::{DRILL_FILE, GATEWAY_UNIT};
+use crate::shell::quote;
+use crate::status::local_health_url;
+use crate::user_side::UserSide;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// Stop the primary's gateway unit.
+    Stop,
+    /// SIGKILL the primary's gateway and keep it down.
+    Kill,
+    /// Block the standby's probes at the primary's firewall (the gateway keeps running).
+    Cut,
+}
+
+#[derive(Debug, Clone)]
+pub struct DrillOptions {
+    pub fault: Fault,
+    pub max_failover: Duration,
+    pub max_failback: Duration,
+    /// The longest any phase may take before the drill gives up.
+    pub phase_timeout: Duration,
+    /// How long preflight waits for a healthy, idle pair before refusing
+    /// (zero: check once).
+    pub wait: Duration,
+    /// Drill even when this promotion would make the flap guard pin the
+    /// standby (it then keeps serving after the drill).
+    pub allow_pin: bool,
+    /// Told what preflight waits for, now and then.
+    pub progress: Option<Progress>,
+}
+
+/// A callback for progress lines (the CLI prints them on stderr).
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Mark {
+    pub phase: &'static str,
+    pub event: String,
+    /// Milliseconds since the phase began (fault injection, or restore).
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DrillReport {
+    pub fault: Option<Fault>,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub timeline: Vec<Mark>,
+    /// Fault → standby's monitor decides to promote.
+    pub detection_ms: Option<u64>,
+    pub pull_ms: Option<u64>,
+    pub gateway_start_ms: Option<u64>,
+    /// Fault → the standby serves: warm, OpenClaw started its channel; cold,
+    /// its gateway answers /healthz.
+    pub failover_ms: Option<u64>,
+    /// Warm: the live switch failed and the monitor restarted the gateway.
+    pub fallback_restart: bool,
+    /// Restore → primary healthy again.
+    pub primary_recovery_ms: Option<u64>,
+    /// Restore → standby demoted and its gateway stopped, and (with a
+    /// user's side) the primary's bot answering again.
+    pub failback_ms: Option<u64>,
+    pub max_failover_ms: u64,
+    pub max_failback_ms: u64,
+    pub restored: bool,
+    /// Fault → the standby's bot answered the user (with a user's side: the
+    /// lab's chat world).
+    pub answered_ms: Option<u64>,
+    /// The user's side of the drill, when one was reachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserView>,
+}
+
+fn fault_script(inv: &Inventory, fault: Fault) -> String {
+    match fault {
+        Fault::Stop => format!("systemctl stop --no-block {GATEWAY_UNIT}"),
+        // Killed, then stopped so that Restart=always does not bring it back.
+        Fault::Kill => format!(
+            "pid=$(systemctl show -p MainPID --value {GATEWAY_UNIT}); [ \"$pid\" -gt 0 ] && kill -9 \"$pid\"; systemctl stop --no-block {GATEWAY_UNIT}"
+        ),
+        Fault::Cut => cut_rule(inv, "-I"),
+    }
+}
+
+fn cut_rule(inv: &Inventory, op: &str) -> String {
+    format!(
+        "iptables -w {op} INPUT {}-s {} -p tcp --dport {} -m comment --comment ocfo-drill -j DROP",
+        if op == "-I" { "1 " } else { "" },
+        inv.standby.private_address,
+        inv.openclaw.port
+    )
+}
+
+fn restore_script(inv: &Inventory, fault: Fault) -> String {
+    match fault {
+        Fault::Stop | Fault::Kill => format!("systemctl start {GATEWAY_UNIT}"),
+        Fault::Cut => format!(
+            "while {}; do {}; done",
+            cut_rule(inv, "-C"),
+            cut_rule(inv, "-D")
+        ),
+    }
+}
+
+/// What the standby sees, in one round trip: its monitor's state, its own
+/// gateway, and the primary's health over the private network.
+struct Observation {
+    state: Option<MonitorState>,
+    own_up: bool,
+    primary_up: bool,
+    unit: String,
+}
+
+impl Observation {
+    fn warm(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| s.standby == "warm")
+    }
+
+    fn role(&self) -> Option<Role> {
+        self.state.as_ref().map(|s| s.role)
+    }
+
+    /// Serving: warm, the channels are switched on; cold, the gateway answers.
+    fn standby_serving(&self) -> bool {
+        if self.warm() {
+            self.state.as_ref().is_some_and(|s| s.channels_live)
+        } else {
+            self.own_up || self.unit == "active"
+        }
+    }
+}
+
+async fn observe<H: Host>(inv: &Inventory, standby: &H) -> Result<Observation, String> {
+    let primary_url = local_health_url(inv, crate::inventory::Role::Primary);
+    let script = format!(
+        "curl -s -m 1 {own} | grep -q '\"ok\":true' && echo own=up || echo own=down\n\
+         curl -s -m 1 {primary} | grep -q '\"ok\":true' && echo primary=up || echo primary=down\n\
+         echo \"unit=$(systemctl is-active {GATEWAY_UNIT})\"\necho --state--\ncat /var/lib/ocfo/monitor-state.json 2>/dev/null || true",
+        own = quote(&local_health_url(inv, crate::inventory::Role::Standby)),
+        primary = quote(&primary_url),
+    );
+    let out = standby
+        .check(&script)
+        .await
+        .map_err(|e| e.to_string())?
+        .stdout;
+    let (head, state) = out.split_once("--state--\n").unwrap_or((out.as_str(), ""));
+    Ok(Observation {
+        state: serde_json::from_str(state.trim()).ok(),
+        own_up: head.contains("own=up"),
+        primary_up: head.contains("primary=up"),
+        unit: head
+            .lines()
+            .find_map(|l| l.strip_prefix("unit="))
+            .unwrap_or("")
+            .to_string(),
+    })
+}
+
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+}
+
+pub async fn run<H: Host, U: UserSide>(
+    inv: &Inventory,
+    primary: &H,
+    standby: &H,
+    user: Option<&U>,
+    opts: &DrillOptions,
+    cancel: &AtomicBool,
+) -> DrillReport {
+    let mut report = DrillReport {
+        fault: Some(opts.fault),
+        max_failover_ms: opts.max_failover.as_millis() as u64,
+        max_failback_ms: opts.max_failback.as_millis() as u64,
+        ..Default::default()
+    };
+    if let Err(p) = preflight(inv, standby, user, opts, cancel).await {
+        report.error = Some(format!("preflight: {p}; not injecting a fault"));
+        return report;
+    }
+    let promotions_before = observe(inv, standby)
+        .await
+        .ok()
+        .and_then(|o| o.state)
+        .map_or(0, |s| s.counters.promotions);
+    let mut view = user.map(|_| UserView::default());
+    // Where the user's side stood before the drill: its review reads on from here.
+    let seq0 = match user {
+        Some(u) => match u.events_after(u64::MAX, Duration::ZERO).await {
+            Ok((_, last)) => last,
+            Err(e) => {
+                report.error = Some(format!("the user's side: {e}"));
+                return report;
+            }
+        },
+        None => 0,
+    };
+    // The standby announces this takeover as a drill.
+    let lease = opts.phase_timeout * 2 + inv.monitor.hold_down;
+    let marked = standby
+        .check(&crate::hold::lease_script(
+            DRILL_FILE,
+            "ocfo drill",
+            &format!("{:?}", opts.fault).to_lowercase(),
+            lease,
+        ))
+        .await;
+    if let Err(e) = marked {
+        report.error = Some(format!("cannot mark the drill on the standby: {e}"));
+        return report;
+    }
+    let in_flight = match user {
+        Some(u) => match chat::in_flight(u).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                report.error = Some(format!("the user's side: {e}"));
+                unmark(standby).await;
+                return report;
+            }
+        },
+        None => None,
+    };
+
+    let clock = Clock {
+        start: Instant::now(),
+    };
+    let fault_at_ms = chat::now_ms();
+    if let Err(e) = primary.check(&fault_script(inv, opts.fault)).await {
+        report.error = Some(format!("injecting the fault failed: {e}"));
+        restore(inv, primary, opts.fault, &mut report).await;
+        unmark(standby).await;
+        return report;
+    }
+    report.timeline.push(Mark {
+        phase: "failover",
+        event: format!("fault injected on the primary ({:?})", opts.fault).to_lowercase(),
+        at_ms: 0,
+    });
+
+    // The machine's side and the user's side of the failover, together.
+    let machine = failover(inv, standby, opts, cancel, &clock, promotions_before);
+    let users = async {
+        match (user, view.as_mut()) {
+            (Some(u), Some(v)) => {
+                chat::ping_until_answered(u, fault_at_ms, opts.phase_timeout, v).await
+            }
+            _ => Ok(()),
+        }
+    };
+    let (machine, users) = tokio::join!(machine, users);
+    let user_error = users.err();
+    match machine {
+        Ok(marks) => {
+            report.detection_ms = marks.detection_ms;
+            report.failover_ms = marks.failover_ms;
+            report.pull_ms = marks.pull_ms;
+            report.gateway_start_ms = marks.gateway_start_ms;
+            report.fallback_restart = marks.fallback_restart;
+            report.timeline.extend(marks.timeline);
+        }
+        Err(e) => {
+            report.error = Some(e);
+            restore(inv, primary, opts.fault, &mut report).await;
+            unmark(standby).await;
+            return report;
+        }
+    }
+    if let Some(v) = &view {
+        report.answered_ms = v.answered_ms;
+        for (at, event) in [
+            (
+                v.standby_fetched_ms,
+                "standby's gateway fetched the user's ping (its channel runs)",
+            ),
+            (v.answered_ms, "standby's bot answered the user"),
+        ] {
+            if let Some(at_ms) = at {
+                report.timeline.push(Mark {
+                    phase: "failover",
+                    event: event.into(),
+                    at_ms,
+                });
+            }
+        }
+    }
+    // A partition: both bots keep answering, each its own user.
+    if let (Fault::Cut, Some(u), Some(v)) = (opts.fault, user, view.as_mut()) {
+        let within = Duration::from_secs(60);
+        let (p, s) = tokio::join!(
+            chat::ask(
+                u,
+                "primary",
+                "drill: during the cut, to the primary",
+                within
+            ),
+            chat::ask(
+                u,
+                "standby",
+                "drill: during the cut, to the standby",
+                within
+            ),
+        );
+        v.cut_both_answered = Some(p.is_ok() && s.is_ok());
+    }
+
+    let clock = Clock {
+        start: Instant::now(),
+    };
+    restore(inv, primary, opts.fault, &mut report).await;
+    if !report.restored {
+        unmark(standby).await;
+        return report;
+    }
+    let restored_at_ms = chat::now_ms();
+    report.timeline.push(Mark {
+        phase: "failback",
+        event: "primary restored".into(),
+        at_ms: 0,
+    });
+    let failback = failback(inv, standby, opts, cancel, &clock, &mut report).await;
+    if let Err(e) = failback {
+        report.error = Some(e);
+        unmark(standby).await;
+        finish_view(
+            user,
+            view,
+            seq0,
+            in_flight,
+            fault_at_ms,
+            restored_at_ms,
+            &mut report,
+        )
+        .await;
+        return report;
+    }
+    // The failback is over when the user can use the primary's bot again,
+    // not when its gateway answers.
+    if let (Some(u), Some(v)) = (user, view.as_mut()) {
+        match chat::ask(u, "primary", "drill: are you back?", opts.phase_timeout).await {
+            Ok(_) => {
+                let at = chat::now_ms().saturating_sub(restored_at_ms);
+                v.primary_answered_ms = Some(at);
+                report.timeline.push(Mark {
+                    phase: "failback",
+                    event: "primary's bot answered the user again".into(),
+                    at_ms: at,
+                });
+                report.failback_ms = report.failback_ms.map(|f| f.max(at));
+            }
+            Err(e) => {
+                report.error = Some(format!(
+                    "the standby stepped down, but the primary's bot does not answer: {e}"
+                ));
+            }
+        }
+    }
+    unmark(standby).await;
+    finish_view(
+        user,
+        view,
+        seq0,
+        in_flight,
+        fault_at_ms,
+        restored_at_ms,
+        &mut report,
+    )
+    .await;
+    if report.error.is_none() {
+        if let Some(e) = user_error {
+            report.error = Some(format!("the user's side: {e}"));
+        } else if let Some(v) = &report.user {
+            if !v.answered_twice.is_empty() {
+                report.error = Some(v.answered_twice.join("; "));
+            } else if v.cut_both_answered == Some(false) {
+                report.error = Some("during the cut, a bot did not answer its own user".into());
+            }
+        }
+    }
+    if report.error.is_none() {
+        let slo_failover = report
+            .failover_ms
+            .is_some_and(|m| m <= report.max_failover_ms);
+        let slo_failback = report
+            .failback_ms
+            .is_some_and(|m| m <= report.max_failback_ms);
+        if !slo_failover {
+            report.error = Some(format!(
+                "failover took {} ms, over --max-failover {} ms",
+                report.failover_ms.unwrap_or(0),
+                report.max_failover_ms
+            ));
+        } else if !slo_failback {
+            report.error = Some(format!(
+                "failback took {} ms, over --max-failback {} ms",
+                report.failback_ms.unwrap_or(0),
+                report.max_failback_ms
+            ));
+        }
+    }
+    report.ok = report.error.is_none();
+    report
+}
+
+/// Reads what the user saw during the drill and files it in the report.
+async fn finish_view<U: UserSide>(
+    user: Option<&U>,
+    view: Option<UserView>,
+    seq0: u64,
+    in_flight: Option<(u64, u64)>,
+    fault_at_ms: u64,
+    restored_at_ms: u64,
+    report: &mut DrillReport,
+) {
+    let (Some(u), Some(mut v)) = (user, view) else {
+        return;
+    };
+    let mut events = Vec::new();
+    let mut seq = seq0;
+    loop {
+        match u.events_after(seq, Duration::ZERO).await {
+            Ok((batch, last)) if !batch.is_empty() => {
+                events.extend(batch);
+                seq = last;
+            }
+            _ => break,
+        }
+    }
+    chat::review(
+        &events,
+        in_flight,
+        fault_at_ms,
+        Some(restored_at_ms),
+        &mut v,
+    );
+    if let Some(at_ms) = v.announced_ms {
+        report.timeline.push(Mark {
+            phase: "failover",
+            event: "standby's takeover announcement reached the user".into(),
+            at_ms,
+        });
+    }
+    if let Some(at_ms) = v.failback_announced_ms {
+        report.timeline.push(Mark {
+            phase: "failback",
+            event: "standby's failback message reached the user".into(),
+            at_ms,
+        });
+    }
+    report
+        .timeline
+        .sort_by_key(|m| (m.phase != "failover", m.at_ms));
+    report.user = Some(v);
+}
+
+async fn unmark<H: Host>(standby: &H) {
+    let _ = standby.check(&format!("rm -f {}", quote(DRILL_FILE))).await;
+}
+
+/// What the failover phase measured.
+#[derive(Default)]
+struct FailoverMarks {
+    detection_ms: Option<u64>,
+    failover_ms: Option<u64>,
+    pull_ms: Option<u64>,
+    gateway_start_ms: Option<u64>,
+    fallback_restart: bool,
+    timeline: Vec<Mark>,
+}
+
+/// From the fault until the standby serves, polling it every 250 ms.
+async fn failover<H: Host>(
+    inv: &Inventory,
+    standby: &H,
+    opts: &DrillOptions,
+    cancel: &AtomicBool,
+    clock: &Clock,
+    promotions_before: u64,
+) -> Result<FailoverMarks, String> {
+    let mut m = FailoverMarks::default();
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return Err("interrupted".to_string());
+        }
+        if clock.start.elapsed() > opts.phase_timeout {
+            return Err(format!(
+                "the standby did not take over within {}s",
+                opts.phase_timeout.as_secs()
+            ));
+        }
+        let o = observe(inv, standby).await?;
+        let warm = o.warm();
+        if let Some(s) = &o.state {
+            if m.detection_ms.is_none()
+                && s.counters.promotions >= promotions_before
+                && s.role != Role::Watching
+            {
+                m.detection_ms = Some(clock.ms());
+                m.timeline.push(Mark {
+                    phase: "failover",
+                    event: "standby's monitor decided to promote".into(),
+                    at_ms: clock.ms(),
+                });
+            }
+            let promoted = s.role == Role::Promoted && s.counters.promotions > promotions_before;
+            if promoted && (warm || o.own_up) {
+                let t = s.last_promotion.clone();
+                if let Some(t) = &t {
+                    m.pull_ms = Some(t.pull_ms);
+                    m.gateway_start_ms = Some(t.start_ms);
+                    m.fallback_restart = t.fallback_restart;
+                    if !t.healthy {
+                        return Err(format!(
+                            "the standby was promoted but does not serve: {}",
+                            s.last_error.clone().unwrap_or_default()
+                        ));
+                    }
+                }
+                // Warm: failover ends when OpenClaw started the channel, by
+                // the standby's own clock relative to its decision (the
+                // verification after it is bookkeeping, not downtime).
+                let serving = match (&t, m.detection_ms) {
+                    (Some(t), Some(d)) if warm => t
+                        .serving_at_ms
+                        .map(|at| d + at.saturating_sub(t.decided_at_ms)),
+                    _ => None,
+                };
+                let at = serving.unwrap_or_else(|| clock.ms());
+                m.failover_ms = Some(at);
+                m.timeline.push(Mark {
+                    phase: "failover",
+                    event: if warm {
+                        "standby's channel started (OpenClaw's own start time)".into()
+                    } else {
+                        "standby's gateway answers /healthz".into()
+                    },
+                    at_ms: at,
+                });
+                if warm {
+                    m.timeline.push(Mark {
+                        phase: "failover",
+                        event: "monitor verified the channel with OpenClaw".into(),
+                        at_ms: clock.ms(),
+                    });
+                }
+                return Ok(m);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// From the restore until the standby stepped down; a flap guard's pin is
+/// reported as exactly that.
+async fn failback<H: Host>(
+    inv: &Inventory,
+    standby: &H,
+    opts: &DrillOptions,
+    cancel: &AtomicBool,
+    clock: &Clock,
+    report: &mut DrillReport,
+) -> Result<(), String> {
+    let mut primary_seen = false;
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return Err("interrupted".to_string());
+        }
+        if clock.start.elapsed() > opts.phase_timeout {
+            return Err(format!(
+                "the standby did not step down within {}s",
+                opts.phase_timeout.as_secs()
+            ));
+        }
+        let o = observe(inv, standby).await?;
+        if o.primary_up && !primary_seen {
+            primary_seen = true;
+            report.primary_recovery_ms = Some(clock.ms());
+            report.timeline.push(Mark {
+                phase: "failback",
+                event: "primary healthy again".into(),
+                at_ms: clock.ms(),
+            });
+        }
+        if o.state.as_ref().is_some_and(|s| s.pinned) {
+            return Err(format!(
+                "the flap guard pinned the standby promoted ({} promotions within {}): it keeps serving and steps down once they age out; this is its answer to a flapping primary, not a failure of the drill's fault",
+                inv.monitor.flap_max_promotions,
+                crate::inventory::units::format_duration(inv.monitor.flap_window),
+            ));
+        }
+        if let Some(reason) = o
+            .state
+            .as_ref()
+            .and_then(|s| s.primary_channels_failing_since.as_ref())
+            .filter(|_| primary_seen && clock.start.elapsed() > Duration::from_secs(150))
+        {
+            return Err(format!(
+                "the primary's gateway is back but its channel has failed since {reason}: the standby keeps serving (so the user still has a bot); start the primary's channel (`systemctl restart openclaw-gateway` on the primary clears OpenClaw's crash-loop breaker)"
+            ));
+        }
+        // Stepped down: no longer serving (a warm standby then finishes
+        // its demotion, still Demoting, before it is ready again).
+        let stepping_down = matches!(o.role(), Some(Role::Watching | Role::Demoting));
+        if primary_seen && stepping_down && !o.standby_serving() {
+            report.failback_ms = Some(clock.ms());
+            report.timeline.push(Mark {
+                phase: "failback",
+                event: if o.warm() {
+                    "standby demoted, its channels switched off".into()
+                } else {
+                    "standby demoted, its gateway stopped".into()
+                },
+                at_ms: clock.ms(),
+            });
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Refuses to break anything unless the pair is healthy and idle, waiting up
+/// to `opts.wait` for it (saying what it waits for); and unless this drill
+/// would leave the standby pinned by the flap guard.
+async fn preflight<H: Host, U: UserSide>(
+    inv: &Inventory,
+    standby: &H,
+    user: Option<&U>,
+    opts: &DrillOptions,
+    cancel: &AtomicBool,
+) -> Result<(), String> {
+    let waited = Instant::now();
+    let mut said = None::<String>;
+    loop {
+        let problem = match observe(inv, standby).await {
+            Err(e) => Some(format!("cannot read the standby: {e}")),
+            Ok(o) => {
+                if let Some(p) = o
+                    .state
+                    .as_ref()
+                    .and_then(|s| flap_problem(s, inv))
+                    .filter(|_| !opts.allow_pin)
+                {
+                    return Err(p);
+                }
+                preflight_problem(o)
+            }
+        };
+        // The primary's channel must really answer, not only its gateway.
+        let problem = match (problem, user) {
+            (None, Some(u)) => chat::ask(
+                u,
+                "primary",
+                "drill: are you there?",
+                Duration::from_secs(30),
+            )
+            .await
+            .err()
+            .map(|e| format!("{e} (its channel is down?)")),
+            (p, _) => p,
+        };
+        match problem {
+            None => return Ok(()),
+            Some(p) if waited.elapsed() >= opts.wait || cancel.load(Ordering::SeqCst) => {
+                return Err(p)
+            }
+            Some(p) => {
+                if said.as_deref() != Some(p.as_str()) {
+                    if let Some(progress) = &opts.progress {
+                        (progress.0)(&format!(
+                            "waiting (up to {}s) for a healthy, idle pair: {p}",
+                            opts.wait.as_secs()
+                        ));
+                    }
+                    said = Some(p);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await
+            }
+        }
+    }
+}
+
+/// When this drill's promotion would be one too many for the flap guard
+/// (so the standby would stay promoted), why, and until when.
+fn flap_problem(s: &MonitorState, inv: &Inventory) -> Option<String> {
+    let now = crate::clock::parse_rfc3339(&s.updated)?;
+    let window = inv.monitor.flap_window.as_secs();
+    let recent: Vec<u64> = s
+        .transitions
+        .iter()
+        .filter(|t| t.to == Role::Promoting && t.reason != "planned switchover")
+        .filter_map(|t| crate::clock::parse_rfc3339(&t.at))
+        .filter(|at| now.saturating_sub(*at) < window)
+        .collect();
+    let max = inv.monitor.flap_max_promotions as usize;
+    if recent.len() + 1 < max {
+        return None;
+    }
+    // The oldest that must age out for this one to fit.
+    let free_at = recent.get(recent.len() + 1 - max)? + window;
+    Some(format!(
+        "the standby was promoted {} times in the last {}: one more would make the flap guard pin it (it would keep serving after the drill); drill again after {} (standby's clock), or pass --allow-pin",
+        recent.len(),
+        crate::inventory::units::format_duration(inv.monitor.flap_window),
+        crate::clock::rfc3339(free_at)
+    ))
+}
+
+fn preflight_problem(o: Observation) -> Option<String> {
+    if !o.primary_up {
+        Some("the primary's gateway is not healthy (as seen from the standby)".to_string())
+    } else if o.role() != Some(Role::Watching) {
+        Some(format!(
+            "the standby's monitor is not watching (it is {})",
+            o.state.as_ref().map_or("not running", |s| s.role.as_str())
+        ))
+    } else if o
+        .state
+        .as_ref()
+        .is_some_and(|s| s.hold.is_some() || s.switchover)
+    {
+        Some("the standby's monitor is held by a deploy or a switchover".to_string())
+    } else if o.warm() && !o.own_up {
+        Some("the warm standby's own gateway is down (a degraded pair)".to_string())
+    } else if o.warm() && o.state.as_ref().is_some_and(|s| s.armed != Some(true)) {
+        // Right after a deploy or a monitor restart: arming takes seconds,
+        // and a failover before it would measure the arming too.
+        Some("the warm standby is not armed yet (its channel credentials are loading)".to_string())
+    } else if o.standby_serving() {
+        Some(if o.warm() {
+            "the standby's channels are switched on".to_string()
+        } else {
+            "the standby's gateway is running".to_string()
+        })
+    } else {
+        None
+    }
+}
+
+async fn restore<H: Host>(inv: &Inventory, primary: &H, fault: Fault, report: &mut DrillReport) {
+    if report.restored {
+        return;
+    }
+    match primary.check(&restore_script(inv, fault)).await {
+        Ok(_) => report.restored = true,
+        Err(e) => {
+            let msg = format!(
+                "RESTORING THE PRIMARY FAILED: {e}; fix it by hand: `{}` on the primary",
+                restore_script(inv, fault)
+            );
+            report.error = Some(match report.error.take() {
+                Some(prev) => format!("{prev}; {msg}"),
+                None => msg,
+            });
+        }
+    }
+}
+
+pub fn timeline(r: &DrillReport) -> String {
+    let mut s = format!(
+        "FAILOVER DRILL ({})\n",
+        r.fault
+            .map_or("?".into(), |f| format!("{f:?}").to_lowercase())
+    );
+    let mut phase = "";
+    for m in &r.timeline {
+        if m.phase != phase {
+            phase = m.phase;
+            s.push_str(&format!("  {phase}\n"));
+        }
+        s.push_str(&format!(
+            "    +{:>6.1}s  {}\n",
+            m.at_ms as f64 / 1000.0,
+            m.event
+        ));
+    }
+    // Sub-second steps (a git pull) in milliseconds, the rest in seconds.
+    let secs = |v: Option<u64>| match v {
+        None => "-".to_string(),
+        Some(m) if m < 1000 => format!("{m}ms"),
+        Some(m) => format!("{:.1}s", m as f64 / 1000.0),
+    };
+    s.push_str(&format!(
+        "  failover {} (detection {}, git pull {}, {} {}); failback {} (primary healthy after {})\n",
+        secs(r.failover_ms),
+        secs(r.detection_ms),
+        secs(r.pull_ms),
+        if r.fallback_restart { "live switch FAILED, gateway restart + verify" } else { "switch/start + verify" },
+        secs(r.gateway_start_ms),
+        secs(r.failback_ms),
+        secs(r.primary_recovery_ms)
+    ));
+    if let Some(u) = &r.user {
+        s.push_str(&format!(
+            "  the user: answered by the standby after {} ({} ping{}); takeover announced after {}; primary's bot answering again after {} of the restore\n",
+            secs(u.answered_ms),
+            u.pings,
+            if u.pings == 1 { "" } else { "s" },
+            secs(u.announced_ms),
+            secs(u.primary_answered_ms),
+        ));
+        if let Some(b) = &u.before_fault {
+            let when = match b.answered_at_ms {
+                Some(ms) if ms < 0 => format!(" ({:.1}s before the fault)", -ms as f64 / 1000.0),
+                Some(ms) => format!(" ({:.1}s after the fault)", ms as f64 / 1000.0),
+                None => String::new(),
+            };
+            s.push_str(&format!(
+                "  the message the primary had fetched when the fault hit: {}{when}\n",
+                b.outcome.replace('_', " ")
+            ));
+        }
+        if let Some(both) = u.cut_both_answered {
+            s.push_str(&format!(
+                "  during the cut: {}\n",
+                if both {
+                    "both bots answered, each its own user"
+                } else {
+                    "a bot did NOT answer"
+                }
+            ));
+        }
+        s.push_str(&format!(
+            "  answered twice: {}\n",
+            if u.answered_twice.is_empty() {
+                "none".to_string()
+            } else {
+                u.answered_twice.join("; ")
+            }
+        ));
+    }
+    s.push_str(&format!(
+        "  primary restored: {}\n",
+        if r.restored { "yes" } else { "NO" }
+    ));
+    match &r.error {
+        None => s.push_str("  result: PASS\n"),
+        Some(e) => s.push_str(&format!("  result: FAIL: {e}\n")),
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watching_warm(armed: Option<bool>) -> Observation {
+        let mut state: MonitorState = serde_json::from_value(serde_json::json!({
+            "version": "0", "name": "t", "pid": 1, "role": "watching", "since": "",
+            "pinned": false, "consecutive_failures": 0, "consecutive_successes": 0,
+            "updated": "", "standby": "warm", "recent_probes": [], "counters": {"probes": 0, "probe_failures": 0, "promotions": 0, "demotions": 0, "failed_actions": 0}, "transitions": []
+        }))
+        .unwrap();
+        state.armed = armed;
+        Observation {
+            state: Some(state),
+            own_up: true,
+            primary_up: true,
+            unit: "active".into(),
+        }
+    }
+
+    #[test]
+    fn a_warm_standby_must_be_armed_before_a_drill() {
+        assert_eq!(preflight_problem(watching_warm(Some(true))), None);
+        for armed in [None, Some(false)] {
+            let p = preflight_problem(watching_warm(armed)).unwrap();
+            assert!(p.contains("not armed"), "{p}");
+        }
+    }
+}
