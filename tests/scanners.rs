@@ -60,15 +60,7 @@ fn parses_scanner_output() {
 
 #[test]
 fn independent_scanners_pass_on_a_deployed_lab() {
-    let found = Command::new("sh")
-        .args(["-c", "command -v ssh-audit"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "system test prerequisite missing: `ssh-audit` (pip install ssh-audit; .ci/run installs it)"
-    );
+    let ssh_audit = common::tools::ssh_audit();
     let lab = TestLab::up("tscan", "10.249.10.0/24");
     let inv = lab.inventory();
     ok(&["deploy", &inv]);
@@ -76,7 +68,7 @@ fn independent_scanners_pass_on_a_deployed_lab() {
     // ssh-audit: the built-in policy passes on both hosts.
     for node in ["primary", "standby"] {
         let addr = lab.address(node);
-        let out = Command::new("ssh-audit")
+        let out = Command::new(&ssh_audit)
             .args(["-P", SSH_AUDIT_POLICY, &addr])
             .env("NO_COLOR", "1")
             .output()

@@ -9,6 +9,8 @@ use std::time::Duration;
 use ocfo::engine::Host;
 use ocfo::ssh::{ConnectOptions, HostSession, SshError, SshTarget};
 
+mod common;
+
 struct Sshd {
     child: Child,
     port: u16,
@@ -51,7 +53,8 @@ impl Sshd {
     /// With extra sshd_config lines.
     fn start_with(extra: &str) -> Sshd {
         require(nix_is_root(), "root");
-        require(Path::new("/usr/sbin/sshd").exists(), "/usr/sbin/sshd");
+        let sshd = common::tools::sshd();
+        require(common::tools::apt("ssh-keygen", "openssh-client").is_file(), "ssh-keygen");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         keygen(&d.join("host_key"), "");
@@ -66,7 +69,7 @@ impl Sshd {
             ak = d.join("authorized_keys").display(),
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
-        let child = Command::new("/usr/sbin/sshd")
+        let child = Command::new(&sshd)
             .args(["-D", "-e", "-f"])
             .arg(d.join("sshd_config"))
             .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())

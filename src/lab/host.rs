@@ -205,6 +205,45 @@ pub fn wait_for_ssh(address: &str, timeout: Duration) -> Result<Duration, LabErr
     )))
 }
 
+/// What a host that did not come up leaves behind, kept where a `lab
+/// down` (a test's teardown) does not remove it: its console log, and its
+/// network as the machine sees it.
+pub fn post_mortem(lab: &LabState, node: &str) -> String {
+    let Ok(h) = lab.host(node) else {
+        return String::new();
+    };
+    let dir = std::path::Path::new("/var/log/ocfo-lab");
+    let stamp = crate::clock::utc_stamp();
+    let kept = dir.join(format!("{}-{node}-{stamp}.log", lab.name));
+    let mut text = std::fs::read_to_string(host_dir(lab, node).join("console.log"))
+        .unwrap_or_else(|e| format!("(no console log: {e})\n"));
+    for cmd in [
+        vec!["ip", "-n", &h.netns, "-br", "addr"],
+        vec!["ip", "-br", "link", "show", &h.veth],
+        vec!["ip", "-br", "link", "show", "master", &lab.bridge],
+    ] {
+        let out = std::process::Command::new(cmd[0]).args(&cmd[1..]).output();
+        text.push_str(&format!(
+            "\n$ {}\n{}",
+            cmd.join(" "),
+            out.map(|o| format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ))
+            .unwrap_or_else(|e| e.to_string())
+        ));
+    }
+    let saved = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&kept, text));
+    match saved {
+        Ok(()) => format!("its console log and network are kept in {}", kept.display()),
+        Err(e) => format!(
+            "its console log is {} (could not keep a copy: {e})",
+            host_dir(lab, node).join("console.log").display()
+        ),
+    }
+}
+
 /// Powers the host off (SIGTERM makes nspawn halt the container cleanly),
 /// killing it if it does not stop in time.
 pub fn stop(h: &HostState) -> Result<(), LabError> {

@@ -320,12 +320,8 @@ pub fn up(opts: &UpOptions) -> Result<UpReport, LabError> {
     inventory::write(&lab, &world)?;
     for node in &nodes {
         let h = lab.host(node)?;
-        host::wait_for_ssh(&h.address, Duration::from_secs(90)).map_err(|e| {
-            other(format!(
-                "{node}: {e}; its console log is {}",
-                host::host_dir(&lab, node).join("console.log").display()
-            ))
-        })?;
+        host::wait_for_ssh(&h.address, Duration::from_secs(90))
+            .map_err(|e| other(format!("{node}: {e}; {}", host::post_mortem(&lab, node))))?;
     }
     Ok(UpReport {
         seconds: start.elapsed().as_secs_f64(),
@@ -524,7 +520,8 @@ pub fn start(name: &str, node: &str) -> Result<(), LabError> {
         h.pid = Some(pid);
     }
     lab.save()?;
-    host::wait_for_ssh(&lab.host(node)?.address, Duration::from_secs(90))?;
+    host::wait_for_ssh(&lab.host(node)?.address, Duration::from_secs(90))
+        .map_err(|e| other(format!("{node}: {e}; {}", host::post_mortem(&lab, node))))?;
     Ok(())
 }
 

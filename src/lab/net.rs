@@ -106,6 +106,13 @@ pub fn ensure(lab: &LabState) -> Result<(), LabError> {
             let _ = sh(&["ip", "netns", "del", &h.netns]);
             sh(&["ip", "netns", "add", &h.netns])?;
         }
+        // A veth left from a lab torn down a moment ago can still exist while
+        // its old namespace dies; its peer is not in this host's namespace.
+        if succeeds(&["ip", "link", "show", &h.veth])
+            && !succeeds(&["ip", "-n", &h.netns, "link", "show", "eth0"])
+        {
+            let _ = sh(&["ip", "link", "del", &h.veth]);
+        }
         if !succeeds(&["ip", "link", "show", &h.veth]) {
             sh(&[
                 "ip", "link", "add", &h.veth, "type", "veth", "peer", "name", "eth0", "netns",
@@ -154,6 +161,14 @@ pub fn remove(lab: &LabState) -> Vec<String> {
         }
         if succeeds(&["ip", "link", "show", &h.veth]) {
             let _ = sh(&["ip", "link", "del", &h.veth]);
+        }
+        // The kernel removes a namespace's links when its last process is
+        // gone: wait, so an `up` right after sees none of them.
+        let start = std::time::Instant::now();
+        while succeeds(&["ip", "link", "show", &h.veth])
+            && start.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
     if succeeds(&["ip", "link", "show", &lab.bridge]) {

@@ -44,6 +44,7 @@ pub fn text(out: &Output) -> (String, String) {
 
 /// Panics if any known secret value (or a recognisable part of one) appears.
 pub mod system;
+pub mod tools;
 
 pub fn assert_no_secrets(what: &str, text: &str) {
     for (_, v) in SECRETS.iter().chain([("", DEPLOY_KEY)].iter()) {
