@@ -90,6 +90,8 @@ fn drills(lab: &Lab, n: usize) {
     let faults = std::env::var("OCFO_BENCH_FAULTS").unwrap_or_else(|_| "stop,kill,cut".into());
     for fault in faults.split(',') {
         let (mut over, mut back, mut fallbacks) = (Vec::new(), Vec::new(), 0);
+        let mut answered = Vec::new();
+        let mut in_flight = std::collections::BTreeMap::<String, usize>::new();
         for _ in 0..n {
             let out = ocfo(&[
                 "drill",
@@ -109,10 +111,26 @@ fn drills(lab: &Lab, n: usize) {
             }
             over.push(r["failover_ms"].as_f64().unwrap() / 1000.0);
             back.push(r["failback_ms"].as_f64().unwrap() / 1000.0);
+            if let Some(a) = r["answered_ms"].as_f64() {
+                answered.push(a / 1000.0);
+            }
             fallbacks += usize::from(r["fallback_restart"] == true);
+            if let Some(o) = r["user"]["before_fault"]["outcome"].as_str() {
+                *in_flight.entry(o.to_string()).or_insert(0) += 1;
+            }
         }
+        let answered_line = if answered.is_empty() {
+            "answered: no chat world".to_string()
+        } else {
+            format!(
+                "answered p50 {:.1} s, p95 {:.1} s, max {:.1} s",
+                pct(&mut answered, 0.5),
+                pct(&mut answered, 0.95),
+                pct(&mut answered, 1.0)
+            )
+        };
         println!(
-            "drill {fault} x{n}: failover p50 {:.1} s, p95 {:.1} s, max {:.1} s; failback p50 {:.1} s, p95 {:.1} s; live-switch fallbacks {fallbacks}",
+            "drill {fault} x{n}: {answered_line}; failover (channel started) p50 {:.1} s, p95 {:.1} s, max {:.1} s; failback p50 {:.1} s, p95 {:.1} s; live-switch fallbacks {fallbacks}; message in flight {in_flight:?}",
             pct(&mut over, 0.5),
             pct(&mut over, 0.95),
             pct(&mut over, 1.0),
