@@ -32,11 +32,7 @@ fn actionlint(files: &[PathBuf]) -> std::process::Output {
         .arg("-no-color")
         .args(files)
         .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run actionlint ({e})"
-            )
-        })
+        .unwrap_or_else(|e| panic!("cannot run actionlint ({e})"))
 }
 
 fn workflow(name: &str) -> (String, Json) {

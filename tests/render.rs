@@ -390,10 +390,14 @@ fn telegram_on_both_nodes_renders_one_bot_per_node() {
         p["channels"]["telegram"]["botToken"],
         "${OCFO_TELEGRAM_BOTTOKEN}"
     );
+    // A warm standby's Telegram token arrives in a file at promotion; no
+    // SecretRef file is needed then.
+    assert!(s["channels"]["telegram"].get("botToken").is_none(), "{s}");
     assert_eq!(
-        s["channels"]["telegram"]["botToken"]["id"], "/OCFO_RESCUE_BOT_BOTTOKEN",
+        s["channels"]["telegram"]["tokenFile"], "/run/ocfo-standby/telegram.token",
         "{s}"
     );
+    assert!(s.get("secrets").is_none(), "{s}");
     assert_eq!(s["channels"].as_object().unwrap().len(), 1);
     // Telegram is built in: no plugin to trust on either node.
     assert!(
@@ -422,4 +426,16 @@ fn telegram_on_both_nodes_renders_one_bot_per_node() {
         "{monitor}"
     );
     assert!(monitor.contains("channels:\n  - telegram"), "{monitor}");
+    assert!(
+        monitor.contains("token_files:\n  - channel: telegram\n    key: OCFO_RESCUE_BOT_BOTTOKEN\n    path: /run/ocfo-standby/telegram.token"),
+        "{monitor}"
+    );
+    // Removed at every start of the gateway.
+    let unit =
+        String::from_utf8_lossy(&tree["standby/etc/systemd/system/openclaw-gateway.service"].0)
+            .into_owned();
+    assert!(
+        unit.contains("ExecStartPre=+/bin/rm -f /run/ocfo-standby/channels.json /run/ocfo-standby/telegram.token\n"),
+        "{unit}"
+    );
 }

@@ -54,7 +54,10 @@ impl Sshd {
     fn start_with(extra: &str) -> Sshd {
         require(nix_is_root(), "root");
         let sshd = common::tools::sshd();
-        require(common::tools::apt("ssh-keygen", "openssh-client").is_file(), "ssh-keygen");
+        require(
+            common::tools::apt("ssh-keygen", "openssh-client").is_file(),
+            "ssh-keygen",
+        );
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         keygen(&d.join("host_key"), "");

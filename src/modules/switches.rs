@@ -19,7 +19,14 @@ pub async fn plan<H: Host>(
     if out.trim() == "present" {
         return Ok(Vec::new());
     }
-    let channels = ctx.inv.channel_ids(crate::inventory::Role::Standby);
+    // Token-file channels (Telegram) are not switched: their token arrives
+    // at promotion (docs/monitor.md).
+    let channels: Vec<String> = ctx
+        .inv
+        .channel_ids(crate::inventory::Role::Standby)
+        .into_iter()
+        .filter(|c| !crate::render::layout::TOKEN_FILE_CHANNELS.contains(&c.as_str()))
+        .collect();
     let steps = vec![
         Step::run(Script::new(MAKE_DIR).args([SWITCH_DIR])),
         Step::Put {

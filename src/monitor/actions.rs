@@ -173,11 +173,27 @@ pub fn judge_channels_live(json: &str, channels: &[String]) -> bool {
         .any(|ch| accounts(&v, ch).iter().any(account_live))
 }
 
-/// Armed: every account of every standby channel enabled, stopped, and with
-/// credentials OpenClaw could read (not "blocked" as unavailable).
-pub fn judge_armed(json: &str, channels: &[String]) -> Result<(), String> {
+/// Armed: every account of every switched standby channel enabled, stopped,
+/// and with credentials OpenClaw could read (not "blocked" as unavailable);
+/// every token-file channel enabled and not running (blocked or stopped: its
+/// token arrives at promotion).
+pub fn judge_armed(json: &str, channels: &[String], token_files: &[String]) -> Result<(), String> {
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("unreadable channels.status: {e}"))?;
+    for ch in token_files {
+        let list = accounts(&v, ch);
+        if list.is_empty() {
+            return Err(format!("{ch}: OpenClaw does not list it"));
+        }
+        for a in list {
+            if a.get("enabled").and_then(|e| e.as_bool()) != Some(true) {
+                return Err(format!("{ch}: not enabled"));
+            }
+            if account_live(a) {
+                return Err(format!("{ch}: running while the standby watches"));
+            }
+        }
+    }
     for ch in channels {
         let list = accounts(&v, ch);
         if list.is_empty() {
@@ -305,7 +321,7 @@ impl SystemActions {
             return false;
         };
         self.switches().is_ok_and(|sw| {
-            sw.channels
+            sw.switched_channels()
                 .iter()
                 .any(|ch| v["channels"][ch].get("enabled").is_none())
         })
@@ -317,34 +333,70 @@ impl SystemActions {
         // One file, one atomic rename: OpenClaw sees one change.
         crate::fsutil::write_atomic(
             std::path::Path::new(&path),
-            crate::render::openclaw_config::switch_content(&sw.channels, cron_on, nudge).as_bytes(),
+            crate::render::openclaw_config::switch_content(&sw.switched_channels(), cron_on, nudge)
+                .as_bytes(),
             0o644,
         )
         .map_err(|e| format!("cannot write {path}: {e}"))
     }
 
-    /// Copies the channel credentials (root's, 0600) to where the gateway's
-    /// config reads them: a file of the gateway user's, 0600, in a folder
-    /// only root writes (OpenClaw's file provider refuses anything looser).
-    fn hand_over_secrets(&self, sw: &super::config::SwitchConfig) -> Result<(), String> {
-        if sw.secrets_source.is_empty() || sw.secrets_file.is_empty() {
-            return Ok(());
-        }
-        let bytes = crate::fsutil::read_regular_capped(
-            std::path::Path::new(&sw.secrets_source),
-            1024 * 1024,
-        )
-        .map_err(|e| format!("cannot read {}: {e}", sw.secrets_source))?;
+    /// The channel credentials deploy left for the monitor (root's, 0600).
+    fn secrets_source(&self, sw: &super::config::SwitchConfig) -> Result<Vec<u8>, String> {
+        crate::fsutil::read_regular_capped(std::path::Path::new(&sw.secrets_source), 1024 * 1024)
+            .map_err(|e| format!("cannot read {}: {e}", sw.secrets_source))
+    }
+
+    /// Writes a credential where the gateway reads it: a file of the gateway
+    /// user's, 0600, in a folder only root writes (OpenClaw's file provider
+    /// refuses anything looser); its owner and mode are set before any byte.
+    fn hand_over(&self, path: &str, bytes: &[u8]) -> Result<(), String> {
         let user = &self.config.openclaw.user;
         let (uid, gid) = crate::fsutil::user_ids(user)
             .ok_or_else(|| format!("no user {user} in /etc/passwd"))?;
-        let file = std::path::Path::new(&sw.secrets_file);
+        let file = std::path::Path::new(path);
         if let Some(dir) = file.parent() {
             crate::fsutil::private_dir(dir, gid)
                 .map_err(|e| format!("cannot prepare {}: {e}", dir.display()))?;
         }
-        crate::fsutil::write_atomic_owned(file, &bytes, 0o600, uid, gid)
-            .map_err(|e| format!("cannot write {}: {e}", sw.secrets_file))
+        crate::fsutil::write_atomic_owned(file, bytes, 0o600, uid, gid)
+            .map_err(|e| format!("cannot write {path}: {e}"))
+    }
+
+    /// Arming's credentials: the SecretRef file, for the switched channels.
+    fn hand_over_secrets(&self, sw: &super::config::SwitchConfig) -> Result<(), String> {
+        if sw.secrets_source.is_empty() || sw.secrets_file.is_empty() {
+            return Ok(());
+        }
+        let bytes = self.secrets_source(sw)?;
+        self.hand_over(&sw.secrets_file, &bytes)
+    }
+
+    /// Promotion's credentials: each token-file channel's token, plain.
+    fn hand_over_tokens(&self, sw: &super::config::SwitchConfig) -> Result<(), String> {
+        if sw.token_files.is_empty() {
+            return Ok(());
+        }
+        let source: serde_json::Value = serde_json::from_slice(&self.secrets_source(sw)?)
+            .map_err(|e| format!("{} is not JSON: {e}", sw.secrets_source))?;
+        for t in &sw.token_files {
+            let token = source[&t.key]
+                .as_str()
+                .ok_or_else(|| format!("{} has no credential {}", sw.secrets_source, t.key))?;
+            self.hand_over(&t.path, token.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// A standby that stops serving takes its tokens back.
+    fn take_back_tokens(&self, sw: &super::config::SwitchConfig) -> Result<(), String> {
+        for t in &sw.token_files {
+            match std::fs::remove_file(&t.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot remove {}: {e}", t.path)),
+            }
+        }
+        Ok(())
     }
 
     /// `openclaw ARGS` as the gateway user, with the gateway's own
@@ -487,6 +539,11 @@ impl Actions for SystemActions {
 
     async fn switch_channels(&self, on: bool) -> Result<(), String> {
         let sw = self.switches()?;
+        // Token-file channels read their token when they start: it is there
+        // just before, and gone right after they stop.
+        if on {
+            self.hand_over_tokens(sw)?;
+        }
         let method = if on {
             "channels.start"
         } else {
@@ -495,6 +552,9 @@ impl Actions for SystemActions {
         for ch in &sw.channels {
             let params = serde_json::json!({ "channel": ch }).to_string();
             self.openclaw_call(method, Some(&params)).await?;
+        }
+        if !on {
+            self.take_back_tokens(sw)?;
         }
         Ok(())
     }
@@ -516,9 +576,14 @@ impl Actions for SystemActions {
 
     async fn arm_channels(&self) -> Result<(), String> {
         let sw = self.switches()?;
+        // A watching standby holds no token file.
+        self.take_back_tokens(sw)?;
         for ch in &sw.channels {
             let params = serde_json::json!({ "channel": ch }).to_string();
             self.openclaw_call("channels.stop", Some(&params)).await?;
+        }
+        if sw.switched_channels().is_empty() {
+            return Ok(());
         }
         self.hand_over_secrets(sw)?;
         // The same config, written the other way: OpenClaw re-reads it, and
@@ -529,7 +594,8 @@ impl Actions for SystemActions {
     async fn channels_armed(&self) -> Result<(), String> {
         let sw = self.switches()?;
         let out = self.openclaw_call("channels.status", None).await?;
-        judge_armed(&out, &sw.channels)
+        let token_files: Vec<String> = sw.token_files.iter().map(|t| t.channel.clone()).collect();
+        judge_armed(&out, &sw.switched_channels(), &token_files)
     }
 
     async fn gateway_instance(&self) -> Option<String> {
@@ -645,20 +711,38 @@ mod tests {
     #[test]
     fn armed_means_credentials_loaded_and_channels_stopped() {
         let ch = ["discord".to_string()];
-        assert_eq!(judge_armed(ARMED, &ch), Ok(()));
-        let e = judge_armed(UNARMED, &ch).unwrap_err();
+        assert_eq!(judge_armed(ARMED, &ch, &[]), Ok(()));
+        let e = judge_armed(UNARMED, &ch, &[]).unwrap_err();
         assert!(e.contains("unavailable"), "{e}");
         // Started (and reconnecting in the lab) is live, not armed.
-        assert!(judge_armed(CONNECTING, &ch)
+        assert!(judge_armed(CONNECTING, &ch, &[])
             .unwrap_err()
             .contains("running"));
         assert!(judge_channels_live(CONNECTING, &ch));
         assert!(!judge_channels_live(ARMED, &ch));
         assert!(!judge_channels_live(UNARMED, &ch));
         assert!(!judge_channels_live("not json", &ch));
-        assert!(judge_armed(r#"{"channelAccounts":{}}"#, &ch).is_err());
+        assert!(judge_armed(r#"{"channelAccounts":{}}"#, &ch, &[]).is_err());
         let missing = ARMED.replace("\"available\"", "\"missing\"");
-        assert!(judge_armed(&missing, &ch).unwrap_err().contains("missing"));
+        assert!(judge_armed(&missing, &ch, &[])
+            .unwrap_err()
+            .contains("missing"));
+    }
+
+    /// A Telegram standby with its token file absent (2026.9.6): blocked on
+    /// a fresh gateway, stopped after a demotion; both armed, running not.
+    #[test]
+    fn a_token_file_channel_is_armed_while_blocked_or_stopped() {
+        let tg = ["telegram".to_string()];
+        let blocked = r#"{"channelAccounts":{"telegram":[{"accountId":"default","enabled":true,"running":false,"lifecycle":"blocked","tokenStatus":"configured_unavailable","lastError":"token file missing"}]}}"#;
+        let stopped = r#"{"channelAccounts":{"telegram":[{"accountId":"default","enabled":true,"running":false,"lifecycle":"stopped","tokenStatus":"configured_unavailable"}]}}"#;
+        let running = r#"{"channelAccounts":{"telegram":[{"accountId":"default","enabled":true,"running":true,"lifecycle":"running"}]}}"#;
+        assert_eq!(judge_armed(blocked, &[], &tg), Ok(()));
+        assert_eq!(judge_armed(stopped, &[], &tg), Ok(()));
+        assert!(judge_armed(running, &[], &tg)
+            .unwrap_err()
+            .contains("running"));
+        assert!(judge_armed(r#"{"channelAccounts":{}}"#, &[], &tg).is_err());
     }
 
     #[test]

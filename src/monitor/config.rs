@@ -117,6 +117,33 @@ pub struct SwitchConfig {
     pub secrets_source: String,
     #[serde(default)]
     pub secrets_file: String,
+    /// Channels that read their token from a file at start (Telegram): the
+    /// monitor writes it at promotion and removes it at demotion; they are
+    /// not in the switch file.
+    #[serde(default)]
+    pub token_files: Vec<TokenFile>,
+}
+
+impl SwitchConfig {
+    /// The channels armed through the switch file and the credentials file
+    /// (SecretRefs): all but the token-file ones.
+    pub fn switched_channels(&self) -> Vec<String> {
+        self.channels
+            .iter()
+            .filter(|c| !self.token_files.iter().any(|t| &t.channel == *c))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A token-file channel's token: under `key` in `secrets_source`, written
+/// to `path` (the gateway user's, 0600) while the standby serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFile {
+    pub channel: String,
+    pub key: String,
+    pub path: String,
 }
 
 /// How the monitor runs the `openclaw` CLI against the standby's gateway:

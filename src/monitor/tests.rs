@@ -70,6 +70,7 @@ fn warm_config(dir: &std::path::Path) -> MonitorConfig {
             verify_timeout: Duration::from_secs(20),
             secrets_source: "/etc/ocfo/standby-channels.json".into(),
             secrets_file: "/run/ocfo-standby/channels.json".into(),
+            token_files: vec![],
         }),
         ..config(dir)
     }

@@ -36,6 +36,16 @@ pub const STANDBY_SECRETS_SOURCE: &str = "/etc/ocfo/standby-channels.json";
 /// gateway unit removes the file before every start.
 pub const STANDBY_SECRETS_DIR: &str = "/run/ocfo-standby";
 pub const STANDBY_SECRETS_FILE: &str = "/run/ocfo-standby/channels.json";
+/// Channels whose OpenClaw reads its token from a file at each start
+/// (Telegram's `tokenFile`): on a warm standby that file exists only while
+/// it serves, so promotion needs no config reload at all.
+pub const TOKEN_FILE_CHANNELS: &[&str] = &["telegram"];
+
+/// Where a warm standby's channel finds its token while it serves.
+pub fn standby_token_file(kind: &str) -> String {
+    format!("{STANDBY_SECRETS_DIR}/{kind}.token")
+}
+
 /// The name of that file's SecretRef provider in the standby's config.
 pub const STANDBY_SECRETS_PROVIDER: &str = "ocfo_standby";
 pub const OCFO_BINARY: &str = "/usr/local/bin/ocfo";

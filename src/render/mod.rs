@@ -230,7 +230,7 @@ pub fn render_node(
             stop_timeout => stop_timeout_secs(inv, role),
             warm => warm,
             switch_dir => SWITCH_DIR,
-            standby_secrets_file => STANDBY_SECRETS_FILE,
+            standby_secrets_files => standby_files(inv).join(" "),
             sandbox => inv.openclaw.sandbox.as_str(),
         },
     )?;
@@ -582,6 +582,15 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             verify_timeout: std::time::Duration::from_secs(60),
             secrets_source: STANDBY_SECRETS_SOURCE.into(),
             secrets_file: STANDBY_SECRETS_FILE.into(),
+            token_files: inv
+                .channels_of(crate::inventory::Role::Standby)
+                .filter(|c| TOKEN_FILE_CHANNELS.contains(&c.kind.as_str()))
+                .map(|c| TokenFile {
+                    channel: c.kind.clone(),
+                    key: openclaw_config::token_var(c),
+                    path: standby_token_file(&c.kind),
+                })
+                .collect(),
         }),
         hold_file: HOLD_FILE.into(),
         switchover_file: SWITCHOVER_FILE.into(),
@@ -597,6 +606,18 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
         },
         announce: announce_config(inv),
     }
+}
+
+/// What a warm standby's gateway unit removes before every start and after
+/// every stop: the credentials it is handed only while armed or serving.
+fn standby_files(inv: &Inventory) -> Vec<String> {
+    let mut files = vec![STANDBY_SECRETS_FILE.to_string()];
+    files.extend(
+        inv.channels_of(crate::inventory::Role::Standby)
+            .filter(|c| TOKEN_FILE_CHANNELS.contains(&c.kind.as_str()))
+            .map(|c| standby_token_file(&c.kind)),
+    );
+    files
 }
 
 /// The standby's announcements, their texts with what is known now filled

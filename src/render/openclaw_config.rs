@@ -9,7 +9,10 @@ use crate::inventory::{
 };
 
 use super::env_file::var_name;
-use super::layout::{Layout, STANDBY_SECRETS_FILE, STANDBY_SECRETS_PROVIDER, SWITCH_FILE};
+use super::layout::{
+    standby_token_file, Layout, STANDBY_SECRETS_FILE, STANDBY_SECRETS_PROVIDER, SWITCH_FILE,
+    TOKEN_FILE_CHANNELS,
+};
 use super::RenderError;
 use crate::inventory::StandbyMode;
 
@@ -159,7 +162,9 @@ pub fn build(
     let mut plugins = Map::new();
     for channel in inv.channels_of(role) {
         let mut path = vec![channel.name.clone()];
-        let settings = if warm {
+        let settings = if warm && TOKEN_FILE_CHANNELS.contains(&channel.kind.as_str()) {
+            token_file_settings(channel, env, standby_secrets)?
+        } else if warm {
             let mut settings = standby_secrets.json(&channel.settings, &mut path, "OCFO", false)?;
             armed_refs(&mut settings, standby_secrets);
             // `enabled` is the switch file's alone.
@@ -192,7 +197,10 @@ pub fn build(
     }
     let extra = env.json(&oc.config, &mut Vec::new(), "OCFO_CONFIG", false)?;
     merge(&mut config, extra);
-    if warm && !standby_secrets.entries.is_empty() {
+    let secret_refs = inv
+        .channels_of(role)
+        .any(|c| !TOKEN_FILE_CHANNELS.contains(&c.kind.as_str()));
+    if warm && secret_refs && !standby_secrets.entries.is_empty() {
         config["secrets"] = json!({ "providers": { STANDBY_SECRETS_PROVIDER: {
             "source": "file", "path": STANDBY_SECRETS_FILE, "mode": "json",
         }}});
@@ -205,6 +213,59 @@ pub fn build(
         config = switched(config);
     }
     Ok(config)
+}
+
+/// The key of a token-file channel's token: `botToken` for Telegram.
+pub fn token_key(_kind: &str) -> &'static str {
+    "botToken"
+}
+
+/// The environment-style name a warm standby's token-file channel keeps its
+/// token under in the monitor's credentials (`OCFO_RESCUE_BOT_BOTTOKEN`).
+pub fn token_var(channel: &crate::inventory::Channel) -> String {
+    var_name("OCFO", &[channel.name.as_str(), token_key(&channel.kind)])
+}
+
+/// A warm standby's token-file channel (Telegram): its token is not in the
+/// config nor the environment but in the monitor's credentials; the config
+/// reads it from `tokenFile`, which the monitor writes only at promotion and
+/// removes at demotion (the gateway unit removes it at every start). With
+/// the file absent, OpenClaw 2026.9.6 loads the channel, keeps it blocked
+/// ("configured but unavailable") and never polls; `channels.start` after
+/// the file appeared starts it with no config reload (docs/monitor.md).
+fn token_file_settings(
+    channel: &crate::inventory::Channel,
+    env: &mut EnvVars<'_>,
+    standby_secrets: &mut EnvVars<'_>,
+) -> Result<Json, RenderError> {
+    let key = token_key(&channel.kind);
+    let mut rest = channel.settings.clone();
+    let token = match &mut rest {
+        Value::Map(m) => m.shift_remove(key),
+        _ => None,
+    };
+    let var = token_var(channel);
+    match token {
+        Some(Value::Secret(secret)) => standby_secrets.add_secret(var, &secret)?,
+        Some(Value::Str(literal)) => {
+            standby_secrets.add(var, literal, &format!("channels.{}.{key}", channel.name))?
+        }
+        _ => {
+            return Err(RenderError::InvalidSecret {
+                path: format!("channels.{}.{key}", channel.name),
+                reason: format!(
+                    "a warm standby's {} channel needs its `{key}` (the monitor hands it over at promotion)",
+                    channel.kind
+                ),
+            })
+        }
+    }
+    let mut settings = env.json(&rest, &mut vec![channel.name.clone()], "OCFO", false)?;
+    if let Json::Object(m) = &mut settings {
+        m.remove("tokenFile");
+        m.insert("tokenFile".into(), json!(standby_token_file(&channel.kind)));
+    }
+    Ok(settings)
 }
 
 /// A warm standby's channel credentials: each `${VAR}` becomes a SecretRef

@@ -108,7 +108,10 @@ pub fn pip(tool: &str, package: &str) -> PathBuf {
             is_root(),
             "test prerequisite missing: `{tool}`. Install it (pip install {package}), or run `cargo test` as root, which installs it"
         );
-        eprintln!("installing the test prerequisite `{tool}`: pip install {package} in {}", venv.display());
+        eprintln!(
+            "installing the test prerequisite `{tool}`: pip install {package} in {}",
+            venv.display()
+        );
         let python = on_path("python3").expect("test prerequisite missing: python3");
         let has_venv = Command::new(&python)
             .args(["-m", "venv", "--help"])
@@ -118,12 +121,19 @@ pub fn pip(tool: &str, package: &str) -> PathBuf {
             apt_install("python3-venv", "Python's venv module");
         }
         let _ = std::fs::remove_dir_all(&venv);
-        run("python3 -m venv", Command::new(&python).arg("-m").arg("venv").arg(&venv));
+        run(
+            "python3 -m venv",
+            Command::new(&python).arg("-m").arg("venv").arg(&venv),
+        );
         run(
             &format!("pip install {package}"),
             Command::new(venv.join("bin/pip")).args(["install", "-q", package]),
         );
-        assert!(bin.is_file(), "pip installed {package} but there is no {}", bin.display());
+        assert!(
+            bin.is_file(),
+            "pip installed {package} but there is no {}",
+            bin.display()
+        );
         bin
     })
 }
