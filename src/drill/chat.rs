@@ -203,26 +203,18 @@ pub(super) fn review(
             answered_at_ms: at.map(|t| t as i64 - fault_at_ms as i64),
         });
     }
-    if let Some(restored) = restored_at_ms {
-        view.failback_announced_ms = events
-            .iter()
-            .find(|e| {
-                e.node == "standby"
-                    && e.at_ms >= restored
-                    && matches!(e.kind, ChatEventKind::Answered { reply_to: None, .. })
-            })
-            .map(|e| e.at_ms - restored);
+    // The standby's own messages (no question to answer): its takeover
+    // announcement, then its failback message, whenever each arrived.
+    let mut announcements = events.iter().filter(|e| {
+        e.node == "standby"
+            && e.at_ms >= fault_at_ms
+            && matches!(e.kind, ChatEventKind::Answered { reply_to: None, .. })
+    });
+    if let Some(takeover) = announcements.next() {
+        view.announced_ms = Some(takeover.at_ms - fault_at_ms);
     }
-    if view.announced_ms.is_none() {
-        view.announced_ms = events
-            .iter()
-            .find(|e| {
-                e.node == "standby"
-                    && e.at_ms >= fault_at_ms
-                    && restored_at_ms.is_none_or(|r| e.at_ms < r)
-                    && matches!(e.kind, ChatEventKind::Answered { reply_to: None, .. })
-            })
-            .map(|e| e.at_ms - fault_at_ms);
+    if let (Some(failback), Some(restored)) = (announcements.next(), restored_at_ms) {
+        view.failback_announced_ms = Some(failback.at_ms.saturating_sub(restored));
     }
     let mut counts: std::collections::BTreeMap<(String, u64), u32> = Default::default();
     for e in events {

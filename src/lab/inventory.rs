@@ -81,7 +81,7 @@ fn text(p: &Params<'_>) -> String {
     label: "@{name}_standby_bot"
     botToken: {{file: {dir}/{tg_standby}}}
     apiRoot: "{root}"
-    replyToMode: first
+    replyToMode: all
     dmPolicy: allowlist
     allowFrom: ["tg:{user}"]"#,
                 name = p.name,
@@ -165,14 +165,14 @@ openclaw:
 
 channels:
   # A Telegram bot per node, each its own token: the chat world's Bot API
-  # stand-in serves both (apiRoot). Answers quote the message they answer
-  # (replyToMode), so drills and tests know which question each answers.
+  # stand-in serves both (apiRoot). Every answer quotes the message it
+  # answers (replyToMode), so drills and tests know which question it is for.
   primary-bot:
     type: telegram
     label: "@{name}_primary_bot"
     botToken: {{file: {dir}/{tg_primary}}}
     apiRoot: "{root}"
-    replyToMode: first
+    replyToMode: all
     dmPolicy: allowlist
     allowFrom: ["tg:{user}"]
 {standby_block}

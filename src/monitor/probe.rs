@@ -293,6 +293,27 @@ fn judge(status: u16, body: &[u8], mode: ProbeMode, channels: &[String]) -> Prob
         });
     };
     if status == 200 && json.get(field) == Some(&serde_json::Value::Bool(true)) {
+        // OpenClaw's crash-loop breaker keeps a channel from starting while
+        // `/readyz` stays 200: it names it only under `suppressed`.
+        let suppressed: Vec<String> = json
+            .get("suppressed")
+            .and_then(|f| f.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .filter(|c| channels.iter().any(|own| own == c))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if mode == ProbeMode::Readyz && !suppressed.is_empty() {
+            let mut r = ProbeResult::down(format!(
+                "HTTP 200, but OpenClaw's crash-loop breaker suppresses {}",
+                suppressed.join(", ")
+            ));
+            r.channels_failing = suppressed;
+            return r;
+        }
         return ProbeResult::up("HTTP 200");
     }
     let failing: Vec<String> = json
@@ -338,6 +359,29 @@ mod tests {
         assert_eq!(Url::parse("http://[fd00::1]:80/x").unwrap().host, "fd00::1");
         assert!(Url::parse("https://x/").is_err());
         assert!(Url::parse("http://:80/").is_err());
+    }
+
+    /// OpenClaw 2026.9.6 with its crash-loop breaker tripped: ready, but the
+    /// primary's channel is not started (`suppressed`).
+    #[test]
+    fn a_channel_suppressed_by_the_crash_loop_breaker_is_a_channel_failure() {
+        let body = br#"{"ready":true,"failing":[],"suppressed":["telegram"]}"#;
+        let own = ["telegram".to_string()];
+        let r = judge(200, body, ProbeMode::Readyz, &own);
+        assert!(!r.ok);
+        assert_eq!(r.channels_failing, own);
+        assert!(r.detail.contains("crash-loop breaker"), "{}", r.detail);
+        // Someone else's channel, or liveness only: up.
+        assert!(judge(200, body, ProbeMode::Readyz, &["discord".to_string()]).ok);
+        assert!(
+            judge(
+                200,
+                br#"{"ok":true,"suppressed":["telegram"]}"#,
+                ProbeMode::Healthz,
+                &own
+            )
+            .ok
+        );
     }
 
     #[test]

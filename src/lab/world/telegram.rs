@@ -134,6 +134,11 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
         Ok(p) => p,
         Err(e) => return error(e),
     };
+    if std::env::var_os("OCFO_WORLD_TRACE").is_some() {
+        // No token here: it is in the URL's path, not the parameters.
+        let node = shared.world().spec(bot).node.clone();
+        eprintln!("telegram {node}: {method} {}", Value::Object(p.clone()));
+    }
     let answer = match method.as_str() {
         "getUpdates" => return get_updates(&shared, bot, &p).await,
         _ => call(&shared, bot, &method, &p),
@@ -162,8 +167,8 @@ fn call(
             let reply_to = int(p, "reply_to_message_id")
                 .or_else(|| {
                     p.get("reply_parameters")
-                        .and_then(|r| r.get("message_id"))
-                        .and_then(Value::as_i64)
+                        .and_then(Value::as_object)
+                        .and_then(|r| int(r, "message_id"))
                 })
                 .map(|r| r as u64);
             w.bot_sends(bot, chat, &text, reply_to, now)
