@@ -871,12 +871,9 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             &format!("primary is back ({reason}); demoting the standby"),
         );
         self.publish();
-        // A cold standby cannot send once its gateway is stopped; a warm
-        // one still can (OpenClaw sends with its channels stopped), so it
-        // steps down first and says so right after.
-        if self.config.standby == StandbyMode::Cold {
-            self.announce_failback().await;
-        }
+        // Said while the standby can still send: a cold one's gateway stops,
+        // a warm one gives its token back with its channel.
+        self.announce_failback().await;
         let stopped = match self.config.standby {
             StandbyMode::Cold => self.actions.stop_gateway().await,
             StandbyMode::Warm => self.actions.switch_channels(false).await,
@@ -894,9 +891,6 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         // The standby no longer serves: say so now (ocfo drill's failback
         // ends here), the rest of the demotion is housekeeping.
         self.publish();
-        if self.config.standby == StandbyMode::Warm {
-            self.announce_failback().await;
-        }
         if self.config.standby == StandbyMode::Warm {
             self.automations(false).await;
         }
