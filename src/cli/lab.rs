@@ -75,6 +75,9 @@ pub enum LabCommand {
     Transcript {
         #[arg(long)]
         json: bool,
+        /// Only the messages of the last DURATION (e.g. 10m).
+        #[arg(long, value_parser = parse_wait)]
+        since: Option<std::time::Duration>,
     },
     /// Run the lab's chat world in the foreground (`lab up` starts it).
     #[command(hide = true)]
@@ -181,7 +184,11 @@ pub fn run(args: LabArgs, out: Output) -> ExitCode {
             json,
             message,
         } => return chat(name, &to, wait, json, &message),
-        LabCommand::Transcript { json } => lab::transcript(name).map(|lines| {
+        LabCommand::Transcript { json, since } => lab::transcript(name).map(|mut lines| {
+            if let Some(d) = since {
+                let from = ocfo::clock::unix_ms().saturating_sub(d.as_millis() as u64);
+                lines.retain(|l| l.at_ms >= from);
+            }
             if json {
                 println!(
                     "{}",
@@ -229,6 +236,17 @@ fn chat(name: &str, to: &str, wait: std::time::Duration, json: bool, message: &s
     }
 }
 
+/// One step of the demo: says what, runs `ocfo ARGS`, false if it failed.
+fn demo_step(exe: &std::path::Path, n: usize, of: usize, what: &str, args: &[&str]) -> bool {
+    println!("\n== {n}/{of}: {what}\n$ ocfo {}", args.join(" "));
+    let status = std::process::Command::new(exe).args(args).status();
+    if !status.is_ok_and(|s| s.success()) {
+        eprintln!("error: step {n} failed: ocfo {}", args.join(" "));
+        return false;
+    }
+    true
+}
+
 /// Runs each step as this same binary, so what the demo shows is exactly what
 /// a user typing the commands would see.
 fn demo(name: &str, fault: ocfo::drill::Fault) -> ExitCode {
@@ -239,32 +257,47 @@ fn demo(name: &str, fault: ocfo::drill::Fault) -> ExitCode {
     let inventory = ocfo::lab::labs_dir().join(name).join("inventory.yaml");
     let inv = inventory.display().to_string();
     let fault = format!("{fault:?}").to_lowercase();
+    let started = std::time::Instant::now();
     let steps: Vec<(&str, Vec<&str>)> = vec![
         (
-            "boot the lab: two Debian hosts with systemd",
+            "boot the lab: two Debian hosts with systemd, and a chat world (a Telegram Bot API and a model stand-in)",
             vec!["lab", "up", "--name", name],
         ),
         (
-            "deploy both hosts (hardening, Node, OpenClaw from npm, monitor)",
+            "deploy both hosts (hardening, Node, OpenClaw from npm, monitor): a Telegram bot on each",
             vec!["deploy", &inv],
         ),
         ("re-deploy: nothing to change", vec!["deploy", &inv, "-q"]),
         (
-            "drill: break the primary and measure the failover",
+            "the user writes to the primary's bot",
+            vec!["lab", "chat", "--name", name, "--wait", "180s", "Hello! Please remember the word kumquat."],
+        ),
+        (
+            "drill: break the primary; the user keeps writing, to the standby's bot",
             vec!["drill", &inv, "--fault", &fault, "--wait", "300s"],
+        ),
+    ];
+    for (i, (what, args)) in steps.iter().enumerate() {
+        if !demo_step(&exe, i + 1, steps.len() + 2, what, args) {
+            return ExitCode::FAILURE;
+        }
+    }
+    let since = format!("{}s", started.elapsed().as_secs() + 1);
+    let tail: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "the conversation as the user saw it: the answer, the standby's announcement, its answers, the failback message",
+            vec!["lab", "transcript", "--name", name, "--since", &since],
         ),
         ("status of the pair", vec!["status", &inv]),
     ];
-    for (i, (what, args)) in steps.iter().enumerate() {
-        println!(
-            "\n== {}/{}: {what}\n$ ocfo {}",
-            i + 1,
-            steps.len(),
-            args.join(" ")
-        );
-        let status = std::process::Command::new(&exe).args(args).status();
-        if !status.is_ok_and(|s| s.success()) {
-            eprintln!("error: step {} failed: ocfo {}", i + 1, args.join(" "));
+    for (i, (what, args)) in tail.iter().enumerate() {
+        if !demo_step(
+            &exe,
+            steps.len() + i + 1,
+            steps.len() + tail.len(),
+            what,
+            args,
+        ) {
             return ExitCode::FAILURE;
         }
     }
