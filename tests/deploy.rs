@@ -49,26 +49,15 @@ fn changed(run: &Run) -> Vec<String> {
 }
 
 fn secrets(lab: &TestLab) -> Vec<String> {
-    let token = std::fs::read_to_string(lab.path("secrets/gateway_token"))
-        .unwrap()
-        .trim()
-        .to_string();
-    vec![
-        token,
-        format!("123456789:lab-fake-telegram-token-{}", lab.name),
-        format!("lab-fake-discord-token-{}", lab.name),
-        std::fs::read_to_string(lab.path("workspace_deploy_key"))
-            .unwrap()
-            .lines()
-            .nth(1)
-            .unwrap()
-            .to_string(),
-    ]
+    lab.secret_values()
 }
 
 #[test]
 fn deploy_converges_and_repairs_drift() {
-    let lab = TestLab::up("tdep", "10.249.2.0/24");
+    // The Discord variant: a plugin channel on the standby, armed through
+    // its SecretRef file (the default lab's Telegram standby is covered by
+    // tests/drill.rs).
+    let lab = TestLab::up_with("tdep", "10.249.2.0/24", &["--standby-channel", "discord"]);
     let mut outputs = Vec::new();
 
     let first = deploy(&lab, &[], &mut outputs);
@@ -280,6 +269,40 @@ fn deploy_converges_and_repairs_drift() {
         "the standby is not held up by the primary's lock"
     );
     lab.ssh_ok("primary", "rm -rf /run/ocfo-deploy.lock");
+
+    // The Discord variant still fails over: the armed plugin channel is
+    // started by one RPC (its fake token never connects: the drill measures
+    // the machine's side, and says why not the user's).
+    let drill = ocfo(&[
+        "drill",
+        &lab.inventory(),
+        "--json",
+        "--wait",
+        "180s",
+        "--max-failover",
+        "120s",
+        "--max-failback",
+        "180s",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&drill.stdout)
+        .unwrap_or_else(|_| panic!("drill --json:\n{}", text(&drill)));
+    assert!(
+        drill.status.success() && report["ok"] == true,
+        "the Discord variant's drill failed:\n{report:#}\n{}",
+        String::from_utf8_lossy(&drill.stderr)
+    );
+    assert!(
+        report["timeline"].to_string().contains("channel started"),
+        "{report:#}"
+    );
+    assert_eq!(report["fallback_restart"], false, "{report:#}");
+    assert!(report.get("user").is_none(), "{report:#}");
+    assert!(
+        String::from_utf8_lossy(&drill.stderr).contains("uses Discord"),
+        "{}",
+        text(&drill)
+    );
+    outputs.push(text(&drill));
 
     // No secret value in anything deploy printed.
     for out in &outputs {

@@ -69,7 +69,26 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     assert_eq!(s[1]["openclaw_version"], "2026.9.6");
     assert!(!s[1]["last_deploy"].as_str().unwrap().is_empty());
 
-    // Each fault: the drill passes and reports its timeline.
+    // The primary's bot answers, through OpenClaw and the model stand-in:
+    // its answer quotes what the user wrote.
+    let answer = lab.chat("primary", "Remember the word kumquat, please.");
+    assert!(
+        answer.contains("Remember the word kumquat, please."),
+        "{answer}"
+    );
+    // The standby's bot does not answer while it watches: nothing polls it.
+    let quiet = ocfo(&[
+        "lab", "chat", "--name", "tdrill", "--to", "standby", "--wait", "5s", "hello?",
+    ]);
+    assert!(!quiet.status.success());
+    assert!(
+        text(&quiet).contains("nothing polls @tdrill_standby_bot"),
+        "{}",
+        text(&quiet)
+    );
+
+    // Each fault: the drill passes and reports its timeline, the machine's
+    // side and the user's.
     for fault in ["stop", "kill", "cut"] {
         let out = ocfo(&[
             "drill",
@@ -99,10 +118,54 @@ fn drills_status_blips_redeploy_and_power_cycle() {
             "{report:#}"
         );
         assert_eq!(report["fallback_restart"], false, "{report:#}");
-        eprintln!(
-            "drill {fault}: failover {} ms, failback {} ms",
-            report["failover_ms"], report["failback_ms"]
+        // The user's side: the standby's bot answered, its takeover and
+        // failback messages arrived, no message was answered twice, and the
+        // message in flight at the fault has an outcome.
+        let user = &report["user"];
+        assert!(
+            report["answered_ms"].as_u64().is_some_and(|a| a > 0),
+            "{report:#}"
         );
+        assert!(user["announced_ms"].as_u64().is_some(), "{report:#}");
+        assert!(
+            user["failback_announced_ms"].as_u64().is_some(),
+            "{report:#}"
+        );
+        assert!(user["primary_answered_ms"].as_u64().is_some(), "{report:#}");
+        assert_eq!(user["answered_twice"], serde_json::json!([]), "{report:#}");
+        let outcome = user["before_fault"]["outcome"].as_str().unwrap_or("");
+        assert!(
+            ["answered", "answered_late", "lost"].contains(&outcome),
+            "{report:#}"
+        );
+        if fault == "cut" {
+            assert_eq!(user["cut_both_answered"], true, "{report:#}");
+        }
+        eprintln!(
+            "drill {fault}: answered {} ms, failover {} ms, failback {} ms, message in flight {outcome}",
+            report["answered_ms"], report["failover_ms"], report["failback_ms"]
+        );
+    }
+    // What the user read: per drill, a takeover and a failback message from
+    // the standby's bot, saying it was a drill.
+    let standby_said: Vec<String> = lab
+        .transcript()
+        .iter()
+        .filter(|l| {
+            l["node"] == "standby" && l["direction"] == "from_bot" && l.get("reply_to").is_none()
+        })
+        .map(|l| l["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(standby_said.len(), 6, "{standby_said:#?}");
+    for (i, m) in standby_said.iter().enumerate() {
+        if i % 2 == 0 {
+            assert!(
+                m.contains("failover drill") && m.contains("@tdrill_standby_bot"),
+                "{m}"
+            );
+        } else {
+            assert!(m.contains("Please continue on @tdrill_primary_bot"), "{m}");
+        }
     }
     // The cut is gone: nothing blocks the standby's probes any more.
     assert!(!lab
@@ -152,6 +215,7 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     // A hot change (the model fallbacks): applied by OpenClaw itself, no
     // gateway restart, no promotion.
     let base = std::fs::read_to_string(&inv_path).unwrap();
+    assert!(base.contains("maxTokens: 4096"), "{base}");
     let (pid_p, pid_s, promos) = (
         gateway_pid(&lab, "primary"),
         gateway_pid(&lab, "standby"),
@@ -159,10 +223,7 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     );
     std::fs::write(
         &inv_path,
-        base.replace(
-            "fallbacks: [anthropic/claude-sonnet-4-5]",
-            "fallbacks: [anthropic/claude-haiku-4-5]",
-        ),
+        base.replace("maxTokens: 4096", "maxTokens: 4000"),
     )
     .unwrap();
     let hot = ok(&["deploy", &inv]);
@@ -237,6 +298,67 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     assert_eq!(back["no_serve_ms"], 0);
     assert_eq!(standby_role(&inv), WATCHING);
     eprintln!("switchover: {sw}\nback: {back}");
+    // The users were told: planned maintenance, then back.
+    let said: Vec<String> = lab
+        .transcript()
+        .iter()
+        .filter(|l| {
+            l["node"] == "standby" && l["direction"] == "from_bot" && l.get("reply_to").is_none()
+        })
+        .map(|l| l["text"].as_str().unwrap().to_string())
+        .collect();
+    let n = said.len();
+    assert!(
+        n >= 2 && said[n - 2].contains("planned maintenance"),
+        "{said:#?}"
+    );
+    assert!(said[n - 1].contains("is back"), "{said:#?}");
+
+    // A second poller on the primary's bot token (what a second gateway on
+    // one token does): Telegram's 409 for the one that waited, OpenClaw
+    // says so in its log, and its channel comes back once the other one
+    // stops (its own back-off: ~30 s).
+    let world = std::fs::read_to_string(lab.path("world.json")).unwrap();
+    let world: serde_json::Value = serde_json::from_str(&world).unwrap();
+    let token = world["bots"][0]["token"].as_str().unwrap().to_string();
+    let root = format!(
+        "http://{}.1:8081",
+        lab.address("primary").rsplit_once('.').unwrap().0
+    );
+    let log_conflicts_before = lab
+        .ssh_ok("primary", "journalctl -u openclaw-gateway --no-pager -o cat | grep -c 'getUpdates conflict' || true")
+        .trim()
+        .parse::<u32>()
+        .unwrap_or(0);
+    // The token reaches curl on stdin (a config file), never a command line.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for i in 1 2 3; do printf 'url = \"{root}/bot%s/getUpdates?timeout=5\"\n' \"$TOKEN\" | curl -s -m 8 -K - ; echo; done"
+        ))
+        .env("TOKEN", &token)
+        .output()
+        .unwrap();
+    let rogue = String::from_utf8_lossy(&out.stdout).into_owned();
+    wait_for("OpenClaw logs the 409", Duration::from_secs(60), || {
+        lab.ssh_ok("primary", "journalctl -u openclaw-gateway --no-pager -o cat | grep -c 'getUpdates conflict' || true")
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+            > log_conflicts_before
+    });
+    // The chat world recorded the conflicts, with their times.
+    let conflicts = std::fs::read_to_string(lab.path("world.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"conflict\"") && l.contains("\"bot\":\"primary\""))
+        .count();
+    assert!(
+        conflicts > 0,
+        "no 409 in the record; the rogue poller got:\n{rogue}"
+    );
+    let back = lab.chat("primary", "Still there after the conflict?");
+    assert!(back.contains("Still there after the conflict?"), "{back}");
 
     // A re-deploy during a promotion leaves the standby's channels on.
     lab.ssh_ok("primary", "systemctl stop openclaw-gateway");

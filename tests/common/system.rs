@@ -59,14 +59,55 @@ pub struct TestLab {
 
 impl TestLab {
     pub fn up(name: &str, subnet: &str) -> TestLab {
+        TestLab::up_with(name, subnet, &[])
+    }
+
+    /// With more `ocfo lab up` arguments (`--standby-channel discord`).
+    pub fn up_with(name: &str, subnet: &str, extra: &[&str]) -> TestLab {
         require_root_and_tools();
         let lab = TestLab {
             name: name.into(),
             dir: PathBuf::from(format!("/var/lib/ocfo/lab/{name}")),
         };
         TestLab::clear_leftover(name);
-        ok(&["lab", "up", "--name", name, "--subnet", subnet]);
+        let mut args = vec!["lab", "up", "--name", name, "--subnet", subnet];
+        args.extend(extra);
+        ok(&args);
         lab
+    }
+
+    /// Every secret value the lab holds: none may appear in any output.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut v: Vec<String> = [
+            "secrets/gateway_token",
+            "secrets/telegram_primary_token",
+            "secrets/telegram_standby_token",
+            "secrets/discord_token",
+            "secrets/model_key",
+        ]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(self.path(f)).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+        if let Ok(key) = std::fs::read_to_string(self.path("workspace_deploy_key")) {
+            v.extend(key.lines().nth(1).map(str::to_string));
+        }
+        v
+    }
+
+    /// `ocfo lab chat` as the lab's user: the answer's text.
+    pub fn chat(&self, to: &str, message: &str) -> String {
+        ok(&[
+            "lab", "chat", "--name", &self.name, "--to", to, "--wait", "180s", message,
+        ])
+    }
+
+    /// `ocfo lab transcript --json`.
+    pub fn transcript(&self) -> Vec<serde_json::Value> {
+        let out = ocfo(&["lab", "transcript", "--name", &self.name, "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// `lab up` repairs and reuses a lab of that name; a test needs fresh
