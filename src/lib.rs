@@ -19,6 +19,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub mod deploy;
 pub mod drill;
 pub mod engine;
+pub mod gateway;
 pub mod hold;
 /// The lab needs Linux (systemd-nspawn, network namespaces, iptables); the
 /// laptop side of ocfo builds without it on macOS.
