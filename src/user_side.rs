@@ -26,12 +26,15 @@ pub enum ChatEventKind {
     Wrote { message_id: u64, text: String },
     /// The node's gateway fetched that message from the chat service.
     Delivered { message_id: u64 },
-    /// The node's bot wrote into the chat: an answer, or an announcement.
+    /// The node's bot answered messages of the user's (several, when the
+    /// gateway took them in as one).
     Answered {
         message_id: u64,
-        reply_to: Option<u64>,
+        answers: Vec<u64>,
         text: String,
     },
+    /// The node's bot wrote on its own: an announcement.
+    Said { message_id: u64, text: String },
 }
 
 /// A message the user sent.

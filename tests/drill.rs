@@ -152,7 +152,7 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         .transcript()
         .iter()
         .filter(|l| {
-            l["node"] == "standby" && l["direction"] == "from_bot" && l.get("reply_to").is_none()
+            l["node"] == "standby" && l["direction"] == "from_bot" && l.get("answers").is_none()
         })
         .map(|l| l["text"].as_str().unwrap().to_string())
         .collect();
@@ -303,7 +303,7 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         .transcript()
         .iter()
         .filter(|l| {
-            l["node"] == "standby" && l["direction"] == "from_bot" && l.get("reply_to").is_none()
+            l["node"] == "standby" && l["direction"] == "from_bot" && l.get("answers").is_none()
         })
         .map(|l| l["text"].as_str().unwrap().to_string())
         .collect();

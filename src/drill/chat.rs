@@ -87,8 +87,11 @@ pub(super) async fn wait_answer<U: UserSide>(
     }
 }
 
+/// Whether `e` is `node`'s bot answering message `id` (alone, or merged
+/// with others that arrived together).
 fn answers(e: &ChatEvent, node: &str, id: u64) -> bool {
-    e.node == node && matches!(e.kind, ChatEventKind::Answered { reply_to: Some(r), .. } if r == id)
+    e.node == node
+        && matches!(&e.kind, ChatEventKind::Answered { answers, .. } if answers.contains(&id))
 }
 
 /// Asks `node`'s bot a question and waits for the answer: the latency.
@@ -163,12 +166,12 @@ pub(super) async fn ping_until_answered<U: UserSide>(
                 ChatEventKind::Delivered { .. } => {
                     view.standby_fetched_ms.get_or_insert(at);
                 }
-                ChatEventKind::Answered { reply_to: None, .. } => {
+                ChatEventKind::Said { .. } => {
                     view.announced_ms.get_or_insert(at);
                 }
-                ChatEventKind::Answered {
-                    reply_to: Some(r), ..
-                } if pings.contains(r) => {
+                ChatEventKind::Answered { answers, .. }
+                    if answers.iter().any(|a| pings.contains(a)) =>
+                {
                     view.answered_ms = Some(at);
                     return Ok(());
                 }
@@ -208,7 +211,7 @@ pub(super) fn review(
     let mut announcements = events.iter().filter(|e| {
         e.node == "standby"
             && e.at_ms >= fault_at_ms
-            && matches!(e.kind, ChatEventKind::Answered { reply_to: None, .. })
+            && matches!(e.kind, ChatEventKind::Said { .. })
     });
     if let Some(takeover) = announcements.next() {
         view.announced_ms = Some(takeover.at_ms - fault_at_ms);
@@ -218,11 +221,10 @@ pub(super) fn review(
     }
     let mut counts: std::collections::BTreeMap<(String, u64), u32> = Default::default();
     for e in events {
-        if let ChatEventKind::Answered {
-            reply_to: Some(r), ..
-        } = &e.kind
-        {
-            *counts.entry((e.node.clone(), *r)).or_default() += 1;
+        if let ChatEventKind::Answered { answers, .. } = &e.kind {
+            for a in answers {
+                *counts.entry((e.node.clone(), *a)).or_default() += 1;
+            }
         }
     }
     view.answered_twice = counts
@@ -245,11 +247,18 @@ mod tests {
         }
     }
 
+    /// The bot answering `reply_to`, or speaking on its own.
     fn answer(message_id: u64, reply_to: Option<u64>) -> ChatEventKind {
-        ChatEventKind::Answered {
-            message_id,
-            reply_to,
-            text: "x".into(),
+        match reply_to {
+            Some(r) => ChatEventKind::Answered {
+                message_id,
+                answers: vec![r],
+                text: "x".into(),
+            },
+            None => ChatEventKind::Said {
+                message_id,
+                text: "announcement".into(),
+            },
         }
     }
 

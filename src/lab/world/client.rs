@@ -133,8 +133,8 @@ impl WorldClient {
                     }
                     // An answer to another message (one still queued) is
                     // not this one's.
-                    ChatEventKind::Answered { reply_to, text, .. }
-                        if reply_to.is_none_or(|r| r == sent.message_id) =>
+                    ChatEventKind::Answered { answers, text, .. }
+                        if answers.contains(&sent.message_id) =>
                     {
                         reply.answers.push(Answer {
                             at_ms: e.at_ms,
@@ -226,17 +226,23 @@ fn chat_event(e: Event) -> Option<ChatEvent> {
         EventKind::BotMessage {
             bot,
             message_id,
-            reply_to,
+            answers,
             text,
             ..
-        } => (
+        } if !answers.is_empty() => (
             bot,
             ChatEventKind::Answered {
                 message_id,
-                reply_to,
+                answers,
                 text,
             },
         ),
+        EventKind::BotMessage {
+            bot,
+            message_id,
+            text,
+            ..
+        } => (bot, ChatEventKind::Said { message_id, text }),
         _ => return None,
     };
     Some(ChatEvent {
@@ -286,6 +292,10 @@ pub struct TranscriptLine {
     pub message_id: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<u64>,
+    /// The user's messages a bot's message answers (the quoted one, else
+    /// those the lab model's answer quotes last); none for an announcement.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<u64>,
     /// The text as it finally reads (after the bot's edits).
     pub text: String,
     /// When the gateway fetched a user's message.
@@ -328,9 +338,11 @@ pub fn transcript(events: &[Event], bots: &[BotStatus]) -> Vec<TranscriptLine> {
                 ..
             } => {
                 let from_bot = matches!(e.kind, EventKind::BotMessage { .. });
-                let reply_to = match &e.kind {
-                    EventKind::BotMessage { reply_to, .. } => *reply_to,
-                    _ => None,
+                let (reply_to, answers) = match &e.kind {
+                    EventKind::BotMessage {
+                        reply_to, answers, ..
+                    } => (*reply_to, answers.clone()),
+                    _ => (None, Vec::new()),
                 };
                 lines.push(TranscriptLine {
                     at: crate::clock::rfc3339_ms(e.at_ms),
@@ -340,6 +352,7 @@ pub fn transcript(events: &[Event], bots: &[BotStatus]) -> Vec<TranscriptLine> {
                     direction: if from_bot { "from_bot" } else { "to_bot" }.into(),
                     message_id: *message_id,
                     reply_to,
+                    answers,
                     text: text.clone(),
                     delivered_at_ms: None,
                     edits: 0,
@@ -381,6 +394,17 @@ pub fn transcript_text(lines: &[TranscriptLine]) -> String {
         let mut notes = Vec::new();
         if let Some(r) = l.reply_to {
             notes.push(format!("reply to #{r}"));
+        }
+        let answers: Vec<String> = l
+            .answers
+            .iter()
+            .filter(|a| Some(**a) != l.reply_to)
+            .map(|a| format!("#{a}"))
+            .collect();
+        if !answers.is_empty() {
+            notes.push(format!("answers {}", answers.join(" ")));
+        } else if l.direction == "from_bot" && l.answers.is_empty() {
+            notes.push("its own message".into());
         }
         if let Some(d) = l.delivered_at_ms {
             notes.push(format!(

@@ -103,14 +103,37 @@ pub fn person_messages(request: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What every reply of the lab model begins with.
+pub const REPLY_PREFIX: &str = "lab model: ";
+
+/// The last message a lab-model reply quotes, as candidates: its whole text
+/// and each of its lines (OpenClaw merges messages that arrive together into
+/// one, a line each); `None` if `text` is no such reply.
+pub fn last_quoted(text: &str) -> Option<Vec<String>> {
+    let body = text.strip_prefix(REPLY_PREFIX)?;
+    let lines: Vec<&str> = body.lines().collect();
+    let start = lines.iter().rposition(|l| {
+        let digits = l.chars().take_while(char::is_ascii_digit).count();
+        digits > 0 && l[digits..].starts_with(". ")
+    })?;
+    let first = lines[start];
+    let digits = first.chars().take_while(char::is_ascii_digit).count();
+    let mut item = vec![first[digits + 2..].to_string()];
+    item.extend(lines[start + 1..].iter().map(|l| l.to_string()));
+    let whole = item.join("\n");
+    let mut candidates: Vec<String> = item.into_iter().filter(|l| !l.trim().is_empty()).collect();
+    candidates.insert(0, whole);
+    Some(candidates)
+}
+
 /// The reply: the person's messages, quoted verbatim and numbered, the
 /// latest ones when they would not all fit in one chat message.
 pub fn reply(messages: &[String]) -> String {
     if messages.is_empty() {
-        return "lab model: nothing from you in this conversation yet.".to_string();
+        return format!("{REPLY_PREFIX}nothing from you in this conversation yet.");
     }
     let head = format!(
-        "lab model: you wrote {} message{} in this conversation:",
+        "{REPLY_PREFIX}you wrote {} message{} in this conversation:",
         messages.len(),
         if messages.len() == 1 { "" } else { "s" }
     );
@@ -302,6 +325,24 @@ mod tests {
         assert!(text.ends_with("400. message number 400"), "{text}");
         assert!(text.contains("not quoted"), "{text}");
         assert!(text.starts_with("lab model: you wrote 400 messages"));
+    }
+
+    #[test]
+    fn the_last_quoted_message_is_found_as_telegram_shows_it() {
+        // As the user sees it: OpenClaw renders the list with a blank line,
+        // and messages that arrived together as one item, a line each.
+        let seen = "lab model: you wrote 3 messages in this conversation:\n\n1. hello\n2. drill ping 1\ndrill ping 2\n3. what now?";
+        assert_eq!(last_quoted(seen).unwrap(), ["what now?", "what now?"]);
+        let batch = "lab model: you wrote 2 messages in this conversation:\n\n1. hello\n2. drill ping 1\ndrill ping 2";
+        assert_eq!(
+            last_quoted(batch).unwrap(),
+            ["drill ping 1\ndrill ping 2", "drill ping 1", "drill ping 2"]
+        );
+        assert_eq!(last_quoted("⚠️ an announcement"), None);
+        assert_eq!(
+            last_quoted("lab model: nothing from you in this conversation yet."),
+            None
+        );
     }
 
     #[test]

@@ -63,8 +63,15 @@ pub enum EventKind {
         bot: String,
         chat_id: i64,
         message_id: u64,
+        /// The message it quotes (Telegram's reply), as the bot sent it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<u64>,
+        /// The user's messages this answers, as the world judges it: the
+        /// quoted one, and those the lab model's answer quotes last (a batch
+        /// OpenClaw merged); none for the bot speaking on its own (an
+        /// announcement).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        answers: Vec<u64>,
         text: String,
     },
     /// The bot edited one of its messages (streamed replies do this).
@@ -150,6 +157,8 @@ struct BotState {
     commands: serde_json::Value,
     /// Message texts by id, for edits.
     texts: BTreeMap<u64, String>,
+    /// What the user wrote, in order: (message id, text).
+    user_texts: Vec<(u64, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +202,7 @@ impl World {
                     webhook: None,
                     commands: serde_json::json!([]),
                     texts: BTreeMap::new(),
+                    user_texts: Vec::new(),
                 })
                 .collect(),
             user,
@@ -218,6 +228,7 @@ impl World {
                         bot.next_update_id = bot.next_update_id.max(update_id + 1);
                         bot.next_message_id = bot.next_message_id.max(message_id + 1);
                         bot.started = true;
+                        bot.user_texts.push((*message_id, text.clone()));
                         bot.pending.push_back(Pending {
                             update_id: *update_id,
                             message_id: *message_id,
@@ -370,6 +381,7 @@ impl World {
             at_ms: now_ms,
         });
         b.texts.insert(message_id, text.to_string());
+        b.user_texts.push((message_id, text.to_string()));
         let node = b.spec.node.clone();
         let seq = self.record(
             now_ms,
@@ -524,6 +536,10 @@ impl World {
     ) -> Result<serde_json::Value, ApiError> {
         self.check_chat(bot, chat_id, now_ms)?;
         Self::check_text(text)?;
+        let mut answers = self.answered_by_quote(bot, text);
+        if let Some(r) = reply_to.filter(|r| !answers.contains(r)) {
+            answers.insert(0, r);
+        }
         let b = &mut self.bots[bot];
         let message_id = b.next_message_id;
         b.next_message_id += 1;
@@ -536,6 +552,7 @@ impl World {
                 chat_id,
                 message_id,
                 reply_to,
+                answers,
                 text: text.to_string(),
             },
         );
@@ -550,6 +567,31 @@ impl World {
             });
         }
         Ok(m)
+    }
+
+    /// The user's messages a lab-model answer answers (OpenClaw quotes the
+    /// question only on some turns): the latest ones matching what the
+    /// answer quotes last, a message or a merged batch of them.
+    fn answered_by_quote(&self, bot: usize, text: &str) -> Vec<u64> {
+        let Some(quoted) = super::model::last_quoted(text) else {
+            return Vec::new();
+        };
+        let user = &self.bots[bot].user_texts;
+        let find = |q: &String| {
+            user.iter()
+                .rev()
+                .find(|(_, t)| t.trim() == q.trim())
+                .map(|(id, _)| *id)
+        };
+        // The whole item first (one message with several lines), else each
+        // line (a batch).
+        if let Some(id) = quoted.first().and_then(find) {
+            return vec![id];
+        }
+        let mut ids: Vec<u64> = quoted.iter().skip(1).filter_map(find).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// `editMessageText` of one of the bot's own messages.
@@ -796,6 +838,35 @@ mod tests {
             .collect();
         assert_eq!(texts, ["two", "three"]);
         assert!(again.last_seq() > 4);
+    }
+
+    /// What an answer answers when the bot does not quote the question:
+    /// the message (or merged batch) the lab model's answer quotes last; an
+    /// announcement answers nothing.
+    #[test]
+    fn answers_are_told_from_announcements() {
+        let mut w = world();
+        let b = w.bot_by_node("standby").unwrap();
+        let user = 123456789;
+        for t in ["hello", "drill ping 1", "drill ping 2", "what now?"] {
+            w.user_writes(b, t, 0).unwrap();
+        }
+        let answers = |w: &mut World| match &w.take_unsaved().last().unwrap().kind {
+            EventKind::BotMessage { answers, .. } => answers.clone(),
+            _ => panic!(),
+        };
+        w.bot_sends(b, user, "⚠️ the standby took over", None, 1)
+            .unwrap();
+        assert!(answers(&mut w).is_empty());
+        let batch = "lab model: you wrote 3 messages in this conversation:\n\n1. hello\n2. drill ping 1\ndrill ping 2";
+        w.bot_sends(b, user, batch, None, 2).unwrap();
+        assert_eq!(answers(&mut w), [2, 3]);
+        let one = "lab model: you wrote 4 messages in this conversation:\n\n1. hello\n2. drill ping 1\ndrill ping 2\n3. what now?";
+        w.bot_sends(b, user, one, None, 3).unwrap();
+        assert_eq!(answers(&mut w), [4]);
+        // Quoted by the bot: that one too.
+        w.bot_sends(b, user, one, Some(1), 4).unwrap();
+        assert_eq!(answers(&mut w), [1, 4]);
     }
 
     #[test]
