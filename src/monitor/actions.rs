@@ -224,7 +224,15 @@ fn short(s: &str) -> String {
 
 pub struct SystemActions {
     pub config: MonitorConfig,
+    /// The gateway token (from the monitor's environment file), for
+    /// OpenClaw's gateway protocol.
+    token: Option<String>,
 }
+
+/// How long the monitor waits to connect to its own gateway, and for one
+/// answer: the gateway is local; a starved one answers in seconds.
+const GATEWAY_CONNECT: Duration = Duration::from_secs(10);
+const GATEWAY_CALL: Duration = Duration::from_secs(20);
 
 /// The largest output kept from a child process.
 const MAX_OUTPUT: usize = 256 * 1024;
@@ -274,6 +282,76 @@ fn as_user(user: &str, limit: Duration, env: &[(&str, &str)], env_file: Option<&
 }
 
 impl SystemActions {
+    pub fn new(config: MonitorConfig, token: Option<String>) -> SystemActions {
+        SystemActions { config, token }
+    }
+
+    /// The standby's own gateway, as `ws://host:port` (its health URL's).
+    fn gateway_url(&self) -> Result<String, String> {
+        let u = super::probe::Url::parse(&self.config.gateway.health_url)?;
+        let host = if u.host.contains(':') {
+            format!("[{}]", u.host)
+        } else {
+            u.host
+        };
+        Ok(format!("ws://{host}:{}", u.port))
+    }
+
+    /// A connection to the standby's own gateway with the monitor's device
+    /// identity. The gateway listens on its private address, which OpenClaw
+    /// does not count as local, so the device is paired once: the first
+    /// connect is refused with a pairing request, which the monitor approves
+    /// with the `openclaw` CLI on the gateway's own host, then it connects
+    /// again.
+    async fn gateway(&self) -> Result<crate::gateway::GatewayClient, String> {
+        use crate::gateway::{ConnectOptions, DeviceIdentity, GatewayClient, GatewayError};
+        let token = self
+            .token
+            .clone()
+            .ok_or("the gateway token is not in the monitor's environment")?;
+        let device =
+            DeviceIdentity::load_or_create(std::path::Path::new(&self.config.openclaw.device_key))
+                .map_err(|e| e.to_string())?;
+        let mut opts = ConnectOptions::new(self.gateway_url()?, token);
+        opts.device = Some(std::sync::Arc::new(device));
+        opts.client_version = format!("ocfo-monitor {}", env!("CARGO_PKG_VERSION"));
+        opts.connect_timeout = GATEWAY_CONNECT;
+        opts.call_timeout = GATEWAY_CALL;
+        match GatewayClient::connect(&opts).await {
+            Err(GatewayError::NotPaired {
+                request_id: Some(id),
+                device_id,
+            }) => {
+                tracing::info!(device = %device_id, "pairing the monitor's device with the standby's gateway");
+                self.openclaw(&["devices", "approve", &id], Duration::from_secs(30))
+                    .await
+                    .map_err(|e| format!("approving the monitor's device failed: {e}"))?;
+                GatewayClient::connect(&opts)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            other => other.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// One call to the standby's gateway over its protocol. The `openclaw`
+    /// CLI (a Node start: seconds) only when no connection can be had,
+    /// saying so; a call that failed is not repeated another way.
+    async fn rpc(&self, method: &str, params: serde_json::Value) -> Result<String, String> {
+        let mut client = match self.gateway().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("cannot reach the standby's gateway over OpenClaw's gateway protocol ({e}); {method} through the openclaw CLI");
+                let p = params.to_string();
+                let p = (params != serde_json::json!({})).then_some(p.as_str());
+                return self.openclaw_call(method, p).await;
+            }
+        };
+        let answer = client.call(method, params).await;
+        client.close().await;
+        answer.map(|v| v.to_string()).map_err(|e| e.to_string())
+    }
+
     /// git in the workspace as the gateway's user.
     fn git(&self, args: &[&str]) -> Option<(Command, Duration)> {
         let ws = self.config.workspace.as_ref()?;
@@ -550,8 +628,8 @@ impl Actions for SystemActions {
             "channels.stop"
         };
         for ch in &sw.channels {
-            let params = serde_json::json!({ "channel": ch }).to_string();
-            self.openclaw_call(method, Some(&params)).await?;
+            self.rpc(method, serde_json::json!({ "channel": ch }))
+                .await?;
         }
         if !on {
             self.take_back_tokens(sw)?;
@@ -568,7 +646,7 @@ impl Actions for SystemActions {
         let Ok(sw) = self.switches() else {
             return false;
         };
-        match self.openclaw_call("channels.status", None).await {
+        match self.rpc("channels.status", serde_json::json!({})).await {
             Ok(out) => judge_channels_live(&out, &sw.channels),
             Err(_) => false,
         }
@@ -579,8 +657,8 @@ impl Actions for SystemActions {
         // A watching standby holds no token file.
         self.take_back_tokens(sw)?;
         for ch in &sw.channels {
-            let params = serde_json::json!({ "channel": ch }).to_string();
-            self.openclaw_call("channels.stop", Some(&params)).await?;
+            self.rpc("channels.stop", serde_json::json!({ "channel": ch }))
+                .await?;
         }
         if sw.switched_channels().is_empty() {
             return Ok(());
@@ -593,7 +671,7 @@ impl Actions for SystemActions {
 
     async fn channels_armed(&self) -> Result<(), String> {
         let sw = self.switches()?;
-        let out = self.openclaw_call("channels.status", None).await?;
+        let out = self.rpc("channels.status", serde_json::json!({})).await?;
         let token_files: Vec<String> = sw.token_files.iter().map(|t| t.channel.clone()).collect();
         judge_armed(&out, &sw.switched_channels(), &token_files)
     }
@@ -616,7 +694,7 @@ impl Actions for SystemActions {
 
     async fn channels_started(&self, since_ms: u64) -> Result<ChannelCheck, String> {
         let sw = self.switches()?;
-        let out = self.openclaw_call("channels.status", None).await?;
+        let out = self.rpc("channels.status", serde_json::json!({})).await?;
         Ok(judge_channel_status(&out, &sw.channels, since_ms))
     }
 
@@ -642,27 +720,47 @@ impl Actions for SystemActions {
     }
 
     async fn announce(&self, channel: &str, target: &str, text: &str) -> Result<(), String> {
-        let limit = self
-            .config
-            .announce
-            .as_ref()
-            .map_or(Duration::from_secs(30), |a| a.timeout);
-        self.openclaw(
-            &[
-                "message",
-                "send",
-                "--channel",
-                channel,
-                "--target",
-                target,
-                "--message",
-                text,
-                "--json",
-            ],
-            limit,
-        )
-        .await
-        .map(|_| ())
+        // OpenClaw's `send` (what its channels send with), keyed so that a
+        // retry cannot send twice.
+        let key = format!(
+            "ocfo-announce-{}-{}",
+            crate::clock::unix_ms(),
+            rand::random::<u32>()
+        );
+        let params = serde_json::json!({
+            "to": target, "message": text, "channel": channel, "idempotencyKey": key,
+        });
+        let mut client = match self.gateway().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("cannot reach the standby's gateway over OpenClaw's gateway protocol ({e}); sending with `openclaw message send`");
+                let limit = self
+                    .config
+                    .announce
+                    .as_ref()
+                    .map_or(Duration::from_secs(30), |a| a.timeout);
+                return self
+                    .openclaw(
+                        &[
+                            "message",
+                            "send",
+                            "--channel",
+                            channel,
+                            "--target",
+                            target,
+                            "--message",
+                            text,
+                            "--json",
+                        ],
+                        limit,
+                    )
+                    .await
+                    .map(|_| ());
+            }
+        };
+        let answer = client.call("send", params).await;
+        client.close().await;
+        answer.map(|_| ()).map_err(|e| e.to_string())
     }
 }
 

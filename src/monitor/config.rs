@@ -160,6 +160,14 @@ pub struct OpenClawCli {
     pub include_roots: String,
     /// The gateway's environment file.
     pub gateway_env: String,
+    /// The monitor's own device key for OpenClaw's gateway protocol (root's,
+    /// 0600, made on first use and paired once with the standby's gateway).
+    #[serde(default = "default_device_key")]
+    pub device_key: String,
+}
+
+fn default_device_key() -> String {
+    crate::render::layout::MONITOR_DEVICE_KEY.to_string()
 }
 
 /// What the standby tells its users at takeover and failback

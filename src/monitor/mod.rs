@@ -33,6 +33,7 @@ pub async fn run(config: MonitorConfig) {
             "the gateway token is not in the environment: /readyz answers without reasons"
         );
     }
+    let actions = actions::SystemActions::new(config.clone(), token.clone());
     let prober = daemon::HttpProber {
         urls: config.probe.urls.clone(),
         mode: config.probe.mode,
@@ -41,9 +42,6 @@ pub async fn run(config: MonitorConfig) {
         channels: config.probe.primary_channels.clone(),
     };
     let notifier = notify::Notifier::new(config.notify.as_ref(), &config.name);
-    let actions = actions::SystemActions {
-        config: config.clone(),
-    };
     let d = daemon::Daemon::start(config, prober, actions, notifier).await;
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};

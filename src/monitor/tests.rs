@@ -55,6 +55,7 @@ fn config(dir: &std::path::Path) -> MonitorConfig {
             config_path: "/home/openclaw/.openclaw/openclaw.json".into(),
             include_roots: dir.join("switches").display().to_string(),
             gateway_env: "/etc/openclaw/gateway.env".into(),
+            device_key: dir.join("device.key").display().to_string(),
         },
         announce: None,
     }

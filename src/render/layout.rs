@@ -18,6 +18,8 @@ pub const MONITOR_STATE_DIR: &str = "/var/lib/ocfo";
 pub const HOLD_FILE: &str = "/var/lib/ocfo/hold.json";
 /// Present while a planned switchover hands service to the standby.
 pub const SWITCHOVER_FILE: &str = "/var/lib/ocfo/switchover.json";
+/// The standby monitor's Ed25519 key for OpenClaw's gateway protocol.
+pub const MONITOR_DEVICE_KEY: &str = "/var/lib/ocfo/gateway-device.key";
 /// Written by `ocfo drill` on the standby while it drills (a lease, like
 /// the hold): the takeover it causes is announced as a drill.
 pub const DRILL_FILE: &str = "/var/lib/ocfo/drill.json";

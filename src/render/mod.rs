@@ -603,6 +603,7 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             config_path: layout.config_path.clone(),
             include_roots: SWITCH_DIR.into(),
             gateway_env: GATEWAY_ENV_FILE.into(),
+            device_key: MONITOR_DEVICE_KEY.into(),
         },
         announce: announce_config(inv),
     }
