@@ -69,7 +69,7 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
     let user = if args.no_chat {
         None
     } else {
-        user_side(&args.inventory, out)
+        user_side(&inv, out)
     };
     let Some(rt) = super::runtime() else {
         return ExitCode::FAILURE;
@@ -143,10 +143,10 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
 /// bots live: the drill then also measures failover to the first answer.
 #[cfg(target_os = "linux")]
 fn user_side(
-    inventory: &std::path::Path,
+    inv: &ocfo::inventory::Inventory,
     out: Output,
 ) -> Option<ocfo::lab::world::client::WorldClient> {
-    let lab = ocfo::lab::by_inventory(inventory)?;
+    let lab = ocfo::lab::for_hosts(&inv.node(Role::Primary).host, &inv.node(Role::Standby).host)?;
     if !ocfo::lab::world::is_running(&lab) {
         return None;
     }
@@ -160,7 +160,7 @@ fn user_side(
 }
 
 #[cfg(not(target_os = "linux"))]
-fn user_side(_: &std::path::Path, _: Output) -> Option<ocfo::user_side::Nobody> {
+fn user_side(_: &ocfo::inventory::Inventory, _: Output) -> Option<ocfo::user_side::Nobody> {
     None
 }
 

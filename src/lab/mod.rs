@@ -136,14 +136,17 @@ pub fn list_names() -> Vec<String> {
     names
 }
 
-/// The lab whose inventory this is, if any: drills and the demo chat
-/// through its world.
-pub fn by_inventory(inventory: &std::path::Path) -> Option<LabState> {
-    let wanted = std::fs::canonicalize(inventory).ok()?;
+/// The lab whose hosts this inventory deploys to, if any: drills chat
+/// through its world. Matched on the hosts' addresses, not the file's path,
+/// so an edited copy of the lab's inventory still finds its lab.
+pub fn for_hosts(primary: &str, standby: &str) -> Option<LabState> {
     list_names()
         .iter()
         .filter_map(|n| LabState::load(n).ok())
-        .find(|l| std::fs::canonicalize(l.inventory_path()).ok().as_ref() == Some(&wanted))
+        .find(|l| {
+            let at = |node: &str| l.hosts.get(node).map(|h| h.address.as_str());
+            at("primary") == Some(primary) && at("standby") == Some(standby)
+        })
 }
 
 /// The extra CA certificates this machine trusts (a TLS-inspecting proxy).
