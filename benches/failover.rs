@@ -10,8 +10,9 @@
 //! `monitor.flap.max_promotions: 100`: drills back to back are not a
 //! flapping primary (with the default, the third drill in 15 minutes pins).
 //! `OCFO_BENCH_DRILLS` (default 5) drills per fault, `OCFO_BENCH_DEPLOYS`
-//! (default 5) re-deploys of each kind; `OCFO_BENCH_ONLY=drills|deploys|switchover|idle`;
-//! `OCFO_BENCH_FAULTS=stop,kill,cut` (the default) picks the drills' faults.
+//! (default 5) re-deploys of each kind; `OCFO_BENCH_ONLY=drills|turns|deploys|switchover|idle`;
+//! `OCFO_BENCH_FAULTS=stop,kill,cut` (the default) picks the drills' faults;
+//! `OCFO_BENCH_TURNS` (default 5) rounds of the no-failover reference turns.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -90,7 +91,7 @@ fn drills(lab: &Lab, n: usize) {
     let faults = std::env::var("OCFO_BENCH_FAULTS").unwrap_or_else(|_| "stop,kill,cut".into());
     for fault in faults.split(',') {
         let (mut over, mut back, mut fallbacks) = (Vec::new(), Vec::new(), 0);
-        let mut answered = Vec::new();
+        let (mut answered, mut turn) = (Vec::new(), Vec::new());
         let mut in_flight = std::collections::BTreeMap::<String, usize>::new();
         for _ in 0..n {
             let out = ocfo(&[
@@ -113,6 +114,10 @@ fn drills(lab: &Lab, n: usize) {
             back.push(r["failback_ms"].as_f64().unwrap() / 1000.0);
             if let Some(a) = r["answered_ms"].as_f64() {
                 answered.push(a / 1000.0);
+                // The standby's agent turn: from fetching the ping to its answer.
+                if let Some(f) = r["user"]["standby_fetched_ms"].as_f64() {
+                    turn.push((a - f) / 1000.0);
+                }
             }
             fallbacks += usize::from(r["fallback_restart"] == true);
             if let Some(o) = r["user"]["before_fault"]["outcome"].as_str() {
@@ -123,10 +128,12 @@ fn drills(lab: &Lab, n: usize) {
             "answered: no chat world".to_string()
         } else {
             format!(
-                "answered p50 {:.1} s, p95 {:.1} s, max {:.1} s",
+                "answered p50 {:.1} s, p95 {:.1} s, max {:.1} s (of which the standby's agent turn p50 {:.1} s, p95 {:.1} s)",
                 pct(&mut answered, 0.5),
                 pct(&mut answered, 0.95),
-                pct(&mut answered, 1.0)
+                pct(&mut answered, 1.0),
+                pct(&mut turn, 0.5),
+                pct(&mut turn, 0.95)
             )
         };
         println!(
@@ -138,6 +145,36 @@ fn drills(lab: &Lab, n: usize) {
             pct(&mut back, 0.95)
         );
     }
+}
+
+/// The reference for `answered`: how long the primary itself takes to answer
+/// with no failover at all, after a quiet 90 s (OpenClaw retires its session
+/// workers after about a minute idle, so this is the turn a user gets after a
+/// pause) and 3 s after that (warm).
+fn turns(lab: &Lab, n: usize) {
+    let name = lab.dir.file_name().unwrap().to_str().unwrap().to_string();
+    let chat = |msg: &str| -> f64 {
+        let out = ocfo(&[
+            "lab", "chat", "--name", &name, "--wait", "120s", "--json", msg,
+        ]);
+        json(&out, "lab chat")["latency_ms"].as_f64().unwrap() / 1000.0
+    };
+    let (mut quiet, mut warm) = (Vec::new(), Vec::new());
+    chat("bench: wake up");
+    for i in 0..n {
+        std::thread::sleep(Duration::from_secs(90));
+        quiet.push(chat(&format!("bench: after a quiet 90 s, #{i}")));
+        std::thread::sleep(Duration::from_secs(3));
+        warm.push(chat(&format!("bench: 3 s later, #{i}")));
+    }
+    println!(
+        "primary, no failover x{n}: answered after a quiet 90 s p50 {:.1} s, p95 {:.1} s, max {:.1} s; 3 s later p50 {:.1} s, p95 {:.1} s",
+        pct(&mut quiet, 0.5),
+        pct(&mut quiet, 0.95),
+        pct(&mut quiet, 1.0),
+        pct(&mut warm, 0.5),
+        pct(&mut warm, 0.95)
+    );
 }
 
 /// Re-deploys alternating between two variants of the inventory.
@@ -279,6 +316,9 @@ fn main() {
     }
     if run("drills") {
         drills(&lab, n("OCFO_BENCH_DRILLS"));
+    }
+    if run("turns") {
+        turns(&lab, n("OCFO_BENCH_TURNS"));
     }
     if run("deploys") {
         let d = n("OCFO_BENCH_DEPLOYS");
