@@ -56,6 +56,10 @@ pub struct ProbeConfig {
     pub timeout: Duration,
 }
 
+fn default_definitive_fall() -> u32 {
+    2
+}
+
 fn default_channel_grace() -> Duration {
     Duration::from_secs(60)
 }
@@ -232,6 +236,10 @@ pub struct MonitorConfig {
     pub name: String,
     pub probe: ProbeConfig,
     pub fall: u32,
+    /// Definitive failures (refused, reset, draining) in a row that promote
+    /// without waiting for `fall`; 0 turns the fast path off.
+    #[serde(default = "default_definitive_fall")]
+    pub definitive_fall: u32,
     pub rise: u32,
     #[serde(with = "dur")]
     pub hold_down: Duration,

@@ -79,7 +79,14 @@ pub struct Daemon<P, A> {
     /// When the users were last told of an unplanned takeover: within the
     /// flap window they are not told again.
     told_unplanned_at: Option<Instant>,
+    /// Rung by the sentinel when the primary closes its connection: probe now.
+    wake: Arc<tokio::sync::Notify>,
 }
+
+/// After a definitive failure, the next probe comes this soon, not a whole
+/// interval later: a second "gone" confirms it (a gateway restarting in
+/// place is back within it), and the promotion starts.
+const CONFIRM_AFTER: Duration = Duration::from_millis(250);
 
 /// How long an armed gateway may take to reload its config and the channel
 /// plugin with the credentials (seconds of CPU on a small VPS).
@@ -107,6 +114,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let switchover = actions.switchover_requested().await;
         let t = Thresholds {
             fall: config.fall,
+            definitive_fall: config.definitive_fall,
             rise: config.rise,
             hold_down: config.hold_down,
             max_promotions: config.flap.max_promotions,
@@ -161,6 +169,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             armed,
             told,
             told_unplanned_at: None,
+            wake: Arc::new(tokio::sync::Notify::new()),
         };
         if let Some(p) = previous {
             d.state.announcements = p.announcements;
@@ -469,6 +478,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         self.check_promoted_gateway().await;
         let input = Input {
             healthy,
+            definitive: !healthy && result.definitive,
             held: self.state.hold.is_some(),
             switchover,
         };
@@ -925,6 +935,20 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         self.notify("demoted", "the standby is watching again");
     }
 
+    /// What the sentinel rings to make the daemon probe at once.
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+
+    /// When to probe again sooner than the interval: a definitive failure
+    /// while watching is confirmed at once.
+    fn confirm_at(&self) -> Option<tokio::time::Instant> {
+        (self.machine.role == Role::Watching
+            && self.machine.gone > 0
+            && self.config.definitive_fall > 0)
+            .then(|| tokio::time::Instant::now() + CONFIRM_AFTER)
+    }
+
     /// Runs until `shutdown` resolves (SIGTERM), then publishes and returns.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let heartbeat = Arc::new(AtomicU64::new(0));
@@ -956,16 +980,26 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let mut tick = tokio::time::interval(self.config.probe.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
+        let wake = self.wake.clone();
+        let mut confirm: Option<tokio::time::Instant> = None;
         loop {
+            // A round on the interval, at once when the sentinel saw the
+            // primary close its connection, or soon to confirm a "gone".
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tick.tick() => {
-                    heartbeat.store(u64::MAX, Ordering::SeqCst);
-                    self.step().await;
-                    heartbeat.store(self.started.elapsed().as_secs(), Ordering::SeqCst);
-                    super::sd_notify::notify(&format!("STATUS={} ({} consecutive failures)", self.machine.role.as_str(), self.machine.failures));
-                }
+                _ = tick.tick() => {}
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep_until(confirm.unwrap_or_else(tokio::time::Instant::now)), if confirm.is_some() => {}
             }
+            heartbeat.store(u64::MAX, Ordering::SeqCst);
+            self.step().await;
+            heartbeat.store(self.started.elapsed().as_secs(), Ordering::SeqCst);
+            confirm = self.confirm_at();
+            super::sd_notify::notify(&format!(
+                "STATUS={} ({} consecutive failures)",
+                self.machine.role.as_str(),
+                self.machine.failures
+            ));
         }
         stop.store(true, Ordering::SeqCst);
         super::sd_notify::notify("STOPPING=1");

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //!   Watching ──fall consecutive failures──▶ Promoting ──gateway up──▶ Promoted
+//!            ──definitive_fall "gone"s ──▶
 //!      ▲                                                                  │
 //!      └──────── Demoting ◀── rise consecutive successes and hold_down ───┘
 //! ```
@@ -58,6 +59,10 @@ pub enum Decision {
 #[derive(Debug, Clone)]
 pub struct Thresholds {
     pub fall: u32,
+    /// Consecutive failures in which the primary said itself that its gateway
+    /// is gone (refused, reset, draining) that promote without waiting for
+    /// `fall`: such a signal cannot be a slow network.
+    pub definitive_fall: u32,
     pub rise: u32,
     pub hold_down: Duration,
     pub max_promotions: u32,
@@ -68,6 +73,8 @@ pub struct Thresholds {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Input {
     pub healthy: bool,
+    /// The failure was definitive: refused, reset or draining.
+    pub definitive: bool,
     /// Deploy holds the monitor (lease not expired).
     pub held: bool,
     /// A planned switchover asks the standby to serve.
@@ -90,6 +97,8 @@ pub struct Machine {
     /// When the current role began (time since the daemon started).
     pub since: Duration,
     pub failures: u32,
+    /// Consecutive definitive failures (a subset of `failures`).
+    pub gone: u32,
     pub successes: u32,
     promoted_at: Option<Duration>,
     promotions: VecDeque<Duration>,
@@ -120,6 +129,7 @@ impl Machine {
             },
             since: now,
             failures: 0,
+            gone: 0,
             successes: 0,
             // A recovered promotion waits a full hold-down before demoting.
             promoted_at: gateway_running.then_some(now),
@@ -154,9 +164,11 @@ impl Machine {
         if healthy {
             self.successes += 1;
             self.failures = 0;
+            self.gone = 0;
         } else {
             self.failures += 1;
             self.successes = 0;
+            self.gone = if input.definitive { self.gone + 1 } else { 0 };
         }
         match self.role {
             Role::Watching if input.switchover => {
@@ -169,6 +181,17 @@ impl Machine {
             }
             // Deploy is restarting the primary: count, but do not act.
             Role::Watching if input.held => None,
+            Role::Watching if self.t.definitive_fall > 0 && self.gone >= self.t.definitive_fall => {
+                self.role = Role::Promoting;
+                self.since = now;
+                self.planned = false;
+                Some(Decision::Promote {
+                    reason: format!(
+                        "the primary's gateway is gone (refused, reset or draining) in {} consecutive probes",
+                        self.gone
+                    ),
+                })
+            }
             Role::Watching if self.failures >= self.t.fall => {
                 self.role = Role::Promoting;
                 self.since = now;
@@ -242,6 +265,7 @@ impl Machine {
         if role == Role::Watching {
             self.planned = false;
             self.failures = 0;
+            self.gone = 0;
         }
     }
 
@@ -250,6 +274,7 @@ impl Machine {
         self.since = now;
         self.promoted_at = None;
         self.failures = 0;
+        self.gone = 0;
         self.planned = false;
     }
 }
@@ -261,6 +286,7 @@ mod tests {
     fn t() -> Thresholds {
         Thresholds {
             fall: 3,
+            definitive_fall: 2,
             rise: 5,
             hold_down: Duration::from_secs(60),
             max_promotions: 3,
@@ -366,9 +392,63 @@ mod tests {
     fn input(healthy: bool, held: bool, switchover: bool) -> Input {
         Input {
             healthy,
+            definitive: false,
             held,
             switchover,
         }
+    }
+
+    fn gone(held: bool) -> Input {
+        Input {
+            definitive: true,
+            held,
+            ..Input::default()
+        }
+    }
+
+    #[test]
+    fn a_gateway_that_says_it_is_gone_promotes_on_confirmation_not_after_fall() {
+        let ms = Duration::from_millis;
+        let mut m = Machine::recover(t(), false, secs(0));
+        assert_eq!(m.on_input(gone(false), ms(1000)), None);
+        let Some(Decision::Promote { reason }) = m.on_input(gone(false), ms(1250)) else {
+            panic!("two definitive failures promote")
+        };
+        assert!(reason.contains("gone"), "{reason}");
+        // Back at once (a restart in place): nothing, and the count restarts.
+        let mut m = Machine::recover(t(), false, secs(0));
+        assert_eq!(m.on_input(gone(false), ms(1000)), None);
+        assert_eq!(m.on_probe(true, ms(1250)), None);
+        assert_eq!(m.on_input(gone(false), ms(2000)), None);
+        assert_eq!(m.role, Role::Watching);
+        // Gone, then silence (the host went too): the usual `fall`.
+        let mut m = Machine::recover(t(), false, secs(0));
+        assert_eq!(m.on_input(gone(false), secs(1)), None);
+        assert_eq!(m.on_probe(false, secs(2)), None);
+        assert!(matches!(
+            m.on_probe(false, secs(3)),
+            Some(Decision::Promote { .. })
+        ));
+        // Deploy's hold still holds.
+        let mut m = Machine::recover(t(), false, secs(0));
+        for i in 1..=5 {
+            assert_eq!(m.on_input(gone(true), secs(i)), None);
+        }
+        // Turned off: only `fall` counts.
+        let mut m = Machine::recover(
+            Thresholds {
+                definitive_fall: 0,
+                ..t()
+            },
+            false,
+            secs(0),
+        );
+        assert_eq!(m.on_input(gone(false), secs(1)), None);
+        assert_eq!(m.on_input(gone(false), secs(2)), None);
+        assert!(matches!(
+            m.on_input(gone(false), secs(3)),
+            Some(Decision::Promote { .. })
+        ));
     }
 
     #[test]

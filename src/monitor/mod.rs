@@ -1,6 +1,7 @@
 //! `ocfo monitor`: the standby's failover daemon.
 //!
 //! `machine` is the pure state machine, `probe` the HTTP health check,
+//! `sentinel` a kept-open connection that says when to probe at once,
 //! `actions` what is done to the standby (systemctl, git), `notify` the
 //! webhook, `state_file` what `ocfo monitor status` reads, `daemon` the loop
 //! that ties them together. See docs/monitor.md.
@@ -12,6 +13,7 @@ pub mod machine;
 pub mod notify;
 pub mod probe;
 pub mod sd_notify;
+pub mod sentinel;
 pub mod state_file;
 
 #[cfg(test)]
@@ -42,7 +44,10 @@ pub async fn run(config: MonitorConfig) {
         channels: config.probe.primary_channels.clone(),
     };
     let notifier = notify::Notifier::new(config.notify.as_ref(), &config.name);
+    let urls = config.probe.urls.clone();
     let d = daemon::Daemon::start(config, prober, actions, notifier).await;
+    // Dropped with the runtime when the daemon returns.
+    tokio::spawn(sentinel::watch(urls, d.waker()));
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};
         match signal(SignalKind::terminate()) {

@@ -59,6 +59,12 @@ pub struct ProbeResult {
     /// for seconds while loading a plugin). Down only once it lasts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stalled: bool,
+    /// The primary said itself that its gateway is gone: the connection was
+    /// refused or reset (no process holds the port), or `/readyz` reported
+    /// `gateway-draining` (it is stopping). Silence never is: a timeout may
+    /// be the network, so it waits for `fall`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub definitive: bool,
 }
 
 impl ProbeResult {
@@ -69,6 +75,7 @@ impl ProbeResult {
             detail: detail.into(),
             channels_failing: Vec::new(),
             stalled: false,
+            definitive: false,
         }
     }
 
@@ -79,8 +86,23 @@ impl ProbeResult {
             detail: detail.into(),
             channels_failing: Vec::new(),
             stalled: false,
+            definitive: false,
         }
     }
+
+    /// Down, and said so by the primary itself (see `definitive`).
+    pub fn gone(detail: impl Into<String>) -> Self {
+        ProbeResult {
+            definitive: true,
+            ..ProbeResult::down(detail)
+        }
+    }
+}
+
+/// Refused or reset: the host answered, and no process holds the port.
+fn is_gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionRefused | ConnectionReset)
 }
 
 /// How to ask: which endpoint, how long to wait, the token that unlocks
@@ -132,6 +154,7 @@ async fn ask(u: &Url, p: Probe<'_>) -> ProbeResult {
     .await
     {
         Err(_) => return ProbeResult::down(format!("{} (no connection)", no_answer())),
+        Ok(Err(e)) if is_gone(&e) => return ProbeResult::gone(e.to_string()),
         Ok(Err(e)) => return ProbeResult::down(e.to_string()),
         Ok(Ok(s)) => s,
     };
@@ -140,7 +163,8 @@ async fn ask(u: &Url, p: Probe<'_>) -> ProbeResult {
             stalled: true,
             ..ProbeResult::down(format!("{} (connected: busy?)", no_answer()))
         },
-        Ok(Err(e)) => ProbeResult::down(e),
+        Ok(Err(Exchange::Gone(e))) => ProbeResult::gone(e),
+        Ok(Err(Exchange::Failed(e))) => ProbeResult::down(e),
         Ok(Ok((status, body))) => judge(status, &body, p.mode, p.channels),
     }
 }
@@ -180,7 +204,30 @@ pub async fn probe_any_with(urls: &[String], p: Probe<'_>) -> ProbeResult {
             .collect::<Vec<_>>()
             .join("; "),
         stalled: results.iter().any(|r| r.stalled),
+        // Gone only when every path says so: one refusing path may be a
+        // firewall while another still reaches a live gateway.
+        definitive: results.iter().all(|r| r.definitive),
         channels_failing,
+    }
+}
+
+/// Why an exchange failed: the peer reset it (gone), or anything else.
+enum Exchange {
+    Gone(String),
+    Failed(String),
+}
+
+impl From<String> for Exchange {
+    fn from(e: String) -> Self {
+        Exchange::Failed(e)
+    }
+}
+
+fn io_error(e: std::io::Error) -> Exchange {
+    if is_gone(&e) {
+        Exchange::Gone(e.to_string())
+    } else {
+        Exchange::Failed(e.to_string())
     }
 }
 
@@ -188,7 +235,7 @@ async fn exchange(
     mut stream: TcpStream,
     u: &Url,
     token: Option<&str>,
-) -> Result<(u16, Vec<u8>), String> {
+) -> Result<(u16, Vec<u8>), Exchange> {
     let host = if u.host.contains(':') {
         format!("[{}]", u.host)
     } else {
@@ -199,24 +246,26 @@ async fn exchange(
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(io_error)?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let n = stream.read(&mut chunk).await.map_err(io_error)?;
         if n == 0 {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > MAX_BODY {
-            return Err("answer too large for a health check".into());
+            return Err(Exchange::Failed(
+                "answer too large for a health check".into(),
+            ));
         }
         if let Some(done) = complete(&buf) {
             buf.truncate(done);
             break;
         }
     }
-    parse_response(&buf)
+    Ok(parse_response(&buf)?)
 }
 
 /// The length of a complete response with Content-Length, if it is complete.
@@ -336,6 +385,8 @@ fn judge(status: u16, body: &[u8], mode: ProbeMode, channels: &[String]) -> Prob
     } else {
         format!("HTTP {status}, failing: {}", failing.join(", "))
     });
+    // OpenClaw flips `/readyz` to draining at once on SIGTERM: it is stopping.
+    r.definitive = failing.iter().any(|f| f == "gateway-draining");
     if !failing.is_empty() && failing.iter().all(|f| channels.contains(f)) {
         r.channels_failing = failing;
     }
@@ -410,6 +461,7 @@ mod tests {
         );
         assert!(!r.ok && r.channels_failing.is_empty(), "{r:?}");
         assert!(r.detail.contains("gateway-draining"));
+        assert!(r.definitive, "draining is the gateway saying it stops");
         let r = judge(
             503,
             br#"{"ready":false,"failing":["telegram"],"uptimeMs":152595}"#,
@@ -451,7 +503,7 @@ mod tests {
         });
         let url = format!("http://{addr}/readyz");
         let r = probe(&url, ProbeMode::Readyz, Duration::from_millis(300)).await;
-        assert!(!r.ok && r.stalled, "{r:?}");
+        assert!(!r.ok && r.stalled && !r.definitive, "{r:?}");
         held.abort();
 
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -464,5 +516,25 @@ mod tests {
         )
         .await;
         assert!(!r.ok && !r.stalled, "{r:?}");
+        assert!(r.definitive, "refused: nobody holds the port");
+        // Silence (a dropped packet never answers) is not definitive.
+        let r = probe(
+            "http://10.255.255.1:9/readyz",
+            ProbeMode::Readyz,
+            Duration::from_millis(200),
+        )
+        .await;
+        assert!(!r.ok && !r.definitive, "{r:?}");
+        // Several paths: gone only when every one says so.
+        let r = probe_any(
+            &[
+                format!("http://{addr}/readyz"),
+                "http://10.255.255.1:9/readyz".to_string(),
+            ],
+            ProbeMode::Readyz,
+            Duration::from_millis(200),
+        )
+        .await;
+        assert!(!r.ok && !r.definitive, "{r:?}");
     }
 }

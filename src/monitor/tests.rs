@@ -27,6 +27,7 @@ fn config(dir: &std::path::Path) -> MonitorConfig {
             stall_grace: Duration::from_secs(10),
         },
         fall: 3,
+        definitive_fall: 2,
         rise: 5,
         hold_down: Duration::from_secs(60),
         flap: FlapConfig {
@@ -79,7 +80,7 @@ fn warm_config(dir: &std::path::Path) -> MonitorConfig {
 
 /// The primary's health, one entry per probe; empty means healthy.
 /// `+` healthy, `-` down, `c` serving but its channels fail, `s` connected
-/// but no answer (stalled).
+/// but no answer (stalled), `g` gone (refused, reset or draining).
 struct Script(Mutex<VecDeque<char>>);
 
 impl Prober for Script {
@@ -87,7 +88,8 @@ impl Prober for Script {
         let c = self.0.lock().unwrap().pop_front().unwrap_or('+');
         let mut r = match c {
             '+' => ProbeResult::up("HTTP 200"),
-            '-' => ProbeResult::down("connection refused"),
+            '-' => ProbeResult::down("no answer within 800ms (no connection)"),
+            'g' => ProbeResult::gone("Connection refused (os error 111)"),
             's' => ProbeResult {
                 stalled: true,
                 ..ProbeResult::down("no answer within 800ms (connected: busy?)")
@@ -811,11 +813,42 @@ async fn a_busy_primary_is_not_down_until_the_stall_lasts() {
     assert_eq!(d.machine.role, Role::Watching, "within the stall grace");
     rounds(&mut d, 10).await;
     assert_eq!(d.machine.role, Role::Promoted);
-    // Refused connections count at once: fall (3) probes.
+    // Silence (no connection) counts at once: fall (3) probes.
     let fake = Fake::default();
     let mut d = warm(dir.path(), &"-".repeat(5), &fake).await;
     rounds(&mut d, 3).await;
     assert_eq!(d.machine.role, Role::Promoted);
+}
+
+/// The real loop, on a paused clock: a primary whose gateway is gone
+/// (refused, reset, draining) is confirmed a moment later, not a whole
+/// interval later, and the standby promotes within a fraction of a second;
+/// the sentinel's wake makes the loop probe at once.
+#[tokio::test(start_paused = true)]
+async fn a_gone_primary_is_confirmed_at_once_by_the_real_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let mut d = warm(dir.path(), "++gg", &fake).await;
+    // Armed first (seconds of OpenClaw reloading the plugin).
+    d.step().await;
+    let state_file = warm_config(dir.path()).state_file;
+    let wake = d.waker();
+    // Interval 2 s: the loop's first round at once (healthy), then the
+    // sentinel's wake at 0.1 s finds the primary gone.
+    tokio::join!(
+        d.run(tokio::time::sleep(Duration::from_millis(1900))),
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            wake.notify_one();
+        }
+    );
+    // The loop's probes at 0 s, at the wake (0.1 s) and the confirmation
+    // 0.25 s later, before the shutdown at 1.9 s: on the 2 s interval alone
+    // there would have been one, and no promotion.
+    let state = crate::monitor::MonitorState::load(&state_file).unwrap();
+    assert_eq!(state.role, Role::Promoted, "{state:?}");
+    assert_eq!(state.counters.probes, 4, "{state:?}");
+    assert_eq!(fake.log()[..3], ["arm", "pull", "switch on"]);
 }
 
 fn announcing(dir: &std::path::Path) -> MonitorConfig {

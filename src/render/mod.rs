@@ -550,6 +550,7 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             stall_grace: m.stall_grace,
         },
         fall: m.fall,
+        definitive_fall: 2,
         rise: m.rise,
         hold_down: m.hold_down,
         flap: FlapConfig {
