@@ -292,6 +292,27 @@ where
     }
 }
 
+/// git as the gateway user reads none of that user's own git config
+/// (`~/.gitconfig`, `~/.config/git/config`): the agent writes it, and its
+/// `core.hooksPath`, `core.fsmonitor` or `init.templateDir` would run the
+/// agent's code at every pull and commit. The system's config (root's) is
+/// still read.
+pub const GIT_ENV: &[(&str, &str)] = &[
+    ("GIT_CONFIG_GLOBAL", "/dev/null"),
+    ("GIT_TERMINAL_PROMPT", "0"),
+];
+
+/// And no hooks or file-system monitor even where the workspace's own
+/// `.git/config` (also the agent's) asks for them: command-line settings
+/// win over every config file. What `.git/config` can still do is listed in
+/// docs/security.md.
+pub const GIT_OPTIONS: &[&str] = &[
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+];
+
 /// A command as another user in a transient systemd unit: a clean
 /// environment (nothing of the monitor's, such as the webhook URL, reaches
 /// git hooks the agent could have planted), and on timeout systemd kills the
@@ -388,20 +409,21 @@ impl SystemActions {
         answer.map(|v| v.to_string()).map_err(|e| e.to_string())
     }
 
-    /// git in the workspace as the gateway's user.
+    /// git in the workspace as the gateway's user, without its own git
+    /// config (see [`GIT_ENV`]).
     fn git(&self, args: &[&str]) -> Option<(Command, Duration)> {
         let ws = self.config.workspace.as_ref()?;
         let home = format!("/home/{}", ws.user);
-        let mut c = as_user(
-            &ws.user,
-            ws.git_timeout,
-            &[
-                ("HOME", home.as_str()),
-                ("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            ],
-            None,
-        );
-        c.args(["git", "-C", &ws.path]).args(args);
+        let mut env = vec![
+            ("HOME", home.as_str()),
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ];
+        env.extend_from_slice(GIT_ENV);
+        let mut c = as_user(&ws.user, ws.git_timeout, &env, None);
+        c.arg("git")
+            .args(GIT_OPTIONS)
+            .args(["-C", &ws.path])
+            .args(args);
         Some((c, ws.git_timeout))
     }
 
@@ -805,6 +827,82 @@ pub use crate::clock::{rfc3339_now, utc_stamp};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A real git in a temp HOME where the "agent" planted a
+    /// `~/.gitconfig` with a hooks folder and an fsmonitor, and a
+    /// pre-commit hook in the repository itself, each writing a marker.
+    /// `hardened`: with [`GIT_ENV`] and [`GIT_OPTIONS`], as the monitor
+    /// runs git. Returns the markers written.
+    fn planted_git(hardened: bool) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let marks = tmp.path().join("marks");
+        let hooks = home.join("hooks");
+        std::fs::create_dir_all(&hooks).unwrap();
+        std::fs::create_dir_all(&marks).unwrap();
+        let script = |path: &std::path::Path, name: &str| {
+            std::fs::write(
+                path,
+                format!("#!/bin/sh\ntouch '{}/{name}'\n", marks.display()),
+            )
+            .unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        script(&hooks.join("pre-commit"), "global-hook");
+        script(&hooks.join("post-commit"), "global-hook");
+        script(&home.join("fsmonitor"), "fsmonitor");
+        std::fs::write(
+            home.join(".gitconfig"),
+            format!(
+                "[core]\n\thooksPath = {}\n\tfsmonitor = {}\n[user]\n\tname = agent\n\temail = a@b\n",
+                hooks.display(),
+                home.join("fsmonitor").display()
+            ),
+        )
+        .unwrap();
+        let ws = tmp.path().join("ws");
+        let git = |args: &[&str], with_identity: bool| {
+            let mut c = std::process::Command::new("git");
+            c.env_clear()
+                .env("HOME", &home)
+                .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+            if hardened {
+                c.envs(GIT_ENV.iter().copied()).args(GIT_OPTIONS);
+            }
+            if with_identity {
+                c.args(["-c", "user.name=ocfo", "-c", "user.email=ocfo@localhost"]);
+            }
+            let out = c.arg("-C").arg(&ws).args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::create_dir_all(&ws).unwrap();
+        git(&["init", "-q"], false);
+        // A hook in the repository's own hooks folder too.
+        script(&ws.join(".git/hooks/pre-commit"), "repo-hook");
+        std::fs::write(ws.join("note.md"), "hello\n").unwrap();
+        git(&["add", "-A"], false);
+        git(&["status", "--porcelain"], false);
+        git(&["commit", "-q", "-m", "save"], true);
+        let mut found: Vec<String> = std::fs::read_dir(&marks)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn the_monitors_git_runs_no_hook_or_fsmonitor_the_agent_planted() {
+        // The same git without the monitor's settings runs them: the
+        // experiment can fail.
+        assert_eq!(planted_git(false), ["fsmonitor", "global-hook"]);
+        assert!(planted_git(true).is_empty());
+    }
 
     /// Peak resident memory of this process (`VmHWM`), in KiB.
     fn peak_rss_kib() -> u64 {
