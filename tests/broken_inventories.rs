@@ -224,6 +224,21 @@ const CASES: &[Case] = &[
         "too old or unsupported",
     ),
     case(
+        "node version ocfo does not pin, no node.sha256",
+        "  version: 24.21.0",
+        "  version: 24.22.0",
+        "set node.sha256",
+    ),
+    Case {
+        line_offset: 1,
+        ..case(
+            "node.sha256 that is not a SHA-256",
+            "  version: 24.21.0\n",
+            "  version: 24.21.0\n  sha256: {x64: abc}\n",
+            "node.sha256.x64: `abc` is not a SHA-256",
+        )
+    },
+    case(
         "bad node version",
         "  version: 24.21.0",
         "  version: lts",

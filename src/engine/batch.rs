@@ -98,16 +98,21 @@ pub fn parse(n: usize, stdout: &str, limit: u64) -> Result<Vec<CmdOutput>, Strin
             _ => return bad("sizes"),
         }
     }
-    let total: usize = sizes.iter().sum();
+    // The sizes are the host's word: a host that lies must get an error,
+    // never an overflow or a slice out of bounds (a panic here would abort
+    // the other node's run too).
+    let Some(total) = sizes.iter().try_fold(0usize, |a, &b| a.checked_add(b)) else {
+        return bad("sizes overflow");
+    };
+    if total as u64 > limit {
+        return bad("more output than the limit");
+    }
     match lines
         .next()
         .map(|l| l.split_ascii_whitespace().collect::<Vec<_>>())
     {
         Some(w) if w.len() == 2 && w[1] == "total" && w[0].parse() == Ok(total) => {}
         _ => return bad("total"),
-    }
-    if total as u64 > limit {
-        return bad("more output than the limit");
     }
     if lines.next().map(str::trim_end) != Some(DATA) {
         return bad("no data marker");
@@ -127,6 +132,7 @@ pub fn parse(n: usize, stdout: &str, limit: u64) -> Result<Vec<CmdOutput>, Strin
             };
             match high.take() {
                 None => high = Some(v as u8),
+                Some(_) if bytes.len() == total => return bad("more data than the sizes say"),
                 Some(h) => bytes.push(h << 4 | v as u8),
             }
         }
@@ -136,19 +142,22 @@ pub fn parse(n: usize, stdout: &str, limit: u64) -> Result<Vec<CmdOutput>, Strin
     }
     let mut rest = &bytes[..];
     let mut take = |len: usize| {
-        let (a, b) = rest.split_at(len);
+        let (a, b) = rest.split_at_checked(len)?;
         rest = b;
-        String::from_utf8_lossy(a).into_owned()
+        Some(String::from_utf8_lossy(a).into_owned())
     };
-    Ok(statuses
-        .into_iter()
-        .enumerate()
-        .map(|(i, status)| CmdOutput {
+    let mut outs = Vec::with_capacity(n);
+    for (i, status) in statuses.into_iter().enumerate() {
+        let (Some(stdout), Some(stderr)) = (take(sizes[2 * i]), take(sizes[2 * i + 1])) else {
+            return bad("data length");
+        };
+        outs.push(CmdOutput {
             status: Some(status),
-            stdout: take(sizes[2 * i]),
-            stderr: take(sizes[2 * i + 1]),
-        })
-        .collect())
+            stdout,
+            stderr,
+        });
+    }
+    Ok(outs)
 }
 
 /// The longest batch script sent as one: a script reaches `sh -c` as one
@@ -462,5 +471,49 @@ mod tests {
         assert!(parse(2, &format!("{good} 0a\n"), MAX_BATCH_OUTPUT).is_err());
         assert!(parse(2, &good.replacen("3 0.o", "2 0.o", 1), MAX_BATCH_OUTPUT).is_err());
         assert!(parse(2, "", MAX_BATCH_OUTPUT).is_err());
+    }
+
+    /// A reply whose sizes are `sizes`, whose total line says `total` and
+    /// whose data is `data` (hex), as a lying host would send it.
+    fn crafted(sizes: &[&str], total: &str, data: &str) -> String {
+        let mut s = String::from("OCFO-BATCH 0\n");
+        for (i, size) in sizes.iter().enumerate() {
+            s.push_str(&format!("{size} 0.{}\n", if i == 0 { 'o' } else { 'e' }));
+        }
+        s.push_str(&format!("{total} total\nOCFO-DATA\n{data}\n"));
+        s
+    }
+
+    #[test]
+    fn a_lying_host_gets_an_error_not_a_panic() {
+        let max = usize::MAX.to_string();
+        let cases = [
+            // Sizes whose sum wraps to 1, 0 or a small total: before, the
+            // sum overflowed (a panic in debug builds) or, wrapped, passed
+            // the total check and `split_at` panicked.
+            (crafted(&[&max, "2"], "1", "41"), "sizes overflow"),
+            (crafted(&[&max, "1"], "0", ""), "sizes overflow"),
+            (
+                crafted(&[&max, &max], "18446744073709551614", ""),
+                "sizes overflow",
+            ),
+            // Sizes over the limit with little data.
+            (crafted(&["999999999", "0"], "999999999", "41"), "limit"),
+            // More hex than the sizes say: refused while decoding.
+            (
+                crafted(&["1", "0"], "1", &"41 ".repeat(10_000)),
+                "more data",
+            ),
+            // Sizes that do not parse as sizes.
+            (crafted(&["-1", "0"], "-1", ""), "sizes"),
+            (crafted(&["99999999999999999999999", "0"], "0", ""), "sizes"),
+        ];
+        for (reply, why) in cases {
+            let err = parse(1, &reply, MAX_BATCH_OUTPUT).unwrap_err();
+            assert!(err.contains(why), "{reply:.200}: {err}");
+        }
+        // The same framing with honest sizes parses.
+        let ok = parse(1, &crafted(&["1", "1"], "2", "41 42"), MAX_BATCH_OUTPUT).unwrap();
+        assert_eq!((ok[0].stdout.as_str(), ok[0].stderr.as_str()), ("A", "B"));
     }
 }

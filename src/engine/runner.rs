@@ -47,7 +47,11 @@ fn judge_lock(out: &CmdOutput) -> Result<(), String> {
         lines.get(1).and_then(|l| l.trim().parse::<i64>().ok()),
         lines.get(2).and_then(|l| l.trim().parse::<i64>().ok()),
     ) {
-        (Some(then), Some(now)) => format!("{}s ago", now - then),
+        // The host's clock readings: a lying host must not overflow this.
+        (Some(then), Some(now)) => match now.checked_sub(then) {
+            Some(age) => format!("{age}s ago"),
+            None => "at an unknown time".into(),
+        },
         _ => "at an unknown time".into(),
     };
     Err(format!(
@@ -383,5 +387,33 @@ impl Runner<'_> {
             report: r.clone(),
         });
         r
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    fn held(stdout: &str) -> String {
+        judge_lock(&CmdOutput {
+            status: Some(0),
+            stdout: stdout.into(),
+            stderr: String::new(),
+        })
+        .unwrap_err()
+    }
+
+    #[test]
+    fn the_lock_holder_is_named_with_its_age() {
+        assert!(held("laptop\n100\n160\n").contains("(laptop, taken 60s ago)"));
+    }
+
+    #[test]
+    fn lying_lock_times_are_an_unknown_time_not_a_panic() {
+        // Before, `now - then` overflowed (a panic in debug builds).
+        let err = held(&format!("x\n{}\n{}\n", i64::MIN, i64::MAX));
+        assert!(err.contains("at an unknown time"), "{err}");
+        let err = held(&format!("x\n{}\n{}\n", i64::MAX, i64::MIN));
+        assert!(err.contains("at an unknown time"), "{err}");
     }
 }

@@ -255,6 +255,7 @@ fn decode(
             .map(|version| NodeJs {
                 version,
                 mirror: DEFAULT_NODE_MIRROR.into(),
+                sha256: Default::default(),
             }),
     };
     let openclaw = d.required(&top, "openclaw").and_then(|n| openclaw(d, n));
@@ -567,7 +568,7 @@ fn check_ca_files(d: &mut Decoder, list: &Node, cas: &[String], base: Option<&Pa
 }
 
 fn node_js(d: &mut Decoder, node: &Node) -> Option<NodeJs> {
-    let f = d.fields(node, "node", &["version", "mirror"])?;
+    let f = d.fields(node, "node", &["version", "mirror", "sha256"])?;
     let version = match f.get("version") {
         None => Version::parse(DEFAULT_NODE_VERSION).ok(),
         Some(n) => {
@@ -593,9 +594,31 @@ fn node_js(d: &mut Decoder, node: &Node) -> Option<NodeJs> {
         None => Some(DEFAULT_NODE_MIRROR.to_string()),
         Some(n) => download_base(d, n, "node.mirror"),
     };
+    let sha256 = match f.get("sha256") {
+        None => Some(Default::default()),
+        Some(n) => sha256_per_arch(d, n, "node.sha256", super::node_pins::NODE_ARCHS),
+    };
+    // A mirror's own SHASUMS256.txt proves nothing: a version ocfo does not
+    // pin needs the operator's checksum (checked per arch at deploy, when
+    // the host's arch is known).
+    if let (Some(v), Some(sums)) = (&version, &sha256) {
+        let v = v.to_string();
+        if sums.is_empty() && super::node_pins::pinned_versions().iter().all(|p| *p != v) {
+            d.error(
+                "node.version",
+                f.get("version").map_or(node.loc, |n| n.loc),
+                format!(
+                    "ocfo pins the checksums of Node.js {} only: for {v}, set node.sha256 (`x64:` and/or `arm64:`, the SHA-256 of node-v{v}-linux-<arch>.tar.gz from the release's signed SHASUMS256.txt)",
+                    super::node_pins::pinned_versions().join(", ")
+                ),
+            );
+            return None;
+        }
+    }
     Some(NodeJs {
         version: version?,
         mirror: mirror?,
+        sha256: sha256?,
     })
 }
 
@@ -1263,13 +1286,27 @@ fn monitor_sha256(
     d: &mut Decoder,
     node: &Node,
 ) -> Option<std::collections::BTreeMap<String, String>> {
-    let archs = crate::modules::MONITOR_ARCHS;
-    let f = d.fields(node, "monitor.binary_sha256", archs)?;
+    sha256_per_arch(
+        d,
+        node,
+        "monitor.binary_sha256",
+        crate::modules::MONITOR_ARCHS,
+    )
+}
+
+/// `{<arch>: <64 hex>, ...}` for the architectures `archs`, any of them.
+fn sha256_per_arch(
+    d: &mut Decoder,
+    node: &Node,
+    key: &str,
+    archs: &[&str],
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let f = d.fields(node, key, archs)?;
     let mut out = std::collections::BTreeMap::new();
     let mut ok = true;
     for arch in archs {
         let Some(n) = f.get(arch) else { continue };
-        let path = format!("monitor.binary_sha256.{arch}");
+        let path = format!("{key}.{arch}");
         match d.string(n, &path) {
             Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {
                 out.insert(arch.to_string(), h.to_ascii_lowercase());

@@ -9,6 +9,7 @@ mod decode;
 mod load;
 mod model;
 mod names;
+pub mod node_pins;
 mod rules;
 pub mod tasks;
 pub mod units;

@@ -122,6 +122,10 @@ pub struct Tailscale {
 pub struct NodeJs {
     pub version: Version,
     pub mirror: String,
+    /// `node.sha256`: the tarball's SHA-256 per Node arch (`x64`, `arm64`),
+    /// for a version ocfo does not pin or a build of one's own
+    /// (`inventory::node_pins`).
+    pub sha256: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

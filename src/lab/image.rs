@@ -141,6 +141,24 @@ pub fn ensure_node_mirror() -> Result<PathBuf, LabError> {
     Ok(mirror_dir())
 }
 
+/// `(Node's arch, SHA-256)` of the lab mirror's tarball, from the
+/// `SHASUMS256.txt` this machine wrote when it built the mirror: the lab's
+/// inventory pins it (`node.sha256`), since it is not Node's own build.
+pub fn node_mirror_sha256() -> Result<(String, String), LabError> {
+    let arch = node_arch()?;
+    let tarball = format!("node-v{NODE_VERSION}-linux-{arch}.tar.gz");
+    let sums = mirror_dir()
+        .join(format!("v{NODE_VERSION}"))
+        .join("SHASUMS256.txt");
+    let text = std::fs::read_to_string(&sums)
+        .map_err(|e| other(format!("cannot read {}: {e}", sums.display())))?;
+    text.lines()
+        .filter_map(|l| l.split_once("  "))
+        .find(|(sum, name)| *name == tarball && sum.len() == 64)
+        .map(|(sum, _)| (arch.to_string(), sum.to_ascii_lowercase()))
+        .ok_or_else(|| other(format!("{} lists no {tarball}", sums.display())))
+}
+
 /// Disk used by a folder, in bytes (`du -sb`).
 pub fn disk_usage(path: &Path) -> u64 {
     sh(&["du", "-sb", &path.display().to_string()])

@@ -37,6 +37,7 @@ pub fn write(lab: &LabState, world: &super::world::WorldConfig) -> Result<(), La
         telegram_root: &world.telegram_root(),
         model_url: &world.model_base_url(),
         standby_channel: lab.standby_channel,
+        node_sha256: &image::node_mirror_sha256()?,
     });
     crate::fsutil::write_atomic(&lab.inventory_path(), text.as_bytes(), 0o644)
         .map_err(|e| other(format!("cannot write the inventory: {e}")))
@@ -67,6 +68,9 @@ struct Params<'a> {
     telegram_root: &'a str,
     model_url: &'a str,
     standby_channel: StandbyChannel,
+    /// `(arch, sha256)` of the lab mirror's tarball: the lab builds its own
+    /// (from registry packages), so its checksum is not Node's.
+    node_sha256: &'a (String, String),
 }
 
 fn text(p: &Params<'_>) -> String {
@@ -135,6 +139,8 @@ network:
 node:
   version: {node}
   mirror: "file://{mirror}"
+  # The lab mirror's own build of Node, so not the checksum ocfo pins.
+  sha256: {{{node_arch}: {node_sum}}}
 
 openclaw:
   version: 2026.9.6
@@ -204,6 +210,8 @@ hardening:
         subnet = p.subnet,
         cas = cas.join(", "),
         node = image::NODE_VERSION,
+        node_arch = p.node_sha256.0,
+        node_sum = p.node_sha256.1,
         mirror = MIRROR_MOUNT,
         ws = WORKSPACE_MOUNT,
         tg_primary = super::world::TELEGRAM_TOKEN_FILES[0].1,
@@ -240,6 +248,7 @@ mod tests {
             telegram_root: "http://10.231.6.1:8081",
             model_url: "http://10.231.6.1:8082/v1",
             standby_channel,
+            node_sha256: &("x64".into(), "0123abcd".repeat(8)),
         })
     }
 
@@ -275,6 +284,8 @@ mod tests {
             );
             // Gateway token, deploy key, the model key, two channel tokens.
             assert_eq!(loaded.secrets.values().count(), 5);
+            // The lab mirror's build is what the hosts check against.
+            assert_eq!(inv.node.sha256["x64"], "0123abcd".repeat(8));
         }
     }
 

@@ -5,6 +5,7 @@
 mod apt;
 mod apt_security;
 mod directory;
+mod download;
 mod files;
 #[cfg(test)]
 mod hostile;

@@ -239,23 +239,30 @@ pub(crate) async fn plan_for<H: Host>(
                 f.vouched_by
             ),
             vec![Step::run(
-                Script::new(FETCH).args([f.url, f.sha256, OCFO_BINARY.to_string()]),
+                Script::new(FETCH).args([
+                    f.url,
+                    f.sha256,
+                    OCFO_BINARY.to_string(),
+                    super::download::MAX_MONITOR_BINARY.to_string(),
+                ]),
             )],
         ),
     }])
 }
 
 /// $1 the binary's URL, $2 the SHA-256 the laptop vouches for, $3 where to
-/// install it. Downloaded next to $3 (same file system, so the rename is
-/// atomic), checked, made executable, run once, renamed into place; any
-/// failure leaves $3 as it was and no temp file behind.
-const FETCH: &str = r#"# fetch the ocfo binary and check it against the laptop's checksum
-set -eu
-url=$1; want=$2; dest=$3
+/// install it, $4 the most bytes it may have. Downloaded next to $3 (same
+/// file system, so the rename is atomic), checked, made executable, run
+/// once, renamed into place; any failure leaves $3 as it was and no temp
+/// file behind.
+const FETCH: &str = concat!(
+    "# fetch the ocfo binary and check it against the laptop's checksum\n",
+    super::download::fetch_function!(),
+    r#"set -eu
+url=$1; want=$2; dest=$3; max=$4
 tmp=$(mktemp -- "$(dirname -- "$dest")/.ocfo-fetch.XXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
-curl -fsSL --proto '=https,http,file' --retry 3 --connect-timeout 15 --max-time 600 -o "$tmp" -- "$url" || {
-  echo "cannot download $url" >&2; exit 1; }
+trap 'rm -f -- "$tmp" "$tmp.rc"' EXIT
+ocfo_fetch "$url" "$tmp" "$max"
 if ! printf '%s  %s\n' "$want" "$tmp" | sha256sum -c --quiet --status -; then
   got=$(sha256sum < "$tmp" | cut -d' ' -f1)
   echo "checksum mismatch for $url: expected sha256 $want (vouched for by the laptop), got $got: refusing to install it" >&2
@@ -265,7 +272,8 @@ chown root:root -- "$tmp"; chmod 755 -- "$tmp"
 "$tmp" --version >/dev/null || { echo "$url passed its checksum but does not run on this host" >&2; exit 1; }
 mv -f -- "$tmp" "$dest"
 trap - EXIT
-"#;
+"#
+);
 
 #[cfg(test)]
 mod tests {
@@ -349,7 +357,9 @@ mod tests {
             [
                 format!("https://rel.example/ocfo/v{v}/ocfo-{v}-aarch64-linux"),
                 B.to_string(),
-                "/usr/local/bin/ocfo".to_string()
+                "/usr/local/bin/ocfo".to_string(),
+                // The most bytes the download may have.
+                super::super::download::MAX_MONITOR_BINARY.to_string(),
             ]
         );
     }
@@ -460,6 +470,7 @@ mod tests {
         let mv = FETCH.find(r#"mv -f -- "$tmp" "$dest""#).unwrap();
         assert!(check < run && run < mv);
         assert!(FETCH.contains("--connect-timeout") && FETCH.contains("--max-time"));
+        assert!(FETCH.contains(r#"ocfo_fetch "$url" "$tmp" "$max""#));
         assert!(FETCH.contains(r#"dirname -- "$dest""#));
     }
 }

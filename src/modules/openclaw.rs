@@ -129,6 +129,9 @@ done' sh "$@""#;
 
 /// `plugins install` rewrites the config it is given; ours is put back so
 /// the file stays exactly as rendered (and a re-deploy changes nothing).
+/// npm (which OpenClaw runs for the install) reads no `~/.npmrc` and git
+/// no `~/.gitconfig`: both are the agent's to write (a registry of its
+/// choosing, `script-shell`, `core.hooksPath`, ...).
 /// $1 user, $2 home, $3 npm prefix, $4 Node's home, $5 config, $6 spec,
 /// $7 version, $8 plugin id.
 pub(crate) const PLUGIN_INSTALL: &str = r#"cd /
@@ -139,7 +142,7 @@ cd "$home" || exit 1
 rm -f -- "$config.ocfo-keep"
 if [ -f "$config" ]; then cp -p -- "$config" "$config.ocfo-keep"; fi
 log=$(env HOME="$home" PATH="$prefix/bin:$node/bin:/usr/local/bin:/usr/bin:/bin" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
-  OPENCLAW_INCLUDE_ROOTS=/etc/openclaw/switches \
+  NPM_CONFIG_USERCONFIG=/dev/null GIT_CONFIG_GLOBAL=/dev/null OPENCLAW_INCLUDE_ROOTS=/etc/openclaw/switches \
   OPENCLAW_CONFIG_PATH="$config" "$prefix/bin/openclaw" plugins install --force "$spec" 2>&1)
 if [ -f "$config.ocfo-keep" ]; then mv -f -- "$config.ocfo-keep" "$config"; fi
 if ! grep -qs "\"version\": *\"$version\"" "$home"/.openclaw/npm/projects/openclaw-"$id"-*/node_modules/@openclaw/"$id"/package.json; then
@@ -292,6 +295,66 @@ runuser -u "$user" -- env -C "$home" HOME="$home" PATH="$4/bin:$5/bin:/usr/local
 
 #[cfg(test)]
 mod tests {
+    /// [`super::PLUGIN_INSTALL`] run by the local `sh`, `runuser` and the
+    /// `openclaw` CLI stood in for by scripts (the latter records its
+    /// environment and "installs" the plugin), with a `~/.npmrc` and a
+    /// `~/.gitconfig` planted in HOME: npm and git under the install are
+    /// told to read neither.
+    #[test]
+    fn plugin_installs_read_no_npmrc_or_gitconfig_of_the_gateway_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let exe = |path: &std::path::Path, text: &str| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        exe(
+            &d.join("fakebin/runuser"),
+            "#!/bin/sh\nshift 3\nexec \"$@\"\n",
+        );
+        exe(
+            &d.join("prefix/bin/openclaw"),
+            "#!/bin/sh\nenv > \"$HOME/env.txt\"\np=\"$HOME/.openclaw/npm/projects/openclaw-telegram-1/node_modules/@openclaw/telegram\"\nmkdir -p \"$p\"\necho '{\"version\": \"2026.9.6\"}' > \"$p/package.json\"\n",
+        );
+        let home = d.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join(".npmrc"), "registry=http://agent.invalid/\n").unwrap();
+        let script = crate::shell::Script::new(super::PLUGIN_INSTALL).args([
+            "me".to_string(),
+            home.display().to_string(),
+            d.join("prefix").display().to_string(),
+            d.join("node").display().to_string(),
+            home.join("openclaw.json").display().to_string(),
+            "@openclaw/telegram@2026.9.6".into(),
+            "2026.9.6".into(),
+            "telegram".into(),
+        ]);
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script.render()])
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", d.join("fakebin").display()),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(home.join("env.txt")).unwrap();
+        assert!(
+            env.lines().any(|l| l == "NPM_CONFIG_USERCONFIG=/dev/null"),
+            "{env}"
+        );
+        assert!(
+            env.lines().any(|l| l == "GIT_CONFIG_GLOBAL=/dev/null"),
+            "{env}"
+        );
+    }
+
     /// The installed version as [`super::INSTALLED_VERSION`] reads it, with
     /// a `node` that answers `from-node` (or none at all).
     fn installed(package_json: Option<&str>, with_node: bool) -> String {

@@ -65,35 +65,59 @@ pub async fn plan<H: Host>(
     }
 }
 
+/// `ocfo_git USER ARGS…`: git as USER, reading none of USER's own git
+/// config (`~/.gitconfig`: hooks, fsmonitor, `init.templateDir`, all the
+/// agent's to write) and running no hook or fsmonitor even where the
+/// checkout's `.git/config` asks (command-line settings win), as the
+/// monitor's git does (`monitor::actions::GIT_ENV`, `GIT_OPTIONS`).
+macro_rules! user_git_function {
+    () => {
+        r#"ocfo_git() {
+  ocfo_u=$1; shift
+  runuser -u "$ocfo_u" -- env GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0 \
+    git -c core.hooksPath=/dev/null -c core.fsmonitor=false "$@"
+}
+"#
+    };
+}
+
 /// Everything in the checkout runs as the gateway user (its hooks and config
 /// are the agent's to write); root only checks that no link leads out of the
 /// user's folders. $1 the workspace, $2 the user, $3 the credential key.
-const FACTS: &str = r#"cd /
+const FACTS: &str = concat!(
+    user_git_function!(),
+    r#"cd /
 ocfo_guard "$1"
 if [ -d "$1/.git" ]; then
   echo clone
-  runuser -u "$2" -- git -C "$1" remote get-url origin 2>/dev/null || echo
-  runuser -u "$2" -- git -C "$1" config --local "$3" || echo
+  ocfo_git "$2" -C "$1" remote get-url origin 2>/dev/null || echo
+  ocfo_git "$2" -C "$1" config --local "$3" || echo
 else
   echo none
-fi"#;
+fi"#
+);
 
 /// $1 workspace, $2 user, $3 credential key, $4 its value (empty: unset),
 /// $5 identity name.
-const CONFIGURE: &str = r#"set -e
+const CONFIGURE: &str = concat!(
+    user_git_function!(),
+    r#"set -e
 cd /
 if [ -n "$4" ]; then
-  runuser -u "$2" -- git -C "$1" config --local --replace-all "$3" "$4"
+  ocfo_git "$2" -C "$1" config --local --replace-all "$3" "$4"
 else
-  runuser -u "$2" -- git -C "$1" config --local --unset-all "$3" || true
+  ocfo_git "$2" -C "$1" config --local --unset-all "$3" || true
 fi
-runuser -u "$2" -- git -C "$1" config user.name "$5"
-runuser -u "$2" -- git -C "$1" config user.email ocfo@localhost"#;
+ocfo_git "$2" -C "$1" config user.name "$5"
+ocfo_git "$2" -C "$1" config user.email ocfo@localhost"#
+);
 
 /// $1 workspace, $2 user, $3 credential key, $4 its value (empty: none),
 /// $5 repo, $6 branch, $7 identity name. The empty `credential.helper`
 /// first drops any helper inherited from the system's git config.
-const CLONE: &str = r#"set -e
+const CLONE: &str = concat!(
+    user_git_function!(),
+    r#"set -e
 cd /
 ocfo_guard "$1"
 ocfo_user_only "$1" "$2"
@@ -103,14 +127,15 @@ if [ -e "$1" ] && [ -n "$(ocfo_as_owner ls -A -- "$1" 2>/dev/null)" ]; then
 fi
 ocfo_as_owner rm -rf -- "$1"
 if [ -n "$4" ]; then
-  runuser -u "$2" -- env GIT_TERMINAL_PROMPT=0 git -c credential.helper= -c "$3=$4" clone -q -- "$5" "$1"
-  runuser -u "$2" -- git -C "$1" config --local --replace-all "$3" "$4"
+  ocfo_git "$2" -c credential.helper= -c "$3=$4" clone -q -- "$5" "$1"
+  ocfo_git "$2" -C "$1" config --local --replace-all "$3" "$4"
 else
-  runuser -u "$2" -- env GIT_TERMINAL_PROMPT=0 git clone -q -- "$5" "$1"
+  ocfo_git "$2" clone -q -- "$5" "$1"
 fi
-runuser -u "$2" -- git -C "$1" checkout -q "$6" 2>/dev/null || runuser -u "$2" -- git -C "$1" checkout -q -b "$6"
-runuser -u "$2" -- git -C "$1" config user.name "$7"
-runuser -u "$2" -- git -C "$1" config user.email ocfo@localhost"#;
+ocfo_git "$2" -C "$1" checkout -q "$6" 2>/dev/null || ocfo_git "$2" -C "$1" checkout -q -b "$6"
+ocfo_git "$2" -C "$1" config user.name "$7"
+ocfo_git "$2" -C "$1" config user.email ocfo@localhost"#
+);
 
 #[cfg(test)]
 mod tests {
@@ -196,6 +221,99 @@ mod tests {
             .collect()
     }
 
+    /// `ocfo_git` run by a real `sh` and git (`runuser` stood in for by a
+    /// function that runs the command as this user), in a temp HOME where
+    /// the "agent" planted a `~/.gitconfig` whose hooks folder and
+    /// `init.templateDir` hooks write markers: a clone, checkout and
+    /// commit run none of them.
+    fn planted_clone(script: &str) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        let marks = t.join("marks");
+        for d in ["home/hooks", "home/template/hooks", "marks", "origin"] {
+            std::fs::create_dir_all(t.join(d)).unwrap();
+        }
+        for (hook, dir) in [
+            ("post-checkout", "home/hooks"),
+            ("pre-commit", "home/hooks"),
+            ("post-checkout", "home/template/hooks"),
+            ("pre-commit", "home/template/hooks"),
+        ] {
+            let path = t.join(dir).join(hook);
+            std::fs::write(
+                &path,
+                format!(
+                    "#!/bin/sh\ntouch '{}/{}-{hook}'\n",
+                    marks.display(),
+                    dir.replace('/', "_")
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::write(
+            t.join("home/.gitconfig"),
+            format!(
+                "[core]\n\thooksPath = {0}/home/hooks\n[init]\n\ttemplateDir = {0}/home/template\n",
+                t.display()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", script, "sh"])
+            .arg(t)
+            .env_clear()
+            .env("HOME", t.join("home"))
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut found: Vec<String> = std::fs::read_dir(&marks)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        found
+    }
+
+    const CLONE_AND_COMMIT: &str = r#"set -e
+# The remote, made without the planted config (its hooks would leave marks).
+GIT_CONFIG_GLOBAL=/dev/null git -C "$1/origin" init -q
+GIT_CONFIG_GLOBAL=/dev/null git -C "$1/origin" -c user.name=o -c user.email=o@o commit -q --allow-empty -m first
+ocfo_git me clone -q -- "$1/origin" "$1/ws"
+ocfo_git me -C "$1/ws" checkout -q -b work
+echo hi > "$1/ws/note"
+ocfo_git me -C "$1/ws" add -A
+ocfo_git me -C "$1/ws" -c user.name=ocfo -c user.email=ocfo@localhost commit -q -m save
+"#;
+
+    #[test]
+    fn deploys_git_runs_no_hook_the_agent_planted_in_its_git_config() {
+        // Plain git as the user, for comparison: the planted hooks run.
+        let plain = "ocfo_git() { shift; git \"$@\"; }\n";
+        let ran = planted_clone(&format!("{plain}{CLONE_AND_COMMIT}"));
+        assert!(
+            ran.contains(&"home_hooks-post-checkout".to_string()),
+            "{ran:?}"
+        );
+        assert!(
+            ran.contains(&"home_hooks-pre-commit".to_string()),
+            "{ran:?}"
+        );
+        // ocfo's: none.
+        let ours = concat!("runuser() { shift 3; \"$@\"; }\n", user_git_function!());
+        let ran = planted_clone(&format!("{ours}{CLONE_AND_COMMIT}"));
+        assert!(ran.is_empty(), "{ran:?}");
+        for script in [FACTS, CONFIGURE, CLONE] {
+            assert!(!script.contains("runuser -u \"$2\" -- git"), "{script}");
+        }
+    }
+
     const HTTPS: &str = "workspace:\n  repo: https://git.example.invalid/you/ws.git\n  token: {env: T_WS_GIT_TOKEN}\n";
 
     #[tokio::test]
@@ -206,7 +324,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains(r#"git -c credential.helper= -c "$3=$4" clone -q -- "$5" "$1""#),
+            s.contains(r#"ocfo_git "$2" -c credential.helper= -c "$3=$4" clone -q -- "$5" "$1""#),
             "{s}"
         );
         assert!(

@@ -234,27 +234,84 @@ pub struct SystemActions {
 const GATEWAY_CONNECT: Duration = Duration::from_secs(10);
 const GATEWAY_CALL: Duration = Duration::from_secs(20);
 
-/// The largest output kept from a child process.
+/// The most kept of each of a child's stdout and stderr. The child may be a
+/// git hook the gateway user planted: it can print gigabytes, so the rest is
+/// read and dropped as it arrives, never held.
 const MAX_OUTPUT: usize = 256 * 1024;
 
+/// Runs `cmd` to its end within `timeout` (then it is killed), keeping at
+/// most [`MAX_OUTPUT`] bytes of each of its stdout and stderr.
 async fn run(cmd: &mut Command, timeout: Duration) -> Result<String, String> {
     let what = format!("{:?}", cmd.as_std());
-    cmd.kill_on_drop(true).stdin(std::process::Stdio::null());
-    let out = tokio::time::timeout(timeout, cmd.output())
+    cmd.kill_on_drop(true)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("{what}: {e}"))?;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let finished = async {
+        let (out, err, status) = tokio::join!(
+            read_capped(stdout, MAX_OUTPUT),
+            read_capped(stderr, MAX_OUTPUT),
+            child.wait()
+        );
+        Ok::<_, std::io::Error>((out?, err?, status?))
+    };
+    let (out, err, status) = tokio::time::timeout(timeout, finished)
         .await
         .map_err(|_| format!("{what} did not finish within {}s", timeout.as_secs()))?
         .map_err(|e| format!("{what}: {e}"))?;
-    let text = |b: &[u8]| {
-        String::from_utf8_lossy(&b[..b.len().min(MAX_OUTPUT)])
-            .trim()
-            .to_string()
-    };
-    if out.status.success() {
-        Ok(text(&out.stdout))
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    if status.success() {
+        Ok(text(&out))
     } else {
-        Err(format!("{what} failed: {}", text(&out.stderr)))
+        Err(format!("{what} failed: {}", text(&err)))
     }
 }
+
+/// Everything `pipe` gives until its end, of which the first `cap` bytes are
+/// kept and the rest dropped as it is read (the child is never blocked on a
+/// full pipe, and memory stays bounded).
+async fn read_capped<R>(pipe: Option<R>, cap: usize) -> std::io::Result<Vec<u8>>
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut kept = Vec::new();
+    let Some(mut pipe) = pipe else {
+        return Ok(kept);
+    };
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = pipe.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(kept);
+        }
+        let room = cap.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..n.min(room)]);
+    }
+}
+
+/// git as the gateway user reads none of that user's own git config
+/// (`~/.gitconfig`, `~/.config/git/config`): the agent writes it, and its
+/// `core.hooksPath`, `core.fsmonitor` or `init.templateDir` would run the
+/// agent's code at every pull and commit. The system's config (root's) is
+/// still read.
+pub const GIT_ENV: &[(&str, &str)] = &[
+    ("GIT_CONFIG_GLOBAL", "/dev/null"),
+    ("GIT_TERMINAL_PROMPT", "0"),
+];
+
+/// And no hooks or file-system monitor even where the workspace's own
+/// `.git/config` (also the agent's) asks for them: command-line settings
+/// win over every config file. What `.git/config` can still do is listed in
+/// docs/security.md.
+pub const GIT_OPTIONS: &[&str] = &[
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+];
 
 /// A command as another user in a transient systemd unit: a clean
 /// environment (nothing of the monitor's, such as the webhook URL, reaches
@@ -352,20 +409,21 @@ impl SystemActions {
         answer.map(|v| v.to_string()).map_err(|e| e.to_string())
     }
 
-    /// git in the workspace as the gateway's user.
+    /// git in the workspace as the gateway's user, without its own git
+    /// config (see [`GIT_ENV`]).
     fn git(&self, args: &[&str]) -> Option<(Command, Duration)> {
         let ws = self.config.workspace.as_ref()?;
         let home = format!("/home/{}", ws.user);
-        let mut c = as_user(
-            &ws.user,
-            ws.git_timeout,
-            &[
-                ("HOME", home.as_str()),
-                ("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            ],
-            None,
-        );
-        c.args(["git", "-C", &ws.path]).args(args);
+        let mut env = vec![
+            ("HOME", home.as_str()),
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ];
+        env.extend_from_slice(GIT_ENV);
+        let mut c = as_user(&ws.user, ws.git_timeout, &env, None);
+        c.arg("git")
+            .args(GIT_OPTIONS)
+            .args(["-C", &ws.path])
+            .args(args);
         Some((c, ws.git_timeout))
     }
 
@@ -769,6 +827,133 @@ pub use crate::clock::{rfc3339_now, utc_stamp};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A real git in a temp HOME where the "agent" planted a
+    /// `~/.gitconfig` with a hooks folder and an fsmonitor, and a
+    /// pre-commit hook in the repository itself, each writing a marker.
+    /// `hardened`: with [`GIT_ENV`] and [`GIT_OPTIONS`], as the monitor
+    /// runs git. Returns the markers written.
+    fn planted_git(hardened: bool) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let marks = tmp.path().join("marks");
+        let hooks = home.join("hooks");
+        std::fs::create_dir_all(&hooks).unwrap();
+        std::fs::create_dir_all(&marks).unwrap();
+        let script = |path: &std::path::Path, name: &str| {
+            std::fs::write(
+                path,
+                format!("#!/bin/sh\ntouch '{}/{name}'\n", marks.display()),
+            )
+            .unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        script(&hooks.join("pre-commit"), "global-hook");
+        script(&hooks.join("post-commit"), "global-hook");
+        script(&home.join("fsmonitor"), "fsmonitor");
+        std::fs::write(
+            home.join(".gitconfig"),
+            format!(
+                "[core]\n\thooksPath = {}\n\tfsmonitor = {}\n[user]\n\tname = agent\n\temail = a@b\n",
+                hooks.display(),
+                home.join("fsmonitor").display()
+            ),
+        )
+        .unwrap();
+        let ws = tmp.path().join("ws");
+        let git = |args: &[&str], with_identity: bool| {
+            let mut c = std::process::Command::new("git");
+            c.env_clear()
+                .env("HOME", &home)
+                .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+            if hardened {
+                c.envs(GIT_ENV.iter().copied()).args(GIT_OPTIONS);
+            }
+            if with_identity {
+                c.args(["-c", "user.name=ocfo", "-c", "user.email=ocfo@localhost"]);
+            }
+            let out = c.arg("-C").arg(&ws).args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::create_dir_all(&ws).unwrap();
+        git(&["init", "-q"], false);
+        // A hook in the repository's own hooks folder too.
+        script(&ws.join(".git/hooks/pre-commit"), "repo-hook");
+        std::fs::write(ws.join("note.md"), "hello\n").unwrap();
+        git(&["add", "-A"], false);
+        git(&["status", "--porcelain"], false);
+        git(&["commit", "-q", "-m", "save"], true);
+        let mut found: Vec<String> = std::fs::read_dir(&marks)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn the_monitors_git_runs_no_hook_or_fsmonitor_the_agent_planted() {
+        // The same git without the monitor's settings runs them: the
+        // experiment can fail.
+        assert_eq!(planted_git(false), ["fsmonitor", "global-hook"]);
+        assert!(planted_git(true).is_empty());
+    }
+
+    /// Peak resident memory of this process (`VmHWM`), in KiB.
+    fn peak_rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_child_streaming_200_mb_is_cut_while_read() {
+        // A planted hook printing 200 MB: before, `output()` held all of it
+        // before cutting, so the monitor's memory grew by 200 MB.
+        let before = peak_rss_kib();
+        let started = std::time::Instant::now();
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "head -c 200000000 /dev/zero; head -c 200000000 /dev/zero >&2",
+        ]);
+        let out = run(&mut c, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(out.len(), MAX_OUTPUT);
+        assert!(started.elapsed() < Duration::from_secs(60));
+        let grown = peak_rss_kib().saturating_sub(before);
+        assert!(grown < 64 * 1024, "peak memory grew by {grown} KiB");
+        // A failure keeps the start of stderr, bounded too.
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo why >&2; head -c 5000000 /dev/zero >&2; exit 3"]);
+        let err = run(&mut c, Duration::from_secs(60)).await.unwrap_err();
+        assert!(err.contains("failed: why"), "{:.200}", err);
+        assert!(err.len() < MAX_OUTPUT + 1024);
+    }
+
+    #[tokio::test]
+    async fn a_child_that_streams_and_hangs_is_killed_at_the_timeout() {
+        let started = std::time::Instant::now();
+        let mut c = Command::new("sh");
+        c.args(["-c", "head -c 50000000 /dev/zero; exec sleep 60"]);
+        let err = run(&mut c, Duration::from_secs(2)).await.unwrap_err();
+        assert!(err.contains("did not finish within 2s"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn reading_keeps_at_most_the_cap() {
+        let data = vec![7u8; 1_000_000];
+        let kept = read_capped(Some(&data[..]), 1000).await.unwrap();
+        assert_eq!(kept, vec![7u8; 1000]);
+        let kept = read_capped(Some(&data[..10]), 1000).await.unwrap();
+        assert_eq!(kept.len(), 10);
+        assert!(read_capped(None::<&[u8]>, 10).await.unwrap().is_empty());
+    }
 
     /// `channels.status` of OpenClaw 2026.9.6 right after a live switch-on
     /// with a token that cannot connect (the lab): started and reconnecting.

@@ -686,6 +686,30 @@ mod tests {
     use crate::inventory::{load_str, LoadOptions};
 
     #[test]
+    fn the_monitor_unit_bounds_its_memory() {
+        let source = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid.yaml"),
+        )
+        .unwrap();
+        let loaded = load_str(
+            &source,
+            Path::new("valid.yaml"),
+            LoadOptions {
+                resolve_secrets: false,
+            },
+        );
+        let inv = loaded.inventory.expect("valid");
+        let node = render_node(&inv, Role::Standby, &loaded.secrets, SecretMode::Redact).unwrap();
+        let unit = node
+            .files
+            .iter()
+            .find(|f| f.path == unit_path(MONITOR_UNIT))
+            .expect("the monitor's unit");
+        let text = String::from_utf8_lossy(&unit.content);
+        assert!(text.contains("\nMemoryMax=256M\n"), "{text}");
+    }
+
+    #[test]
     fn an_oversized_ca_file_is_an_error_not_a_memory_hog() {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("proxy.crt");

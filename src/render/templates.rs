@@ -116,7 +116,7 @@ mod tests {
         std::fs::write(
             bin.join("git"),
             format!(
-                "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> '{}'; done\ncase $1 in diff) exit 1;; rev-list) echo abc;; esac\nexit 0\n",
+                "#!/bin/sh\nfor a in \"$@\" \"GIT_CONFIG_GLOBAL=$GIT_CONFIG_GLOBAL\"; do printf '%s\\n' \"$a\" >> '{}'; done\nwhile [ \"$1\" = -c ]; do shift 2; done\ncase $1 in diff) exit 1;; rev-list) echo abc;; esac\nexit 0\n",
                 log.display()
             ),
         )
@@ -158,5 +158,19 @@ mod tests {
             args.contains(&format!("HEAD:refs/heads/{hostile_branch}")),
             "{args}"
         );
+        // Every git runs without the gateway user's git config and hooks.
+        let runs = args.matches("GIT_CONFIG_GLOBAL=").count();
+        assert_eq!(runs, args.matches("GIT_CONFIG_GLOBAL=/dev/null\n").count());
+        assert_eq!(
+            runs,
+            args.matches("core.hooksPath=/dev/null\n").count(),
+            "{args}"
+        );
+        assert_eq!(
+            runs,
+            args.matches("core.fsmonitor=false\n").count(),
+            "{args}"
+        );
+        assert!(runs >= 4, "{args}");
     }
 }

@@ -371,26 +371,34 @@ impl HostSession {
                     .map_err(|e| self.channel_error(e))?;
             }
             channel.eof().await.map_err(|e| self.channel_error(e))?;
-            let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
+            let (mut got, mut status) = (Collected::new(MAX_OUTPUT as usize), None);
             while let Some(msg) = channel.wait().await {
-                match msg {
-                    ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
-                    ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+                let pushed = match msg {
+                    ChannelMsg::Data { data } => got.push(false, &data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => got.push(true, &data),
                     ChannelMsg::ExitStatus { exit_status } => {
-                        status = i32::try_from(exit_status).ok()
+                        status = i32::try_from(exit_status).ok();
+                        Ok(())
                     }
-                    ChannelMsg::ExitSignal { signal_name, .. } => {
-                        stderr.extend_from_slice(
-                            format!("killed by signal {signal_name:?}\n").as_bytes(),
-                        );
-                    }
-                    _ => {}
+                    ChannelMsg::ExitSignal { signal_name, .. } => got.push(
+                        true,
+                        format!("killed by signal {signal_name:?}\n").as_bytes(),
+                    ),
+                    _ => Ok(()),
+                };
+                if let Err(stderr) = pushed {
+                    let _ = channel.close().await;
+                    return Err(SshError::Remote {
+                        host: self.address.clone(),
+                        command: command.lines().next().unwrap_or("").to_string(),
+                        stderr,
+                    });
                 }
             }
             Ok(CmdOutput {
                 status,
-                stdout: String::from_utf8_lossy(&stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                stdout: String::from_utf8_lossy(&got.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&got.stderr).into_owned(),
             })
         };
         match tokio::time::timeout(self.command_timeout, run).await {
@@ -564,24 +572,58 @@ impl PrivShell {
                 return Err("the shell ended".into());
             }
         };
-        let (status, out_len, err_len) =
-            parse_reply(&header).ok_or_else(|| format!("unexpected reply {header:?}"))?;
-        if out_len + err_len > MAX_OUTPUT {
-            return Err(format!("{} bytes of output is too much", out_len + err_len));
-        }
-        let total = (out_len + err_len) as usize;
-        while self.buf.len() < total {
+        let frame = Frame::parse(&header)?;
+        while self.buf.len() < frame.len() {
             if !self.read_more().await {
                 return Err("the shell ended mid-reply".into());
             }
         }
-        let body: Vec<u8> = self.buf.drain(..total).collect();
-        let (out, err) = body.split_at(out_len as usize);
-        Ok(CmdOutput {
-            status: Some(status),
+        let body: Vec<u8> = self.buf.drain(..frame.len()).collect();
+        Ok(frame.output(&body))
+    }
+}
+
+/// A privileged shell's reply header, `OCFO STATUS OUT_LEN ERR_LEN`, with
+/// its lengths checked: they are the host's word, and a host that lies
+/// gets an error for its own run, never an overflow or a slice out of
+/// bounds (a panic would abort the other node's run too).
+#[derive(Debug, PartialEq, Eq)]
+struct Frame {
+    status: i32,
+    out_len: usize,
+    err_len: usize,
+}
+
+impl Frame {
+    fn parse(header: &str) -> Result<Frame, String> {
+        let (status, out, err) =
+            parse_reply(header).ok_or_else(|| format!("unexpected reply {header:?}"))?;
+        if out.checked_add(err).is_none_or(|total| total > MAX_OUTPUT) {
+            return Err(format!(
+                "a reply of {out} + {err} bytes is more than the limit of {MAX_OUTPUT}"
+            ));
+        }
+        // Both now fit in usize: their sum is at most MAX_OUTPUT.
+        Ok(Frame {
+            status,
+            out_len: out as usize,
+            err_len: err as usize,
+        })
+    }
+
+    /// How many bytes follow the header.
+    fn len(&self) -> usize {
+        self.out_len + self.err_len
+    }
+
+    /// Splits the body (exactly [`Frame::len`] bytes) into stdout and stderr.
+    fn output(&self, body: &[u8]) -> CmdOutput {
+        let (out, err) = body.split_at(self.out_len.min(body.len()));
+        CmdOutput {
+            status: Some(self.status),
             stdout: String::from_utf8_lossy(out).into_owned(),
             stderr: String::from_utf8_lossy(err).into_owned(),
-        })
+        }
     }
 }
 
@@ -595,6 +637,41 @@ fn parse_reply(line: &str) -> Option<(i32, u64, u64)> {
     let out = it.next()?.parse().ok()?;
     let err = it.next()?.parse().ok()?;
     it.next().is_none().then_some((status, out, err))
+}
+
+/// A command's output as it arrives over its channel, refused once stdout
+/// and stderr together pass `limit`: the host decides how much it sends,
+/// the laptop how much it keeps.
+struct Collected {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    limit: usize,
+}
+
+impl Collected {
+    fn new(limit: usize) -> Collected {
+        Collected {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            limit,
+        }
+    }
+
+    fn push(&mut self, stderr: bool, data: &[u8]) -> Result<(), String> {
+        let held = self.stdout.len() + self.stderr.len();
+        if data.len() > self.limit - held {
+            return Err(format!(
+                "more than {} bytes of output: refused, not cut",
+                self.limit
+            ));
+        }
+        if stderr {
+            self.stderr.extend_from_slice(data);
+        } else {
+            self.stdout.extend_from_slice(data);
+        }
+        Ok(())
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -917,6 +994,46 @@ mod tests {
         ] {
             assert_eq!(parse_reply(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_lying_reply_header_is_an_error_not_a_panic() {
+        // Before, `out_len + err_len` overflowed (a panic in debug builds;
+        // wrapped to 0 in release, after which `split_at` panicked).
+        let max = u64::MAX;
+        for header in [
+            format!("OCFO 0 {max} 1"),
+            format!("OCFO 0 {max} {max}"),
+            format!("OCFO 0 1 {max}"),
+            format!("OCFO 0 {} 0", MAX_OUTPUT + 1),
+            format!("OCFO 0 {} 1", MAX_OUTPUT),
+        ] {
+            let err = Frame::parse(&header).unwrap_err();
+            assert!(err.contains("more than the limit"), "{header}: {err}");
+        }
+        let frame = Frame::parse(&format!("OCFO 2 3 {MAX_OUTPUT}")).unwrap_err();
+        assert!(frame.contains("limit"));
+        let frame = Frame::parse("OCFO 2 3 1").unwrap();
+        assert_eq!(frame.len(), 4);
+        let out = frame.output(b"abcE");
+        assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("abc", "E"));
+        assert_eq!(out.status, Some(2));
+        assert!(Frame::parse("OCFO 0 -1 2").is_err());
+    }
+
+    #[test]
+    fn raw_output_is_refused_past_the_limit() {
+        let mut got = Collected::new(10);
+        got.push(false, b"12345").unwrap();
+        got.push(true, b"abcd").unwrap();
+        got.push(false, b"6").unwrap();
+        let err = got.push(true, b"x").unwrap_err();
+        assert!(err.contains("more than 10 bytes"), "{err}");
+        // Nothing past the limit was kept.
+        assert_eq!(got.stdout.len() + got.stderr.len(), 10);
+        let mut got = Collected::new(10);
+        assert!(got.push(false, &[0; 11]).is_err());
+        assert!(got.stdout.is_empty());
     }
 
     #[test]
