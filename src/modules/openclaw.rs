@@ -230,7 +230,7 @@ pub async fn validate<H: Host>(
                 tracing::warn!(
                     "{}: openclaw config: {}",
                     host.name(),
-                    ctx.redactor.redact(&w.to_string())
+                    crate::terminal::escape(&ctx.redactor.redact(&w.to_string()))
                 );
             }
             facts(host, &inputs("record")).await?;
