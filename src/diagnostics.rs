@@ -172,27 +172,10 @@ impl Report {
 
 /// Messages quote user-supplied text (keys, values, paths); an escape sequence
 /// in it must not reach the terminal, where it could recolour, hide or rewrite
-/// what the operator reads.
+/// what the operator reads (`terminal::escape`: controls, bidirectional and
+/// other invisible format characters).
 pub fn escape_control(text: &str) -> String {
-    if !text.chars().any(needs_escape) {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if needs_escape(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Control characters, and the bidirectional overrides that make a terminal
-/// show text in another order than it is ("Trojan Source").
-fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    crate::terminal::escape(text).into_owned()
 }
 
 /// The closest candidate by edit distance, for "did you mean" hints.

@@ -11,7 +11,7 @@ use crate::engine::runner::RestartGate;
 use crate::engine::Host;
 use crate::inventory::{Inventory, Role};
 use crate::render::layout::{GATEWAY_ENV_FILE, HOLD_FILE, MONITOR_STATE_DIR, SWITCHOVER_FILE};
-use crate::shell::quote;
+use crate::shell::{quote, Script};
 
 /// How long a hold lasts unless renewed: long enough for a gateway restart
 /// on a slow VPS, short enough that a dead deploy costs one failover delay.
@@ -51,12 +51,19 @@ pub fn release_script() -> String {
 /// environment file, through stdin: never in a command line).
 pub fn readyz_script(inv: &Inventory) -> String {
     let url = crate::status::local_health_url(inv, Role::Primary).replace("/healthz", "/readyz");
-    format!(
-        "set -a; . {env}; set +a\nprintf 'Authorization: Bearer %s\\n' \"$OCFO_GATEWAY_TOKEN\" | curl -s -m 2 -H @- {url} 2>/dev/null | head -c 4000",
-        env = quote(GATEWAY_ENV_FILE),
-        url = quote(&url)
-    )
+    Script::new(READYZ)
+        .args([GATEWAY_ENV_FILE, url.as_str()])
+        .render()
 }
+
+/// $1 the gateway's environment file, $2 the URL. The file is the gateway
+/// user's environment, which `openclaw.env` fills: root never sources it
+/// (a `PATH` or `http_proxy` in it would choose root's `curl` or send the
+/// token to a proxy). Only the token's line is read, as ocfo writes it
+/// (`render::env_file`: `NAME="value"` with `\"`, `\\`, `\$` and `` \` ``
+/// escaped), and every tool is called by its path with an empty environment.
+const READYZ: &str = r#"tok=$(/bin/sed -n '/^OCFO_GATEWAY_TOKEN=".*"$/{s/^OCFO_GATEWAY_TOKEN="//;s/"$//;s/\\\(.\)/\1/g;p;q;}' "$1")
+printf 'Authorization: Bearer %s\n' "$tok" | /usr/bin/env -i /usr/bin/curl -q -s -m 2 --noproxy '*' -H @- -- "$2" 2>/dev/null | /usr/bin/head -c 4000"#;
 
 /// Ready for the pair: the gateway serves and nothing but (possibly) its own
 /// channels fails; channels are the monitor's policy, not a restart's.
@@ -253,6 +260,128 @@ impl<H: Host> RestartGate for StandbyHold<'_, H> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The first request `listener` receives within `wait` (answered with a
+    /// ready `/readyz`), or `None`.
+    fn one_request(listener: &TcpListener, wait: std::time::Duration) -> Option<String> {
+        listener.set_nonblocking(true).unwrap();
+        let start = std::time::Instant::now();
+        loop {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    conn.set_nonblocking(false).unwrap();
+                    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                        .unwrap();
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body = "{\"ready\":true}";
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return Some(String::from_utf8_lossy(&req).into_owned());
+                }
+                Err(_) if start.elapsed() < wait => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Issue 16: root sourced the gateway's environment file, so a `PATH` in
+    /// it made root run the agent's `curl` (with the token on its stdin),
+    /// and an `http_proxy` sent the token to the proxy. Root now reads the
+    /// token alone, and runs curl by path with a clean environment.
+    #[test]
+    fn readyz_reads_only_the_token_and_runs_no_planted_tool() {
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join("bin");
+        std::fs::create_dir(&planted).unwrap();
+        let marker = dir.path().join("planted-tool-ran");
+        for tool in ["curl", "head", "sed", "cat", "env", "printf"] {
+            let p = planted.join(tool);
+            std::fs::write(
+                &p,
+                format!("#!/bin/sh\necho {tool} >> '{}'\n", marker.display()),
+            )
+            .unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let gateway = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+        let token = "to\"k$en`x\\y z";
+        let env = dir.path().join("gateway.env");
+        let entries: Vec<(String, String)> = [
+            ("PATH", planted.display().to_string()),
+            ("http_proxy", proxy_url.clone()),
+            ("ALL_PROXY", proxy_url),
+            ("BASH_ENV", marker.display().to_string()),
+            ("OCFO_GATEWAY_TOKEN", token.to_string()),
+            ("OCFO_AFTER", "OCFO_GATEWAY_TOKEN=\"not-this\"".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        std::fs::write(
+            &env,
+            crate::render::env_file::format("test", &entries, false),
+        )
+        .unwrap();
+        let port = gateway.local_addr().unwrap().port();
+        let fx = crate::modules::testkit::Fixture::load(|inv| {
+            inv.openclaw.port = port;
+            inv.openclaw.bind = crate::inventory::Bind::Loopback;
+        });
+        let script = super::readyz_script(&fx.inv).replace(
+            crate::render::layout::GATEWAY_ENV_FILE,
+            &env.display().to_string(),
+        );
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let request = one_request(&gateway, std::time::Duration::from_secs(5));
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            !marker.exists(),
+            "root ran a planted tool: {}",
+            std::fs::read_to_string(&marker).unwrap_or_default()
+        );
+        assert!(
+            one_request(&proxy, std::time::Duration::ZERO).is_none(),
+            "the request went to the proxy"
+        );
+        let request = request.expect("the gateway got no request");
+        assert!(
+            request
+                .lines()
+                .any(|l| l.trim_end() == format!("Authorization: Bearer {token}")),
+            "{request}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "{\"ready\":true}",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     #[test]
     fn the_hold_script_writes_a_lease_that_the_monitor_reads() {
         let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod render;
 pub mod secrets;
 pub mod shell;
+pub mod terminal;
 
 /// Hex SHA-256, the checksum ocfo compares files by (locally and on hosts).
 pub fn sha256_hex(bytes: &[u8]) -> String {

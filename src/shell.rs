@@ -129,10 +129,18 @@ impl fmt::Debug for Script {
 ///
 /// `ocfo_guard PATH` fails the script when any existing component of PATH is
 /// a symbolic link (or PATH is relative or has `.`/`..`), and sets
-/// `ocfo_as` to the user who controls PATH: `root` when every existing folder
-/// above it is root's, else the one other user owning such a folder (two
+/// `ocfo_as` to the user who controls PATH: `root` when only root can write
+/// in every existing folder above it, else the one other user who can (two
 /// different ones: refused). `ocfo_as_owner CMD…` then runs CMD as that user,
 /// so whatever it follows or writes, it does with that user's rights only.
+///
+/// Who can write in a folder is not only its owner (issue 16): a folder of
+/// root's that its group may write (`root:openclaw 2770`, "shared with the
+/// agent") belongs to the user whose own group that is, and is refused when
+/// the group is not one user's; a folder anyone may write (`/tmp`, sticky or
+/// not: anyone can create names there) is refused outright. Otherwise the
+/// agent could swap root's temp file for a link between its creation and
+/// root's `chown`/`chmod`.
 pub const PATH_GUARD: &str = r#"ocfo_guard() {
   case $1 in
     /*) ;;
@@ -157,10 +165,7 @@ pub const PATH_GUARD: &str = r#"ocfo_guard() {
       echo "ocfo: refusing to follow $_g_cur: it is a symbolic link (in '$1'); root never follows links in folders another user controls" >&2
       exit 1
     fi
-    # Scripts run as root, so `-O` (a shell builtin) is "owned by root":
-    # most folders are, and a `stat` process per folder of every path is
-    # most of a no-op deploy's time on the host.
-    if [ -O "$_g_parent" ]; then _g_o=root; else _g_o=$(stat -c %U -- "$_g_parent"); fi
+    ocfo_folder_user "$_g_parent" "$1"
     if [ "$_g_o" != root ]; then
       if [ "$ocfo_as" != root ] && [ "$ocfo_as" != "$_g_o" ]; then
         echo "ocfo: refusing '$1': folders above it belong to two users ($ocfo_as, $_g_o)" >&2
@@ -170,6 +175,37 @@ pub const PATH_GUARD: &str = r#"ocfo_guard() {
     fi
     [ -e "$_g_cur" ] || break
   done
+}
+# ocfo_folder_user FOLDER PATH: sets _g_o to who can write in FOLDER. A
+# `stat` process per folder of every path is most of a no-op deploy's time
+# on the host, so folders found root's alone are remembered for the script.
+ocfo_folder_user() {
+  case ${_g_roots-} in *"
+$1
+"*) _g_o=root; return ;; esac
+  _g_st=$(stat -c '%U %G %a' -- "$1") || exit 1
+  _g_o=${_g_st%% *}
+  _g_grp=${_g_st#* }
+  _g_mode=${_g_grp#* }
+  _g_grp=${_g_grp% *}
+  if [ "$_g_o" = root ]; then
+    if [ $(( 0$_g_mode & 02 )) -ne 0 ]; then
+      echo "ocfo: refusing '$2': $1 is writable by everyone (mode $_g_mode), so any user could swap what root writes there" >&2
+      exit 1
+    fi
+    if [ $(( 0$_g_mode & 020 )) -ne 0 ] && [ "$_g_grp" != root ]; then
+      # A user's own group (root:openclaw 2770): that user's, like its home.
+      if [ "$(id -gn -- "$_g_grp" 2>/dev/null)" = "$_g_grp" ]; then
+        _g_o=$_g_grp
+        return
+      fi
+      echo "ocfo: refusing '$2': $1 is writable by group $_g_grp (mode $_g_mode), which is not one user's own group, so its members could swap what root writes there" >&2
+      exit 1
+    fi
+    _g_roots="${_g_roots:-
+}$1
+"
+  fi
 }
 ocfo_as_owner() {
   if [ "$ocfo_as" = root ]; then "$@"; else runuser -u "$ocfo_as" -- "$@"; fi

@@ -162,7 +162,111 @@ pub async fn node_status<H: Host>(
     s
 }
 
+/// `ocfo status` for people. Everything but the node's role and its
+/// inventory host came from the host, which may lie: escaped for the
+/// terminal (`terminal::escape`).
+pub fn text(nodes: &[NodeStatus], local_version: &str) -> String {
+    use crate::terminal::escape as e;
+    use std::fmt::Write;
+    let or_dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            e(s).into_owned()
+        }
+    };
+    let mut out = String::new();
+    for n in nodes {
+        let _ = writeln!(out, "{} ({})  {}", n.node, e(&n.host), e(&n.role));
+        if let Some(err) = &n.error {
+            let _ = writeln!(out, "  unreachable: {}", e(err));
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  gateway   {} / {}{}",
+            e(&n.gateway_active),
+            e(&n.gateway_enabled),
+            if n.gateway_healthy {
+                ", /healthz ok"
+            } else {
+                ", /healthz not answering"
+            }
+        );
+        if let Some(m) = &n.monitor {
+            let last = m
+                .transitions
+                .back()
+                .map(|t| format!("{} -> {} at {}", t.from.as_str(), t.to.as_str(), e(&t.at)))
+                .unwrap_or_else(|| "none".into());
+            let _ = writeln!(
+                out,
+                "  monitor   {} since {}; last transition: {last}",
+                m.role.as_str(),
+                e(&m.since)
+            );
+        } else if let Some(a) = &n.monitor_active {
+            let _ = writeln!(out, "  monitor   {} (no state file)", e(a));
+        }
+        let ocfo_note = if !n.ocfo_version.is_empty() && n.ocfo_version != local_version {
+            format!(" (this ocfo: {local_version})")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  versions  openclaw {}, node {}, ocfo {}{ocfo_note}",
+            or_dash(&n.openclaw_version),
+            or_dash(&n.node_version),
+            or_dash(&n.ocfo_version)
+        );
+        let _ = writeln!(out, "  deployed  {}", or_dash(&n.last_deploy));
+    }
+    out
+}
+
 /// Unix seconds as RFC 3339 UTC.
 pub fn unix_to_rfc3339(secs: u64) -> String {
     crate::clock::rfc3339(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::inventory::Role;
+    use crate::modules::testkit::{ok, Fixture, ScriptedHost};
+
+    /// A standby that lies in every field `ocfo status` prints: escape
+    /// sequences (a title change, a screen clear), C1 CSI, a right-to-left
+    /// override and a zero-width space (issue 16, finding 8).
+    #[tokio::test]
+    async fn a_lying_host_cannot_write_to_the_terminal() {
+        let lie = "x\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{202e}y\u{200b}";
+        let state = serde_json::json!({
+            "version": lie, "name": lie, "pid": 1, "role": "watching", "since": lie,
+            "pinned": false, "consecutive_failures": 0, "consecutive_successes": 0,
+            "recent_probes": [], "counters": {"probes": 0, "probe_failures": 0, "promotions": 0,
+            "demotions": 0, "failed_actions": 0},
+            "transitions": [{"at": lie, "from": "watching", "to": "promoted", "reason": lie}],
+            "last_error": lie, "updated": lie, "standby": lie,
+            "hold": {"until": 1, "by": lie, "reason": lie}
+        });
+        let answer = format!(
+            "gateway_active={lie}\ngateway_enabled={lie}\nopenclaw={lie}\nnode={lie}\nocfo={lie}\nmonitor_active=active\nlast_deploy={lie}\n--monitor-state--\n{state}\n"
+        );
+        let host = ScriptedHost::new(move |_| ok(&answer));
+        let fx = Fixture::load(|_| {});
+        let mut nodes = Vec::new();
+        for role in Role::ALL {
+            nodes.push(super::node_status(&fx.inv, role, Ok(&host)).await);
+        }
+        nodes.push(
+            super::node_status::<ScriptedHost>(&fx.inv, Role::Primary, Err(lie.into())).await,
+        );
+        assert!(nodes[1].monitor.is_some(), "the state file did not parse");
+        let text = super::text(&nodes, "0.1.0");
+        let shown = text.replace('\n', "");
+        assert!(!shown.chars().any(crate::terminal::is_hidden), "{text:?}");
+        assert!(text.contains("x\\u{1b}]0;owned\\u{7}"), "{text}");
+        assert!(text.contains("\\u{202e}y\\u{200b}"), "{text}");
+    }
 }

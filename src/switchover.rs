@@ -15,7 +15,7 @@ use crate::inventory::Inventory;
 use crate::monitor::machine::Role;
 use crate::monitor::MonitorState;
 use crate::render::layout::{GATEWAY_UNIT, MONITOR_STATE_DIR, SWITCHOVER_FILE};
-use crate::shell::quote;
+use crate::shell::{quote, Script};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -90,19 +90,27 @@ async fn wait_for<H: Host>(
     }
 }
 
+/// Writes the switchover request on the standby, atomically. The requester's
+/// name (JSON-encoded here) is printf's argument, never part of its format:
+/// a `%` or a backslash in it is data.
 pub fn request_script(by: &str) -> String {
-    let body = format!(
-        "{{\"by\": {}, \"since\": \"%s\"}}\\n",
-        serde_json::Value::from(by)
-    );
-    format!(
-        "set -e\nd={d}\n[ ! -L \"$d\" ] || {{ echo \"$d is a symlink\" >&2; exit 1; }}\nmkdir -p \"$d\"\n\
-         printf {body} \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" > \"$d/.switchover.tmp\"\nmv -f \"$d/.switchover.tmp\" {f}",
-        d = quote(MONITOR_STATE_DIR),
-        body = quote(&body),
-        f = quote(SWITCHOVER_FILE)
-    )
+    Script::new(REQUEST)
+        .args([
+            MONITOR_STATE_DIR.to_string(),
+            serde_json::Value::from(by).to_string(),
+            SWITCHOVER_FILE.to_string(),
+        ])
+        .render()
 }
+
+/// $1 the monitor's state folder, $2 the requester as a JSON string, $3 the
+/// request file.
+const REQUEST: &str = r#"set -e
+d=$1
+[ ! -L "$d" ] || { echo "$d is a symlink" >&2; exit 1; }
+mkdir -p -- "$d"
+printf '{"by": %s, "since": "%s"}\n' "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$d/.switchover.tmp"
+mv -f -- "$d/.switchover.tmp" "$3""#;
 
 pub async fn run<H: Host>(
     inv: &Inventory,
@@ -278,10 +286,10 @@ pub fn summary(r: &SwitchoverReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_request_file_is_json_whatever_the_name() {
+    /// The request file written for `by`, parsed back.
+    fn requested(by: &str) -> serde_json::Value {
         let dir = tempfile::tempdir().unwrap();
-        let script = super::request_script("ops \"x\" $(y)").replace(
+        let script = super::request_script(by).replace(
             crate::render::layout::MONITOR_STATE_DIR,
             &dir.path().display().to_string(),
         );
@@ -295,11 +303,25 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.path().join("switchover.json")).unwrap(),
-        )
-        .unwrap();
+        let text = std::fs::read_to_string(dir.path().join("switchover.json")).unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    #[test]
+    fn the_request_file_is_json_whatever_the_name() {
+        let v = requested("ops \"x\" $(y)");
         assert_eq!(v["by"], "ops \"x\" $(y)");
         assert!(v["since"].as_str().unwrap().ends_with('Z'));
+    }
+
+    /// The name is printf's argument, never its format: `%s`, `%d` and a
+    /// backslash in it arrive as themselves (issue 16).
+    #[test]
+    fn a_percent_or_backslash_in_the_name_is_data_not_format() {
+        for by in ["ops 100%", "a%sb%d%n", "x\\ny\\\"z", "%%"] {
+            let v = requested(by);
+            assert_eq!(v["by"], by);
+            assert!(v["since"].as_str().unwrap().ends_with('Z'), "{v}");
+        }
     }
 }

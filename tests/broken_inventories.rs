@@ -415,6 +415,79 @@ const CASES: &[Case] = &[
         "    host: \"192.0.2.20\\e[2J\"",
         "is not a host name or address",
     ),
+    // Issue 16: a host is exactly a host name, IPv4 or IPv6.
+    case(
+        "zero-width space in a host",
+        "    host: 192.0.2.20",
+        "    host: \"vps1\\u200B.example.com\"",
+        "is not a host name or address",
+    ),
+    case(
+        "right-to-left override in a host",
+        "    host: 192.0.2.20",
+        "    host: \"vps1\\u202Emoc.example\"",
+        "is not a host name or address",
+    ),
+    case(
+        "mistyped IPv4 host",
+        "    host: 192.0.2.20",
+        "    host: 192.0.2.256",
+        "is not a host name or address",
+    ),
+    case(
+        "user and port in a host",
+        "    host: 192.0.2.20",
+        "    host: root@vps1:22",
+        "is not a host name or address",
+    ),
+    Case {
+        line_offset: 1,
+        ..case(
+            "PATH in openclaw.env",
+            "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}",
+            "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}\n    PATH: /home/openclaw/.local/bin:/usr/bin:/bin",
+            "openclaw.env.PATH: `PATH` changes where programs are found",
+        )
+    },
+    Case {
+        line_offset: 1,
+        ..case(
+            "a proxy in openclaw.env",
+            "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}",
+            "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}\n    https_proxy: http://proxy.invalid:3128",
+            "list it in `openclaw.env_allow`",
+        )
+    },
+    Case {
+        line_offset: 1,
+        ..case(
+            "LD_PRELOAD in openclaw.env",
+            "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}",
+            "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}\n    LD_PRELOAD: /home/openclaw/x.so",
+            "openclaw.env.LD_PRELOAD: `LD_PRELOAD` cannot be set here",
+        )
+    },
+    case(
+        "a refused name in env_allow",
+        "  config: {}",
+        "  env_allow: [PATH, LD_PRELOAD]\n  config: {}",
+        "openclaw.env_allow[1]: `LD_PRELOAD` cannot be allowed",
+    ),
+    Case {
+        line_offset: 1,
+        ..case(
+            "bidirectional override in an env value",
+            "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}",
+            "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}\n    GREETING: \"hi \\u202Eereht\"",
+            "openclaw.env.GREETING: contains a control, bidirectional or invisible",
+        )
+    },
+    case(
+        "invisible character in a channel label",
+        "    botToken: {env: T_TELEGRAM_TOKEN}",
+        "    label: \"@my_bot\\u2066 on Telegram\"\n    botToken: {env: T_TELEGRAM_TOKEN}",
+        "a label is one line",
+    ),
     Case {
         line_offset: 1,
         ..case(
@@ -544,6 +617,34 @@ fn one_platform_on_both_nodes_needs_two_bots_one_per_node() {
         stderr.contains("channels.rescue-bot.label: a label is one line"),
         "{stderr}"
     );
+}
+
+/// The risky names of `openclaw.env` (docs/inventory.md) validate once the
+/// operator lists them in `openclaw.env_allow`.
+#[test]
+fn risky_env_names_validate_with_an_opt_in() {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let source = base.replacen(
+        "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}",
+        "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}\n    PATH: /home/openclaw/.local/bin:/usr/bin:/bin\n    HTTPS_PROXY: http://proxy.invalid:3128",
+        1,
+    );
+    let source = source.replacen(
+        "  config: {}",
+        "  env_allow: [PATH, HTTPS_PROXY]\n  config: {}",
+        1,
+    );
+    let (stdout, stderr, code) = run_case("opt-in", &source);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // An opt-in for a name that needs none is a mistake worth saying.
+    let source = base.replacen(
+        "  config: {}",
+        "  env_allow: [ANTHROPIC_API_KEY]\n  config: {}",
+        1,
+    );
+    let (_, stderr, code) = run_case("needless opt-in", &source);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("needs no opt-in"), "{stderr}");
 }
 
 #[test]

@@ -58,7 +58,11 @@ impl Sshd {
             common::tools::apt("ssh-keygen", "openssh-client").is_file(),
             "ssh-keygen",
         );
-        let dir = tempfile::tempdir().unwrap();
+        // Not under /tmp: files are written there through the path guard,
+        // which refuses folders everyone may write (docs/security.md).
+        let base = Path::new("/var/lib/ocfo-ssh-tests");
+        std::fs::create_dir_all(base).unwrap();
+        let dir = tempfile::tempdir_in(base).unwrap();
         let d = dir.path();
         keygen(&d.join("host_key"), "");
         keygen(&d.join("client_key"), "");

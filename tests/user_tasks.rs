@@ -225,6 +225,36 @@ fn user_files_cannot_carry_secrets_or_replace_ocfo_files() {
     assert!(out.contains("ocfo manages this file itself"), "{out}");
 }
 
+/// Another spelling of one of ocfo's paths is the same file on the host:
+/// `//` is compared as `/`, and `.` or `..` in a path is refused (issue 16).
+#[test]
+fn another_spelling_of_an_ocfo_path_is_still_ocfo_s_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = inventory_with_tasks(tmp.path(), "tasks.yaml");
+    for (path, want) in [
+        (
+            "/etc/openclaw//gateway.env",
+            "ocfo manages this file itself",
+        ),
+        (
+            "//etc/openclaw/gateway.env",
+            "ocfo manages this file itself",
+        ),
+        ("/etc/openclaw/./gateway.env", "`.` or `..`"),
+        ("/etc/openclaw/x/../gateway.env", "`.` or `..`"),
+        ("/etc/openclaw/gateway.env/.", "`.` or `..`"),
+    ] {
+        std::fs::write(
+            tmp.path().join("tasks.yaml"),
+            format!("- name: mine\n  file: {{path: \"{path}\", content: \"X=1\"}}\n"),
+        )
+        .unwrap();
+        let (out, code) = validate(&inv);
+        assert_eq!(code, 1, "{path}: {out}");
+        assert!(out.contains(want), "{path}: {out}");
+    }
+}
+
 /// In the lab: the operator's tasks deploy on both hosts (packages, a
 /// directory the agent may write, templated files, a timer on the primary
 /// only, a handler), a second deploy changes nothing, drift (a deleted file,

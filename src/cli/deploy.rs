@@ -162,7 +162,8 @@ pub fn run(args: DeployArgs, out: Output) -> ExitCode {
             "changes_pending": args.check && pending,
             "hosts": reports,
         });
-        println!("{}", secrets.redactor().redact(&format!("{doc:#}")));
+        let json = secrets.redactor().redact(&format!("{doc:#}"));
+        println!("{}", ocfo::terminal::escape_json(&json));
     }
     if !out.quiet {
         eprint!("{}", recap(&reports, out, args.check));

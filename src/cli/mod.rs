@@ -147,13 +147,12 @@ pub fn print_report<T: serde::Serialize>(
     json: bool,
     text: impl FnOnce(&T) -> String,
 ) -> std::process::ExitCode {
+    // Reports carry what hosts said (errors, states): escaped for the terminal.
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).unwrap_or_default()
-        );
+        let json = serde_json::to_string_pretty(report).unwrap_or_default();
+        println!("{}", ocfo::terminal::escape_json(&json));
     } else {
-        print!("{}", text(report));
+        print!("{}", ocfo::terminal::escape_lines(&text(report)));
     }
     if ok {
         std::process::ExitCode::SUCCESS

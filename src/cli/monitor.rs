@@ -57,48 +57,12 @@ pub fn run(args: MonitorArgs, _out: Output) -> ExitCode {
         Some(MonitorCommand::Status { state_file, json }) => {
             match MonitorState::load(&state_file.display().to_string()) {
                 Ok(s) if json => {
-                    println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+                    let json = serde_json::to_string_pretty(&s).unwrap_or_default();
+                    println!("{}", ocfo::terminal::escape_json(&json));
                     ExitCode::SUCCESS
                 }
                 Ok(s) => {
-                    println!(
-                        "{}: {}{} since {} (pid {}, ocfo {})",
-                        s.name,
-                        s.role.as_str(),
-                        if s.pinned {
-                            ", PINNED (flapping primary)"
-                        } else {
-                            ""
-                        },
-                        s.since,
-                        s.pid,
-                        s.version
-                    );
-                    println!(
-                    "probes: {} ({} failed), now {} failing / {} healthy in a row; promotions {}, demotions {}, failed actions {}",
-                    s.counters.probes, s.counters.probe_failures, s.consecutive_failures, s.consecutive_successes, s.counters.promotions, s.counters.demotions, s.counters.failed_actions
-                );
-                    if let Some(p) = s.recent_probes.back() {
-                        println!(
-                            "last probe: {} {} ({} ms) at {}",
-                            if p.ok { "ok" } else { "FAILED" },
-                            p.detail,
-                            p.latency_ms,
-                            p.at
-                        );
-                    }
-                    for t in s.transitions.iter().rev().take(5) {
-                        println!(
-                            "  {} {} -> {}: {}",
-                            t.at,
-                            t.from.as_str(),
-                            t.to.as_str(),
-                            t.reason
-                        );
-                    }
-                    if let Some(e) = &s.last_error {
-                        println!("last error: {e}");
-                    }
+                    print!("{}", s.summary());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -8,6 +8,9 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ocfo::engine::runner::Event;
 use ocfo::engine::{HostReport, Status};
+// Task errors, changes and diffs carry what hosts printed (stderr, versions,
+// file contents), and hosts may lie: escaped before they reach the terminal.
+use ocfo::terminal::{escape, escape_lines};
 
 use super::Output;
 
@@ -72,7 +75,7 @@ impl Progress {
         match e {
             Event::Started { node, task } => {
                 if let Some(b) = self.bars.get(&node) {
-                    b.set_message(task);
+                    b.set_message(escape(&task).into_owned());
                 }
             }
             Event::Finished { node, report } => {
@@ -89,19 +92,21 @@ impl Progress {
                     let handler = if report.handler { " (handler)" } else { "" };
                     self.line(&format!(
                         "{node:<8} {label}: {}{handler} [{} ms]",
-                        report.task, report.duration_ms
+                        escape(&report.task),
+                        report.duration_ms
                     ));
                     for c in &report.changes {
-                        self.line(&format!("         - {c}"));
+                        self.line(&format!("         - {}", escape(c)));
                     }
                     if let Some(err) = &report.error {
                         for l in err.lines() {
-                            self.line(&format!("         {l}"));
+                            self.line(&format!("         {}", escape(l)));
                         }
                     }
                     if self.diff {
                         for d in &report.diffs {
                             for l in d.lines() {
+                                let l = &*escape(l);
                                 let painted = if l.starts_with('+') && !l.starts_with("+++") {
                                     self.paint("32", l)
                                 } else if l.starts_with('-') && !l.starts_with("---") {
@@ -174,11 +179,45 @@ pub fn recap(reports: &[HostReport], out: Output, check: bool) -> String {
             s.push('\n');
         }
         if let Some(e) = &r.error {
-            s.push_str(&format!("         error: {e}\n"));
+            for l in e.lines() {
+                s.push_str(&format!("         error: {}\n", escape(l)));
+            }
         }
         for n in &r.notes {
-            s.push_str(&format!("         {n}\n"));
+            s.push_str(&format!("         {}\n", escape_lines(n)));
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use ocfo::engine::HostReport;
+    use ocfo::inventory::Role;
+
+    /// A host whose error and notes carry escape sequences and a
+    /// right-to-left override: the recap shows them escaped (issue 16).
+    #[test]
+    fn the_recap_escapes_what_a_host_said() {
+        let lie = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{202e}";
+        let mut r = HostReport::new(Role::Standby, "192.0.2.20");
+        r.error = Some(format!("connection failed: {lie}\nsecond line {lie}"));
+        r.notes.push(format!("note {lie}"));
+        let text = super::recap(
+            &[r],
+            super::Output {
+                quiet: false,
+                color: false,
+            },
+            false,
+        );
+        assert!(
+            !text
+                .replace('\n', "")
+                .chars()
+                .any(ocfo::terminal::is_hidden),
+            "{text:?}"
+        );
+        assert!(text.contains("second line \\u{1b}]0;owned"), "{text}");
+    }
 }

@@ -31,58 +31,7 @@ pub async fn gather(inv: &ocfo::inventory::Inventory) -> Vec<NodeStatus> {
 }
 
 pub fn print(nodes: &[NodeStatus]) {
-    let local = env!("CARGO_PKG_VERSION");
-    for n in nodes {
-        println!("{} ({})  {}", n.node, n.host, n.role);
-        if let Some(e) = &n.error {
-            println!("  unreachable: {e}");
-            continue;
-        }
-        println!(
-            "  gateway   {} / {}{}",
-            n.gateway_active,
-            n.gateway_enabled,
-            if n.gateway_healthy {
-                ", /healthz ok"
-            } else {
-                ", /healthz not answering"
-            }
-        );
-        if let Some(m) = &n.monitor {
-            let last = m
-                .transitions
-                .back()
-                .map(|t| format!("{} -> {} at {}", t.from.as_str(), t.to.as_str(), t.at))
-                .unwrap_or_else(|| "none".into());
-            println!(
-                "  monitor   {} since {}; last transition: {last}",
-                m.role.as_str(),
-                m.since
-            );
-        } else if let Some(a) = &n.monitor_active {
-            println!("  monitor   {a} (no state file)");
-        }
-        let ocfo_note = if !n.ocfo_version.is_empty() && n.ocfo_version != local {
-            format!(" (this ocfo: {local})")
-        } else {
-            String::new()
-        };
-        println!(
-            "  versions  openclaw {}, node {}, ocfo {}{ocfo_note}",
-            or_dash(&n.openclaw_version),
-            or_dash(&n.node_version),
-            or_dash(&n.ocfo_version)
-        );
-        println!("  deployed  {}", or_dash(&n.last_deploy));
-    }
-}
-
-fn or_dash(s: &str) -> &str {
-    if s.is_empty() {
-        "-"
-    } else {
-        s
-    }
+    print!("{}", ocfo::status::text(nodes, env!("CARGO_PKG_VERSION")));
 }
 
 pub fn run(args: StatusArgs, out: Output) -> ExitCode {
@@ -94,10 +43,8 @@ pub fn run(args: StatusArgs, out: Output) -> ExitCode {
     };
     let nodes = rt.block_on(gather(&inv));
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&nodes).unwrap_or_default()
-        );
+        let json = serde_json::to_string_pretty(&nodes).unwrap_or_default();
+        println!("{}", ocfo::terminal::escape_json(&json));
     } else {
         print(&nodes);
     }

@@ -11,6 +11,7 @@ use crate::fsutil::{read_regular_capped, ReadError};
 use crate::secrets::{Redactor, SecretValue};
 
 use super::decode::{is_env_name, join, Decoder, Fields};
+use super::env_names;
 use super::model::*;
 use super::names;
 use super::rules;
@@ -434,20 +435,15 @@ fn nodes(d: &mut Decoder, node: &Node, ssh: &SshSettings) -> Option<(DecodedNode
 fn one_node(d: &mut Decoder, node: &Node, role: Role, ssh: &SshSettings) -> Option<DecodedNode> {
     let path = join("nodes", role.as_str());
     let f = d.fields(node, &path, &["host", "private_address", "channels", "ssh"])?;
-    let host = d.req_string(&f, "host").and_then(|h| {
-        // Printed in messages and handed to the resolver: no control
-        // characters, and nothing a command line could take for an option.
-        if h.starts_with('-') || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            d.error(
-                &f.path_of("host"),
-                f.get("host")?.loc,
-                format!("`{h}` is not a host name or address"),
-            );
-            None
-        } else {
-            Some(h)
-        }
-    });
+    let host = d
+        .req_string(&f, "host")
+        .and_then(|h| match names::host(&h) {
+            Ok(()) => Some(h),
+            Err(e) => {
+                d.error(&f.path_of("host"), f.get("host")?.loc, e);
+                None
+            }
+        });
     let address_node = d.required(&f, "private_address");
     let private_address = address_node.and_then(|n| d.ip(n, &f.path_of("private_address")));
     let channels_node = f.get("channels");
@@ -633,6 +629,7 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
             "gateway_token",
             "model",
             "env",
+            "env_allow",
             "config",
             "user",
             "stop_timeout",
@@ -679,9 +676,14 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
             fallbacks: fallbacks?,
         })
     });
-    let env = match f.get("env") {
-        None => Some(IndexMap::new()),
-        Some(n) => env_map(d, n),
+    let env_allow = match f.get("env_allow") {
+        None => Some(Vec::new()),
+        Some(n) => env_allow(d, n),
+    };
+    let env = match (f.get("env"), &env_allow) {
+        (None, _) => Some(IndexMap::new()),
+        (Some(n), Some(allow)) => env_map(d, n, allow),
+        (Some(_), None) => None,
     };
     let config = match f.get("config") {
         None => Some(Value::Map(IndexMap::new())),
@@ -747,7 +749,33 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
     })
 }
 
-fn env_map(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Value>> {
+/// `openclaw.env_allow`: the risky names (`env_names`) the operator sets
+/// in `openclaw.env` knowingly.
+fn env_allow(d: &mut Decoder, node: &Node) -> Option<Vec<String>> {
+    let names = d.string_list(node, "openclaw.env_allow")?;
+    let locs: Vec<Location> = match &node.kind {
+        Kind::Seq(items) => items.iter().map(|i| i.loc).collect(),
+        _ => Vec::new(),
+    };
+    let mut ok = true;
+    for (i, name) in names.iter().enumerate() {
+        let loc = locs.get(i).copied().unwrap_or(node.loc);
+        let problem = match env_names::judge(name) {
+            env_names::Verdict::NeedsOptIn(_) => continue,
+            env_names::Verdict::Refused(why) => {
+                format!("`{name}` cannot be allowed: it {why}")
+            }
+            env_names::Verdict::Allowed => format!(
+                "`{name}` needs no opt-in: list here only names that `openclaw.env` refuses without one"
+            ),
+        };
+        d.error(&format!("openclaw.env_allow[{i}]"), loc, problem);
+        ok = false;
+    }
+    ok.then_some(names)
+}
+
+fn env_map(d: &mut Decoder, node: &Node, allow: &[String]) -> Option<IndexMap<String, Value>> {
     let entries = d.entries(node, "openclaw.env")?;
     let mut out = IndexMap::new();
     let mut ok = true;
@@ -762,10 +790,30 @@ fn env_map(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Value>> {
             ok = false;
             continue;
         }
+        let refusal = match env_names::judge(&k.name) {
+            env_names::Verdict::Allowed => None,
+            env_names::Verdict::NeedsOptIn(_) if allow.contains(&k.name) => None,
+            env_names::Verdict::NeedsOptIn(why) => Some(format!(
+                "`{}` {why}; list it in `openclaw.env_allow` to set it anyway",
+                k.name
+            )),
+            env_names::Verdict::Refused(why) => {
+                Some(format!("`{}` cannot be set here: it {why}", k.name))
+            }
+        };
+        if let Some(message) = refusal {
+            d.error(&path, k.loc, message);
+            ok = false;
+            continue;
+        }
         let value = d.value(v, &path);
         match &value {
             Value::Str(text) if text.contains('\0') => {
                 d.error(&path, v.loc, NUL_IN_ENV);
+                ok = false;
+            }
+            Value::Str(text) if text.chars().any(hidden_in_value) => {
+                d.error(&path, v.loc, HIDDEN_IN_ENV);
                 ok = false;
             }
             Value::Map(_) | Value::Seq(_) => {
@@ -852,7 +900,7 @@ fn channels(d: &mut Decoder, node: &Node) -> Option<IndexMap<String, Channel>> {
             Some(l) => d.string(l, &join(&path, "label")).and_then(|text| {
                 let bad = text.trim().is_empty()
                     || text.chars().count() > 100
-                    || text.chars().any(char::is_control);
+                    || text.chars().any(crate::terminal::is_hidden);
                 if bad {
                     d.error(
                         &join(&path, "label"),
@@ -916,6 +964,15 @@ fn literal_credentials(d: &mut Decoder, node: &Node, path: &str) {
 /// The env file ends up in a C string per variable: a NUL would cut it.
 const NUL_IN_ENV: &str =
     "contains a NUL byte, which an environment variable cannot hold (the value goes to the env file)";
+
+/// A value may span lines (a PEM key), but nothing in it may hide: it is
+/// printed by `ocfo render` and written to the host.
+fn hidden_in_value(c: char) -> bool {
+    crate::terminal::is_hidden(c) && !matches!(c, '\n' | '\r' | '\t' | '\0')
+}
+
+const HIDDEN_IN_ENV: &str =
+    "contains a control, bidirectional or invisible format character (only line breaks and tabs may be in a value)";
 
 fn literal_credential(d: &mut Decoder, node: &Node, path: &str) {
     if matches!(&node.kind, Kind::Scalar { text, .. } if text.contains('\0')) {

@@ -6,6 +6,7 @@
 
 pub mod announce;
 mod decode;
+pub mod env_names;
 mod load;
 mod model;
 mod names;

@@ -21,6 +21,38 @@ pub fn user_name(u: &str) -> Result<(), String> {
     }
 }
 
+/// Where ssh connects: exactly a host name (RFC 1123 labels of letters,
+/// digits and `-`; `_` too, which `~/.ssh/config` aliases often use), an
+/// IPv4 or an IPv6 address. Nothing else: the value is printed, handed to
+/// the resolver and to ssh's config matching, and an invisible or
+/// right-to-left character would make two hosts look the same.
+pub fn host(h: &str) -> Result<(), String> {
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let name = h.strip_suffix('.').unwrap_or(h);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    let labels: Vec<&str> = name.split('.').collect();
+    // All-digit labels are only ever a mistyped IPv4 address (`10.0.0.256`).
+    let numeric = labels
+        .iter()
+        .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()));
+    if name.len() <= 253 && labels.iter().all(|l| label_ok(l)) && !numeric {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a host name or address: a host name (letters, digits, `-` and `_` in labels separated by `.`), an IPv4 or an IPv6 address",
+            crate::terminal::escape(h)
+        ))
+    }
+}
+
 /// An npm version or dist-tag (`2026.9.6`, `1.2.3-beta.1+build`, `latest`).
 pub fn package_version(v: &str) -> Result<(), String> {
     let ok = v.len() <= 64
@@ -151,6 +183,44 @@ mod tests {
             &"a".repeat(33),
         ] {
             assert!(user_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        for ok in [
+            "vps1.example.com",
+            "192.0.2.10",
+            "2001:db8::1",
+            "::1",
+            "my_vps",
+            "a-b.c",
+            "host.",
+            &format!("{}.com", "a".repeat(63)),
+        ] {
+            assert!(host(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-oProxyCommand=x",
+            "vps1\u{202e}.example.com",
+            "vps1\u{200b}",
+            "ex\u{ad}ample.com",
+            "\u{feff}vps1",
+            "vps 1",
+            "vps1\u{1b}[2J",
+            "100.100.1.256",
+            "a..b",
+            ".a",
+            "a-.b",
+            "[::1]",
+            "user@host",
+            "host:22",
+            "vps1.exаmple.com", // Cyrillic а
+            &"a".repeat(64),
+        ] {
+            let e = host(bad).unwrap_err();
+            assert!(!e.chars().any(crate::terminal::is_hidden), "{e:?}");
         }
     }
 

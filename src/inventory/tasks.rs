@@ -320,7 +320,19 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
     // better message; `fields` only gives typed access to the task keys.
     let present: Vec<&str> = entries.iter().map(|(k, _)| k.name.as_str()).collect();
     let f = d.fields(node, path, &present)?;
-    let name = d.req_string(&f, "name");
+    // Printed by every deploy, next to ocfo's own task names.
+    let name = d.req_string(&f, "name").and_then(|n| {
+        if n.chars().any(crate::terminal::is_hidden) {
+            d.error(
+                &join(path, "name"),
+                f.get("name")?.loc,
+                "a task name is one line without control, bidirectional or invisible characters",
+            );
+            None
+        } else {
+            Some(n)
+        }
+    });
     let when = match f.get("when") {
         None => Some(None),
         Some(n) => match n.scalar() {
@@ -551,7 +563,14 @@ fn user_file(d: &mut Decoder, node: &Node, path: &str, dir: &Path) -> Option<Use
         &["path", "content", "template", "mode", "owner", "group"],
     )?;
     let target = d.req_string(&f, "path").and_then(|p| {
-        if p.starts_with('/') || p.starts_with("{{") {
+        if p.chars().any(crate::terminal::is_hidden) {
+            d.error(
+                &f.path_of("path"),
+                f.get("path")?.loc,
+                "a file path must not hold control, bidirectional or invisible characters",
+            );
+            None
+        } else if p.starts_with('/') || p.starts_with("{{") {
             Some(p)
         } else {
             d.error(

@@ -233,7 +233,7 @@ pub async fn validate<H: Host>(
                 tracing::warn!(
                     "{}: openclaw config: {}",
                     host.name(),
-                    ctx.redactor.redact(&w.to_string())
+                    crate::terminal::escape(&ctx.redactor.redact(&w.to_string()))
                 );
             }
             facts(host, &inputs("record")).await?;
@@ -283,15 +283,27 @@ esac"#;
 /// in (by the user: root never writes in the user's folders) so they are
 /// validated too. $1 env file, $2 user, $3 home, $4 npm prefix, $5 Node's
 /// home, $6 config.
-const VALIDATE: &str = r#"set -a; . "$1"; set +a
-cd /
+///
+/// The environment file is the gateway user's environment (`openclaw.env`
+/// fills it, `PATH` and proxies included when allowed): root never sources
+/// it. Root calls every tool by its path, and only the user's shell reads
+/// the file, from its stdin (it is root's, 0600), in an environment holding
+/// nothing of root's (`env -i`): what the file sets then acts with the
+/// user's rights, as in the gateway itself.
+pub(crate) const VALIDATE: &str = r#"cd /
 user=$2 home=$3
-scratch=$(runuser -u "$user" -- mktemp -d)
-trap 'runuser -u "$user" -- rm -rf -- "$scratch"' EXIT
-runuser -u "$user" -- sh -c 'if [ -d "$1" ]; then ln -s -- "$1" "$2/npm"; fi' sh "$home/.openclaw/npm" "$scratch"
-runuser -u "$user" -- env -C "$home" HOME="$home" PATH="$4/bin:$5/bin:/usr/local/bin:/usr/bin:/bin" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
+as_user() { /sbin/runuser -u "$user" -- /usr/bin/env -i "$@"; }
+scratch=$(as_user /bin/mktemp -d)
+trap 'as_user /bin/rm -rf -- "$scratch"' EXIT
+as_user /bin/sh -c 'if [ -d "$1" ]; then /bin/ln -s -- "$1" "$2/npm"; fi' sh "$home/.openclaw/npm" "$scratch"
+/bin/cat -- "$1" | as_user HOME="$home" PATH="$4/bin:$5/bin:/usr/local/bin:/usr/bin:/bin" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
   OPENCLAW_INCLUDE_ROOTS=/etc/openclaw/switches \
-  OPENCLAW_STATE_DIR="$scratch" OPENCLAW_CONFIG_PATH="$6" "$4/bin/openclaw" config validate --json"#;
+  OPENCLAW_STATE_DIR="$scratch" OPENCLAW_CONFIG_PATH="$6" /bin/sh -c '
+env_file=$(/bin/cat)
+set -a
+eval "$env_file"
+set +a
+cd "$HOME" && exec "$1/bin/openclaw" config validate --json </dev/null' sh "$4""#;
 
 #[cfg(test)]
 mod tests {

@@ -83,8 +83,7 @@ fn tree() -> Tree {
         nix_uid() == 0,
         "system test prerequisite missing: root (runuser, chown)"
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = scratch();
     let home = dir.path().join("home");
     std::fs::create_dir(&home).unwrap();
     chown(&home, "nobody:nogroup");
@@ -100,6 +99,17 @@ fn tree() -> Tree {
         victim,
         victim_file,
     }
+}
+
+/// A scratch folder (0755) in folders only root can write: `/tmp` is
+/// writable by everyone, so the path guard rightly refuses anything in it.
+fn scratch() -> tempfile::TempDir {
+    let base = Path::new("/var/lib/ocfo-guard-tests");
+    std::fs::create_dir_all(base).unwrap();
+    std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tempfile::tempdir_in(base).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
 }
 
 fn nix_uid() -> u32 {
@@ -318,4 +328,208 @@ async fn plugin_install_keeps_the_config_as_the_user() {
     let m = std::fs::symlink_metadata(&config).unwrap();
     assert!(m.file_type().is_file(), "{m:?}");
     assert_eq!(std::fs::read_to_string(&config).unwrap(), "{\"ours\":1}");
+}
+
+/// A folder of root's that `owner:group MODE` others may write in, beside
+/// the tree's victim.
+fn shared(t: &Tree, name: &str, who: &str, mode: u32) -> PathBuf {
+    let d = t.home.parent().unwrap().join(name);
+    std::fs::create_dir(&d).unwrap();
+    chown(&d, who);
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
+    d
+}
+
+/// Issue 16, finding 2, the experiment itself: in a root-owned folder the
+/// agent's group may write (`root:nogroup 2770`, an operator's "shared with
+/// the agent" folder), the agent swaps root's temp file for a link while
+/// root writes it; root's `chown`/`chmod` then landed on the link's target
+/// (a root 0600 file became nobody's, 0644). Root's stdin is held open
+/// here so the swap happens at a known moment.
+#[tokio::test]
+async fn a_temp_file_in_a_group_writable_root_folder_cannot_be_swapped() {
+    use std::io::Write;
+    let t = tree();
+    let dir = shared(&t, "shared", "root:nogroup", 0o2770);
+    let target = dir.join("notes.txt");
+    let script = crate::ssh::put_script(&s(&target), 0o644, "nobody", "nogroup");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script.render())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let temp = loop {
+        let found = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| s(p).contains(".ocfo-"));
+        if found.is_some() || child.try_wait().unwrap().is_some() {
+            break found;
+        }
+        assert!(start.elapsed().as_secs() < 10, "the write script hangs");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    if let Some(temp) = &temp {
+        // The agent (nobody) swaps root's temp file for a link.
+        let planted = Command::new("runuser")
+            .args([
+                "-u",
+                "nobody",
+                "--",
+                "sh",
+                "-c",
+                r#"rm -f -- "$1" && ln -s -- "$2" "$1""#,
+                "sh",
+            ])
+            .arg(temp)
+            .arg(&t.victim_file)
+            .status()
+            .unwrap();
+        assert!(planted.success());
+    }
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(b"agent's notes\n");
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_untouched(&t);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(&s(&dir)) && err.contains("nogroup"),
+        "{err}"
+    );
+}
+
+/// World-writable, sticky or not (`/tmp`): anyone can create names there,
+/// so no path under it is root's to write, chmod or create.
+#[tokio::test]
+async fn a_world_writable_folder_is_nobody_s_to_trust() {
+    let t = tree();
+    for mode in [0o1777, 0o777] {
+        let dir = shared(&t, &format!("public-{mode:o}"), "root:root", mode);
+        let err = LocalRoot
+            .put(&s(&dir.join("f")), b"x", 0o600, "root", "root")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("writable by everyone"), "{err}");
+        assert!(!dir.join("f").exists());
+        // A link planted in advance is refused too, and never followed.
+        let f = dir.join("g");
+        symlink(&t.victim_file, &f).unwrap();
+        for script in [super::files::FIX_META, super::directory::ENSURE] {
+            let step = Step::run(Script::new(script).guarded().args([
+                s(&dir.join("sub")).as_str(),
+                "0644",
+                "nobody",
+                "nogroup",
+            ]));
+            let err = step.execute(&LocalRoot).await.unwrap_err().to_string();
+            assert!(err.contains("writable by everyone"), "{err}");
+        }
+        assert!(!dir.join("sub").exists());
+        assert_untouched(&t);
+    }
+}
+
+/// `root:daemon 2770`: a folder shared with the group of user `daemon` (its
+/// own group, like `root:openclaw` for the gateway user) is that user's,
+/// as its home would be: written as `daemon`, and a root file there refused.
+#[tokio::test]
+async fn a_folder_shared_with_a_users_own_group_is_that_users() {
+    let t = tree();
+    let dir = shared(&t, "shared", "root:daemon", 0o2770);
+    let f = dir.join("f");
+    LocalRoot
+        .put(&s(&f), b"x", 0o640, "daemon", "daemon")
+        .await
+        .unwrap();
+    let m = std::fs::metadata(&f).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1, 1, 0o640));
+    let err = LocalRoot
+        .put(&s(&dir.join("g")), b"x", 0o600, "root", "root")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("belongs to daemon"), "{err}");
+    assert!(!dir.join("g").exists());
+}
+
+/// Issue 16, finding 1: `openclaw config validate` needs the gateway's
+/// environment, and root used to source the file (`set -a; . gateway.env`)
+/// then call `runuser` by name: a `PATH` in `openclaw.env` ran the agent's
+/// tools as root. Now only the gateway user's shell reads the file, fed on
+/// its stdin, in a clean environment; root calls every tool by its path.
+#[tokio::test]
+async fn validate_runs_no_planted_tool_as_root_and_leaks_no_root_environment() {
+    let t = tree();
+    let base = t.home.parent().unwrap().to_path_buf();
+    let marks = shared(&t, "marks", "root:root", 0o1777);
+    let planted = base.join("planted");
+    std::fs::create_dir(&planted).unwrap();
+    for tool in ["runuser", "mktemp", "rm", "ln", "env", "cat", "sh", "id"] {
+        let p = planted.join(tool);
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\necho \"{tool} $(/usr/bin/id -u)\" >> '{}/ran'\n",
+                marks.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let prefix = base.join("prefix");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::write(
+        prefix.join("bin/openclaw"),
+        "#!/bin/sh\nprintf '%s\\n' \"uid=$(/usr/bin/id -u)\" \"x=$OCFO_X\" \"root=${OCFO_ROOT_ONLY-unset}\" \"args=$*\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        prefix.join("bin/openclaw"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let env = base.join("gateway.env");
+    let entries = vec![
+        ("PATH".to_string(), s(&planted)),
+        ("OCFO_X".to_string(), "va\"l$ue `x`".to_string()),
+    ];
+    std::fs::write(&env, crate::render::env_file::format("t", &entries, false)).unwrap();
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let script = Script::new(super::openclaw::VALIDATE).args([
+        s(&env),
+        "nobody".into(),
+        s(&t.home),
+        s(&prefix),
+        "/nonexistent".into(),
+        s(&t.home.join("openclaw.json")),
+    ]);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script.render())
+        .env("OCFO_ROOT_ONLY", "root's own")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let ran = std::fs::read_to_string(marks.join("ran")).unwrap_or_default();
+    assert!(
+        !ran.lines().any(|l| l.ends_with(" 0")),
+        "root ran planted tools:\n{ran}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "uid=65534\nx=va\"l$ue `x`\nroot=unset\nargs=config validate --json\n"
+    );
+    assert_untouched(&t);
 }

@@ -131,4 +131,90 @@ impl MonitorState {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
         serde_json::from_str(&text).map_err(|e| format!("{path} is not a monitor state file: {e}"))
     }
+
+    /// `ocfo monitor status` for people. The probes' details hold what the
+    /// primary's `/readyz` said (its `failing` reasons), errors hold what
+    /// commands printed: escaped for the terminal (`terminal::escape`).
+    pub fn summary(&self) -> String {
+        use crate::terminal::escape as e;
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}: {}{} since {} (pid {}, ocfo {})",
+            e(&self.name),
+            self.role.as_str(),
+            if self.pinned {
+                ", PINNED (flapping primary)"
+            } else {
+                ""
+            },
+            e(&self.since),
+            self.pid,
+            e(&self.version)
+        );
+        let c = &self.counters;
+        let _ = writeln!(
+            out,
+            "probes: {} ({} failed), now {} failing / {} healthy in a row; promotions {}, demotions {}, failed actions {}",
+            c.probes, c.probe_failures, self.consecutive_failures, self.consecutive_successes, c.promotions, c.demotions, c.failed_actions
+        );
+        if let Some(p) = self.recent_probes.back() {
+            let _ = writeln!(
+                out,
+                "last probe: {} {} ({} ms) at {}",
+                if p.ok { "ok" } else { "FAILED" },
+                e(&p.detail),
+                p.latency_ms,
+                e(&p.at)
+            );
+        }
+        for t in self.transitions.iter().rev().take(5) {
+            let _ = writeln!(
+                out,
+                "  {} {} -> {}: {}",
+                e(&t.at),
+                t.from.as_str(),
+                t.to.as_str(),
+                e(&t.reason)
+            );
+        }
+        if let Some(err) = &self.last_error {
+            let _ = writeln!(out, "last error: {}", e(err));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The primary's `/readyz` said `failing: ["\e]0;owned\a", …]`; the
+    /// monitor keeps it as the probe's detail, and `ocfo monitor status`
+    /// shows it escaped (issue 16, finding 8).
+    #[test]
+    fn a_lying_readyz_reason_is_shown_escaped() {
+        let lie = "telegram\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{7f}\u{202e}\u{2066}\u{feff}";
+        let state = serde_json::json!({
+            "version": lie, "name": lie, "pid": 1, "role": "watching", "since": lie,
+            "pinned": false, "consecutive_failures": 1, "consecutive_successes": 0,
+            "recent_probes": [{"at": lie, "ok": false, "latency_ms": 3, "detail": format!("not ready: {lie}")}],
+            "counters": {"probes": 1, "probe_failures": 1, "promotions": 0, "demotions": 0, "failed_actions": 0},
+            "transitions": [{"at": lie, "from": "watching", "to": "promoted", "reason": lie}],
+            "last_error": lie, "updated": lie
+        });
+        let s: super::MonitorState = serde_json::from_value(state).unwrap();
+        let text = s.summary();
+        assert!(
+            !text
+                .replace('\n', "")
+                .chars()
+                .any(crate::terminal::is_hidden),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("not ready: telegram\\u{1b}]0;owned"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 5, "{text}");
+    }
 }

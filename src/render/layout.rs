@@ -118,3 +118,24 @@ impl Layout {
 pub fn unit_path(unit: &str) -> String {
     format!("{SYSTEMD_DIR}/{unit}")
 }
+/// A file path on a host in its one spelling, or why there is none: absolute,
+/// `//` read as `/`, no `.` or `..` (what `..` names depends on links on the
+/// host, so it cannot be compared here), not ending in `/`, nothing hidden.
+/// Paths are compared in this form, so another spelling of one of ocfo's
+/// own files is still ocfo's.
+pub fn normal_file_path(path: &str) -> Result<String, &'static str> {
+    if !path.starts_with('/') {
+        return Err("not an absolute file path");
+    }
+    if path.chars().any(crate::terminal::is_hidden) {
+        return Err("a file path must not hold control, bidirectional or invisible characters");
+    }
+    if path.ends_with('/') {
+        return Err("not a file path: it ends with `/`");
+    }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.iter().any(|p| *p == "." || *p == "..") {
+        return Err("a path with `.` or `..` in it: what it names depends on links on the host; write the path itself");
+    }
+    Ok(format!("/{}", parts.join("/")))
+}

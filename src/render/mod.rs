@@ -418,15 +418,20 @@ pub fn user_files(inv: &Inventory, role: Role) -> Result<Vec<RenderedFile>, User
         let path = env
             .render_str(&f.path, &vars)
             .map_err(|e| fail(format!("{} (file path)", ut.file.display()), e))?;
-        if !path.starts_with('/') || path.contains("/../") || path.ends_with('/') {
-            return Err(UserFileError {
-                task: i,
-                error: RenderError::UserFile {
-                    path,
-                    reason: "not an absolute file path".into(),
-                },
-            });
-        }
+        // Compared with ocfo's own paths, and written, in one spelling:
+        // `/etc/openclaw//gateway.env` is ocfo's file too.
+        let path = match layout::normal_file_path(&path) {
+            Ok(p) => p,
+            Err(reason) => {
+                return Err(UserFileError {
+                    task: i,
+                    error: RenderError::UserFile {
+                        path: crate::terminal::escape(&path).into_owned(),
+                        reason: reason.into(),
+                    },
+                })
+            }
+        };
         let content = match &f.source {
             crate::inventory::tasks::FileSource::Content(c) => c.clone(),
             crate::inventory::tasks::FileSource::Template { file, text } => env

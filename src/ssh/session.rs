@@ -955,7 +955,9 @@ if [ "$ocfo_as" = root ]; then
   t=$(mktemp "$d/.ocfo-XXXXXX")
   trap 'rm -f -- "$t"' EXIT
   cat > "$t"
-  chown -- "$3:$4" "$t"
+  # Only root can write in the folder (the guard checked), so nobody can
+  # swap $t; -h all the same, so that a link would only change itself.
+  chown -h -- "$3:$4" "$t"
   chmod -- "$2" "$t"
   mv -f -- "$t" "$1"
   trap - EXIT
