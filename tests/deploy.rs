@@ -270,6 +270,47 @@ fn deploy_converges_and_repairs_drift() {
     );
     lab.ssh_ok("primary", "rm -rf /run/ocfo-deploy.lock");
 
+    // The agent (the gateway user, after one prompt injection) plants tools
+    // where the operator's PATH for it looks first. A deploy that restarts
+    // the gateway (config validation, the hold's `/readyz` probe: both once
+    // ran as root after sourcing the gateway's environment) runs none of
+    // them as root.
+    lab.ssh_ok(
+        "primary",
+        r##"runuser -u openclaw -- /usr/bin/env HOME=/home/openclaw /bin/sh -c '
+set -e
+mkdir -p "$HOME/.local/bin"
+for t in runuser curl head sed cat env mktemp sh printf grep tr stat id; do
+  printf "#!/bin/sh\necho \"\$(/usr/bin/id -u) $t\" >> $HOME/.planted.log\nexport PATH=/usr/sbin:/usr/bin:/sbin:/bin\nexec $t \"\$@\"\n" > "$HOME/.local/bin/$t"
+  chmod 755 "$HOME/.local/bin/$t"
+done
+: > "$HOME/.planted.log"'"##,
+    );
+    let planted_inv = lab.path("inventory-planted.yaml");
+    let original = std::fs::read_to_string(lab.inventory()).unwrap();
+    assert!(original.contains("\n  env: {}\n"));
+    std::fs::write(
+        &planted_inv,
+        original.replace(
+            "\n  env: {}\n",
+            "\n  env: {PATH: \"/home/openclaw/.local/bin:/usr/local/bin:/usr/bin:/bin\"}\n  env_allow: [PATH]\n",
+        ),
+    )
+    .unwrap();
+    let planted = ocfo(&["deploy", planted_inv.to_str().unwrap()]);
+    outputs.push(text(&planted));
+    assert!(planted.status.success(), "{}", text(&planted));
+    assert!(lab
+        .ssh_ok("primary", "cat /etc/openclaw/gateway.env")
+        .contains("/home/openclaw/.local/bin"));
+    let ran = lab.ssh_ok("primary", "cat /home/openclaw/.planted.log");
+    assert!(
+        !ran.lines().any(|l| l.starts_with("0 ")),
+        "root ran a tool the gateway user planted:\n{ran}"
+    );
+    let restored = ocfo(&["deploy", &lab.inventory()]);
+    assert!(restored.status.success(), "{}", text(&restored));
+
     // The Discord variant still fails over: the armed plugin channel is
     // started by one RPC (its fake token never connects: the drill measures
     // the machine's side, and says why not the user's).

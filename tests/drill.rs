@@ -147,7 +147,11 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         );
     }
     // What the user read: per drill, a takeover and a failback message from
-    // the standby's bot, saying it was a drill.
+    // the standby's bot, saying it was a drill. OpenClaw itself may add one
+    // notice of its own when a demotion stopped the channel while a reply
+    // was being delivered (its delivery recovery, at the next start); any
+    // other unprompted message is a bug.
+    const OPENCLAW_RECOVERY: &str = "couldn’t confirm whether my previous reply reached this chat";
     let standby_said: Vec<String> = lab
         .transcript()
         .iter()
@@ -156,8 +160,14 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         })
         .map(|l| l["text"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(standby_said.len(), 6, "{standby_said:#?}");
-    for (i, m) in standby_said.iter().enumerate() {
+    let (recovery, announced): (Vec<&String>, Vec<&String>) = standby_said
+        .iter()
+        .partition(|m| m.contains(OPENCLAW_RECOVERY));
+    if !recovery.is_empty() {
+        eprintln!("OpenClaw's own delivery-recovery notices: {recovery:#?}");
+    }
+    assert_eq!(announced.len(), 6, "{standby_said:#?}");
+    for (i, m) in announced.iter().enumerate() {
         if i % 2 == 0 {
             assert!(
                 m.contains("failover drill") && m.contains("@tdrill_standby_bot"),
