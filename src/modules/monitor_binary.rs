@@ -16,6 +16,12 @@ use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::render::layout::OCFO_BINARY;
 
+/// What the binary looked like when its SHA-256 was last known (size,
+/// mtime, ctime, inode, device) and that hash. Only root can change the
+/// binary, and any change moves its ctime or inode, so while the stamp
+/// matches the hash is still true and the 12 MB need no hashing.
+pub const OCFO_BINARY_STAMP: &str = "/var/lib/ocfo/ocfo-binary.stamp";
+
 pub type Args = super::NoArgs;
 
 /// The architectures the release process builds static Linux binaries for
@@ -146,7 +152,8 @@ pub(crate) fn choose(
 
 /// The SHA-256 of the binary to upload, hashed once per binary: planning
 /// ahead (`engine::prefetch`) runs this plan up to three times, and hashing
-/// 10 MB takes tens of milliseconds.
+/// 10 MB takes tens of milliseconds. This very executable's hash also
+/// survives the process, in the user's cache (see `OwnSum`).
 fn sha256_of(bytes: &Arc<Vec<u8>>) -> String {
     static LAST: Mutex<Option<(Weak<Vec<u8>>, String)>> = Mutex::new(None);
     let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
@@ -157,9 +164,72 @@ fn sha256_of(bytes: &Arc<Vec<u8>>) -> String {
             return sum.clone();
         }
     }
-    let sum = crate::sha256_hex(bytes);
+    let own = OWN.get().filter(|(b, _)| Arc::ptr_eq(b, bytes));
+    let sum = match own.and_then(|(_, o)| o.as_ref()) {
+        Some(o) => o.sum(bytes),
+        None => crate::sha256_hex(bytes),
+    };
     *last = Some((Arc::downgrade(bytes), sum.clone()));
     sum
+}
+
+/// This executable, as read when the run started, and where its hash is kept.
+static OWN: OnceLock<(Arc<Vec<u8>>, Option<OwnSum>)> = OnceLock::new();
+
+/// The running binary's SHA-256 kept between runs in
+/// `$XDG_CACHE_HOME/ocfo/own-sha256` (or `~/.cache`), keyed on the file's
+/// path, device, inode, size, mtime and ctime: any rebuild or replacement
+/// changes the key. The file is the operator's own, like the binary.
+struct OwnSum {
+    cache: std::path::PathBuf,
+    key: String,
+}
+
+impl OwnSum {
+    fn new(exe: &std::path::Path) -> Option<OwnSum> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(exe).ok()?;
+        let dir = std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache"))
+            })?;
+        Some(OwnSum {
+            cache: dir.join("ocfo").join("own-sha256"),
+            key: format!(
+                "{} {} {} {} {}.{} {}.{}",
+                exe.display(),
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec()
+            ),
+        })
+    }
+
+    /// The cached hash if the key matches, else hashed and cached (best
+    /// effort: a cache that cannot be written costs the hash next time).
+    fn sum(&self, bytes: &[u8]) -> String {
+        let cached = std::fs::read_to_string(&self.cache).ok().and_then(|t| {
+            let (key, sum) = t.trim_end().rsplit_once(' ')?;
+            (key == self.key && sum.len() == 64).then(|| sum.to_string())
+        });
+        if let Some(sum) = cached {
+            return sum;
+        }
+        let sum = crate::sha256_hex(bytes);
+        if let Some(dir) = self.cache.parent() {
+            let _ = std::fs::create_dir_all(dir);
+            let tmp = self.cache.with_extension("tmp");
+            if std::fs::write(&tmp, format!("{} {sum}\n", self.key)).is_ok() {
+                let _ = std::fs::rename(&tmp, &self.cache);
+            }
+        }
+        sum
+    }
 }
 
 /// This very executable, as read when the run started.
@@ -168,15 +238,15 @@ fn own_binary(ctx: &TaskContext<'_>) -> Result<Arc<Vec<u8>>, ModuleError> {
         return Ok(b.clone());
     }
     // Read once per process, so the plan's hash is computed once too.
-    static OWN: OnceLock<Arc<Vec<u8>>> = OnceLock::new();
-    if let Some(b) = OWN.get() {
+    if let Some((b, _)) = OWN.get() {
         return Ok(b.clone());
     }
     let exe = std::env::current_exe()
         .map_err(|e| fail(format!("cannot find the running ocfo binary: {e}")))?;
     let bytes =
         std::fs::read(&exe).map_err(|e| fail(format!("cannot read {}: {e}", exe.display())))?;
-    Ok(OWN.get_or_init(|| Arc::new(bytes)).clone())
+    let sum = OwnSum::new(&exe);
+    Ok(OWN.get_or_init(|| (Arc::new(bytes), sum)).0.clone())
 }
 
 pub async fn plan<H: Host>(
@@ -200,14 +270,22 @@ pub(crate) async fn plan_for<H: Host>(
     };
     let out = facts(
         host,
-        &Script::new(r#"if [ -f "$1" ]; then sha256sum < "$1" | cut -d' ' -f1; stat -c '%a %U' -- "$1"; else echo missing; fi"#)
-            .arg(OCFO_BINARY),
+        &Script::new(INSTALLED).args([OCFO_BINARY, OCFO_BINARY_STAMP]),
     )
     .await?;
     let mut lines = out.lines();
     let (sha, meta) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+    let stamped = lines.next() == Some("stamped");
     if sha == want && meta == "755 root" {
-        return Ok(Vec::new());
+        if stamped {
+            return Ok(Vec::new());
+        }
+        // The right binary, hashed because no stamp vouched for it: stamp it
+        // so the next run reads the stamp instead.
+        return Ok(vec![Change::new(
+            format!("stamp {OCFO_BINARY} (unchanged, sha256 {})", &want[..12]),
+            vec![stamp_step(&want)],
+        )]);
     }
     let verb = if sha == "missing" {
         "install"
@@ -221,13 +299,16 @@ pub(crate) async fn plan_for<H: Host>(
                 bytes.len() as f64 / 1e6,
                 &want[..12]
             ),
-            vec![Step::Put {
-                path: OCFO_BINARY.into(),
-                content: bytes.to_vec(),
-                mode: 0o755,
-                owner: "root".into(),
-                group: "root".into(),
-            }],
+            vec![
+                Step::Put {
+                    path: OCFO_BINARY.into(),
+                    content: bytes.to_vec(),
+                    mode: 0o755,
+                    owner: "root".into(),
+                    group: "root".into(),
+                },
+                stamp_step(&want),
+            ],
         ),
         Plan::Fetch(f) => Change::new(
             format!(
@@ -238,17 +319,50 @@ pub(crate) async fn plan_for<H: Host>(
                 &f.sha256[..12],
                 f.vouched_by
             ),
-            vec![Step::run(
-                Script::new(FETCH).args([
+            vec![
+                Step::run(Script::new(FETCH).args([
                     f.url,
-                    f.sha256,
+                    f.sha256.clone(),
                     OCFO_BINARY.to_string(),
                     super::download::MAX_MONITOR_BINARY.to_string(),
-                ]),
-            )],
+                ])),
+                stamp_step(&f.sha256),
+            ],
         ),
     }])
 }
+
+fn stamp_step(sha256: &str) -> Step {
+    Step::run(Script::new(STAMP).args([OCFO_BINARY, OCFO_BINARY_STAMP, sha256]))
+}
+
+/// $1 the binary, $2 its stamp: prints its SHA-256 (from the stamp while the
+/// stamp matches the file, else hashed), its mode and owner, and `stamped`
+/// when the stamp vouched; or `missing`. Reads only.
+const INSTALLED: &str = r#"if [ -f "$1" ]; then
+  id=$(stat -c '%s %.9Y %.9Z %i %d' -- "$1")
+  if [ -f "$2" ] && [ ! -L "$2" ] && [ "$(sed -n 1p -- "$2")" = "$id" ]; then
+    sed -n 2p -- "$2"; stat -c '%a %U' -- "$1"; echo stamped
+  else
+    sha256sum < "$1" | cut -d' ' -f1; stat -c '%a %U' -- "$1"
+  fi
+else echo missing; fi"#;
+
+/// $1 the binary just installed, $2 its stamp, $3 the SHA-256 it was
+/// installed with (uploaded as those bytes, or fetched and checked). The
+/// stamp's folder is root's; nothing is written through anything else.
+const STAMP: &str = r#"set -eu
+dir=$(dirname -- "$2")
+mkdir -p -m 0755 -- "$dir"
+[ -d "$dir" ] && [ ! -L "$dir" ] && [ "$(stat -c '%U %a' -- "$dir")" = "root 755" ] || { echo "$dir is not root's own folder: not stamping $1" >&2; exit 1; }
+tmp=$(mktemp -- "$dir/.ocfo-stamp.XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+printf '%s
+%s
+' "$(stat -c '%s %.9Y %.9Z %i %d' -- "$1")" "$3" > "$tmp"
+chmod 0644 -- "$tmp"
+mv -f -- "$tmp" "$2"
+trap - EXIT"#;
 
 /// $1 the binary's URL, $2 the SHA-256 the laptop vouches for, $3 where to
 /// install it, $4 the most bytes it may have. Downloaded next to $3 (same
@@ -322,11 +436,20 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
+    /// The install's steps, and that the last one stamps what it installed.
+    fn installed(steps: &[Step]) -> &[Step] {
+        let Some((Step::Run { script, .. }, install)) = steps.split_last() else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(script.text(), super::STAMP, "{steps:?}");
+        install
+    }
+
     fn fetched(steps: &[Step]) -> (String, Vec<String>) {
         let [Step::Run {
             script,
             stdin: None,
-        }] = steps
+        }] = installed(steps)
         else {
             panic!("expected one fetch step, got {steps:?}");
         };
@@ -338,7 +461,7 @@ mod tests {
     async fn a_matching_laptop_uploads_itself() {
         let fx = fixture(Some("https://rel.example/ocfo"), &[]);
         let steps = plan(&fx, LINUX_X86, None).await.unwrap();
-        let [Step::Put { content, mode, .. }] = &steps[..] else {
+        let [Step::Put { content, mode, .. }] = installed(&steps) else {
             panic!("{steps:?}");
         };
         assert_eq!(content, b"laptop ocfo");
@@ -391,7 +514,7 @@ mod tests {
         fx.opts.monitor_binary_explicit = true;
         fx.facts.arch = "riscv64".into();
         let steps = plan(&fx, MAC_ARM, None).await.unwrap();
-        assert!(matches!(&steps[..], [Step::Put { .. }]), "{steps:?}");
+        assert!(matches!(installed(&steps), [Step::Put { .. }]), "{steps:?}");
     }
 
     #[tokio::test]
@@ -441,9 +564,96 @@ mod tests {
     #[tokio::test]
     async fn an_installed_binary_with_the_vouched_hash_is_left_alone() {
         let fx = fixture(Some("https://rel.example"), &[("x86_64", A)]);
-        let host = ScriptedHost::new(|_| ok(&format!("{A}\n755 root\n")));
+        let host = ScriptedHost::new(|_| ok(&format!("{A}\n755 root\nstamped\n")));
         let changes = plan_for(&host, &fx.ctx(), MAC_ARM, None).await.unwrap();
         assert!(changes.is_empty(), "{changes:?}");
+        // Right, but hashed for want of a stamp: only the stamp is written.
+        let host = ScriptedHost::new(|_| ok(&format!("{A}\n755 root\n")));
+        let changes = plan_for(&host, &fx.ctx(), MAC_ARM, None).await.unwrap();
+        let steps: Vec<Step> = changes.into_iter().flat_map(|c| c.steps).collect();
+        assert!(installed(&steps).is_empty(), "{steps:?}");
+    }
+
+    /// The stamp on a real file system: it vouches while the file is the one
+    /// stamped, and a file changed in place or replaced (same size, same
+    /// mtime) is hashed again.
+    #[test]
+    fn the_stamp_vouches_only_for_the_file_it_stamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("ocfo");
+        let stamp = dir.path().join("state/ocfo-binary.stamp");
+        let (bin_s, stamp_s) = (bin.to_str().unwrap(), stamp.to_str().unwrap());
+        std::fs::write(&bin, b"the binary").unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let sh = |script: &str, args: &[&str]| {
+            let out = std::process::Command::new("sh")
+                .args(["-c", script, "sh"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let real = crate::sha256_hex(b"the binary");
+        // A stamp claiming another hash proves the stamp, not a hash, answered.
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        sh(super::STAMP, &[bin_s, stamp_s, A]);
+        let out = sh(super::INSTALLED, &[bin_s, stamp_s]);
+        assert!(
+            out.starts_with(&format!("{A}\n")) && out.ends_with("stamped\n"),
+            "{out}"
+        );
+        // Changed in place, same size, mtime put back: hashed again.
+        let mtime = std::fs::metadata(&bin).unwrap().modified().unwrap();
+        std::fs::write(&bin, b"THE BINARY").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&bin)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let out = sh(super::INSTALLED, &[bin_s, stamp_s]);
+        assert!(out.starts_with(&crate::sha256_hex(b"THE BINARY")), "{out}");
+        assert!(!out.contains("stamped"), "{out}");
+        // Stamped again with its real hash; then replaced by another file.
+        sh(super::STAMP, &[bin_s, stamp_s, &real]);
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"the binarY").unwrap();
+        std::fs::rename(&other, &bin).unwrap();
+        let out = sh(super::INSTALLED, &[bin_s, stamp_s]);
+        assert!(out.starts_with(&crate::sha256_hex(b"the binarY")), "{out}");
+        // A stamp that is a link is not read.
+        std::fs::remove_file(&stamp).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &stamp).unwrap();
+        std::fs::write(dir.path().join("elsewhere"), format!("x\n{A}\n")).unwrap();
+        assert!(!sh(super::INSTALLED, &[bin_s, stamp_s]).contains("stamped"));
+    }
+
+    /// The laptop's own hash is read back while the binary is unchanged and
+    /// computed again once it changed.
+    #[test]
+    fn the_laptops_own_hash_is_kept_until_the_binary_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("ocfo");
+        std::fs::write(&exe, b"v1").unwrap();
+        let own = |cache: &std::path::Path| super::OwnSum {
+            cache: cache.to_path_buf(),
+            ..super::OwnSum::new(&exe).unwrap()
+        };
+        let cache = dir.path().join("cache/ocfo/own-sha256");
+        assert_eq!(own(&cache).sum(b"v1"), crate::sha256_hex(b"v1"));
+        // Kept: a lying cache entry for the same key is what comes back.
+        let key = own(&cache).key;
+        std::fs::write(&cache, format!("{key} {A}\n")).unwrap();
+        assert_eq!(own(&cache).sum(b"v1"), A);
+        // Rebuilt: a new key, hashed again.
+        std::fs::write(&exe, b"v2").unwrap();
+        assert_eq!(own(&cache).sum(b"v2"), crate::sha256_hex(b"v2"));
     }
 
     #[test]
