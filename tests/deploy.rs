@@ -293,7 +293,7 @@ done
         &planted_inv,
         original.replace(
             "\n  env: {}\n",
-            "\n  env: {PATH: \"/home/openclaw/.local/bin:/usr/local/bin:/usr/bin:/bin\"}\n  env_allow: [PATH]\n",
+            "\n  env: {PATH: \"/home/openclaw/.local/bin:/opt/openclaw/bin:/opt/node/bin:/usr/local/bin:/usr/bin:/bin\"}\n  env_allow: [PATH]\n",
         ),
     )
     .unwrap();
