@@ -89,6 +89,7 @@ fn drills_status_blips_redeploy_and_power_cycle() {
 
     // Each fault: the drill passes and reports its timeline, the machine's
     // side and the user's.
+    let drills_began = lab.ssh_ok("standby", "date +%s").trim().to_string();
     for fault in ["stop", "kill", "cut"] {
         let out = ocfo(&[
             "drill",
@@ -146,6 +147,19 @@ fn drills_status_blips_redeploy_and_power_cycle() {
             report["answered_ms"], report["failover_ms"], report["failback_ms"]
         );
     }
+    // The monitor started no Node process for these promotions and
+    // demotions: it speaks OpenClaw's gateway protocol itself (git pulls and
+    // pushes the workspace; the CLI is only a fallback).
+    let children = lab.ssh_ok(
+        "standby",
+        &format!("journalctl -u ocfo-monitor -o cat --since @{drills_began} | grep 'child process' || true"),
+    );
+    assert!(children.contains("git"), "{children}");
+    assert!(
+        !children.contains("openclaw") && !children.contains("node"),
+        "the monitor started Node during the drills:\n{children}"
+    );
+
     // What the user read: per drill, a takeover and a failback message from
     // the standby's bot, saying it was a drill. OpenClaw itself may add one
     // notice of its own when a demotion stopped the channel while a reply

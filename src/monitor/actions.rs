@@ -243,6 +243,9 @@ const MAX_OUTPUT: usize = 256 * 1024;
 /// most [`MAX_OUTPUT`] bytes of each of its stdout and stderr.
 async fn run(cmd: &mut Command, timeout: Duration) -> Result<String, String> {
     let what = format!("{:?}", cmd.as_std());
+    // Which program runs (after `systemd-run … --`), never its arguments:
+    // the log shows that promotions and demotions start no Node process.
+    tracing::info!(program = %program_of(cmd.as_std()), "child process");
     cmd.kill_on_drop(true)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -267,6 +270,19 @@ async fn run(cmd: &mut Command, timeout: Duration) -> Result<String, String> {
     } else {
         Err(format!("{what} failed: {}", text(&err)))
     }
+}
+
+/// The program a command runs: the one after `--` for `systemd-run`.
+fn program_of(cmd: &std::process::Command) -> String {
+    let args: Vec<_> = cmd.get_args().collect();
+    let inner = args
+        .iter()
+        .position(|a| *a == "--")
+        .and_then(|i| args.get(i + 1).copied());
+    inner
+        .unwrap_or(cmd.get_program())
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Everything `pipe` gives until its end, of which the first `cap` bytes are
@@ -827,6 +843,17 @@ pub use crate::clock::{rfc3339_now, utc_stamp};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_names_the_program_a_transient_unit_runs() {
+        let mut c = as_user("openclaw", Duration::from_secs(5), &[("HOME", "/h")], None);
+        c.args(["/usr/bin/git", "-C", "/w", "pull"]);
+        assert_eq!(program_of(c.as_std()), "/usr/bin/git");
+        assert_eq!(
+            program_of(Command::new("systemctl").arg("is-active").as_std()),
+            "systemctl"
+        );
+    }
 
     /// A real git in a temp HOME where the "agent" planted a
     /// `~/.gitconfig` with a hooks folder and an fsmonitor, and a
