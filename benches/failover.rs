@@ -327,7 +327,7 @@ fn main() {
             d,
             "restart-class (gateway environment)",
             "  env: {}",
-            "  env: {OCFO_BENCH: \"1\"}",
+            "  env: {LAB_BENCH: \"1\"}",
         );
         deploys(
             &lab,

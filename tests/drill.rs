@@ -273,7 +273,7 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     // gateway restarts under a hold on the standby's monitor: no promotion.
     std::fs::write(
         &inv_path,
-        base.replace("  env: {}", "  env: {OCFO_TEST_RESTART: \"1\"}"),
+        base.replace("  env: {}", "  env: {LAB_TEST_RESTART: \"1\"}"),
     )
     .unwrap();
     let restart = ok(&["deploy", &inv]);

@@ -83,7 +83,7 @@ pub fn judge(name: &str) -> Verdict {
     }
     if name.starts_with("OCFO_") {
         return Verdict::Refused(
-            "`OCFO_` names are ocfo's own (the gateway token, the channels' credentials)",
+            "is one of ocfo's own names (`OCFO_*`: the gateway token, the channels' credentials)",
         );
     }
     if let Some((_, why)) = NEVER.iter().find(|(n, _)| *n == name) {
