@@ -413,10 +413,10 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let h = crate::monitor::actions::Hold::parse_active(&text, now).expect(&text);
+        let h = crate::monitor::requests::Hold::parse_active(&text, now).expect(&text);
         assert_eq!(h.by, "deploy by a\"b");
         assert_eq!(h.reason, "r'$(x)");
         assert!(h.until >= now + 59 && h.until <= now + 61);
-        assert!(crate::monitor::actions::Hold::parse_active(&text, now + 61).is_none());
+        assert!(crate::monitor::requests::Hold::parse_active(&text, now + 61).is_none());
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::config::MonitorConfig;
+use super::requests::Hold;
 
 pub trait Actions: Send + Sync {
     fn gateway_active(&self) -> impl Future<Output = bool> + Send;
@@ -79,24 +80,6 @@ pub struct ChannelCheck {
 impl ChannelCheck {
     pub fn all_started(&self) -> bool {
         self.not_started.is_empty() && !self.started.is_empty()
-    }
-}
-
-/// A deploy's hold on the monitor (`/var/lib/ocfo/hold.json`): a lease,
-/// written with the standby's own clock so no clock skew can stretch it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Hold {
-    /// Unix seconds at which the hold ends by itself.
-    pub until: u64,
-    pub by: String,
-    pub reason: String,
-}
-
-impl Hold {
-    /// The hold in `text`, if it is well-formed and not expired at `now`.
-    pub fn parse_active(text: &str, now: u64) -> Option<Hold> {
-        let h: Hold = serde_json::from_str(text).ok()?;
-        (h.until > now).then_some(h)
     }
 }
 
@@ -1026,13 +1009,5 @@ mod tests {
             .unwrap_err()
             .contains("running"));
         assert!(judge_armed(r#"{"channelAccounts":{}}"#, &[], &tg).is_err());
-    }
-
-    #[test]
-    fn holds_expire() {
-        let h = r#"{"until": 100, "by": "deploy", "reason": "restart"}"#;
-        assert!(Hold::parse_active(h, 99).is_some());
-        assert!(Hold::parse_active(h, 100).is_none());
-        assert!(Hold::parse_active("garbage", 0).is_none());
     }
 }
