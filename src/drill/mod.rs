@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::clock::unix_ms;
 use crate::engine::Host;
 use crate::inventory::Inventory;
 use crate::monitor::machine::Role;
@@ -208,7 +209,7 @@ pub async fn run<H: Host, U: UserSide>(
     let clock = Clock {
         start: Instant::now(),
     };
-    let fault_at_ms = chat::now_ms();
+    let fault_at_ms = unix_ms();
     if let Err(e) = check(primary, &fault_script(inv, opts.fault)).await {
         report.error = Some(format!("injecting the fault failed: {e}"));
         restore(inv, primary, opts.fault, &mut report).await;
@@ -295,7 +296,7 @@ pub async fn run<H: Host, U: UserSide>(
         unmark(standby).await;
         return report;
     }
-    let restored_at_ms = chat::now_ms();
+    let restored_at_ms = unix_ms();
     report.timeline.push(Mark {
         phase: "failback",
         event: "primary restored".into(),
@@ -322,7 +323,7 @@ pub async fn run<H: Host, U: UserSide>(
     if let (Some(u), Some(v)) = (user, view.as_mut()) {
         match chat::ask(u, "primary", "drill: are you back?", opts.phase_timeout).await {
             Ok(_) => {
-                let at = chat::now_ms().saturating_sub(restored_at_ms);
+                let at = unix_ms().saturating_sub(restored_at_ms);
                 v.primary_answered_ms = Some(at);
                 report.timeline.push(Mark {
                     phase: "failback",

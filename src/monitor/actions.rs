@@ -561,13 +561,6 @@ fn read_small(path: &str) -> Option<String> {
     Some(s)
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl Actions for SystemActions {
     async fn gateway_active(&self) -> bool {
         Command::new("systemctl")
@@ -647,7 +640,7 @@ impl Actions for SystemActions {
         if ahead.trim() == "0" {
             return Ok(None);
         }
-        let branch = format!("ocfo/standby-{}", utc_stamp());
+        let branch = format!("ocfo/standby-{}", crate::clock::utc_stamp());
         self.git_run(&["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")])
             .await?;
         // Back to the shared history, so the next promotion's ff-only pull works.
@@ -749,7 +742,10 @@ impl Actions for SystemActions {
     }
 
     async fn hold(&self) -> Option<Hold> {
-        Hold::parse_active(&read_small(&self.config.hold_file)?, unix_now())
+        Hold::parse_active(
+            &read_small(&self.config.hold_file)?,
+            crate::clock::unix_ms() / 1000,
+        )
     }
 
     async fn switchover_requested(&self) -> bool {
@@ -757,7 +753,10 @@ impl Actions for SystemActions {
     }
 
     async fn drill(&self) -> Option<Hold> {
-        Hold::parse_active(&read_small(&self.config.drill_file)?, unix_now())
+        Hold::parse_active(
+            &read_small(&self.config.drill_file)?,
+            crate::clock::unix_ms() / 1000,
+        )
     }
 
     async fn announce(&self, channel: &str, target: &str, text: &str) -> Result<(), String> {
@@ -804,8 +803,6 @@ impl Actions for SystemActions {
         answer.map(|_| ()).map_err(|e| e.to_string())
     }
 }
-
-pub use crate::clock::{rfc3339_now, utc_stamp};
 
 #[cfg(test)]
 mod tests {
