@@ -305,22 +305,9 @@ pub async fn run<H: Host, U: UserSide>(
     let failback = failback(inv, standby, opts, cancel, &clock, &mut report).await;
     if let Err(e) = failback {
         report.error = Some(e);
-        unmark(standby).await;
-        finish_view(
-            user,
-            view,
-            seq0,
-            in_flight,
-            fault_at_ms,
-            restored_at_ms,
-            &mut report,
-        )
-        .await;
-        return report;
-    }
-    // The failback is over when the user can use the primary's bot again,
-    // not when its gateway answers.
-    if let (Some(u), Some(v)) = (user, view.as_mut()) {
+    } else if let (Some(u), Some(v)) = (user, view.as_mut()) {
+        // The failback is over when the user can use the primary's bot
+        // again, not when its gateway answers.
         match chat::ask(u, "primary", "drill: are you back?", opts.phase_timeout).await {
             Ok(_) => {
                 let at = unix_ms().saturating_sub(restored_at_ms);

@@ -14,11 +14,7 @@ use crate::monitor::requests::{Hold, SwitchoverRequest};
 
 /// Runs `script` with `sh`, failing the test unless it exits 0.
 fn sh(script: &Script) -> String {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script.render())
-        .output()
-        .unwrap();
+    let out = crate::shell::run_local(&script.render());
     assert!(
         out.status.success(),
         "{}",
@@ -81,11 +77,7 @@ fn a_lease_is_not_written_through_a_symlinked_folder() {
         "y",
         Duration::from_secs(5),
     );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script.render())
-        .output()
-        .unwrap();
+    let out = crate::shell::run_local(&script.render());
     assert!(!out.status.success());
     assert!(!real.join("hold.json").exists());
 }
