@@ -223,13 +223,13 @@ impl Actions for &Fake {
     async fn channels_started(
         &self,
         _since_ms: u64,
-    ) -> Result<super::actions::ChannelCheck, String> {
+    ) -> Result<crate::openclaw::ChannelCheck, String> {
         // OpenClaw takes a few seconds to load the plugin and start it.
         tokio::time::sleep(Duration::from_millis(1200)).await;
         let on = *self.switched_on.lock().unwrap();
         let restarted = *self.restarted.lock().unwrap();
         let started = on && !self.channel_broken && (!self.live_switch_broken || restarted);
-        Ok(super::actions::ChannelCheck {
+        Ok(crate::openclaw::ChannelCheck {
             started: if started {
                 vec!["discord".into()]
             } else {
