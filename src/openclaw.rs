@@ -5,33 +5,64 @@
 //! probe judges `/healthz` and `/readyz` with its policy on top
 //! (`monitor::probe`).
 
+/// An OpenClaw health answer (`/healthz` or `/readyz`), as far as ocfo
+/// reads it: OpenClaw answers unknown paths with 200 and HTML, so only a
+/// JSON object counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The answer's own field (`ok` for `/healthz`, `ready` for `/readyz`)
+    /// is `true`.
+    pub yes: bool,
+    /// `/readyz`'s reasons (to a caller with the gateway token), when it
+    /// gives them (`failing` present; not a list: none); a reason that is
+    /// not a string is `?`.
+    pub failing: Option<Vec<String>>,
+    /// Channels OpenClaw's crash-loop breaker keeps from starting while
+    /// `/readyz` stays ready: it names them only here.
+    pub suppressed: Vec<String>,
+}
+
+impl Health {
+    /// `body` judged on `field` (`ok` or `ready`); `None` unless it is a
+    /// JSON object.
+    pub fn parse(body: &[u8], field: &str) -> Option<Health> {
+        let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let strings = |k: &str| {
+            json.get(k).map(|f| {
+                f.as_array()
+                    .map_or(&[][..], |a| a.as_slice())
+                    .iter()
+                    .map(|v| v.as_str().unwrap_or("?").to_string())
+                    .collect::<Vec<_>>()
+            })
+        };
+        json.is_object().then(|| Health {
+            yes: json.get(field) == Some(&serde_json::Value::Bool(true)),
+            failing: strings("failing"),
+            suppressed: strings("suppressed").unwrap_or_default(),
+        })
+    }
+
+    /// Every reason given is one of `channels` (and there is one).
+    pub fn only_channels_fail(&self, channels: &[String]) -> bool {
+        self.failing
+            .as_ref()
+            .is_some_and(|f| !f.is_empty() && f.iter().all(|x| channels.contains(x)))
+    }
+}
+
 /// `/healthz` says the gateway serves: a JSON object whose `ok` is `true`
-/// (OpenClaw answers unknown paths with 200 and HTML, so the status alone
-/// says nothing).
+/// (the status alone says nothing).
 pub fn healthz_ok(body: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(body.trim())
-        .ok()
-        .and_then(|v| v.get("ok").cloned())
-        == Some(serde_json::Value::Bool(true))
+    Health::parse(body.trim().as_bytes(), "ok").is_some_and(|h| h.yes)
 }
 
 /// `/readyz` (asked with the gateway token) says the primary is ready for
 /// the pair: the gateway serves and nothing but (possibly) its own
 /// `channels` fails; channels are the monitor's policy, not a restart's.
 pub fn ready_for_pair(body: &str, channels: &[String]) -> bool {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(body.trim()) else {
-        return false;
-    };
-    if v.get("ready") == Some(&serde_json::Value::Bool(true)) {
-        return true;
-    }
-    v.get("failing")
-        .and_then(|f| f.as_array())
-        .is_some_and(|f| {
-            !f.is_empty()
-                && f.iter()
-                    .all(|x| x.as_str().is_some_and(|s| channels.iter().any(|c| c == s)))
-        })
+    Health::parse(body.trim().as_bytes(), "ready")
+        .is_some_and(|h| h.yes || h.only_channels_fail(channels))
 }
 
 /// What OpenClaw said about the switched channels.
@@ -183,6 +214,30 @@ mod tests {
         assert!(!healthz_ok(r#"{"ok":false}"#));
         assert!(!healthz_ok("<html>ok</html>"));
         assert!(!healthz_ok(""));
+    }
+
+    #[test]
+    fn a_health_answer_is_a_json_object_with_its_reasons() {
+        let h = Health::parse(
+            br#"{"ready":false,"failing":["a",1],"suppressed":["b"]}"#,
+            "ready",
+        );
+        assert_eq!(
+            h,
+            Some(Health {
+                yes: false,
+                failing: Some(vec!["a".into(), "?".into()]),
+                suppressed: vec!["b".into()],
+            })
+        );
+        let h = Health::parse(br#"{"ready":true,"failing":null}"#, "ready").unwrap();
+        assert!(h.yes && h.failing == Some(vec![]) && h.suppressed.is_empty());
+        assert_eq!(
+            Health::parse(br#"{"ok":true}"#, "ready").unwrap().failing,
+            None
+        );
+        assert!(Health::parse(b"[true]", "ok").is_none());
+        assert!(Health::parse(b"<html/>", "ok").is_none());
     }
 
     #[test]
