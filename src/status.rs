@@ -8,7 +8,7 @@ use crate::inventory::{Inventory, Role};
 use crate::monitor::MonitorState;
 use crate::render::layout::{GATEWAY_UNIT, MONITOR_UNIT, NODE_HOME, OCFO_BINARY, OPENCLAW_PREFIX};
 use crate::shell::Script;
-use crate::standby_client::{local_health_url, parse_state, MONITOR_STATE_FILE};
+use crate::standby_client::{check, local_health_url, parse_state, MONITOR_STATE_FILE};
 
 pub const LAST_DEPLOY: &str = "/var/lib/ocfo/last-deploy";
 
@@ -47,19 +47,17 @@ echo "--monitor-state--"
 cat -- "$8" 2>/dev/null || true
 "#;
 
-fn script(inv: &Inventory, role: Role) -> String {
-    Script::new(STATUS)
-        .args([
-            GATEWAY_UNIT.to_string(),
-            local_health_url(inv, role),
-            format!("{OPENCLAW_PREFIX}/lib/node_modules/openclaw/package.json"),
-            format!("{NODE_HOME}/bin/node"),
-            OCFO_BINARY.to_string(),
-            MONITOR_UNIT.to_string(),
-            LAST_DEPLOY.to_string(),
-            MONITOR_STATE_FILE.to_string(),
-        ])
-        .render()
+fn script(inv: &Inventory, role: Role) -> Script {
+    Script::new(STATUS).args([
+        GATEWAY_UNIT.to_string(),
+        local_health_url(inv, role),
+        format!("{OPENCLAW_PREFIX}/lib/node_modules/openclaw/package.json"),
+        format!("{NODE_HOME}/bin/node"),
+        OCFO_BINARY.to_string(),
+        MONITOR_UNIT.to_string(),
+        LAST_DEPLOY.to_string(),
+        MONITOR_STATE_FILE.to_string(),
+    ])
 }
 
 pub async fn node_status<H: Host>(
@@ -91,10 +89,10 @@ pub async fn node_status<H: Host>(
             return s;
         }
     };
-    let out = match host.check(&script(inv, role)).await {
+    let out = match check(host, &script(inv, role)).await {
         Ok(o) => o.stdout,
         Err(e) => {
-            s.error = Some(e.to_string());
+            s.error = Some(e);
             return s;
         }
     };
