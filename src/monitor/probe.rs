@@ -116,21 +116,24 @@ pub struct Probe<'a> {
     pub channels: &'a [String],
 }
 
-/// The largest answer read: a health answer is tiny, a bigger one is not ours.
-const MAX_BODY: usize = 64 * 1024;
-
-/// An unauthenticated probe (the local gateway's `/healthz`, tests).
-pub async fn probe(url: &str, mode: ProbeMode, timeout: Duration) -> ProbeResult {
-    probe_with(
-        url,
+impl Probe<'static> {
+    /// Without the gateway token, judging no channel.
+    pub fn plain(mode: ProbeMode, timeout: Duration) -> Probe<'static> {
         Probe {
             mode,
             timeout,
             token: None,
             channels: &[],
-        },
-    )
-    .await
+        }
+    }
+}
+
+/// The largest answer read: a health answer is tiny, a bigger one is not ours.
+const MAX_BODY: usize = 64 * 1024;
+
+/// An unauthenticated probe (the local gateway's `/healthz`, tests).
+pub async fn probe(url: &str, mode: ProbeMode, timeout: Duration) -> ProbeResult {
+    probe_with(url, Probe::plain(mode, timeout)).await
 }
 
 pub async fn probe_with(url: &str, p: Probe<'_>) -> ProbeResult {
@@ -173,16 +176,7 @@ async fn ask(u: &Url, p: Probe<'_>) -> ProbeResult {
 /// The primary is up when any path answers healthy; a channel-only failure
 /// beats plain down (the gateway was reached).
 pub async fn probe_any(urls: &[String], mode: ProbeMode, timeout: Duration) -> ProbeResult {
-    probe_any_with(
-        urls,
-        Probe {
-            mode,
-            timeout,
-            token: None,
-            channels: &[],
-        },
-    )
-    .await
+    probe_any_with(urls, Probe::plain(mode, timeout)).await
 }
 
 pub async fn probe_any_with(urls: &[String], p: Probe<'_>) -> ProbeResult {
