@@ -218,9 +218,20 @@ ocfo_user_only() {
   fi
 }"#;
 
+/// For tests: runs `script` with the local `sh`, its stdin closed.
+#[cfg(test)]
+pub fn run_local(script: &str) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{quote, Script};
+    use super::{quote, run_local, Script};
 
     #[test]
     fn quotes_only_when_needed() {
@@ -246,11 +257,7 @@ mod tests {
             "\\",
         ];
         let script = Script::new(r#"for a in "$@"; do printf '<%s>\n' "$a"; done"#).args(hostile);
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script.render())
-            .output()
-            .unwrap();
+        let out = run_local(&script.render());
         assert!(out.status.success());
         let want: String = hostile.iter().map(|h| format!("<{h}>\n")).collect();
         assert_eq!(String::from_utf8_lossy(&out.stdout), want);

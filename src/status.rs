@@ -4,9 +4,11 @@
 use serde::Serialize;
 
 use crate::engine::Host;
-use crate::inventory::{Bind, Inventory, Role};
+use crate::inventory::{Inventory, Role};
 use crate::monitor::MonitorState;
 use crate::render::layout::{GATEWAY_UNIT, MONITOR_UNIT, NODE_HOME, OCFO_BINARY, OPENCLAW_PREFIX};
+use crate::shell::Script;
+use crate::standby_client::{check, local_health_url, parse_state, MONITOR_STATE_FILE};
 
 pub const LAST_DEPLOY: &str = "/var/lib/ocfo/last-deploy";
 
@@ -30,33 +32,32 @@ pub struct NodeStatus {
     pub last_deploy: String,
 }
 
-/// Where the node's own gateway answers, seen from the node.
-pub fn local_health_url(inv: &Inventory, role: Role) -> String {
-    let addr = match inv.openclaw.bind {
-        Bind::Loopback => "127.0.0.1".to_string(),
-        _ => match inv.node(role).private_address {
-            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        },
-    };
-    format!("http://{addr}:{}/healthz", inv.openclaw.port)
-}
-
-fn script(inv: &Inventory, role: Role) -> String {
-    format!(
-        r#"echo "gateway_active=$(systemctl is-active {GATEWAY_UNIT} 2>/dev/null)"
-echo "gateway_enabled=$(systemctl is-enabled {GATEWAY_UNIT} 2>/dev/null)"
-echo "healthz=$(curl -s -m 2 {url} 2>/dev/null | head -c 300 | tr -d '\n')"
-echo "openclaw=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' {OPENCLAW_PREFIX}/lib/node_modules/openclaw/package.json 2>/dev/null | head -n1)"
-echo "node=$({NODE_HOME}/bin/node --version 2>/dev/null)"
-echo "ocfo=$({OCFO_BINARY} --version 2>/dev/null)"
-echo "monitor_active=$(systemctl is-active {MONITOR_UNIT} 2>/dev/null)"
-echo "last_deploy=$(cat {LAST_DEPLOY} 2>/dev/null)"
+/// $1 the gateway's unit, $2 its `/healthz` as the node sees it, $3
+/// OpenClaw's `package.json`, $4 `node`, $5 `ocfo`, $6 the monitor's unit,
+/// $7 the last deploy's stamp, $8 the monitor's state file.
+const STATUS: &str = r#"echo "gateway_active=$(systemctl is-active -- "$1" 2>/dev/null)"
+echo "gateway_enabled=$(systemctl is-enabled -- "$1" 2>/dev/null)"
+echo "healthz=$(curl -s -m 2 -- "$2" 2>/dev/null | head -c 300 | tr -d '\n')"
+echo "openclaw=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$3" 2>/dev/null | head -n1)"
+echo "node=$("$4" --version 2>/dev/null)"
+echo "ocfo=$("$5" --version 2>/dev/null)"
+echo "monitor_active=$(systemctl is-active -- "$6" 2>/dev/null)"
+echo "last_deploy=$(cat -- "$7" 2>/dev/null)"
 echo "--monitor-state--"
-cat /var/lib/ocfo/monitor-state.json 2>/dev/null || true
-"#,
-        url = crate::shell::quote(&local_health_url(inv, role)),
-    )
+cat -- "$8" 2>/dev/null || true
+"#;
+
+fn script(inv: &Inventory, role: Role) -> Script {
+    Script::new(STATUS).args([
+        GATEWAY_UNIT.to_string(),
+        local_health_url(inv, role),
+        format!("{OPENCLAW_PREFIX}/lib/node_modules/openclaw/package.json"),
+        format!("{NODE_HOME}/bin/node"),
+        OCFO_BINARY.to_string(),
+        MONITOR_UNIT.to_string(),
+        LAST_DEPLOY.to_string(),
+        MONITOR_STATE_FILE.to_string(),
+    ])
 }
 
 pub async fn node_status<H: Host>(
@@ -88,10 +89,10 @@ pub async fn node_status<H: Host>(
             return s;
         }
     };
-    let out = match host.check(&script(inv, role)).await {
+    let out = match check(host, &script(inv, role)).await {
         Ok(o) => o.stdout,
         Err(e) => {
-            s.error = Some(e.to_string());
+            s.error = Some(e);
             return s;
         }
     };
@@ -108,17 +109,14 @@ pub async fn node_status<H: Host>(
     };
     s.gateway_active = get("gateway_active");
     s.gateway_enabled = get("gateway_enabled");
-    s.gateway_healthy = serde_json::from_str::<serde_json::Value>(&get("healthz"))
-        .ok()
-        .and_then(|v| v.get("ok").cloned())
-        == Some(serde_json::Value::Bool(true));
+    s.gateway_healthy = crate::openclaw::healthz_ok(&get("healthz"));
     s.openclaw_version = get("openclaw");
     s.node_version = get("node");
     s.ocfo_version = get("ocfo").trim_start_matches("ocfo ").to_string();
     s.last_deploy = get("last_deploy");
     if role == Role::Standby {
         s.monitor_active = Some(get("monitor_active"));
-        s.monitor = serde_json::from_str(state.trim()).ok();
+        s.monitor = parse_state(state);
     }
     s.role = match role {
         Role::Primary => "primary".into(),
@@ -149,7 +147,7 @@ pub async fn node_status<H: Host>(
                 if let Some(h) = &m.hold {
                     tags.push(format!(
                         "held until {} by {}",
-                        unix_to_rfc3339(h.until),
+                        crate::clock::rfc3339(h.until),
                         h.by
                     ));
                 }
@@ -223,11 +221,6 @@ pub fn text(nodes: &[NodeStatus], local_version: &str) -> String {
         let _ = writeln!(out, "  deployed  {}", or_dash(&n.last_deploy));
     }
     out
-}
-
-/// Unix seconds as RFC 3339 UTC.
-pub fn unix_to_rfc3339(secs: u64) -> String {
-    crate::clock::rfc3339(secs)
 }
 
 #[cfg(test)]

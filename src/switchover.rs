@@ -10,12 +10,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::engine::Host;
-use crate::hold::{primary_ready, readyz_script};
 use crate::inventory::Inventory;
-use crate::monitor::machine::Role;
-use crate::monitor::MonitorState;
-use crate::render::layout::{GATEWAY_UNIT, MONITOR_STATE_DIR, SWITCHOVER_FILE};
-use crate::shell::{quote, Script};
+use crate::standby_client::{Primary, Standby, Wait, READY_WAIT};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -56,61 +52,8 @@ impl Run {
     }
 }
 
-async fn monitor_state<H: Host>(standby: &H) -> Result<Option<MonitorState>, String> {
-    let out = standby
-        .check(&format!(
-            "cat {MONITOR_STATE_DIR}/monitor-state.json 2>/dev/null || true"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(serde_json::from_str(out.stdout.trim()).ok())
-}
-
-/// Polls the standby's monitor until `done` says yes (or `Err` to stop).
-async fn wait_for<H: Host>(
-    standby: &H,
-    within: Duration,
-    what: &str,
-    done: impl Fn(&MonitorState) -> Result<bool, String>,
-) -> Result<MonitorState, String> {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = monitor_state(standby).await? {
-            if done(&s)? {
-                return Ok(s);
-            }
-        }
-        if start.elapsed() > within {
-            return Err(format!(
-                "{what} did not happen within {}s",
-                within.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Writes the switchover request on the standby, atomically. The requester's
-/// name (JSON-encoded here) is printf's argument, never part of its format:
-/// a `%` or a backslash in it is data.
-pub fn request_script(by: &str) -> String {
-    Script::new(REQUEST)
-        .args([
-            MONITOR_STATE_DIR.to_string(),
-            serde_json::Value::from(by).to_string(),
-            SWITCHOVER_FILE.to_string(),
-        ])
-        .render()
-}
-
-/// $1 the monitor's state folder, $2 the requester as a JSON string, $3 the
-/// request file.
-const REQUEST: &str = r#"set -e
-d=$1
-[ ! -L "$d" ] || { echo "$d is a symlink" >&2; exit 1; }
-mkdir -p -- "$d"
-printf '{"by": %s, "since": "%s"}\n' "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$d/.switchover.tmp"
-mv -f -- "$d/.switchover.tmp" "$3""#;
+/// How long the standby may take to take over, or to step down.
+const STANDBY_WAIT: Duration = Duration::from_secs(180);
 
 pub async fn run<H: Host>(
     inv: &Inventory,
@@ -129,7 +72,7 @@ pub async fn run<H: Host>(
     let result = if back {
         hand_back(inv, primary, standby, &mut run).await
     } else {
-        hand_over(primary, standby, by, &mut run).await
+        hand_over(inv, primary, standby, by, &mut run).await
     };
     if let Err(e) = result {
         run.report.error = Some(e);
@@ -139,53 +82,27 @@ pub async fn run<H: Host>(
 }
 
 async fn hand_over<H: Host>(
+    inv: &Inventory,
     primary: &H,
     standby: &H,
     by: &str,
     run: &mut Run,
 ) -> Result<(), String> {
-    let before = monitor_state(standby)
+    let standby = Standby::new(standby);
+    let before = standby
+        .state()
         .await?
         .ok_or("the standby's monitor is not running (no state file): deploy first")?;
     standby
-        .check(&request_script(by))
+        .request_switchover(by)
         .await
         .map_err(|e| format!("cannot request the switchover on the standby: {e}"))?;
     run.step("switchover requested on the standby");
-    let promotions = before.counters.promotions;
-    let already = before.role == Role::Promoted;
-    let s = wait_for(
-        standby,
-        Duration::from_secs(180),
-        "the standby taking over",
-        |s| {
-            if !s.switchover || s.role != Role::Promoted {
-                return Ok(false);
-            }
-            if already {
-                return Ok(true);
-            }
-            match &s.last_promotion {
-                Some(p) if s.counters.promotions > promotions && !p.healthy => Err(format!(
-                    "the standby was promoted but does not serve ({}); the primary is left running",
-                    s.last_error.clone().unwrap_or_default()
-                )),
-                Some(_) => Ok(s.counters.promotions > promotions),
-                None => Ok(false),
-            }
-        },
-    )
-    .await;
-    let s = match s {
-        Ok(s) => s,
-        Err(e) => {
-            // Nothing was broken: withdraw the request, the primary still serves.
-            let _ = standby
-                .check(&format!("rm -f {}", quote(SWITCHOVER_FILE)))
-                .await;
-            return Err(e);
-        }
-    };
+    let wait = Wait::new(STANDBY_WAIT, Duration::from_millis(250));
+    let s = standby
+        .await_takeover(&before, &wait)
+        .await
+        .map_err(|e| e.message(|| timed_out("the standby taking over")))?;
     let serving_at = run.ms();
     run.step(format!(
         "standby serves ({})",
@@ -197,8 +114,8 @@ async fn hand_over<H: Host>(
     ));
     // Make before break: only now does the primary stop.
     let stop_at = run.ms();
-    primary
-        .check(&format!("systemctl stop {GATEWAY_UNIT}"))
+    Primary::new(primary, inv)
+        .stop_gateway()
         .await
         .map_err(|e| {
             format!("the standby serves, but stopping the primary's gateway failed: {e}")
@@ -218,47 +135,43 @@ async fn hand_back<H: Host>(
     standby: &H,
     run: &mut Run,
 ) -> Result<(), String> {
-    primary
-        .check(&format!("systemctl enable --now {GATEWAY_UNIT} >/dev/null 2>&1 || systemctl start {GATEWAY_UNIT}"))
-        .await
-        .map_err(|e| format!("starting the primary's gateway failed; the standby keeps serving: {e}"))?;
+    let primary = Primary::new(primary, inv);
+    primary.start_gateway().await.map_err(|e| {
+        format!("starting the primary's gateway failed; the standby keeps serving: {e}")
+    })?;
     run.step("primary's gateway started");
-    let start = Instant::now();
-    loop {
-        let out = primary
-            .run(&readyz_script(inv), None)
-            .await
-            .map_err(|e| e.to_string())?;
-        if primary_ready(&out.stdout, inv) {
-            break;
-        }
-        if start.elapsed() > crate::hold::READY_WAIT {
-            return Err(format!(
+    let wait = Wait::new(READY_WAIT, Duration::from_millis(500));
+    primary
+        .await_ready(&wait, false)
+        .await
+        .map_err(|e| {
+            e.message(|| format!(
                 "the primary is not ready after {}s; the standby keeps serving (the switchover stands)",
-                crate::hold::READY_WAIT.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+                READY_WAIT.as_secs()
+            ))
+        })?;
     let ready_at = run.ms();
     run.step("primary ready");
+    let standby = Standby::new(standby);
     standby
-        .check(&format!("rm -f {}", quote(SWITCHOVER_FILE)))
+        .end_switchover()
         .await
         .map_err(|e| format!("cannot end the switchover on the standby: {e}"))?;
     run.step("switchover ended on the standby");
-    wait_for(
-        standby,
-        Duration::from_secs(180),
-        "the standby stepping down",
-        |s| Ok(!s.switchover && s.role == Role::Watching && !s.channels_live),
-    )
-    .await?;
+    let wait = Wait::new(STANDBY_WAIT, Duration::from_millis(250));
+    standby
+        .await_step_down(&wait)
+        .await
+        .map_err(|e| e.message(|| timed_out("the standby stepping down")))?;
     let stepped_down = run.ms();
     run.step("standby stepped down (watching)");
     run.report.overlap_ms = Some(stepped_down - ready_at);
     run.report.no_serve_ms = Some(0);
     Ok(())
+}
+
+fn timed_out(what: &str) -> String {
+    format!("{what} did not happen within {}s", STANDBY_WAIT.as_secs())
 }
 
 pub fn summary(r: &SwitchoverReport) -> String {
@@ -282,46 +195,4 @@ pub fn summary(r: &SwitchoverReport) -> String {
         Some(e) => s.push_str(&format!("  result: FAILED: {e}\n")),
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    /// The request file written for `by`, parsed back.
-    fn requested(by: &str) -> serde_json::Value {
-        let dir = tempfile::tempdir().unwrap();
-        let script = super::request_script(by).replace(
-            crate::render::layout::MONITOR_STATE_DIR,
-            &dir.path().display().to_string(),
-        );
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = std::fs::read_to_string(dir.path().join("switchover.json")).unwrap();
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-    }
-
-    #[test]
-    fn the_request_file_is_json_whatever_the_name() {
-        let v = requested("ops \"x\" $(y)");
-        assert_eq!(v["by"], "ops \"x\" $(y)");
-        assert!(v["since"].as_str().unwrap().ends_with('Z'));
-    }
-
-    /// The name is printf's argument, never its format: `%s`, `%d` and a
-    /// backslash in it arrive as themselves (issue 16).
-    #[test]
-    fn a_percent_or_backslash_in_the_name_is_data_not_format() {
-        for by in ["ops 100%", "a%sb%d%n", "x\\ny\\\"z", "%%"] {
-            let v = requested(by);
-            assert_eq!(v["by"], by);
-            assert!(v["since"].as_str().unwrap().ends_with('Z'), "{v}");
-        }
-    }
 }

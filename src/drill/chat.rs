@@ -54,10 +54,6 @@ pub struct BeforeFault {
     pub answered_at_ms: Option<i64>,
 }
 
-pub(super) fn now_ms() -> u64 {
-    crate::clock::unix_ms()
-}
-
 /// Waits for `node`'s bot to answer message `id` (an answer names the
 /// message it answers: the lab sets OpenClaw's `replyToMode: first`).
 pub(super) async fn wait_answer<U: UserSide>(

@@ -6,18 +6,20 @@ pub mod junit;
 
 pub use chat::{BeforeFault, UserView};
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio::time::Instant;
 
+use crate::clock::unix_ms;
 use crate::engine::Host;
 use crate::inventory::Inventory;
 use crate::monitor::machine::Role;
 use crate::monitor::MonitorState;
-use crate::render::layout::{DRILL_FILE, GATEWAY_UNIT};
-use crate::shell::quote;
-use crate::status::local_health_url;
+use crate::render::layout::GATEWAY_UNIT;
+use crate::shell::Script;
+use crate::standby_client::{check, poll, Observation, Standby, Verdict, Wait, WaitError};
 use crate::user_side::UserSide;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -97,90 +99,43 @@ pub struct DrillReport {
     pub user: Option<UserView>,
 }
 
-fn fault_script(inv: &Inventory, fault: Fault) -> String {
+/// $1 the gateway's unit.
+const STOP: &str = r#"systemctl stop --no-block -- "$1""#;
+
+/// Killed, then stopped so that Restart=always does not bring it back. $1
+/// the gateway's unit.
+const KILL: &str = r#"pid=$(systemctl show -p MainPID --value -- "$1"); [ "$pid" -gt 0 ] && kill -9 "$pid"; systemctl stop --no-block -- "$1""#;
+
+/// $1 the standby's address, $2 the gateway's port.
+const CUT: &str =
+    r#"iptables -w -I INPUT 1 -s "$1" -p tcp --dport "$2" -m comment --comment ocfo-drill -j DROP"#;
+
+/// $1 the gateway's unit.
+const START: &str = r#"systemctl start -- "$1""#;
+
+/// $1 the standby's address, $2 the gateway's port: every rule `CUT` added.
+const UNCUT: &str = r#"while iptables -w -C INPUT -s "$1" -p tcp --dport "$2" -m comment --comment ocfo-drill -j DROP; do iptables -w -D INPUT -s "$1" -p tcp --dport "$2" -m comment --comment ocfo-drill -j DROP; done"#;
+
+fn fault_script(inv: &Inventory, fault: Fault) -> Script {
     match fault {
-        Fault::Stop => format!("systemctl stop --no-block {GATEWAY_UNIT}"),
-        // Killed, then stopped so that Restart=always does not bring it back.
-        Fault::Kill => format!(
-            "pid=$(systemctl show -p MainPID --value {GATEWAY_UNIT}); [ \"$pid\" -gt 0 ] && kill -9 \"$pid\"; systemctl stop --no-block {GATEWAY_UNIT}"
-        ),
-        Fault::Cut => cut_rule(inv, "-I"),
+        Fault::Stop => Script::new(STOP).arg(GATEWAY_UNIT),
+        Fault::Kill => Script::new(KILL).arg(GATEWAY_UNIT),
+        Fault::Cut => cut_rule(inv, CUT),
     }
 }
 
-fn cut_rule(inv: &Inventory, op: &str) -> String {
-    format!(
-        "iptables -w {op} INPUT {}-s {} -p tcp --dport {} -m comment --comment ocfo-drill -j DROP",
-        if op == "-I" { "1 " } else { "" },
-        inv.standby.private_address,
-        inv.openclaw.port
-    )
+fn cut_rule(inv: &Inventory, text: &'static str) -> Script {
+    Script::new(text).args([
+        inv.standby.private_address.to_string(),
+        inv.openclaw.port.to_string(),
+    ])
 }
 
-fn restore_script(inv: &Inventory, fault: Fault) -> String {
+fn restore_script(inv: &Inventory, fault: Fault) -> Script {
     match fault {
-        Fault::Stop | Fault::Kill => format!("systemctl start {GATEWAY_UNIT}"),
-        Fault::Cut => format!(
-            "while {}; do {}; done",
-            cut_rule(inv, "-C"),
-            cut_rule(inv, "-D")
-        ),
+        Fault::Stop | Fault::Kill => Script::new(START).arg(GATEWAY_UNIT),
+        Fault::Cut => cut_rule(inv, UNCUT),
     }
-}
-
-/// What the standby sees, in one round trip: its monitor's state, its own
-/// gateway, and the primary's health over the private network.
-struct Observation {
-    state: Option<MonitorState>,
-    own_up: bool,
-    primary_up: bool,
-    unit: String,
-}
-
-impl Observation {
-    fn warm(&self) -> bool {
-        self.state.as_ref().is_some_and(|s| s.standby == "warm")
-    }
-
-    fn role(&self) -> Option<Role> {
-        self.state.as_ref().map(|s| s.role)
-    }
-
-    /// Serving: warm, the channels are switched on; cold, the gateway answers.
-    fn standby_serving(&self) -> bool {
-        if self.warm() {
-            self.state.as_ref().is_some_and(|s| s.channels_live)
-        } else {
-            self.own_up || self.unit == "active"
-        }
-    }
-}
-
-async fn observe<H: Host>(inv: &Inventory, standby: &H) -> Result<Observation, String> {
-    let primary_url = local_health_url(inv, crate::inventory::Role::Primary);
-    let script = format!(
-        "curl -s -m 1 {own} | grep -q '\"ok\":true' && echo own=up || echo own=down\n\
-         curl -s -m 1 {primary} | grep -q '\"ok\":true' && echo primary=up || echo primary=down\n\
-         echo \"unit=$(systemctl is-active {GATEWAY_UNIT})\"\necho --state--\ncat /var/lib/ocfo/monitor-state.json 2>/dev/null || true",
-        own = quote(&local_health_url(inv, crate::inventory::Role::Standby)),
-        primary = quote(&primary_url),
-    );
-    let out = standby
-        .check(&script)
-        .await
-        .map_err(|e| e.to_string())?
-        .stdout;
-    let (head, state) = out.split_once("--state--\n").unwrap_or((out.as_str(), ""));
-    Ok(Observation {
-        state: serde_json::from_str(state.trim()).ok(),
-        own_up: head.contains("own=up"),
-        primary_up: head.contains("primary=up"),
-        unit: head
-            .lines()
-            .find_map(|l| l.strip_prefix("unit="))
-            .unwrap_or("")
-            .to_string(),
-    })
 }
 
 struct Clock {
@@ -211,7 +166,9 @@ pub async fn run<H: Host, U: UserSide>(
         report.error = Some(format!("preflight: {p}; not injecting a fault"));
         return report;
     }
-    let promotions_before = observe(inv, standby)
+    let client = Standby::new(standby);
+    let promotions_before = client
+        .observe(inv)
         .await
         .ok()
         .and_then(|o| o.state)
@@ -230,13 +187,8 @@ pub async fn run<H: Host, U: UserSide>(
     };
     // The standby announces this takeover as a drill.
     let lease = opts.phase_timeout * 2 + inv.monitor.hold_down;
-    let marked = standby
-        .check(&crate::hold::lease_script(
-            DRILL_FILE,
-            "ocfo drill",
-            &format!("{:?}", opts.fault).to_lowercase(),
-            lease,
-        ))
+    let marked = client
+        .mark_drill(&format!("{:?}", opts.fault).to_lowercase(), lease)
         .await;
     if let Err(e) = marked {
         report.error = Some(format!("cannot mark the drill on the standby: {e}"));
@@ -257,8 +209,8 @@ pub async fn run<H: Host, U: UserSide>(
     let clock = Clock {
         start: Instant::now(),
     };
-    let fault_at_ms = chat::now_ms();
-    if let Err(e) = primary.check(&fault_script(inv, opts.fault)).await {
+    let fault_at_ms = unix_ms();
+    if let Err(e) = check(primary, &fault_script(inv, opts.fault)).await {
         report.error = Some(format!("injecting the fault failed: {e}"));
         restore(inv, primary, opts.fault, &mut report).await;
         unmark(standby).await;
@@ -344,7 +296,7 @@ pub async fn run<H: Host, U: UserSide>(
         unmark(standby).await;
         return report;
     }
-    let restored_at_ms = chat::now_ms();
+    let restored_at_ms = unix_ms();
     report.timeline.push(Mark {
         phase: "failback",
         event: "primary restored".into(),
@@ -353,25 +305,12 @@ pub async fn run<H: Host, U: UserSide>(
     let failback = failback(inv, standby, opts, cancel, &clock, &mut report).await;
     if let Err(e) = failback {
         report.error = Some(e);
-        unmark(standby).await;
-        finish_view(
-            user,
-            view,
-            seq0,
-            in_flight,
-            fault_at_ms,
-            restored_at_ms,
-            &mut report,
-        )
-        .await;
-        return report;
-    }
-    // The failback is over when the user can use the primary's bot again,
-    // not when its gateway answers.
-    if let (Some(u), Some(v)) = (user, view.as_mut()) {
+    } else if let (Some(u), Some(v)) = (user, view.as_mut()) {
+        // The failback is over when the user can use the primary's bot
+        // again, not when its gateway answers.
         match chat::ask(u, "primary", "drill: are you back?", opts.phase_timeout).await {
             Ok(_) => {
-                let at = chat::now_ms().saturating_sub(restored_at_ms);
+                let at = unix_ms().saturating_sub(restored_at_ms);
                 v.primary_answered_ms = Some(at);
                 report.timeline.push(Mark {
                     phase: "failback",
@@ -486,7 +425,7 @@ async fn finish_view<U: UserSide>(
 }
 
 async fn unmark<H: Host>(standby: &H) {
-    let _ = standby.check(&format!("rm -f {}", quote(DRILL_FILE))).await;
+    let _ = Standby::new(standby).unmark_drill().await;
 }
 
 /// What the failover phase measured.
@@ -500,6 +439,16 @@ struct FailoverMarks {
     timeline: Vec<Mark>,
 }
 
+/// How a phase waits: from its clock's start, up to the phase timeout,
+/// looking every 250 ms, until Ctrl-C.
+fn phase_wait<'a>(opts: &DrillOptions, cancel: &'a AtomicBool, clock: &Clock) -> Wait<'a> {
+    Wait {
+        since: clock.start,
+        cancel: Some(cancel),
+        ..Wait::new(opts.phase_timeout, Duration::from_millis(250))
+    }
+}
+
 /// From the fault until the standby serves, polling it every 250 ms.
 async fn failover<H: Host>(
     inv: &Inventory,
@@ -510,76 +459,91 @@ async fn failover<H: Host>(
     promotions_before: u64,
 ) -> Result<FailoverMarks, String> {
     let mut m = FailoverMarks::default();
-    loop {
-        if cancel.load(Ordering::SeqCst) {
-            return Err("interrupted".to_string());
-        }
-        if clock.start.elapsed() > opts.phase_timeout {
-            return Err(format!(
+    let standby = Standby::new(standby);
+    poll(
+        &phase_wait(opts, cancel, clock),
+        || standby.observe(inv),
+        |o| took_over(o, &mut m, clock, promotions_before),
+    )
+    .await
+    .map_err(|e| {
+        e.message(|| {
+            format!(
                 "the standby did not take over within {}s",
                 opts.phase_timeout.as_secs()
+            )
+        })
+    })?;
+    Ok(m)
+}
+
+/// One look during the failover: marks the monitor's decision, and is done
+/// once the standby serves.
+fn took_over(
+    o: &Observation,
+    m: &mut FailoverMarks,
+    clock: &Clock,
+    promotions_before: u64,
+) -> Verdict {
+    let warm = o.warm();
+    let Some(s) = &o.state else {
+        return Verdict::Pending(None);
+    };
+    if m.detection_ms.is_none()
+        && s.counters.promotions >= promotions_before
+        && s.role != Role::Watching
+    {
+        m.detection_ms = Some(clock.ms());
+        m.timeline.push(Mark {
+            phase: "failover",
+            event: "standby's monitor decided to promote".into(),
+            at_ms: clock.ms(),
+        });
+    }
+    let promoted = s.role == Role::Promoted && s.counters.promotions > promotions_before;
+    if !(promoted && (warm || o.own_up)) {
+        return Verdict::Pending(None);
+    }
+    let t = s.last_promotion.clone();
+    if let Some(t) = &t {
+        m.pull_ms = Some(t.pull_ms);
+        m.gateway_start_ms = Some(t.start_ms);
+        m.fallback_restart = t.fallback_restart;
+        if !t.healthy {
+            return Verdict::Stop(format!(
+                "the standby was promoted but does not serve: {}",
+                s.last_error.clone().unwrap_or_default()
             ));
         }
-        let o = observe(inv, standby).await?;
-        let warm = o.warm();
-        if let Some(s) = &o.state {
-            if m.detection_ms.is_none()
-                && s.counters.promotions >= promotions_before
-                && s.role != Role::Watching
-            {
-                m.detection_ms = Some(clock.ms());
-                m.timeline.push(Mark {
-                    phase: "failover",
-                    event: "standby's monitor decided to promote".into(),
-                    at_ms: clock.ms(),
-                });
-            }
-            let promoted = s.role == Role::Promoted && s.counters.promotions > promotions_before;
-            if promoted && (warm || o.own_up) {
-                let t = s.last_promotion.clone();
-                if let Some(t) = &t {
-                    m.pull_ms = Some(t.pull_ms);
-                    m.gateway_start_ms = Some(t.start_ms);
-                    m.fallback_restart = t.fallback_restart;
-                    if !t.healthy {
-                        return Err(format!(
-                            "the standby was promoted but does not serve: {}",
-                            s.last_error.clone().unwrap_or_default()
-                        ));
-                    }
-                }
-                // Warm: failover ends when OpenClaw started the channel, by
-                // the standby's own clock relative to its decision (the
-                // verification after it is bookkeeping, not downtime).
-                let serving = match (&t, m.detection_ms) {
-                    (Some(t), Some(d)) if warm => t
-                        .serving_at_ms
-                        .map(|at| d + at.saturating_sub(t.decided_at_ms)),
-                    _ => None,
-                };
-                let at = serving.unwrap_or_else(|| clock.ms());
-                m.failover_ms = Some(at);
-                m.timeline.push(Mark {
-                    phase: "failover",
-                    event: if warm {
-                        "standby's channel started (OpenClaw's own start time)".into()
-                    } else {
-                        "standby's gateway answers /healthz".into()
-                    },
-                    at_ms: at,
-                });
-                if warm {
-                    m.timeline.push(Mark {
-                        phase: "failover",
-                        event: "monitor verified the channel with OpenClaw".into(),
-                        at_ms: clock.ms(),
-                    });
-                }
-                return Ok(m);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Warm: failover ends when OpenClaw started the channel, by the
+    // standby's own clock relative to its decision (the verification after
+    // it is bookkeeping, not downtime).
+    let serving = match (&t, m.detection_ms) {
+        (Some(t), Some(d)) if warm => t
+            .serving_at_ms
+            .map(|at| d + at.saturating_sub(t.decided_at_ms)),
+        _ => None,
+    };
+    let at = serving.unwrap_or_else(|| clock.ms());
+    m.failover_ms = Some(at);
+    m.timeline.push(Mark {
+        phase: "failover",
+        event: if warm {
+            "standby's channel started (OpenClaw's own start time)".into()
+        } else {
+            "standby's gateway answers /healthz".into()
+        },
+        at_ms: at,
+    });
+    if warm {
+        m.timeline.push(Mark {
+            phase: "failover",
+            event: "monitor verified the channel with OpenClaw".into(),
+            at_ms: clock.ms(),
+        });
+    }
+    Verdict::Done
 }
 
 /// From the restore until the standby stepped down; a flap guard's pin is
@@ -592,62 +556,75 @@ async fn failback<H: Host>(
     clock: &Clock,
     report: &mut DrillReport,
 ) -> Result<(), String> {
-    let mut primary_seen = false;
-    loop {
-        if cancel.load(Ordering::SeqCst) {
-            return Err("interrupted".to_string());
-        }
-        if clock.start.elapsed() > opts.phase_timeout {
-            return Err(format!(
+    let standby = Standby::new(standby);
+    poll(
+        &phase_wait(opts, cancel, clock),
+        || standby.observe(inv),
+        |o| stepped_down(o, inv, clock, report),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| {
+        e.message(|| {
+            format!(
                 "the standby did not step down within {}s",
                 opts.phase_timeout.as_secs()
-            ));
-        }
-        let o = observe(inv, standby).await?;
-        if o.primary_up && !primary_seen {
-            primary_seen = true;
-            report.primary_recovery_ms = Some(clock.ms());
-            report.timeline.push(Mark {
-                phase: "failback",
-                event: "primary healthy again".into(),
-                at_ms: clock.ms(),
-            });
-        }
-        if o.state.as_ref().is_some_and(|s| s.pinned) {
-            return Err(format!(
-                "the flap guard pinned the standby promoted ({} promotions within {}): it keeps serving and steps down once they age out; this is its answer to a flapping primary, not a failure of the drill's fault",
-                inv.monitor.flap_max_promotions,
-                crate::inventory::units::format_duration(inv.monitor.flap_window),
-            ));
-        }
-        if let Some(reason) = o
-            .state
-            .as_ref()
-            .and_then(|s| s.primary_channels_failing_since.as_ref())
-            .filter(|_| primary_seen && clock.start.elapsed() > Duration::from_secs(150))
-        {
-            return Err(format!(
-                "the primary's gateway is back but its channel has failed since {reason}: the standby keeps serving (so the user still has a bot); start the primary's channel (`systemctl restart openclaw-gateway` on the primary clears OpenClaw's crash-loop breaker)"
-            ));
-        }
-        // Stepped down: no longer serving (a warm standby then finishes
-        // its demotion, still Demoting, before it is ready again).
-        let stepping_down = matches!(o.role(), Some(Role::Watching | Role::Demoting));
-        if primary_seen && stepping_down && !o.standby_serving() {
-            report.failback_ms = Some(clock.ms());
-            report.timeline.push(Mark {
-                phase: "failback",
-                event: if o.warm() {
-                    "standby demoted, its channels switched off".into()
-                } else {
-                    "standby demoted, its gateway stopped".into()
-                },
-                at_ms: clock.ms(),
-            });
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+            )
+        })
+    })
+}
+
+/// One look during the failback: marks the primary's recovery, and is done
+/// once the standby stepped down.
+fn stepped_down(
+    o: &Observation,
+    inv: &Inventory,
+    clock: &Clock,
+    report: &mut DrillReport,
+) -> Verdict {
+    let primary_seen = report.primary_recovery_ms.is_some() || o.primary_up;
+    if o.primary_up && report.primary_recovery_ms.is_none() {
+        report.primary_recovery_ms = Some(clock.ms());
+        report.timeline.push(Mark {
+            phase: "failback",
+            event: "primary healthy again".into(),
+            at_ms: clock.ms(),
+        });
     }
+    if o.state.as_ref().is_some_and(|s| s.pinned) {
+        return Verdict::Stop(format!(
+            "the flap guard pinned the standby promoted ({} promotions within {}): it keeps serving and steps down once they age out; this is its answer to a flapping primary, not a failure of the drill's fault",
+            inv.monitor.flap_max_promotions,
+            crate::inventory::units::format_duration(inv.monitor.flap_window),
+        ));
+    }
+    if let Some(reason) = o
+        .state
+        .as_ref()
+        .and_then(|s| s.primary_channels_failing_since.as_ref())
+        .filter(|_| primary_seen && clock.start.elapsed() > Duration::from_secs(150))
+    {
+        return Verdict::Stop(format!(
+            "the primary's gateway is back but its channel has failed since {reason}: the standby keeps serving (so the user still has a bot); start the primary's channel (`systemctl restart openclaw-gateway` on the primary clears OpenClaw's crash-loop breaker)"
+        ));
+    }
+    // Stepped down: no longer serving (a warm standby then finishes its
+    // demotion, still Demoting, before it is ready again).
+    let stepping_down = matches!(o.role(), Some(Role::Watching | Role::Demoting));
+    if !(primary_seen && stepping_down && !o.standby_serving()) {
+        return Verdict::Pending(None);
+    }
+    report.failback_ms = Some(clock.ms());
+    report.timeline.push(Mark {
+        phase: "failback",
+        event: if o.warm() {
+            "standby demoted, its channels switched off".into()
+        } else {
+            "standby demoted, its gateway stopped".into()
+        },
+        at_ms: clock.ms(),
+    });
+    Verdict::Done
 }
 
 /// Refuses to break anything unless the pair is healthy and idle, waiting up
@@ -660,10 +637,23 @@ async fn preflight<H: Host, U: UserSide>(
     opts: &DrillOptions,
     cancel: &AtomicBool,
 ) -> Result<(), String> {
-    let waited = Instant::now();
-    let mut said = None::<String>;
-    loop {
-        let problem = match observe(inv, standby).await {
+    let standby = Standby::new(standby);
+    let tell = |p: &str| {
+        if let Some(progress) = &opts.progress {
+            (progress.0)(&format!(
+                "waiting (up to {}s) for a healthy, idle pair: {p}",
+                opts.wait.as_secs()
+            ));
+        }
+    };
+    let wait = Wait {
+        cancel: Some(cancel),
+        progress: Some(&tell),
+        ..Wait::new(opts.wait, Duration::from_secs(1))
+    };
+    // One look: the problem, if any; a flap problem stops the wait.
+    let look = || async {
+        let problem = match standby.observe(inv).await {
             Err(e) => Some(format!("cannot read the standby: {e}")),
             Ok(o) => {
                 if let Some(p) = o
@@ -678,7 +668,7 @@ async fn preflight<H: Host, U: UserSide>(
             }
         };
         // The primary's channel must really answer, not only its gateway.
-        let problem = match (problem, user) {
+        Ok(match (problem, user) {
             (None, Some(u)) => chat::ask(
                 u,
                 "primary",
@@ -689,25 +679,16 @@ async fn preflight<H: Host, U: UserSide>(
             .err()
             .map(|e| format!("{e} (its channel is down?)")),
             (p, _) => p,
-        };
-        match problem {
-            None => return Ok(()),
-            Some(p) if waited.elapsed() >= opts.wait || cancel.load(Ordering::SeqCst) => {
-                return Err(p)
-            }
-            Some(p) => {
-                if said.as_deref() != Some(p.as_str()) {
-                    if let Some(progress) = &opts.progress {
-                        (progress.0)(&format!(
-                            "waiting (up to {}s) for a healthy, idle pair: {p}",
-                            opts.wait.as_secs()
-                        ));
-                    }
-                    said = Some(p);
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await
-            }
-        }
+        })
+    };
+    let judge = |p: &Option<String>| match p {
+        None => Verdict::Done,
+        Some(p) => Verdict::Pending(Some(p.clone())),
+    };
+    match poll(&wait, look, judge).await {
+        Ok(_) => Ok(()),
+        Err(WaitError::TimedOut(p) | WaitError::Cancelled(p)) => Err(p.unwrap_or_default()),
+        Err(WaitError::Stopped(p)) => Err(p),
     }
 }
 
@@ -772,12 +753,13 @@ async fn restore<H: Host>(inv: &Inventory, primary: &H, fault: Fault, report: &m
     if report.restored {
         return;
     }
-    match primary.check(&restore_script(inv, fault)).await {
+    let script = restore_script(inv, fault);
+    match check(primary, &script).await {
         Ok(_) => report.restored = true,
         Err(e) => {
             let msg = format!(
                 "RESTORING THE PRIMARY FAILED: {e}; fix it by hand: `{}` on the primary",
-                restore_script(inv, fault)
+                script.render().replace('\n', "; ")
             );
             report.error = Some(match report.error.take() {
                 Some(prev) => format!("{prev}; {msg}"),

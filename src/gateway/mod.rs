@@ -14,7 +14,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -433,7 +433,7 @@ impl GatewayClient {
             &opts.token,
             opts.device.as_deref(),
             &challenge,
-            now_ms(),
+            crate::clock::unix_ms(),
         );
         let id = connection.fresh_id();
         let context = "sending connect";
@@ -592,11 +592,4 @@ fn connect_refusal(
                 .unwrap_or("(no device identity sent)"),
         ),
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

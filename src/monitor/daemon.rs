@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::actions::{rfc3339_now, Actions};
+use super::actions::Actions;
 use super::config::{ChannelFailure, MonitorConfig, ProbeMode, StandbyMode};
 use super::machine::{Decision, Input, Machine, Role, Thresholds};
 use super::notify::Notifier;
@@ -16,6 +16,7 @@ use super::probe::{probe_any_with, Probe, ProbeResult};
 use super::state_file::{
     Counters, MonitorState, ProbeRecord, Transition, KEEP_PROBES, KEEP_TRANSITIONS,
 };
+use crate::clock::{rfc3339_now, unix_ms};
 
 pub trait Prober: Send + Sync {
     fn probe(&self) -> impl Future<Output = ProbeResult> + Send;
@@ -43,13 +44,6 @@ impl Prober for HttpProber {
         )
         .await
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 pub struct Daemon<P, A> {

@@ -2,9 +2,10 @@
 //!
 //! `machine` is the pure state machine, `probe` the HTTP health check,
 //! `sentinel` a kept-open connection that says when to probe at once,
-//! `actions` what is done to the standby (systemctl, git), `notify` the
-//! webhook, `state_file` what `ocfo monitor status` reads, `daemon` the loop
-//! that ties them together. See docs/monitor.md.
+//! `actions` what is done to the standby (systemctl, git), `requests` the
+//! hold, drill and switchover files the laptop writes, `notify` the
+//! webhook, `state_file` what `ocfo monitor status` reads, `daemon` the
+//! loop that ties them together. See docs/monitor.md.
 
 pub mod actions;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod daemon;
 pub mod machine;
 pub mod notify;
 pub mod probe;
+pub mod requests;
 pub mod sd_notify;
 pub mod sentinel;
 pub mod state_file;

@@ -46,7 +46,7 @@ impl Notifier {
             "event": event,
             "assistant": self.name,
             "node": "standby",
-            "at": super::actions::rfc3339_now(),
+            "at": crate::clock::rfc3339_now(),
         })
         .to_string();
         let (timeout, retries) = (self.timeout, self.retries);

@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::config::ProbeMode;
+use crate::openclaw::Health;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
@@ -115,21 +116,24 @@ pub struct Probe<'a> {
     pub channels: &'a [String],
 }
 
-/// The largest answer read: a health answer is tiny, a bigger one is not ours.
-const MAX_BODY: usize = 64 * 1024;
-
-/// An unauthenticated probe (the local gateway's `/healthz`, tests).
-pub async fn probe(url: &str, mode: ProbeMode, timeout: Duration) -> ProbeResult {
-    probe_with(
-        url,
+impl Probe<'static> {
+    /// Without the gateway token, judging no channel.
+    pub fn plain(mode: ProbeMode, timeout: Duration) -> Probe<'static> {
         Probe {
             mode,
             timeout,
             token: None,
             channels: &[],
-        },
-    )
-    .await
+        }
+    }
+}
+
+/// The largest answer read: a health answer is tiny, a bigger one is not ours.
+const MAX_BODY: usize = 64 * 1024;
+
+/// An unauthenticated probe (the local gateway's `/healthz`, tests).
+pub async fn probe(url: &str, mode: ProbeMode, timeout: Duration) -> ProbeResult {
+    probe_with(url, Probe::plain(mode, timeout)).await
 }
 
 pub async fn probe_with(url: &str, p: Probe<'_>) -> ProbeResult {
@@ -172,16 +176,7 @@ async fn ask(u: &Url, p: Probe<'_>) -> ProbeResult {
 /// The primary is up when any path answers healthy; a channel-only failure
 /// beats plain down (the gateway was reached).
 pub async fn probe_any(urls: &[String], mode: ProbeMode, timeout: Duration) -> ProbeResult {
-    probe_any_with(
-        urls,
-        Probe {
-            mode,
-            timeout,
-            token: None,
-            channels: &[],
-        },
-    )
-    .await
+    probe_any_with(urls, Probe::plain(mode, timeout)).await
 }
 
 pub async fn probe_any_with(urls: &[String], p: Probe<'_>) -> ProbeResult {
@@ -329,32 +324,25 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 /// authenticated caller: draining, starting, databases, plugin reloads are
 /// down; a list naming only the primary's channels is a channel failure.
 fn judge(status: u16, body: &[u8], mode: ProbeMode, channels: &[String]) -> ProbeResult {
-    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let field = match mode {
         ProbeMode::Healthz => "ok",
         ProbeMode::Readyz => "ready",
     };
-    let Some(json) = json.filter(|j| j.is_object()) else {
+    let Some(health) = Health::parse(body, field) else {
         return ProbeResult::down(if status == 200 {
             "HTTP 200 but not JSON (not an OpenClaw health answer)".to_string()
         } else {
             format!("HTTP {status}")
         });
     };
-    if status == 200 && json.get(field) == Some(&serde_json::Value::Bool(true)) {
+    if status == 200 && health.yes {
         // OpenClaw's crash-loop breaker keeps a channel from starting while
         // `/readyz` stays 200: it names it only under `suppressed`.
-        let suppressed: Vec<String> = json
-            .get("suppressed")
-            .and_then(|f| f.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str())
-                    .filter(|c| channels.iter().any(|own| own == c))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let suppressed: Vec<String> = health
+            .suppressed
+            .into_iter()
+            .filter(|c| channels.contains(c))
+            .collect();
         if mode == ProbeMode::Readyz && !suppressed.is_empty() {
             let mut r = ProbeResult::down(format!(
                 "HTTP 200, but OpenClaw's crash-loop breaker suppresses {}",
@@ -365,17 +353,14 @@ fn judge(status: u16, body: &[u8], mode: ProbeMode, channels: &[String]) -> Prob
         }
         return ProbeResult::up("HTTP 200");
     }
-    let failing: Vec<String> = json
-        .get("failing")
-        .and_then(|f| f.as_array())
-        .map(|a| {
-            a.iter()
-                .map(|v| v.as_str().unwrap_or("?").chars().take(80).collect())
-                .take(16)
-                .collect()
-        })
-        .unwrap_or_default();
-    if mode == ProbeMode::Readyz && failing.is_empty() && json.get("failing").is_none() {
+    let failing: Vec<String> = health
+        .failing
+        .iter()
+        .flatten()
+        .map(|f| f.chars().take(80).collect())
+        .take(16)
+        .collect();
+    if mode == ProbeMode::Readyz && health.failing.is_none() {
         return ProbeResult::down(format!(
             "HTTP {status}, not ready (no reasons given: is the gateway token right?)"
         ));

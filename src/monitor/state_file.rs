@@ -66,7 +66,7 @@ pub struct MonitorState {
     pub local_gateway_up: Option<bool>,
     /// Deploy's hold, while it is in force.
     #[serde(default)]
-    pub hold: Option<super::actions::Hold>,
+    pub hold: Option<super::requests::Hold>,
     /// A planned switchover is in force.
     #[serde(default)]
     pub switchover: bool,

@@ -121,7 +121,7 @@ struct Fake {
     /// Warm: the channel never starts, not even after a restart.
     channel_broken: bool,
     restarted: Mutex<bool>,
-    hold: Mutex<Option<super::actions::Hold>>,
+    hold: Mutex<Option<super::requests::Hold>>,
     switchover: Mutex<bool>,
     /// Warm: the local gateway is down while watching.
     local_down: Mutex<bool>,
@@ -223,13 +223,13 @@ impl Actions for &Fake {
     async fn channels_started(
         &self,
         _since_ms: u64,
-    ) -> Result<super::actions::ChannelCheck, String> {
+    ) -> Result<crate::openclaw::ChannelCheck, String> {
         // OpenClaw takes a few seconds to load the plugin and start it.
         tokio::time::sleep(Duration::from_millis(1200)).await;
         let on = *self.switched_on.lock().unwrap();
         let restarted = *self.restarted.lock().unwrap();
         let started = on && !self.channel_broken && (!self.live_switch_broken || restarted);
-        Ok(super::actions::ChannelCheck {
+        Ok(crate::openclaw::ChannelCheck {
             started: if started {
                 vec!["discord".into()]
             } else {
@@ -252,14 +252,14 @@ impl Actions for &Fake {
         *self.switched_on.lock().unwrap() = false;
         Ok(())
     }
-    async fn hold(&self) -> Option<super::actions::Hold> {
+    async fn hold(&self) -> Option<super::requests::Hold> {
         self.hold.lock().unwrap().clone()
     }
     async fn switchover_requested(&self) -> bool {
         *self.switchover.lock().unwrap()
     }
-    async fn drill(&self) -> Option<super::actions::Hold> {
-        self.drill.lock().unwrap().then(|| super::actions::Hold {
+    async fn drill(&self) -> Option<super::requests::Hold> {
+        self.drill.lock().unwrap().then(|| super::requests::Hold {
             until: u64::MAX,
             by: "drill".into(),
             reason: "test".into(),
@@ -528,7 +528,7 @@ async fn a_promoted_gateway_that_restarts_gets_its_channels_back() {
 async fn a_hold_keeps_a_restarting_primary_from_failing_over_until_the_lease_ends() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::default();
-    *fake.hold.lock().unwrap() = Some(super::actions::Hold {
+    *fake.hold.lock().unwrap() = Some(super::requests::Hold {
         until: u64::MAX,
         by: "deploy".into(),
         reason: "restart".into(),

@@ -72,12 +72,7 @@ impl WorldConfig {
     }
 }
 
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::clock::unix_ms;
 
 /// What the stand-ins share: the world, the journal, a signal for waiters.
 pub struct Shared {
