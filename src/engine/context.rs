@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::inventory::{Inventory, Role, Secrets};
-use crate::render::layout::{self, Layout};
+use crate::layout::{self, Layout};
 use crate::render::NodeFiles;
 use crate::secrets::Redactor;
 

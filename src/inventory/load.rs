@@ -1343,12 +1343,7 @@ fn monitor_sha256(
     d: &mut Decoder,
     node: &Node,
 ) -> Option<std::collections::BTreeMap<String, String>> {
-    sha256_per_arch(
-        d,
-        node,
-        "monitor.binary_sha256",
-        crate::modules::MONITOR_ARCHS,
-    )
+    sha256_per_arch(d, node, "monitor.binary_sha256", MONITOR_ARCHS)
 }
 
 /// `{<arch>: <64 hex>, ...}` for the architectures `archs`, any of them.

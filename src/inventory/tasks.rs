@@ -478,7 +478,7 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
 /// The units ocfo itself starts, stops and restarts (with or without the
 /// `.service` suffix systemctl allows).
 fn is_ocfo_unit(unit: &str) -> bool {
-    use crate::render::layout::{GATEWAY_UNIT, MONITOR_UNIT, PUSH_SERVICE, PUSH_TIMER};
+    use crate::layout::{GATEWAY_UNIT, MONITOR_UNIT, PUSH_SERVICE, PUSH_TIMER};
     let full = if unit.contains('.') {
         unit.to_string()
     } else {

@@ -9,12 +9,12 @@ use crate::inventory::{
 };
 
 use super::env_file::var_name;
-use super::layout::{
+use super::RenderError;
+use crate::inventory::StandbyMode;
+use crate::layout::{
     standby_token_file, Layout, STANDBY_SECRETS_FILE, STANDBY_SECRETS_PROVIDER, SWITCH_FILE,
     TOKEN_FILE_CHANNELS,
 };
-use super::RenderError;
-use crate::inventory::StandbyMode;
 
 /// Collects the environment variables a config refers to.
 pub struct EnvVars<'a> {
@@ -575,7 +575,9 @@ mod tests {
         );
         let inv = loaded.inventory.expect("valid with warnings");
         let files = render_node(&inv, Role::Primary, &loaded.secrets, SecretMode::Redact).unwrap();
-        let config = files.get(&Layout::new(&inv).config_path).unwrap();
+        let config = files
+            .get(&Layout::new(&inv.openclaw.user).config_path)
+            .unwrap();
         let config = String::from_utf8_lossy(&config.content);
         assert!(
             config.contains("\"webhookPassword\": \"${OCFO_TELEGRAM_WEBHOOKPASSWORD}\""),
