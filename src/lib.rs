@@ -7,6 +7,7 @@ pub mod clock;
 pub mod diagnostics;
 pub mod fsutil;
 pub mod inventory;
+pub mod jinja;
 pub mod layout;
 pub mod render;
 pub mod secrets;

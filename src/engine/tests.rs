@@ -475,7 +475,7 @@ fn user_tasks_follow_the_site_playbook() {
     // the `files` task names exists on both.
     let env = crate::render::template_env();
     for role in [Role::Primary, Role::Standby] {
-        let vars = minijinja::Value::from(minijinja::value::Serde(super::context::base_vars(
+        let vars = minijinja::Value::from(minijinja::value::Serde(crate::render::base_vars(
             &inv,
             role,
             &Layout::new(&inv.openclaw.user),

@@ -338,7 +338,7 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
         Some(n) => match n.scalar() {
             Some(Scalar::Bool(b)) => Some(Some(b.to_string())),
             Some(Scalar::Str(s)) => {
-                let env = crate::render::template_env();
+                let env = crate::jinja::environment();
                 match env.compile_expression(s) {
                     Ok(_) => Some(Some(s.to_string())),
                     Err(e) => {
@@ -543,7 +543,7 @@ fn to_json(d: &mut Decoder, node: &Node, path: &str) -> Option<Json> {
 fn check_templates(d: &mut Decoder, v: &Json, path: &str, loc: Location) {
     match v {
         Json::String(s) if s.contains("{{") || s.contains("{%") => {
-            let env = crate::render::template_env();
+            let env = crate::jinja::environment();
             if let Err(e) = env.template_from_str(s) {
                 d.error(path, loc, format!("`{s}`: {e}"));
             }
@@ -596,7 +596,7 @@ fn user_file(d: &mut Decoder, node: &Node, path: &str, dir: &Path) -> Option<Use
                     return None;
                 }
             };
-            let env = crate::render::template_env();
+            let env = crate::jinja::environment();
             if let Err(e) = env.template_from_str(&text) {
                 // minijinja knows the line; the problem is in the template.
                 let loc = e.line().map(|line| Location { line, column: 1 });

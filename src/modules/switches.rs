@@ -6,7 +6,7 @@
 use super::{facts, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::layout::{SWITCH_DIR, SWITCH_FILE};
-use crate::render::openclaw_config::switch_content;
+use crate::monitor::config::switch_content;
 
 pub type Args = super::NoArgs;
 

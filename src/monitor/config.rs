@@ -309,3 +309,34 @@ impl MonitorConfig {
         p
     }
 }
+
+/// The switch file's content. The channels are always enabled in config: a
+/// watching standby's are stopped at run time (see
+/// `render::openclaw_config::armed_refs`), because
+/// OpenClaw reloads a channel's plugin (seconds of CPU) whenever its
+/// `enabled` changes. `cron` carries the automations, on only when promoted.
+/// `nudge` writes `enabled: true` explicitly or leaves it implicit (the same
+/// meaning), so the monitor can make OpenClaw re-read the config, and the
+/// credentials file with it, without changing what the config says.
+/// Written by deploy (`modules::switches`) and by the monitor when it arms
+/// and switches.
+pub fn switch_content(channels: &[String], cron_on: bool, nudge: bool) -> String {
+    use serde_json::json;
+    let chans: serde_json::Map<String, serde_json::Value> = channels
+        .iter()
+        .map(|c| {
+            let v = if nudge {
+                json!({})
+            } else {
+                json!({ "enabled": true })
+            };
+            (c.clone(), v)
+        })
+        .collect();
+    serde_json::to_string_pretty(&json!({
+        "channels": chans,
+        "cron": { "enabled": cron_on },
+    }))
+    .unwrap_or_default()
+        + "\n"
+}

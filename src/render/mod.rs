@@ -2,9 +2,9 @@
 //! embedded templates. Rendering is pure: no SSH, no network, so `ocfo render`
 //! shows exactly what would land on the hosts.
 
-pub mod env_file;
 pub mod openclaw_config;
 mod templates;
+mod vars;
 
 use std::path::Path;
 
@@ -18,8 +18,12 @@ use crate::secrets::REDACTED;
 /// until they are rewritten on one client (issue 17, part B).
 pub use crate::layout;
 use crate::layout::*;
+/// The env file's syntax lives with the secrets; `render::env_file` stays
+/// for the same commands until part B.
+pub use crate::secrets::env_file;
 pub use env_file::var_name;
 use openclaw_config::EnvVars;
+pub use vars::base_vars;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -402,9 +406,7 @@ pub fn user_files(inv: &Inventory, role: Role) -> Result<Vec<RenderedFile>, User
         return Ok(Vec::new());
     };
     let layout = Layout::new(&inv.openclaw.user);
-    let vars = minijinja::Value::from(minijinja::value::Serde(crate::engine::context::base_vars(
-        inv, role, &layout,
-    )));
+    let vars = minijinja::Value::from(minijinja::value::Serde(base_vars(inv, role, &layout)));
     let env = templates::environment();
     let mut out = Vec::new();
     for (i, t) in ut.tasks.iter().chain(&ut.handlers).enumerate() {
