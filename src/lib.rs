@@ -35,3 +35,4 @@ pub mod status;
 pub mod switchover;
 pub mod transport;
 pub mod user_side;
+pub mod validate;

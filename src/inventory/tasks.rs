@@ -110,6 +110,7 @@ pub fn load(
     node: &Node,
     inventory: &Path,
     gateway_user: Option<&str>,
+    checks: &dyn super::load::Checks,
 ) -> Option<UserTasks> {
     let name = d.string(node, "tasks")?;
     let path = crate::secrets::laptop_path(&name, inventory.parent());
@@ -139,7 +140,7 @@ pub fn load(
                     ));
                     None
                 }
-                Some(root) => decode_file(&mut td, &root, &path, gateway_user),
+                Some(root) => decode_file(&mut td, &root, &path, gateway_user, checks),
             }
         }
     };
@@ -158,6 +159,7 @@ pub fn load(
 struct Ctx<'a> {
     dir: &'a Path,
     gateway_user: Option<&'a str>,
+    checks: &'a dyn super::load::Checks,
 }
 
 fn decode_file(
@@ -165,10 +167,12 @@ fn decode_file(
     root: &Node,
     path: &Path,
     gateway_user: Option<&str>,
+    checks: &dyn super::load::Checks,
 ) -> Option<UserTasks> {
     let dir = &Ctx {
         dir: path.parent().unwrap_or(Path::new(".")),
         gateway_user,
+        checks,
     };
     let (tasks_node, handlers_node) = match &root.kind {
         Kind::Seq(_) => (Some(root), None),
@@ -187,9 +191,7 @@ fn decode_file(
         Some(n) => task_list(d, n, "handlers", dir, true),
         None => (Vec::new(), true),
     };
-    let builtin = crate::engine::playbook::load_site()
-        .map(|p| p.handlers.into_iter().map(|h| h.name).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let builtin = checks.builtin_handlers();
     let mut ok = tasks_ok && handlers_ok;
     for (i, h) in handlers.iter().enumerate() {
         if builtin.contains(&h.name) {
@@ -410,9 +412,7 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
     let file = if module == "file" {
         Some(user_file(d, args_node, &args_path, cx.dir)?)
     } else {
-        let mut call = serde_json::Map::new();
-        call.insert(module.to_string(), args.clone());
-        if let Err(e) = serde_json::from_value::<crate::modules::ModuleCall>(Json::Object(call)) {
+        if let Err(e) = cx.checks.module_args(module, &args) {
             d.error(&args_path, module_loc, format!("invalid arguments: {e}"));
             return None;
         }
