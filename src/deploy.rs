@@ -13,7 +13,7 @@ use crate::engine::runner::{Event, RestartGate, Runner};
 use crate::engine::{Host, HostReport};
 use crate::hold::StandbyHold;
 use crate::inventory::{Inventory, Role, Secrets};
-use crate::render::layout::Layout;
+use crate::layout::Layout;
 use crate::render::{render_node, SecretMode};
 
 #[derive(Debug, Clone, Default)]
@@ -63,7 +63,7 @@ where
         }
     };
     let redactor = secrets.redactor();
-    let layout = Layout::new(inv);
+    let layout = Layout::new(&inv.openclaw.user);
     let nodes: Vec<Role> = selected(opts).collect();
     // The standby is connected also for a primary-only run: its monitor is
     // held while the primary's gateway restarts.

@@ -166,7 +166,7 @@ fn vps_inventory_is_valid() {
             "git@github.com:example/drill-workspace.git",
         );
     assert!(!text.contains('$'), "an unfilled variable:\n{text}");
-    let loaded = ocfo::inventory::load_str(
+    let loaded = ocfo::validate::load_str(
         &text,
         &dir.path().join("inventory.yaml"),
         ocfo::inventory::LoadOptions {

@@ -120,7 +120,7 @@ pub fn load_inventory(
     resolve_secrets: bool,
     out: Output,
 ) -> Option<(ocfo::inventory::Inventory, ocfo::inventory::Secrets)> {
-    let loaded = ocfo::inventory::load_file(path, ocfo::inventory::LoadOptions { resolve_secrets });
+    let loaded = ocfo::validate::load_file(path, ocfo::inventory::LoadOptions { resolve_secrets });
     if loaded.report.has_errors() || !out.quiet {
         eprint!("{}", loaded.report.render(out.color));
     }

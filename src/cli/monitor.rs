@@ -7,8 +7,8 @@ use ocfo::monitor::{MonitorConfig, MonitorState};
 
 use super::Output;
 
-pub const DEFAULT_CONFIG: &str = "/etc/ocfo/monitor.yaml";
-pub const DEFAULT_STATE: &str = "/var/lib/ocfo/monitor-state.json";
+pub const DEFAULT_CONFIG: &str = ocfo::layout::MONITOR_CONFIG;
+pub const DEFAULT_STATE: &str = ocfo::layout::MONITOR_STATE_FILE;
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]

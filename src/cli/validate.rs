@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ocfo::inventory::{load_file, LoadOptions};
+use ocfo::inventory::LoadOptions;
+use ocfo::validate::load_file;
 
 use super::Output;
 

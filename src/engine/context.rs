@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::inventory::{Inventory, Role, Secrets};
-use crate::render::layout::{self, Layout};
-use crate::render::NodeFiles;
+use crate::layout::Layout;
+use crate::render::{base_vars, NodeFiles};
 use crate::secrets::Redactor;
 
 use super::facts::Facts;
@@ -49,54 +49,4 @@ impl TaskContext<'_> {
         v["facts"] = json!(self.facts);
         minijinja::Value::from(minijinja::value::Serde(v))
     }
-}
-
-/// Every variable except `facts`: what is known without the host, so the
-/// operator's file templates (rendered before any connection, and shown by
-/// `ocfo render`) see the same values as the tasks that install them.
-pub fn base_vars(inv: &Inventory, role: Role, layout: &Layout) -> serde_json::Value {
-    json!({
-        "role": role.as_str(),
-        "name": inv.name,
-        "hardening": {
-            "fail2ban": inv.hardening.fail2ban,
-            "unattended_upgrades": inv.hardening.unattended_upgrades,
-            "password_authentication": inv.hardening.password_authentication,
-        },
-        "tailscale": { "enabled": inv.network.tailscale.enabled },
-        "monitor": { "standby": inv.monitor.standby.as_str() },
-        "extra_ca_certificates": !inv.network.extra_ca_certificates.is_empty(),
-        "workspace": { "auth": inv.workspace.auth.as_str() },
-        "openclaw": {
-            "user": inv.openclaw.user,
-            "port": inv.openclaw.port,
-            "version": inv.openclaw.version,
-        },
-        "nodes": {
-            "primary": { "private_address": inv.primary.private_address.to_string() },
-            "standby": { "private_address": inv.standby.private_address.to_string() },
-        },
-        "layout": {
-            "home": layout.home,
-            "config_path": layout.config_path,
-            "workspace": layout.workspace,
-            "deploy_key": layout.deploy_key,
-            "private_dir": layout.private_dir,
-            "workspace_token": layout.workspace_token,
-            "git_credential_helper": layout::GIT_CREDENTIAL_HELPER,
-            "gateway_env": layout::GATEWAY_ENV_FILE,
-            "gateway_restart_keys": layout::GATEWAY_RESTART_KEYS,
-            "gateway_unit": layout::GATEWAY_UNIT,
-            "monitor_unit": layout::MONITOR_UNIT,
-            "monitor_config": layout::MONITOR_CONFIG,
-            "monitor_env": layout::MONITOR_ENV_FILE,
-            "standby_secrets_source": layout::STANDBY_SECRETS_SOURCE,
-            "push_service": layout::PUSH_SERVICE,
-            "push_timer": layout::PUSH_TIMER,
-            "push_script": layout::PUSH_SCRIPT,
-            "systemd_dir": layout::SYSTEMD_DIR,
-            "ca_dir": layout::CA_DIR,
-            "state_dir": layout::MONITOR_STATE_DIR,
-        },
-    })
 }

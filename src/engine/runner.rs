@@ -26,7 +26,7 @@ pub enum Event {
 
 /// Serialises deploys on one host. `mkdir` is atomic; the folder is in /run,
 /// so a reboot clears a lock left by a killed run.
-const LOCK: &str = "/run/ocfo-deploy.lock";
+use crate::layout::DEPLOY_LOCK as LOCK;
 
 fn lock_script(who: &str) -> String {
     format!(
@@ -66,8 +66,9 @@ async fn finish<H: Host>(host: &H, stamp: bool) {
     let mut script = String::new();
     if stamp {
         script.push_str(&format!(
-            "{{ mkdir -p /var/lib/ocfo && date -u +%Y-%m-%dT%H:%M:%SZ > {}; }} 2>/dev/null\n",
-            crate::status::LAST_DEPLOY
+            "{{ mkdir -p {} && date -u +%Y-%m-%dT%H:%M:%SZ > {}; }} 2>/dev/null\n",
+            crate::layout::MONITOR_STATE_DIR,
+            crate::layout::LAST_DEPLOY
         ));
     }
     script.push_str(&format!("rm -rf {LOCK}"));

@@ -16,7 +16,7 @@ use super::playbook::{Playbook, TagFilter, Task};
 use super::report::{HostReport, Status};
 use super::runner::{RestartGate, Runner, RESTART_GATEWAY};
 use crate::inventory::{load_str, LoadOptions, Role};
-use crate::render::layout::Layout;
+use crate::layout::Layout;
 use crate::render::{render_node, SecretMode};
 
 /// Directories (path → "mode owner group") and a log of mutating commands.
@@ -218,7 +218,7 @@ async fn run_gated(
         }
     };
     let facts = started.facts;
-    let layout = Layout::new(&inv);
+    let layout = Layout::new(&inv.openclaw.user);
     let opts = RunOptions {
         check,
         ..Default::default()
@@ -475,10 +475,10 @@ fn user_tasks_follow_the_site_playbook() {
     // the `files` task names exists on both.
     let env = crate::render::template_env();
     for role in [Role::Primary, Role::Standby] {
-        let vars = minijinja::Value::from(minijinja::value::Serde(super::context::base_vars(
+        let vars = minijinja::Value::from(minijinja::value::Serde(crate::render::base_vars(
             &inv,
             role,
-            &Layout::new(&inv),
+            &Layout::new(&inv.openclaw.user),
         )));
         assert_eq!(timer.applies(&env, &vars).unwrap(), role == Role::Primary);
         let files = render_node(&inv, role, &loaded.secrets, SecretMode::Redact).unwrap();

@@ -75,7 +75,45 @@ pub struct Loaded {
     pub report: Report,
 }
 
+/// The checks that need the floors above the inventory (the renderer, the
+/// engine's site playbook, the modules). `crate::validate` supplies them and
+/// the inventory calls each where it belongs in its own pass, so `validate`
+/// reports every problem at once, in the same order and the same words as
+/// when they lived here. Without them ([`load_file`], [`load_str`]) the
+/// inventory checks what it can see by itself.
+pub trait Checks {
+    /// The names of ocfo's own handlers, which the operator's may not take.
+    fn builtin_handlers(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Whether a task's arguments fit its module; the error says why.
+    fn module_args(&self, _module: &str, _args: &serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The decoded inventory as a whole, after the inventory's own checks
+    /// (even when they found errors, so every problem is listed at once).
+    fn inventory(&self, _inv: &Inventory, _secrets: &Secrets, _out: &mut Vec<Diagnostic>) {}
+}
+
+/// Only what the inventory can see by itself.
+pub struct OwnChecks;
+
+impl Checks for OwnChecks {}
+
+/// Reads and checks an inventory file with the inventory's own checks.
 pub fn load_file(path: &Path, opts: LoadOptions) -> Loaded {
+    load_file_with(path, opts, &OwnChecks)
+}
+
+/// Reads and checks an inventory text with the inventory's own checks.
+pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
+    load_str_with(source, file, opts, &OwnChecks)
+}
+
+/// [`load_file`] with `checks` from a floor above.
+pub fn load_file_with(path: &Path, opts: LoadOptions, checks: &dyn Checks) -> Loaded {
     let fail = |msg: String| Loaded {
         inventory: None,
         secrets: Secrets::default(),
@@ -87,7 +125,7 @@ pub fn load_file(path: &Path, opts: LoadOptions) -> Loaded {
         Err(e) => return fail(format!("cannot read the inventory: it is {e}")),
     };
     match String::from_utf8(bytes) {
-        Ok(source) => load_str(&source, path, opts),
+        Ok(source) => load_str_with(&source, path, opts, checks),
         Err(e) => fail(format!(
             "not a YAML text file: invalid UTF-8 at byte {} (is this a binary file?)",
             e.utf8_error().valid_up_to()
@@ -95,7 +133,8 @@ pub fn load_file(path: &Path, opts: LoadOptions) -> Loaded {
     }
 }
 
-pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
+/// [`load_str`] with `checks` from a floor above.
+pub fn load_str_with(source: &str, file: &Path, opts: LoadOptions, checks: &dyn Checks) -> Loaded {
     let base = file.parent().map(Path::to_path_buf);
     let (root, mut diagnostics) = match yaml::parse(source) {
         Ok(r) => r,
@@ -120,7 +159,7 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
         };
     };
     let mut d = Decoder::default();
-    let (inventory, channels) = decode(&mut d, &root, file);
+    let (inventory, channels) = decode(&mut d, &root, file, checks);
 
     let mut secrets = Secrets::default();
     if opts.resolve_secrets {
@@ -145,7 +184,7 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
         rules::check_tokens_distinct(channels, &secrets, &mut d.diagnostics);
     }
     if let Some(inv) = &inventory {
-        check_user_files(inv, &secrets, &mut d.diagnostics);
+        checks.inventory(inv, &secrets, &mut d.diagnostics);
     }
     diagnostics.append(&mut d.diagnostics);
     let report = Report::new(file, diagnostics);
@@ -153,45 +192,6 @@ pub fn load_str(source: &str, file: &Path, opts: LoadOptions) -> Loaded {
         inventory: inventory.filter(|_| !report.has_errors()),
         secrets,
         report,
-    }
-}
-
-/// Renders the operator's files for both nodes, as deploy will, so a
-/// template naming an unknown variable fails `validate`, not a deploy.
-fn check_user_files(inv: &Inventory, secrets: &Secrets, out: &mut Vec<Diagnostic>) {
-    let Some(ut) = &inv.tasks else {
-        return;
-    };
-    for role in Role::ALL {
-        // The whole node, secrets redacted: what the operator's files may
-        // not replace, and (when resolved) the values they may not hold.
-        if let Err(e @ crate::render::RenderError::UserFile { .. }) =
-            crate::render::render_node(inv, role, secrets, crate::render::SecretMode::Redact)
-        {
-            out.push(
-                Diagnostic::error(format!("on the {role}: {e}"))
-                    .at("tasks", None)
-                    .in_file(&ut.file),
-            );
-            return;
-        }
-        if let Err(e) = crate::render::user_files(inv, role) {
-            let n = ut.tasks.len();
-            let (path, task) = if e.task < n {
-                (format!("tasks[{}]", e.task), &ut.tasks[e.task])
-            } else {
-                (
-                    format!("handlers[{}]", e.task - n),
-                    &ut.handlers[e.task - n],
-                )
-            };
-            out.push(
-                Diagnostic::error(format!("on the {role}: {}", e.error))
-                    .at(path, Some(task.loc))
-                    .in_file(&ut.file),
-            );
-            return;
-        }
     }
 }
 
@@ -216,6 +216,7 @@ fn decode(
     d: &mut Decoder,
     root: &Node,
     file: &Path,
+    checks: &dyn Checks,
 ) -> (Option<Inventory>, Option<IndexMap<String, Channel>>) {
     let Some(top) = d.fields(root, "", TOP) else {
         return (None, None);
@@ -276,9 +277,14 @@ fn decode(
 
     let tasks = match top.get("tasks") {
         None => Some(None),
-        Some(n) => {
-            super::tasks::load(d, n, file, openclaw.as_ref().map(|o| o.user.as_str())).map(Some)
-        }
+        Some(n) => super::tasks::load(
+            d,
+            n,
+            file,
+            openclaw.as_ref().map(|o| o.user.as_str()),
+            checks,
+        )
+        .map(Some),
     };
     if let (Some((primary, standby)), Some(channels)) = (&nodes, &channels) {
         rules::check_channel_ownership(d, primary, standby, channels);
@@ -1343,12 +1349,7 @@ fn monitor_sha256(
     d: &mut Decoder,
     node: &Node,
 ) -> Option<std::collections::BTreeMap<String, String>> {
-    sha256_per_arch(
-        d,
-        node,
-        "monitor.binary_sha256",
-        crate::modules::MONITOR_ARCHS,
-    )
+    sha256_per_arch(d, node, "monitor.binary_sha256", MONITOR_ARCHS)
 }
 
 /// `{<arch>: <64 hex>, ...}` for the architectures `archs`, any of them.

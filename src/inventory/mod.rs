@@ -3,6 +3,8 @@
 //! Reading happens in three steps, each in its own file: `yaml` parses into a
 //! tree that remembers positions, `load` types it section by section through
 //! `decode`, and `rules` checks what spans sections (the channel split).
+//! Checks that need the floors above (render, the engine, the modules) are
+//! supplied through [`Checks`] by `crate::validate`.
 
 pub mod announce;
 mod decode;
@@ -17,8 +19,8 @@ pub mod units;
 pub mod yaml;
 
 pub use load::{
-    laptop_path, load_file, load_str, LoadOptions, Loaded, Secrets, DEFAULT_GATEWAY_PORT,
-    DEFAULT_NODE_MIRROR, DEFAULT_NODE_VERSION,
+    laptop_path, load_file, load_file_with, load_str, load_str_with, Checks, LoadOptions, Loaded,
+    OwnChecks, Secrets, DEFAULT_GATEWAY_PORT, DEFAULT_NODE_MIRROR, DEFAULT_NODE_VERSION,
 };
 pub use model::*;
 pub use names::ca_certificate_name;

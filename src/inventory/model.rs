@@ -5,11 +5,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::Location;
 use crate::secrets::SecretRef;
 
 use super::units::{Cidr, Version};
+
+/// The architectures the release process builds static Linux binaries for
+/// (Rust's names, which are also `uname -m`'s): the keys of
+/// `monitor.binary_sha256`.
+pub const MONITOR_ARCHS: &[&str] = &["x86_64", "aarch64"];
 
 #[derive(Debug, Clone)]
 pub struct Inventory {
@@ -287,7 +293,10 @@ impl Workspace {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the standby probes the primary (`monitor.probe`), in the inventory
+/// and in the monitor's config alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ProbeMode {
     /// `/healthz`: the gateway process is live (blind to a drain).
     Healthz,
@@ -324,7 +333,36 @@ pub struct MonitorSettings {
     pub announce: super::announce::Announce,
 }
 
-pub use crate::monitor::config::{ChannelFailure, StandbyMode};
+/// What a primary whose gateway serves but whose channels all fail means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelFailure {
+    /// Down, once every channel has failed for `channel_grace`: the
+    /// standby's own channel is then the user's only way in.
+    #[default]
+    Failover,
+    /// Only the gateway itself counts.
+    Ignore,
+}
+
+/// How the standby waits: gateway stopped (cold), or running with its
+/// channels and automations switched off (warm).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StandbyMode {
+    #[default]
+    Warm,
+    Cold,
+}
+
+impl StandbyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StandbyMode::Warm => "warm",
+            StandbyMode::Cold => "cold",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Hardening {

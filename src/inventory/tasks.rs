@@ -110,6 +110,7 @@ pub fn load(
     node: &Node,
     inventory: &Path,
     gateway_user: Option<&str>,
+    checks: &dyn super::load::Checks,
 ) -> Option<UserTasks> {
     let name = d.string(node, "tasks")?;
     let path = crate::secrets::laptop_path(&name, inventory.parent());
@@ -139,7 +140,7 @@ pub fn load(
                     ));
                     None
                 }
-                Some(root) => decode_file(&mut td, &root, &path, gateway_user),
+                Some(root) => decode_file(&mut td, &root, &path, gateway_user, checks),
             }
         }
     };
@@ -158,6 +159,7 @@ pub fn load(
 struct Ctx<'a> {
     dir: &'a Path,
     gateway_user: Option<&'a str>,
+    checks: &'a dyn super::load::Checks,
 }
 
 fn decode_file(
@@ -165,10 +167,12 @@ fn decode_file(
     root: &Node,
     path: &Path,
     gateway_user: Option<&str>,
+    checks: &dyn super::load::Checks,
 ) -> Option<UserTasks> {
     let dir = &Ctx {
         dir: path.parent().unwrap_or(Path::new(".")),
         gateway_user,
+        checks,
     };
     let (tasks_node, handlers_node) = match &root.kind {
         Kind::Seq(_) => (Some(root), None),
@@ -187,9 +191,7 @@ fn decode_file(
         Some(n) => task_list(d, n, "handlers", dir, true),
         None => (Vec::new(), true),
     };
-    let builtin = crate::engine::playbook::load_site()
-        .map(|p| p.handlers.into_iter().map(|h| h.name).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let builtin = checks.builtin_handlers();
     let mut ok = tasks_ok && handlers_ok;
     for (i, h) in handlers.iter().enumerate() {
         if builtin.contains(&h.name) {
@@ -338,7 +340,7 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
         Some(n) => match n.scalar() {
             Some(Scalar::Bool(b)) => Some(Some(b.to_string())),
             Some(Scalar::Str(s)) => {
-                let env = crate::render::template_env();
+                let env = crate::jinja::environment();
                 match env.compile_expression(s) {
                     Ok(_) => Some(Some(s.to_string())),
                     Err(e) => {
@@ -410,9 +412,7 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
     let file = if module == "file" {
         Some(user_file(d, args_node, &args_path, cx.dir)?)
     } else {
-        let mut call = serde_json::Map::new();
-        call.insert(module.to_string(), args.clone());
-        if let Err(e) = serde_json::from_value::<crate::modules::ModuleCall>(Json::Object(call)) {
+        if let Err(e) = cx.checks.module_args(module, &args) {
             d.error(&args_path, module_loc, format!("invalid arguments: {e}"));
             return None;
         }
@@ -478,7 +478,7 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
 /// The units ocfo itself starts, stops and restarts (with or without the
 /// `.service` suffix systemctl allows).
 fn is_ocfo_unit(unit: &str) -> bool {
-    use crate::render::layout::{GATEWAY_UNIT, MONITOR_UNIT, PUSH_SERVICE, PUSH_TIMER};
+    use crate::layout::{GATEWAY_UNIT, MONITOR_UNIT, PUSH_SERVICE, PUSH_TIMER};
     let full = if unit.contains('.') {
         unit.to_string()
     } else {
@@ -543,7 +543,7 @@ fn to_json(d: &mut Decoder, node: &Node, path: &str) -> Option<Json> {
 fn check_templates(d: &mut Decoder, v: &Json, path: &str, loc: Location) {
     match v {
         Json::String(s) if s.contains("{{") || s.contains("{%") => {
-            let env = crate::render::template_env();
+            let env = crate::jinja::environment();
             if let Err(e) = env.template_from_str(s) {
                 d.error(path, loc, format!("`{s}`: {e}"));
             }
@@ -596,7 +596,7 @@ fn user_file(d: &mut Decoder, node: &Node, path: &str, dir: &Path) -> Option<Use
                     return None;
                 }
             };
-            let env = crate::render::template_env();
+            let env = crate::jinja::environment();
             if let Err(e) = env.template_from_str(&text) {
                 // minijinja knows the line; the problem is in the template.
                 let loc = e.line().map(|line| Location { line, column: 1 });

@@ -7,7 +7,7 @@
 
 use super::{facts, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
-use crate::render::layout::APT_SECURITY_SOURCE;
+use crate::layout::APT_SECURITY_SOURCE;
 
 pub type Args = super::NoArgs;
 

@@ -47,7 +47,7 @@ impl AfterChange {
             ),
             AfterChange::SystemdSysctl => (
                 Script::new(r#"/lib/systemd/systemd-sysctl "$1""#)
-                    .arg(crate::render::layout::SYSCTL_HARDENING),
+                    .arg(crate::layout::SYSCTL_HARDENING),
                 "systemd-sysctl",
             ),
             AfterChange::DaemonReload => (

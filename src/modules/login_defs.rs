@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step};
-use crate::render::layout::LOGIN_DEFS;
+use crate::layout::LOGIN_DEFS;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

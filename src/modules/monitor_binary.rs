@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
-use crate::render::layout::OCFO_BINARY;
+use crate::layout::OCFO_BINARY;
 
 /// What the binary looked like when its SHA-256 was last known (size,
 /// mtime, ctime, inode, device) and that hash. Only root can change the
@@ -24,9 +24,7 @@ pub const OCFO_BINARY_STAMP: &str = "/var/lib/ocfo/ocfo-binary.stamp";
 
 pub type Args = super::NoArgs;
 
-/// The architectures the release process builds static Linux binaries for
-/// (Rust's names, which are also `uname -m`'s).
-pub const MONITOR_ARCHS: &[&str] = &["x86_64", "aarch64"];
+pub use crate::inventory::MONITOR_ARCHS;
 
 /// The SHA256SUMS of the release's Linux binaries, compiled in by the
 /// release build (`examples/release/release.sh`); absent in a source build.

@@ -9,7 +9,7 @@ use super::download::{fetch_function, MAX_NODE_TARBALL};
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::inventory::node_pins;
-use crate::render::layout::NODE_HOME;
+use crate::layout::NODE_HOME;
 
 pub type Args = super::NoArgs;
 

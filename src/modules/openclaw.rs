@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::inventory::channel_is_plugin;
-use crate::render::layout::{GATEWAY_ENV_FILE, NODE_HOME, OPENCLAW_PREFIX};
+use crate::layout::{GATEWAY_ENV_FILE, NODE_HOME, OPENCLAW_PREFIX};
 
 pub type Args = super::NoArgs;
 
@@ -192,9 +192,10 @@ impl Validation {
     }
 }
 
-/// Remembers what was last validated: the CLI takes seconds to start, and a
-/// config, environment and OpenClaw that did not change need no new verdict.
-const VALIDATED_STAMP: &str = "/var/lib/ocfo/openclaw-validated";
+// VALIDATED_STAMP remembers what was last validated: the CLI takes seconds
+// to start, and a config, environment and OpenClaw that did not change need
+// no new verdict.
+use crate::layout::VALIDATED_STAMP;
 
 /// `openclaw config validate --json` as the gateway user, with the node's
 /// environment file loaded so `${VAR}` references resolve; skipped when its

@@ -7,7 +7,7 @@
 
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
-use crate::render::layout::SSHD_DROP_IN;
+use crate::layout::SSHD_DROP_IN;
 
 pub type Args = super::NoArgs;
 

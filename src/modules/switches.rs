@@ -5,8 +5,8 @@
 
 use super::{facts, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
-use crate::render::layout::{SWITCH_DIR, SWITCH_FILE};
-use crate::render::openclaw_config::switch_content;
+use crate::layout::{SWITCH_DIR, SWITCH_FILE};
+use crate::monitor::config::switch_content;
 
 pub type Args = super::NoArgs;
 
@@ -25,7 +25,7 @@ pub async fn plan<H: Host>(
         .inv
         .channel_ids(crate::inventory::Role::Standby)
         .into_iter()
-        .filter(|c| !crate::render::layout::TOKEN_FILE_CHANNELS.contains(&c.as_str()))
+        .filter(|c| !crate::layout::TOKEN_FILE_CHANNELS.contains(&c.as_str()))
         .collect();
     let steps = vec![
         Step::run(Script::new(MAKE_DIR).args([SWITCH_DIR])),

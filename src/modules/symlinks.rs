@@ -499,7 +499,7 @@ async fn validate_runs_no_planted_tool_as_root_and_leaks_no_root_environment() {
         ("PATH".to_string(), s(&planted)),
         ("OCFO_X".to_string(), "va\"l$ue `x`".to_string()),
     ];
-    std::fs::write(&env, crate::render::env_file::format("t", &entries, false)).unwrap();
+    std::fs::write(&env, crate::secrets::env_file::format("t", &entries, false)).unwrap();
     std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
     let script = Script::new(super::openclaw::VALIDATE).args([
         s(&env),

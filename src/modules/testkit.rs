@@ -8,7 +8,7 @@ use crate::engine::context::{RunOptions, TaskContext};
 use crate::engine::facts::Facts;
 use crate::engine::host::{CmdOutput, Host, HostError};
 use crate::inventory::{load_str, Inventory, LoadOptions, Role, Secrets};
-use crate::render::layout::Layout;
+use crate::layout::Layout;
 use crate::render::{render_node, NodeFiles, SecretMode};
 use crate::secrets::Redactor;
 
@@ -44,7 +44,7 @@ impl Fixture {
         // itself, and these tests are about the modules' scripts.
         let files = render_node(&inv, Role::Primary, &loaded.secrets, SecretMode::Reveal).unwrap();
         edit(&mut inv);
-        let layout = Layout::new(&inv);
+        let layout = Layout::new(&inv.openclaw.user);
         let redactor = loaded.secrets.redactor();
         Fixture {
             inv,

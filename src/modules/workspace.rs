@@ -7,7 +7,7 @@
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::inventory::WorkspaceAuth;
-use crate::render::layout::GIT_CREDENTIAL_HELPER;
+use crate::layout::GIT_CREDENTIAL_HELPER;
 
 pub type Args = super::NoArgs;
 
@@ -146,7 +146,7 @@ mod tests {
     use crate::engine::facts::Facts;
     use crate::engine::host::{CmdOutput, HostError};
     use crate::inventory::{load_str, LoadOptions, Role};
-    use crate::render::layout::Layout;
+    use crate::layout::Layout;
     use crate::render::{render_node, SecretMode};
 
     /// Answers the facts script with a fixed text.
@@ -198,7 +198,11 @@ mod tests {
             .inventory
             .unwrap_or_else(|| panic!("{}", loaded.report.render(false)));
         let files = render_node(&inv, Role::Primary, &loaded.secrets, SecretMode::Reveal).unwrap();
-        let (facts_, layout, opts) = (Facts::default(), Layout::new(&inv), RunOptions::default());
+        let (facts_, layout, opts) = (
+            Facts::default(),
+            Layout::new(&inv.openclaw.user),
+            RunOptions::default(),
+        );
         let redactor = loaded.secrets.redactor();
         let ctx = TaskContext {
             inv: &inv,

@@ -331,8 +331,7 @@ impl SystemActions {
         // One file, one atomic rename: OpenClaw sees one change.
         crate::fsutil::write_atomic(
             std::path::Path::new(&path),
-            crate::render::openclaw_config::switch_content(&sw.switched_channels(), cron_on, nudge)
-                .as_bytes(),
+            super::config::switch_content(&sw.switched_channels(), cron_on, nudge).as_bytes(),
             0o644,
         )
         .map_err(|e| format!("cannot write {path}: {e}"))

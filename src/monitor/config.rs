@@ -20,12 +20,9 @@ mod dur {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeMode {
-    Healthz,
-    Readyz,
-}
+/// The monitor's modes are the inventory's own (one type each, written to
+/// `monitor.yaml` as the inventory spells them).
+pub use crate::inventory::{ChannelFailure, ProbeMode, StandbyMode};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,37 +63,6 @@ fn default_channel_grace() -> Duration {
 
 fn default_stall_grace() -> Duration {
     Duration::from_secs(10)
-}
-
-/// What a primary whose gateway serves but whose channels all fail means.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelFailure {
-    /// Down, once every channel has failed for `channel_grace`: the
-    /// standby's own channel is then the user's only way in.
-    #[default]
-    Failover,
-    /// Only the gateway itself counts.
-    Ignore,
-}
-
-/// How the standby waits: gateway stopped (cold), or running with its
-/// channels and automations switched off (warm).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StandbyMode {
-    #[default]
-    Warm,
-    Cold,
-}
-
-impl StandbyMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StandbyMode::Warm => "warm",
-            StandbyMode::Cold => "cold",
-        }
-    }
 }
 
 /// A warm standby's switches: root-owned JSON files the gateway's config
@@ -171,7 +137,7 @@ pub struct OpenClawCli {
 }
 
 fn default_device_key() -> String {
-    crate::render::layout::MONITOR_DEVICE_KEY.to_string()
+    crate::layout::MONITOR_DEVICE_KEY.to_string()
 }
 
 /// What the standby tells its users at takeover and failback
@@ -271,15 +237,15 @@ pub struct MonitorConfig {
 }
 
 fn default_drill_file() -> String {
-    crate::render::layout::DRILL_FILE.to_string()
+    crate::layout::DRILL_FILE.to_string()
 }
 
 fn default_hold_file() -> String {
-    crate::render::layout::HOLD_FILE.to_string()
+    crate::layout::HOLD_FILE.to_string()
 }
 
 fn default_switchover_file() -> String {
-    crate::render::layout::SWITCHOVER_FILE.to_string()
+    crate::layout::SWITCHOVER_FILE.to_string()
 }
 
 impl MonitorConfig {
@@ -342,4 +308,35 @@ impl MonitorConfig {
         }
         p
     }
+}
+
+/// The switch file's content. The channels are always enabled in config: a
+/// watching standby's are stopped at run time (see
+/// `render::openclaw_config::armed_refs`), because
+/// OpenClaw reloads a channel's plugin (seconds of CPU) whenever its
+/// `enabled` changes. `cron` carries the automations, on only when promoted.
+/// `nudge` writes `enabled: true` explicitly or leaves it implicit (the same
+/// meaning), so the monitor can make OpenClaw re-read the config, and the
+/// credentials file with it, without changing what the config says.
+/// Written by deploy (`modules::switches`) and by the monitor when it arms
+/// and switches.
+pub fn switch_content(channels: &[String], cron_on: bool, nudge: bool) -> String {
+    use serde_json::json;
+    let chans: serde_json::Map<String, serde_json::Value> = channels
+        .iter()
+        .map(|c| {
+            let v = if nudge {
+                json!({})
+            } else {
+                json!({ "enabled": true })
+            };
+            (c.clone(), v)
+        })
+        .collect();
+    serde_json::to_string_pretty(&json!({
+        "channels": chans,
+        "cron": { "enabled": cron_on },
+    }))
+    .unwrap_or_default()
+        + "\n"
 }

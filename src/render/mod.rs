@@ -2,10 +2,9 @@
 //! embedded templates. Rendering is pure: no SSH, no network, so `ocfo render`
 //! shows exactly what would land on the hosts.
 
-pub mod env_file;
-pub mod layout;
 pub mod openclaw_config;
 mod templates;
+mod vars;
 
 use std::path::Path;
 
@@ -14,9 +13,17 @@ use minijinja::context;
 use crate::inventory::{laptop_path, Inventory, Role, Secret, Secrets, WorkspaceAuth};
 use crate::secrets::REDACTED;
 
+/// Host paths live in the ground floor's `layout`; this name stays only
+/// for the laptop-side standby commands (hold, switchover, status, drill)
+/// until they are rewritten on one client (issue 17, part B).
+pub use crate::layout;
+use crate::layout::*;
+/// The env file's syntax lives with the secrets; `render::env_file` stays
+/// for the same commands until part B.
+pub use crate::secrets::env_file;
 pub use env_file::var_name;
-use layout::*;
 use openclaw_config::EnvVars;
+pub use vars::base_vars;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -155,7 +162,7 @@ pub fn render_node(
     let mut b = Builder {
         inv,
         role,
-        layout: Layout::new(inv),
+        layout: Layout::new(&inv.openclaw.user),
         env: templates::environment(),
         files: Vec::new(),
     };
@@ -398,10 +405,8 @@ pub fn user_files(inv: &Inventory, role: Role) -> Result<Vec<RenderedFile>, User
     let Some(ut) = &inv.tasks else {
         return Ok(Vec::new());
     };
-    let layout = Layout::new(inv);
-    let vars = minijinja::Value::from(minijinja::value::Serde(crate::engine::context::base_vars(
-        inv, role, &layout,
-    )));
+    let layout = Layout::new(&inv.openclaw.user);
+    let vars = minijinja::Value::from(minijinja::value::Serde(base_vars(inv, role, &layout)));
     let env = templates::environment();
     let mut out = Vec::new();
     for (i, t) in ut.tasks.iter().chain(&ut.handlers).enumerate() {
@@ -527,8 +532,8 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
     use crate::monitor::config::*;
     let m = &inv.monitor;
     let (path, mode) = match m.probe {
-        crate::inventory::ProbeMode::Healthz => ("/healthz", ProbeMode::Healthz),
-        crate::inventory::ProbeMode::Readyz => ("/readyz", ProbeMode::Readyz),
+        ProbeMode::Healthz => ("/healthz", m.probe),
+        ProbeMode::Readyz => ("/readyz", m.probe),
     };
     let url = |ip: std::net::IpAddr, p: &str| match ip {
         std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}{p}", inv.openclaw.port),
@@ -540,7 +545,7 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
         }
         _ => inv.standby.private_address,
     };
-    let layout = Layout::new(inv);
+    let layout = Layout::new(&inv.openclaw.user);
     MonitorConfig {
         name: inv.name.clone(),
         probe: ProbeConfig {
@@ -574,7 +579,7 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             branch: inv.workspace.branch.clone(),
             git_timeout: std::time::Duration::from_secs(30),
         }),
-        state_file: format!("{MONITOR_STATE_DIR}/monitor-state.json"),
+        state_file: MONITOR_STATE_FILE.to_string(),
         notify: inv.monitor.webhook.as_ref().map(|_| NotifyConfig {
             webhook_env: MONITOR_WEBHOOK_VAR.into(),
             timeout: std::time::Duration::from_secs(5),

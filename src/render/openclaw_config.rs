@@ -8,13 +8,13 @@ use crate::inventory::{
     channel_is_plugin, key_looks_secret, Bind, Inventory, Role, Secrets, Value,
 };
 
-use super::env_file::var_name;
-use super::layout::{
+use super::RenderError;
+use crate::inventory::StandbyMode;
+use crate::layout::{
     standby_token_file, Layout, STANDBY_SECRETS_FILE, STANDBY_SECRETS_PROVIDER, SWITCH_FILE,
     TOKEN_FILE_CHANNELS,
 };
-use super::RenderError;
-use crate::inventory::StandbyMode;
+use crate::secrets::env_file::var_name;
 
 /// Collects the environment variables a config refers to.
 pub struct EnvVars<'a> {
@@ -311,33 +311,6 @@ fn switched(config: Json) -> Json {
     Json::Object(out)
 }
 
-/// The switch file's content. The channels are always enabled in config: a
-/// watching standby's are stopped at run time (see [`armed_refs`]), because
-/// OpenClaw reloads a channel's plugin (seconds of CPU) whenever its
-/// `enabled` changes. `cron` carries the automations, on only when promoted.
-/// `nudge` writes `enabled: true` explicitly or leaves it implicit (the same
-/// meaning), so the monitor can make OpenClaw re-read the config, and the
-/// credentials file with it, without changing what the config says.
-pub fn switch_content(channels: &[String], cron_on: bool, nudge: bool) -> String {
-    let chans: Map<String, Json> = channels
-        .iter()
-        .map(|c| {
-            let v = if nudge {
-                json!({})
-            } else {
-                json!({ "enabled": true })
-            };
-            (c.clone(), v)
-        })
-        .collect();
-    serde_json::to_string_pretty(&json!({
-        "channels": chans,
-        "cron": { "enabled": cron_on },
-    }))
-    .unwrap_or_default()
-        + "\n"
-}
-
 /// Whether automations run when the standby serves: the inventory's
 /// `openclaw.config.cron.enabled`, on unless it says otherwise.
 pub fn cron_enabled(inv: &Inventory) -> bool {
@@ -476,6 +449,7 @@ pub fn merge(base: &mut Json, extra: Json) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitor::config::switch_content;
 
     #[test]
     fn hot_keys_do_not_touch_the_restart_class() {
@@ -575,7 +549,9 @@ mod tests {
         );
         let inv = loaded.inventory.expect("valid with warnings");
         let files = render_node(&inv, Role::Primary, &loaded.secrets, SecretMode::Redact).unwrap();
-        let config = files.get(&Layout::new(&inv).config_path).unwrap();
+        let config = files
+            .get(&Layout::new(&inv.openclaw.user).config_path)
+            .unwrap();
         let config = String::from_utf8_lossy(&config.content);
         assert!(
             config.contains("\"webhookPassword\": \"${OCFO_TELEGRAM_WEBHOOKPASSWORD}\""),

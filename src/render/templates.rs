@@ -1,40 +1,13 @@
-//! The embedded minijinja templates. Undefined variables are errors, never
-//! empty strings, so a template and its caller cannot silently drift apart.
-//! A value with a line break is an error too: in a systemd unit, an sshd or
-//! apt config, a newline starts a new directive (`ExecStartPre=+…` runs as
-//! root), and no value ocfo renders is legitimately multi-line. Only
-//! `shell_quote`'s output, whose newlines sit inside quotes, may hold one.
+//! The embedded minijinja templates, loaded into ocfo's environment
+//! (`crate::jinja`: strict undefined, no line breaks in values).
 
 use include_dir::{include_dir, Dir};
-use minijinja::value::Value;
-use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
+use minijinja::Environment;
 
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 pub fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
-        .keep_trailing_newline(true)
-        .trim_blocks(true)
-        .build()
-    {
-        env.set_syntax(syntax);
-    }
-    env.add_filter("shell_quote", |s: String| {
-        Value::from_safe_string(crate::shell::quote(&s))
-    });
-    env.set_formatter(|out, _state, value| {
-        let text = value.to_string();
-        if !value.is_safe() && text.chars().any(|c| c.is_control() && c != '\t') {
-            // The value itself stays out of the message: it may be long or hostile.
-            return Err(Error::new(
-                ErrorKind::InvalidOperation,
-                "a value with a line break or control character cannot go into a rendered file",
-            ));
-        }
-        out.write_str(&text).map_err(Error::from)
-    });
+    let mut env = crate::jinja::environment();
     for file in TEMPLATES.files() {
         if let (Some(name), Some(text)) = (file.path().to_str(), file.contents_utf8()) {
             // A broken embedded template is a build-time bug; the tests render

@@ -7,6 +7,7 @@
 //! of defence.
 
 mod command;
+pub mod env_file;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -210,7 +211,7 @@ impl Redactor {
             if let Ok(json) = serde_json::to_string(v) {
                 forms.push(json[1..json.len() - 1].to_string());
             }
-            forms.push(crate::render::env_file::escape_value(v));
+            forms.push(env_file::escape_value(v));
         }
         // Longest first, so a secret that contains another is removed whole.
         // (Ties sorted too, so equal forms sit together for dedup.)
@@ -301,7 +302,7 @@ mod tests {
         let r = Redactor::new([&v]);
         let json = serde_json::to_string(&serde_json::json!({ "k": v.expose() })).unwrap();
         assert_eq!(r.redact(&json), "{\"k\":\"<redacted>\"}");
-        let env = crate::render::env_file::format("h", &[("K".into(), v.expose().into())], false);
+        let env = super::env_file::format("h", &[("K".into(), v.expose().into())], false);
         assert!(r.redact(&env).ends_with("K=\"<redacted>\"\n"), "{env}");
     }
 }

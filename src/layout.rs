@@ -1,7 +1,6 @@
-//! Where things live on a host. One place, so render, deploy and the monitor
-//! agree on every path.
-
-use crate::inventory::Inventory;
+//! Where things live on a host. One place, so render, deploy, the monitor
+//! and the laptop's commands agree on every path: the ground floor, below
+//! even the inventory, so everyone can use it.
 
 pub const GATEWAY_UNIT: &str = "openclaw-gateway.service";
 pub const MONITOR_UNIT: &str = "ocfo-monitor.service";
@@ -14,6 +13,15 @@ pub const GATEWAY_RESTART_KEYS: &str = "/etc/openclaw/restart-keys.json";
 pub const MONITOR_CONFIG: &str = "/etc/ocfo/monitor.yaml";
 pub const MONITOR_ENV_FILE: &str = "/etc/ocfo/monitor.env";
 pub const MONITOR_STATE_DIR: &str = "/var/lib/ocfo";
+/// What the monitor shows the world (`monitor::state_file`), in the
+/// monitor's config and the default of `ocfo monitor status`.
+pub const MONITOR_STATE_FILE: &str = "/var/lib/ocfo/monitor-state.json";
+/// When deploy last finished on this host, and from which commit.
+pub const LAST_DEPLOY: &str = "/var/lib/ocfo/last-deploy";
+/// Deploy's lock on a host: a folder (`mkdir` is atomic) with its owner inside.
+pub const DEPLOY_LOCK: &str = "/run/ocfo-deploy.lock";
+/// The inputs of the last `openclaw config validate` that passed.
+pub const VALIDATED_STAMP: &str = "/var/lib/ocfo/openclaw-validated";
 /// Deploy's hold on the standby's monitor (a lease: an expiry time).
 pub const HOLD_FILE: &str = "/var/lib/ocfo/hold.json";
 /// Present while a planned switchover hands service to the standby.
@@ -91,8 +99,9 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(inv: &Inventory) -> Self {
-        let user = inv.openclaw.user.clone();
+    /// For the gateway's user (`openclaw.user`).
+    pub fn new(user: &str) -> Self {
+        let user = user.to_string();
         let home = format!("/home/{user}");
         Layout {
             config_path: format!("{home}/.openclaw/openclaw.json"),

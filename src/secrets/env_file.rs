@@ -1,7 +1,8 @@
 //! systemd `EnvironmentFile=` contents and the variable names that carry
-//! secrets from it into OpenClaw's `${VAR}` substitution.
+//! secrets from it into OpenClaw's `${VAR}` substitution. Here, beside the
+//! secrets, because the redactor must know how a value looks once written.
 
-use crate::secrets::REDACTED;
+use super::REDACTED;
 
 /// `channels.telegram.botToken` → `OCFO_TELEGRAM_BOTTOKEN`. OpenClaw only
 /// substitutes upper-case names, so everything is folded to `[A-Z0-9_]`.
