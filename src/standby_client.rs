@@ -13,16 +13,13 @@ use tokio::time::Instant;
 
 use crate::engine::{CmdOutput, Host, HostError};
 use crate::inventory::{Inventory, Role};
+use crate::layout::{
+    DRILL_FILE, GATEWAY_ENV_FILE, GATEWAY_UNIT, HOLD_FILE, MONITOR_STATE_DIR, MONITOR_STATE_FILE,
+    SWITCHOVER_FILE,
+};
 use crate::monitor::machine::Role as MonitorRole;
 use crate::monitor::MonitorState;
-use crate::render::layout::{
-    DRILL_FILE, GATEWAY_ENV_FILE, GATEWAY_UNIT, HOLD_FILE, MONITOR_STATE_DIR, SWITCHOVER_FILE,
-};
 use crate::shell::Script;
-
-/// The monitor's state file on the standby (the monitor's config names the
-/// same path, `render` writes it there).
-pub const MONITOR_STATE_FILE: &str = "/var/lib/ocfo/monitor-state.json";
 
 /// How long the end of a run (a deploy's release, `switchover --back`)
 /// waits for the primary to be ready.
@@ -68,7 +65,7 @@ cat -- "$4" 2>/dev/null || true"#;
 /// user's environment, which `openclaw.env` fills: root never sources it
 /// (a `PATH` or `http_proxy` in it would choose root's `curl` or send the
 /// token to a proxy). Only the token's line is read, as ocfo writes it
-/// (`render::env_file`: `NAME="value"` with `\"`, `\\`, `\$` and `` \` ``
+/// (`secrets::env_file`: `NAME="value"` with `\"`, `\\`, `\$` and `` \` ``
 /// escaped), and every tool is called by its path with an empty environment.
 const READYZ: &str = r#"tok=$(/bin/sed -n '/^OCFO_GATEWAY_TOKEN=".*"$/{s/^OCFO_GATEWAY_TOKEN="//;s/"$//;s/\\\(.\)/\1/g;p;q;}' "$1")
 printf 'Authorization: Bearer %s\n' "$tok" | /usr/bin/env -i /usr/bin/curl -q -s -m 2 --noproxy '*' -H @- -- "$2" 2>/dev/null | /usr/bin/head -c 4000"#;

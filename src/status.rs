@@ -5,12 +5,13 @@ use serde::Serialize;
 
 use crate::engine::Host;
 use crate::inventory::{Inventory, Role};
+use crate::layout::{
+    GATEWAY_UNIT, LAST_DEPLOY, MONITOR_STATE_FILE, MONITOR_UNIT, NODE_HOME, OCFO_BINARY,
+    OPENCLAW_PREFIX,
+};
 use crate::monitor::MonitorState;
-use crate::render::layout::{GATEWAY_UNIT, MONITOR_UNIT, NODE_HOME, OCFO_BINARY, OPENCLAW_PREFIX};
 use crate::shell::Script;
-use crate::standby_client::{check, local_health_url, parse_state, MONITOR_STATE_FILE};
-
-pub const LAST_DEPLOY: &str = "/var/lib/ocfo/last-deploy";
+use crate::standby_client::{check, local_health_url, parse_state};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeStatus {

@@ -13,14 +13,8 @@ use minijinja::context;
 use crate::inventory::{laptop_path, Inventory, Role, Secret, Secrets, WorkspaceAuth};
 use crate::secrets::REDACTED;
 
-/// Host paths live in the ground floor's `layout`; this name stays only
-/// for the laptop-side standby commands (hold, switchover, status, drill)
-/// until they are rewritten on one client (issue 17, part B).
-pub use crate::layout;
 use crate::layout::*;
-/// The env file's syntax lives with the secrets; `render::env_file` stays
-/// for the same commands until part B.
-pub use crate::secrets::env_file;
+use crate::secrets::env_file;
 pub use env_file::var_name;
 use openclaw_config::EnvVars;
 pub use vars::base_vars;
@@ -425,7 +419,7 @@ pub fn user_files(inv: &Inventory, role: Role) -> Result<Vec<RenderedFile>, User
             .map_err(|e| fail(format!("{} (file path)", ut.file.display()), e))?;
         // Compared with ocfo's own paths, and written, in one spelling:
         // `/etc/openclaw//gateway.env` is ocfo's file too.
-        let path = match layout::normal_file_path(&path) {
+        let path = match crate::layout::normal_file_path(&path) {
             Ok(p) => p,
             Err(reason) => {
                 return Err(UserFileError {

@@ -399,7 +399,7 @@ fn readyz_reads_only_the_token_and_runs_no_planted_tool() {
     .collect();
     std::fs::write(
         &env,
-        crate::render::env_file::format("test", &entries, false),
+        crate::secrets::env_file::format("test", &entries, false),
     )
     .unwrap();
     let port = gateway.local_addr().unwrap().port();
