@@ -708,6 +708,8 @@ fn openclaw(d: &mut Decoder, node: &Node, base: Option<&Path>) -> Option<OpenCla
             let checked = names::user_name(&u).and_then(|()| {
                 if u == "root" {
                     Err("the gateway must not run as root".to_string())
+                } else if u == crate::modules::OPENCLAW_BUILD_USER {
+                    Err(format!("`{u}` is the user ocfo builds OpenClaw's npm tree as: the gateway needs its own"))
                 } else {
                     Ok(())
                 }

@@ -14,6 +14,7 @@ mod monitor_binary;
 mod node;
 pub use monitor_binary::{release_file, sum_for, MONITOR_ARCHS};
 mod openclaw;
+pub use openclaw::BUILD_USER as OPENCLAW_BUILD_USER;
 mod sshd;
 pub mod switches;
 #[cfg(all(test, feature = "system-tests"))]
