@@ -116,7 +116,9 @@ const INSTALLED_TREE: &str = r#"cat -- "$1/.ocfo-tree" 2>/dev/null || {
 ///   completes the "package lifecycle", without which the first start
 ///   fails in a root-owned tree) runs as the build user too.
 /// - Then the build user's processes are ended, the tree becomes root's
-///   (`chown -h`: no link is followed), and `/opt/openclaw` switches to it
+///   (`chown -h`: no link is followed; no setuid, group or world write,
+///   readable by all, whatever umask a PAM session gave the build), and
+///   `/opt/openclaw` switches to it
 ///   with one rename, like `/opt/node`. The tree a running gateway was
 ///   started from stays until the next install (Node loads its lazy
 ///   modules by their real path), older ones are removed.
@@ -140,7 +142,7 @@ fi
 as_builder() {
   runuser -u "$builder" -- /usr/bin/env -i HOME="$build" PATH="$node/bin:/usr/bin:/bin" \
     NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt NPM_CONFIG_USERCONFIG=/dev/null \
-    /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$@"
+    /bin/sh -c 'umask 022 && cd "$1" && shift && exec "$@"' sh "$@"
 }
 stop_builder() { runuser -u "$builder" -- /bin/sh -c 'kill -s KILL -1' 2>/dev/null || true; }
 stop_builder
@@ -148,6 +150,7 @@ rm -rf -- "$new"
 mkdir -m 0755 -- "$new" "$new/bin" "$new/lib"
 printf '{"name": "ocfo-openclaw", "private": true, "dependencies": {"openclaw": "%s"}}\n' "$version" > "$new/lib/package.json"
 cp -- "$lock" "$new/lib/package-lock.json"
+chmod 0644 -- "$new/lib/package.json" "$new/lib/package-lock.json"
 chown -- "$builder" "$new/lib" "$build"
 if ! as_builder "$new/lib" "$node/bin/npm" ci --ignore-scripts --no-audit --no-fund --no-update-notifier --loglevel=error \
     --globalconfig="$build/no-npmrc" --cache="$build/cache" --logs-dir="$build/logs" >&2; then
@@ -162,7 +165,7 @@ if [ -e "$pkg/.openclaw-lifecycle-pending" ]; then
 fi
 stop_builder
 chown -R -h root:root -- "$new"
-chmod -R u-s,g-ws,o-w -- "$new"
+chmod -R u-s,g-ws,o-w,a+rX -- "$new"
 ln -s -- ../lib/node_modules/.bin/openclaw "$new/bin/openclaw"
 test -x "$new/bin/openclaw"
 printf 'lock %s\nopenclaw %s\n' "$want" "$version" > "$new/.ocfo-tree"
@@ -643,6 +646,8 @@ mod tests {
             r#"#!/bin/sh
 [ "$1" = ci ] && [ "$2" = --ignore-scripts ] || { echo "not npm ci --ignore-scripts: $*" >&2; exit 2; }
 [ "$NPM_CONFIG_USERCONFIG" = /dev/null ] || exit 3
+[ "$(stat -c %a package.json package-lock.json)" = "644
+644" ] || { echo "the build user cannot read the project" >&2; exit 4; }
 if grep -q tampered package-lock.json; then echo "npm error code EINTEGRITY" >&2; exit 1; fi
 mkdir -p node_modules/openclaw/scripts node_modules/.bin
 printf '#!/bin/sh\necho openclaw\n' > node_modules/openclaw/openclaw.mjs
