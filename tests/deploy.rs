@@ -405,14 +405,14 @@ fn the_tree_is_the_locked_one_on_both_nodes(lab: &TestLab, first: &Run) -> Strin
     }
     let status = ocfo(&["status", &lab.inventory(), "--json"]);
     assert!(status.status.success(), "{}", text(&status));
-    let status = String::from_utf8_lossy(&status.stdout);
-    assert_eq!(
-        status
-            .matches(&format!("\"openclaw_lock\":\"{sum}\""))
-            .count(),
-        2,
-        "{status}"
-    );
+    let nodes: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let locks: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["openclaw_lock"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(locks, [sum.as_str(), sum.as_str()], "{nodes:#}");
     sum
 }
 
