@@ -294,7 +294,10 @@ done
         &planted_inv,
         original.replace(
             "\n  env: {}\n",
-            "\n  env: {PATH: \"/home/openclaw/.local/bin:/usr/local/bin:/usr/bin:/bin\"}\n  env_allow: [PATH]\n",
+            // Node's folder stays on it: `openclaw` is `#!/usr/bin/env node`
+            // (with `npm install -g` as with the locked tree), so without it
+            // neither `config validate` nor the gateway starts.
+            "\n  env: {PATH: \"/home/openclaw/.local/bin:/opt/node/bin:/usr/local/bin:/usr/bin:/bin\"}\n  env_allow: [PATH]\n",
         ),
     )
     .unwrap();
