@@ -148,3 +148,9 @@ pub fn normal_file_path(path: &str) -> Result<String, &'static str> {
     }
     Ok(format!("/{}", parts.join("/")))
 }
+
+/// The system user that builds the npm tree: it owns nothing else, has no
+/// login and no home. Everything npm fetches is unpacked, and everything
+/// OpenClaw's own postinstall runs, with its rights, never root's; root
+/// then takes the finished tree over.
+pub const OPENCLAW_BUILD_USER: &str = "ocfo-build";

@@ -29,17 +29,23 @@ pub struct NodeStatus {
     pub monitor: Option<MonitorState>,
     pub ocfo_version: String,
     pub openclaw_version: String,
+    /// SHA-256 of the lock the node's OpenClaw tree was installed from
+    /// (`/opt/openclaw/.ocfo-tree`); empty for a tree ocfo did not lock.
+    /// Two nodes with the same value run the same tree.
+    pub openclaw_lock: String,
     pub node_version: String,
     pub last_deploy: String,
 }
 
 /// $1 the gateway's unit, $2 its `/healthz` as the node sees it, $3
 /// OpenClaw's `package.json`, $4 `node`, $5 `ocfo`, $6 the monitor's unit,
-/// $7 the last deploy's stamp, $8 the monitor's state file.
+/// $7 the last deploy's stamp, $8 the monitor's state file, $9 the
+/// OpenClaw tree's stamp (its lock's hash).
 const STATUS: &str = r#"echo "gateway_active=$(systemctl is-active -- "$1" 2>/dev/null)"
 echo "gateway_enabled=$(systemctl is-enabled -- "$1" 2>/dev/null)"
 echo "healthz=$(curl -s -m 2 -- "$2" 2>/dev/null | head -c 300 | tr -d '\n')"
 echo "openclaw=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$3" 2>/dev/null | head -n1)"
+echo "openclaw_lock=$(sed -n 's/^lock //p' "$9" 2>/dev/null | head -n1)"
 echo "node=$("$4" --version 2>/dev/null)"
 echo "ocfo=$("$5" --version 2>/dev/null)"
 echo "monitor_active=$(systemctl is-active -- "$6" 2>/dev/null)"
@@ -58,6 +64,7 @@ fn script(inv: &Inventory, role: Role) -> Script {
         MONITOR_UNIT.to_string(),
         LAST_DEPLOY.to_string(),
         MONITOR_STATE_FILE.to_string(),
+        format!("{OPENCLAW_PREFIX}/.ocfo-tree"),
     ])
 }
 
@@ -79,6 +86,7 @@ pub async fn node_status<H: Host>(
         monitor: None,
         ocfo_version: String::new(),
         openclaw_version: String::new(),
+        openclaw_lock: String::new(),
         node_version: String::new(),
         last_deploy: String::new(),
     };
@@ -112,6 +120,7 @@ pub async fn node_status<H: Host>(
     s.gateway_enabled = get("gateway_enabled");
     s.gateway_healthy = crate::openclaw::healthz_ok(&get("healthz"));
     s.openclaw_version = get("openclaw");
+    s.openclaw_lock = get("openclaw_lock");
     s.node_version = get("node");
     s.ocfo_version = get("ocfo").trim_start_matches("ocfo ").to_string();
     s.last_deploy = get("last_deploy");
@@ -219,6 +228,20 @@ pub fn text(nodes: &[NodeStatus], local_version: &str) -> String {
             or_dash(&n.node_version),
             or_dash(&n.ocfo_version)
         );
+        let tree = if n.openclaw_lock.is_empty() {
+            "openclaw not installed from a lock".to_string()
+        } else {
+            let short: String = n.openclaw_lock.chars().take(12).collect();
+            let differs = nodes
+                .iter()
+                .any(|o| o.error.is_none() && o.openclaw_lock != n.openclaw_lock);
+            format!(
+                "openclaw lock sha256 {}{}",
+                e(&short),
+                if differs { " (the nodes differ)" } else { "" }
+            )
+        };
+        let _ = writeln!(out, "  tree      {tree}");
         let _ = writeln!(out, "  deployed  {}", or_dash(&n.last_deploy));
     }
     out
@@ -245,7 +268,7 @@ mod tests {
             "hold": {"until": 1, "by": lie, "reason": lie}
         });
         let answer = format!(
-            "gateway_active={lie}\ngateway_enabled={lie}\nopenclaw={lie}\nnode={lie}\nocfo={lie}\nmonitor_active=active\nlast_deploy={lie}\n--monitor-state--\n{state}\n"
+            "gateway_active={lie}\ngateway_enabled={lie}\nopenclaw={lie}\nopenclaw_lock={lie}\nnode={lie}\nocfo={lie}\nmonitor_active=active\nlast_deploy={lie}\n--monitor-state--\n{state}\n"
         );
         let host = ScriptedHost::new(move |_| ok(&answer));
         let fx = Fixture::load(|_| {});
@@ -262,5 +285,45 @@ mod tests {
         assert!(!shown.chars().any(crate::terminal::is_hidden), "{text:?}");
         assert!(text.contains("x\\u{1b}]0;owned\\u{7}"), "{text}");
         assert!(text.contains("\\u{202e}y\\u{200b}"), "{text}");
+    }
+
+    /// Each node's tree is shown by its lock's hash, in the JSON (a new
+    /// field, the others unchanged) and the text, which says when the two
+    /// nodes differ (issue 16, finding 3).
+    #[tokio::test]
+    async fn the_tree_of_each_node_is_shown_and_a_difference_said() {
+        let fx = Fixture::load(|_| {});
+        let answer = |lock: &'static str| {
+            ScriptedHost::new(move |_| {
+                ok(&format!(
+                    "gateway_active=active\nopenclaw=2026.9.6\nopenclaw_lock={lock}\nnode=v24.21.0\n--monitor-state--\n"
+                ))
+            })
+        };
+        let a = "1e3482c870c5436dd49d10e100e5066a00b248a27b6555b264f6ac153cf797d5";
+        let b = "ab".repeat(32);
+        let b: &'static str = Box::leak(b.into_boxed_str());
+        let same = [
+            super::node_status(&fx.inv, Role::Primary, Ok(&answer(a))).await,
+            super::node_status(&fx.inv, Role::Standby, Ok(&answer(a))).await,
+        ];
+        assert_eq!(same[0].openclaw_lock, a);
+        let json = serde_json::to_value(&same[0]).unwrap();
+        assert_eq!(json["openclaw_lock"], a);
+        assert_eq!(json["openclaw_version"], "2026.9.6");
+        let text = super::text(&same, "0.1.0");
+        assert!(
+            text.contains("  tree      openclaw lock sha256 1e3482c870c5\n"),
+            "{text}"
+        );
+        assert!(!text.contains("differ"), "{text}");
+        let differ = [
+            super::node_status(&fx.inv, Role::Primary, Ok(&answer(a))).await,
+            super::node_status(&fx.inv, Role::Standby, Ok(&answer(b))).await,
+        ];
+        let text = super::text(&differ, "0.1.0");
+        assert!(text.contains("abababababab (the nodes differ)"), "{text}");
+        let unlocked = [super::node_status(&fx.inv, Role::Primary, Ok(&answer(""))).await];
+        assert!(super::text(&unlocked, "0.1.0").contains("openclaw not installed from a lock"));
     }
 }

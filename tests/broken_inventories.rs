@@ -356,6 +356,30 @@ const CASES: &[Case] = &[
         "openclaw.version: `2026.9.6; curl x|sh` is not a version",
     ),
     case(
+        "OpenClaw version ocfo ships no lock for, no openclaw.lockfile",
+        "  version: 2026.9.6",
+        "  version: 2026.9.7",
+        "openclaw.version: ocfo ships the npm lock of OpenClaw 2026.9.6 only: for 2026.9.7, set openclaw.lockfile",
+    ),
+    Case {
+        line_offset: 1,
+        ..case(
+            "openclaw.lockfile that does not exist",
+            "  version: 2026.9.6",
+            "  version: 2026.9.6\n  lockfile: no-such-lock.json",
+            "openclaw.lockfile: cannot read `no-such-lock.json`",
+        )
+    },
+    Case {
+        line_offset: 1,
+        ..case(
+            "the build user as the gateway user",
+            "  version: 2026.9.6",
+            "  version: 2026.9.6\n  user: ocfo-build",
+            "openclaw.user: `ocfo-build` is the user ocfo builds OpenClaw's npm tree as",
+        )
+    },
+    case(
         "shell in the ssh user",
         "  user: root\n",
         "  user: \"root$(id)\"\n",
@@ -645,6 +669,61 @@ fn risky_env_names_validate_with_an_opt_in() {
     let (_, stderr, code) = run_case("needless opt-in", &source);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("needs no opt-in"), "{stderr}");
+}
+
+/// `openclaw.lockfile` (issue 16, finding 3): a lock next to the
+/// inventory installs another version; one with a package that is not
+/// pinned by its sha512 is refused at the key, naming the package.
+#[test]
+fn an_operators_lockfile_pins_another_version_or_is_refused() {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("locks/openclaw-2026.9.6.json"),
+    )
+    .unwrap();
+    let mut lock: serde_json::Value = serde_json::from_str(&shipped).unwrap();
+    lock["packages"][""]["dependencies"]["openclaw"] = "2026.9.7".into();
+    lock["packages"]["node_modules/openclaw"]["version"] = "2026.9.7".into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    let validate = |lock: &serde_json::Value| {
+        std::fs::write(
+            dir.path().join("openclaw.lock.json"),
+            serde_json::to_string_pretty(lock).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            &path,
+            base.replacen(
+                "  version: 2026.9.6",
+                "  version: 2026.9.7\n  lockfile: openclaw.lock.json",
+                1,
+            ),
+        )
+        .unwrap();
+        let out = ocfo().arg("validate").arg(&path).output().unwrap();
+        let (stdout, stderr) = text(&out);
+        (out.status.code(), format!("{stdout}{stderr}"))
+    };
+    let (code, out) = validate(&lock);
+    assert_eq!(code, Some(0), "{out}");
+    lock["packages"]["node_modules/yaml"]
+        .as_object_mut()
+        .unwrap()
+        .remove("integrity");
+    let (code, out) = validate(&lock);
+    assert_eq!(code, Some(1), "{out}");
+    let line = base
+        .lines()
+        .position(|l| l == "  version: 2026.9.6")
+        .unwrap()
+        + 2;
+    assert!(
+        out.contains(&format!(
+            "inventory.yaml:{line}:13: openclaw.lockfile: `openclaw.lock.json` is not a lock of openclaw 2026.9.7: package `node_modules/yaml` has no single sha512 `integrity`"
+        )),
+        "{out}"
+    );
 }
 
 #[test]

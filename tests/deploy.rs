@@ -78,6 +78,7 @@ fn deploy_converges_and_repairs_drift() {
         "--check right after a deploy must find nothing:\n{}",
         check.text
     );
+    let lock_sum = the_tree_is_the_locked_one_on_both_nodes(&lab, &first);
 
     // The pair as deployed: primary serving, reachable from the standby over
     // the private network; standby's gateway installed but stopped; monitor up.
@@ -293,6 +294,9 @@ done
         &planted_inv,
         original.replace(
             "\n  env: {}\n",
+            // OpenClaw's and Node's folders stay on it: `openclaw` is
+            // `#!/usr/bin/env node`, so without them neither `config
+            // validate` nor the gateway starts.
             "\n  env: {PATH: \"/home/openclaw/.local/bin:/opt/openclaw/bin:/opt/node/bin:/usr/local/bin:/usr/bin:/bin\"}\n  env_allow: [PATH]\n",
         ),
     )
@@ -345,10 +349,119 @@ done
     );
     outputs.push(text(&drill));
 
+    a_tampered_lock_switches_nothing(&lab, &lock_sum, &mut outputs);
+
     // No secret value in anything deploy printed.
     for out in &outputs {
         for s in secrets(&lab) {
             assert!(!out.contains(&s), "deploy output leaks a secret:\n{out}");
         }
     }
+}
+
+/// Issue 16, finding 3: both nodes run the tree of ocfo's lock, installed by
+/// the build user with no dependency's scripts, then root's; `ocfo status`
+/// shows it. Returns the lock's SHA-256.
+fn the_tree_is_the_locked_one_on_both_nodes(lab: &TestLab, first: &Run) -> String {
+    let lock = concat!(env!("CARGO_MANIFEST_DIR"), "/locks/openclaw-2026.9.6.json");
+    let out = std::process::Command::new("sha256sum")
+        .arg(lock)
+        .output()
+        .unwrap();
+    let sum = String::from_utf8_lossy(&out.stdout)[..64].to_string();
+    let tree = format!("/opt/openclaw-2026.9.6-{}", &sum[..12]);
+    for node in ["primary", "standby"] {
+        assert_eq!(
+            lab.ssh_ok(node, "cat /opt/openclaw/.ocfo-tree; readlink /opt/openclaw"),
+            format!("lock {sum}\nopenclaw 2026.9.6\n{tree}\n"),
+            "{node}"
+        );
+        // Root's tree, nothing of the build user's left in it or running;
+        // OpenClaw's own lifecycle completed; no setuid file.
+        let odd = lab.ssh_ok(
+            node,
+            "find /opt/openclaw/ \\( ! -user root -o ! -group root -o -perm /6022 ! -type l \\) -print | head -5; \
+             ls /opt/openclaw/lib/node_modules/openclaw/.openclaw-lifecycle-pending 2>&1 >/dev/null | grep -c 'No such' ; \
+             for p in /proc/[0-9]*; do stat -c %U \"$p\" 2>/dev/null; done | grep -cx ocfo-build; getent passwd ocfo-build | cut -d: -f6,7; ls -d /opt/openclaw*",
+        );
+        assert_eq!(
+            odd,
+            format!("1\n0\n/nonexistent:/usr/sbin/nologin\n/opt/openclaw\n{tree}\n"),
+            "{node}"
+        );
+        assert!(lab
+            .ssh_ok(
+                node,
+                "cd /tmp && runuser -u openclaw -- env HOME=/tmp PATH=/opt/node/bin:/usr/bin:/bin /opt/openclaw/bin/openclaw --version"
+            )
+            .contains("2026.9.6"));
+    }
+    for host in first.json["hosts"].as_array().unwrap() {
+        for t in host["tasks"].as_array().unwrap() {
+            if t["task"] == "OpenClaw package" {
+                eprintln!(
+                    "{}: OpenClaw package took {} ms: {}",
+                    host["node"], t["duration_ms"], t["changes"]
+                );
+            }
+        }
+    }
+    let status = ocfo(&["status", &lab.inventory(), "--json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let nodes: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let locks: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["openclaw_lock"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(locks, [sum.as_str(), sum.as_str()], "{nodes:#}");
+    sum
+}
+
+/// A lock whose one package's sha512 is not the registry's: `npm ci`
+/// refuses the tarball, the deploy fails, and the live tree, the gateway
+/// and the next deploy are untouched.
+fn a_tampered_lock_switches_nothing(lab: &TestLab, lock_sum: &str, outputs: &mut Vec<String>) {
+    let lock = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/locks/openclaw-2026.9.6.json"
+    ))
+    .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&lock).unwrap();
+    let other = v["packages"]["node_modules/openclaw"]["integrity"].clone();
+    v["packages"]["node_modules/yaml"]["integrity"] = other;
+    let tampered = lab.path("tampered-lock.json");
+    std::fs::write(&tampered, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let inv = lab.path("inventory-tampered.yaml");
+    let original = std::fs::read_to_string(lab.inventory()).unwrap();
+    std::fs::write(
+        &inv,
+        original.replacen(
+            "  version: 2026.9.6\n",
+            &format!("  version: 2026.9.6\n  lockfile: {}\n", tampered.display()),
+            1,
+        ),
+    )
+    .unwrap();
+    // The standby only: a failing upgrade on the primary would first hand
+    // service over (hold.rs), which is not what this checks.
+    let out = ocfo(&["deploy", inv.to_str().unwrap(), "--limit", "standby"]);
+    let all = text(&out);
+    outputs.push(all.clone());
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("EINTEGRITY") || all.contains("integrity"),
+        "{all}"
+    );
+    assert!(all.contains("nothing was switched"), "{all}");
+    assert_eq!(
+        lab.ssh_ok(
+            "standby",
+            "sed -n 's/^lock //p' /opt/openclaw/.ocfo-tree; ls -d /opt/openclaw* | wc -l; systemctl is-active openclaw-gateway"
+        ),
+        format!("{lock_sum}\n2\nactive\n")
+    );
+    let check = ocfo(&["deploy", &lab.inventory(), "--check"]);
+    assert!(check.status.success(), "{}", text(&check));
 }

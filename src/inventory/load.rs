@@ -260,7 +260,9 @@ fn decode(
                 sha256: Default::default(),
             }),
     };
-    let openclaw = d.required(&top, "openclaw").and_then(|n| openclaw(d, n));
+    let openclaw = d
+        .required(&top, "openclaw")
+        .and_then(|n| openclaw(d, n, file.parent()));
     let workspace = d.required(&top, "workspace").and_then(|n| workspace(d, n));
     let monitor = match top.get("monitor") {
         Some(n) => monitor(d, n),
@@ -624,7 +626,7 @@ fn node_js(d: &mut Decoder, node: &Node) -> Option<NodeJs> {
     })
 }
 
-fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
+fn openclaw(d: &mut Decoder, node: &Node, base: Option<&Path>) -> Option<OpenClaw> {
     let f = d.fields(
         node,
         "openclaw",
@@ -640,6 +642,7 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
             "user",
             "stop_timeout",
             "sandbox",
+            "lockfile",
         ],
     )?;
     let version = d.req_string(&f, "version").and_then(|v| {
@@ -711,6 +714,8 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
             let checked = names::user_name(&u).and_then(|()| {
                 if u == "root" {
                     Err("the gateway must not run as root".to_string())
+                } else if u == crate::layout::OPENCLAW_BUILD_USER {
+                    Err(format!("`{u}` is the user ocfo builds OpenClaw's npm tree as: the gateway needs its own"))
                 } else {
                     Ok(())
                 }
@@ -741,7 +746,11 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
             None => None,
         },
     };
+    let lock = version
+        .as_deref()
+        .and_then(|v| openclaw_lock(d, &f, node, v, base));
     Some(OpenClaw {
+        lock: lock?,
         stop_timeout: stop_timeout?,
         sandbox: sandbox?,
         version: version?,
@@ -753,6 +762,48 @@ fn openclaw(d: &mut Decoder, node: &Node) -> Option<OpenClaw> {
         config: config?,
         user: user?,
     })
+}
+
+/// The npm tree of `openclaw.version`: `openclaw.lockfile` (a path on the
+/// laptop) when given, else ocfo's own lock for the version; a version with
+/// neither is refused, naming the key (`inventory::openclaw_locks`).
+fn openclaw_lock(
+    d: &mut Decoder,
+    f: &Fields,
+    node: &Node,
+    version: &str,
+    base: Option<&Path>,
+) -> Option<super::openclaw_locks::Lock> {
+    use super::openclaw_locks as locks;
+    let Some(n) = f.get("lockfile") else {
+        if let Some(lock) = locks::shipped(version) {
+            return Some(lock);
+        }
+        d.error(
+            "openclaw.version",
+            f.get("version").map_or(node.loc, |n| n.loc),
+            format!(
+                "ocfo ships the npm lock of OpenClaw {} only: for {version}, set openclaw.lockfile to a package-lock.json whose project depends on exactly openclaw {version}, every package with `resolved` and `integrity` (how to make one: docs/deploy.md)",
+                locks::shipped_versions().join(", ")
+            ),
+        );
+        return None;
+    };
+    let path = d.string(n, "openclaw.lockfile")?;
+    let local = crate::secrets::laptop_path(&path, base);
+    let problem = match read_regular_capped(&local, locks::MAX_LOCKFILE) {
+        Err(ReadError::Io(e)) => format!("cannot read `{path}`: {e}"),
+        Err(e) => format!("`{path}` is {e}"),
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Err(_) => format!("`{path}` is not UTF-8 text"),
+            Ok(text) => match locks::from_inventory(&text, version) {
+                Ok(lock) => return Some(lock),
+                Err(e) => format!("`{path}` is not a lock of openclaw {version}: {e}"),
+            },
+        },
+    };
+    d.error("openclaw.lockfile", n.loc, problem);
+    None
 }
 
 /// `openclaw.env_allow`: the risky names (`env_names`) the operator sets

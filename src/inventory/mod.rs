@@ -13,6 +13,7 @@ mod load;
 mod model;
 mod names;
 pub mod node_pins;
+pub mod openclaw_locks;
 mod rules;
 pub mod tasks;
 pub mod units;

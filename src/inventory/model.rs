@@ -182,6 +182,9 @@ pub struct OpenClaw {
     pub stop_timeout: Duration,
     /// How tightly systemd confines the gateway (docs/security.md).
     pub sandbox: Sandbox,
+    /// The npm tree to install `version` from: ocfo's own lock for the
+    /// version, or `openclaw.lockfile` (`inventory::openclaw_locks`).
+    pub lock: super::openclaw_locks::Lock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

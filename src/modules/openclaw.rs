@@ -14,48 +14,176 @@ pub type PluginArgs = super::NoArgs;
 
 pub type ValidateArgs = super::NoArgs;
 
+use crate::layout::OPENCLAW_BUILD_USER as BUILD_USER;
+
 pub async fn plan<H: Host>(
     _: &Args,
     host: &H,
     ctx: &TaskContext<'_>,
 ) -> Result<Vec<Change>, ModuleError> {
     let want = &ctx.inv.openclaw.version;
-    let out = facts(
-        host,
-        &Script::new(INSTALLED_VERSION).args([OPENCLAW_PREFIX, NODE_HOME]),
-    )
-    .await?;
-    let have = out.trim();
-    if have == want {
+    let lock = &ctx.inv.openclaw.lock;
+    let out = facts(host, &Script::new(INSTALLED_TREE).arg(OPENCLAW_PREFIX)).await?;
+    let have = Tree::parse(&out);
+    if have.lock.as_deref() == Some(lock.sha256.as_str()) {
         return Ok(Vec::new());
     }
-    let script =
-        Script::new(INSTALL).args([OPENCLAW_PREFIX, NODE_HOME, &format!("openclaw@{want}")]);
+    let script = Script::new(INSTALL).args([
+        lock.sha256.as_str(),
+        want,
+        OPENCLAW_PREFIX,
+        NODE_HOME,
+        BUILD_USER,
+        &lock.vouched_by,
+    ]);
     Ok(vec![Change::new(
-        format!("install openclaw@{want} (now: {have})"),
-        vec![Step::run(script)],
+        format!(
+            "install openclaw@{want} from its lock (sha256 {}, {} packages, {}) as {BUILD_USER}, no dependency scripts (now: {})",
+            &lock.sha256[..12],
+            lock.packages,
+            lock.vouched_by,
+            have.describe()
+        ),
+        vec![Step::Run {
+            script,
+            stdin: Some(lock.text.as_bytes().to_vec()),
+        }],
     )])
 }
 
-/// $1 the npm prefix, $2 Node's home. The version is read from the
-/// package's top-level `"version"` line when the file is laid out the usual
-/// way (a top-level key indented by exactly two spaces, as npm's own files
-/// are); any other layout is parsed by Node, which takes tens of ms to start
-/// on every deploy.
-const INSTALLED_VERSION: &str = r#"pkg="$1/lib/node_modules/openclaw/package.json"
-if [ -f "$pkg" ]; then
-  v=$(sed -n '/^  "version": "[0-9A-Za-z.+-]*",\{0,1\}$/{s/^  "version": "//;s/",\{0,1\}$//;p;q;}' "$pkg" 2>/dev/null)
-  if [ -n "$v" ]; then echo "$v"; else "$2/bin/node" -p 'require(process.argv[1]).version' "$pkg" 2>/dev/null || echo unreadable; fi
-else echo none; fi"#;
+/// What [`INSTALLED_TREE`] found.
+#[derive(Debug, Default, PartialEq)]
+pub struct Tree {
+    /// The SHA-256 of the lock the tree was installed from.
+    pub lock: Option<String>,
+    pub version: Option<String>,
+    /// An install of `npm install -g` (before ocfo locked the tree).
+    pub unlocked: bool,
+}
 
-/// $1 the npm prefix, $2 Node's home, $3 `openclaw@<version>`. Node on PATH
-/// (plugins shell out to npm) and the system CA bundle (hosts behind a
-/// TLS-inspecting proxy).
-const INSTALL: &str = r#"set -e
-mkdir -p -- "$1"
-PATH="$1/bin:$2/bin:/usr/local/bin:/usr/bin:/bin" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
-  "$2/bin/npm" install -g --prefix "$1" --no-fund --no-audit --no-update-notifier --loglevel=error "$3"
-test -x "$1/bin/openclaw""#;
+impl Tree {
+    pub fn parse(out: &str) -> Tree {
+        let mut t = Tree::default();
+        for line in out.lines() {
+            match line.trim().split_once(' ') {
+                Some(("lock", sum))
+                    if sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
+                    t.lock = Some(sum.to_string())
+                }
+                Some(("openclaw", v)) => t.version = Some(v.to_string()),
+                Some(("unlocked", v)) if v != "none" => {
+                    t.unlocked = true;
+                    t.version = Some(v.to_string());
+                }
+                _ => {}
+            }
+        }
+        t
+    }
+
+    fn describe(&self) -> String {
+        let v = crate::terminal::escape(self.version.as_deref().unwrap_or("?")).into_owned();
+        match (&self.lock, self.unlocked) {
+            (Some(sum), _) => format!("openclaw@{v}, lock sha256 {}", &sum[..12]),
+            (None, true) => format!("openclaw@{v}, unlocked (npm install -g)"),
+            (None, false) => "none".into(),
+        }
+    }
+}
+
+/// $1 the prefix. One `cat` of a small file when the tree is ocfo's; the
+/// version of an older `npm install -g` install otherwise (for the change's
+/// summary only).
+const INSTALLED_TREE: &str = r#"cat -- "$1/.ocfo-tree" 2>/dev/null || {
+  v=$(sed -n '/^  "version": "[0-9A-Za-z.+-]*",\{0,1\}$/{s/^  "version": "//;s/",\{0,1\}$//;p;q;}' "$1/lib/node_modules/openclaw/package.json" 2>/dev/null)
+  echo "unlocked ${v:-none}"
+}"#;
+
+/// Installs the locked tree into a fresh folder and switches the prefix to
+/// it; any failure leaves the live install as it was. The lock is stdin.
+/// $1 the lock's SHA-256, $2 the version, $3 the prefix (a link to the
+/// tree), $4 Node's home, $5 the build user, $6 who vouches for the lock.
+///
+/// - `npm ci` installs exactly the lock (a tarball whose sha512 differs is
+///   refused), with no package's install scripts, as the build user, in an
+///   environment holding nothing of root's and reading no npmrc.
+/// - OpenClaw's own postinstall (the only script the tree needs: it
+///   completes the "package lifecycle", without which the first start
+///   fails in a root-owned tree) runs as the build user too.
+/// - Then the build user's processes are ended, the tree becomes root's
+///   (`chown -h`: no link is followed; no setuid, group or world write,
+///   readable by all, whatever umask a PAM session gave the build), and
+///   `/opt/openclaw` switches to it
+///   with one rename, like `/opt/node`. The tree a running gateway was
+///   started from stays until the next install (Node loads its lazy
+///   modules by their real path), older ones are removed.
+pub(crate) const INSTALL: &str = r#"set -eu
+want=$1 version=$2 prefix=$3 node=$4 builder=$5 vouched=$6
+umask 022
+parent=$(dirname -- "$prefix")
+tree="$parent/openclaw-$version-$(printf '%.12s' "$want")"
+new="$tree.ocfo-new"
+lock=$(mktemp); build=$(mktemp -d)
+trap 'rm -rf -- "$lock" "$build" "$new"' EXIT
+cat > "$lock"
+got=$(sha256sum < "$lock" | cut -d' ' -f1)
+if [ "$got" != "$want" ]; then
+  echo "the lock arrived as sha256 $got, not $want ($vouched): refusing it" >&2
+  exit 1
+fi
+if ! id -u -- "$builder" >/dev/null 2>&1; then
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin -- "$builder"
+fi
+as_builder() {
+  runuser -u "$builder" -- /usr/bin/env -i HOME="$build" PATH="$node/bin:/usr/bin:/bin" \
+    NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt NPM_CONFIG_USERCONFIG=/dev/null \
+    /bin/sh -c 'umask 022 && cd "$1" && shift && exec "$@"' sh "$@"
+}
+stop_builder() { runuser -u "$builder" -- /bin/sh -c 'kill -s KILL -1' 2>/dev/null || true; }
+stop_builder
+rm -rf -- "$new"
+mkdir -m 0755 -- "$new" "$new/bin" "$new/lib"
+printf '{"name": "ocfo-openclaw", "private": true, "dependencies": {"openclaw": "%s"}}\n' "$version" > "$new/lib/package.json"
+cp -- "$lock" "$new/lib/package-lock.json"
+chmod 0644 -- "$new/lib/package.json" "$new/lib/package-lock.json"
+chown -- "$builder" "$new/lib" "$build"
+if ! as_builder "$new/lib" "$node/bin/npm" ci --ignore-scripts --no-audit --no-fund --no-update-notifier --loglevel=error \
+    --globalconfig="$build/no-npmrc" --cache="$build/cache" --logs-dir="$build/logs" >&2; then
+  echo "npm ci of openclaw@$version from its lock (sha256 $want, $vouched) failed: nothing was switched" >&2
+  exit 1
+fi
+pkg="$new/lib/node_modules/openclaw"
+as_builder "$pkg" "$node/bin/node" scripts/postinstall-bundled-plugins.mjs >&2
+if [ -e "$pkg/.openclaw-lifecycle-pending" ]; then
+  echo "OpenClaw's postinstall left $pkg/.openclaw-lifecycle-pending: nothing was switched" >&2
+  exit 1
+fi
+stop_builder
+chown -R -h root:root -- "$new"
+chmod -R u-s,g-ws,o-w,a+rX -- "$new"
+ln -s -- ../lib/node_modules/.bin/openclaw "$new/bin/openclaw"
+test -x "$new/bin/openclaw"
+printf 'lock %s\nopenclaw %s\n' "$want" "$version" > "$new/.ocfo-tree"
+old=$(readlink -- "$prefix" 2>/dev/null || true)
+if [ "$old" = "$tree" ]; then
+  rm -rf -- "$tree.ocfo-old"; mv -- "$tree" "$tree.ocfo-old"; old="$tree.ocfo-old"
+else
+  rm -rf -- "$tree"
+fi
+mv -- "$new" "$tree"
+if [ -d "$prefix" ] && [ ! -L "$prefix" ]; then
+  rm -rf -- "$prefix.ocfo-unlocked"; mv -- "$prefix" "$prefix.ocfo-unlocked"; old="$prefix.ocfo-unlocked"
+fi
+ln -sfn -- "$tree" "$prefix.ocfo-new" && mv -Tf -- "$prefix.ocfo-new" "$prefix"
+for d in "$parent"/openclaw-* "$prefix.ocfo-unlocked"; do
+  [ "$d" = "$tree" ] || [ "$d" = "$old" ] || [ -L "$d" ] || [ ! -d "$d" ] && continue
+  case $d in
+    *.ocfo-new|*.ocfo-old|"$prefix.ocfo-unlocked") rm -rf -- "$d" ;;
+    *) if [ -f "$d/.ocfo-tree" ]; then rm -rf -- "$d"; fi ;;
+  esac
+done
+"#;
 
 /// Plugin channels, pinned to the OpenClaw version. OpenClaw's own doctor may
 /// install a configured plugin by itself when any command starts, after which
@@ -270,7 +398,7 @@ pub fn validate_inputs(ctx: &TaskContext<'_>, mode: &str) -> Script {
 /// `compare`, prints it and the last validated one; with `record`, stores it.
 /// $1 mode, $2 env file, $3 npm prefix, $4 user, $5 config, $6 home, $7 stamp.
 const VALIDATED_INPUTS: &str = r#"sum=$( {
-  cat -- "$2" "$3/lib/node_modules/openclaw/package.json"
+  cat -- "$2" "$3/lib/node_modules/openclaw/package.json" "$3/.ocfo-tree"
   cd / && runuser -u "$4" -- sh -c 'cat -- "$1" "$2"/.openclaw/npm/projects/openclaw-*-*/node_modules/@openclaw/*/package.json' sh "$5" "$6"
 } 2>/dev/null | sha256sum | cut -d' ' -f1 )
 case $1 in
@@ -368,54 +496,272 @@ mod tests {
         );
     }
 
-    /// The installed version as [`super::INSTALLED_VERSION`] reads it, with
-    /// a `node` that answers `from-node` (or none at all).
-    fn installed(package_json: Option<&str>, with_node: bool) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let prefix = dir.path().join("prefix");
-        let node_home = dir.path().join("node");
-        if let Some(text) = package_json {
-            let pkg = prefix.join("lib/node_modules/openclaw");
-            std::fs::create_dir_all(&pkg).unwrap();
-            std::fs::write(pkg.join("package.json"), text).unwrap();
-        }
-        if with_node {
-            std::fs::create_dir_all(node_home.join("bin")).unwrap();
-            let node = node_home.join("bin/node");
-            std::fs::write(&node, "#!/bin/sh\necho from-node\n").unwrap();
-            std::process::Command::new("chmod")
-                .arg("+x")
-                .arg(&node)
-                .status()
-                .unwrap();
-        }
-        let script = crate::shell::Script::new(super::INSTALLED_VERSION)
-            .args([prefix.to_str().unwrap(), node_home.to_str().unwrap()])
-            .render();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .output()
+    use super::*;
+    use crate::modules::testkit::{ok, Fixture, ScriptedHost};
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    fn exe(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn sh(script: &str, stdin: &[u8], path: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", script])
+            .env("PATH", path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    async fn plan_for(installed: &'static str, fx: &Fixture) -> (Vec<Change>, Vec<String>) {
+        let host = ScriptedHost::new(move |_| ok(installed));
+        let changes = plan(&Args {}, &host, &fx.ctx()).await.unwrap();
+        let sent = host
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect();
+        (changes, sent)
+    }
+
+    /// A tree installed from the lock ocfo wants is one `cat` and no change;
+    /// any other tree (an `npm install -g` one, another lock) is reinstalled
+    /// from the lock, sent as the step's stdin, never as `npm install -g`.
+    #[tokio::test]
+    async fn the_tree_is_installed_from_the_lock_and_a_matching_one_is_left_alone() {
+        let fx = Fixture::load(|_| {});
+        let lock = fx.inv.openclaw.lock.clone();
+        assert!(lock.vouched_by.starts_with("shipped with ocfo"), "{lock:?}");
+        let stamp: &'static str =
+            Box::leak(format!("lock {}\nopenclaw 2026.9.6\n", lock.sha256).into_boxed_str());
+        let (changes, sent) = plan_for(stamp, &fx).await;
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].contains(r#"cat -- "$1/.ocfo-tree""#), "{}", sent[0]);
+
+        let (changes, _) = plan_for("unlocked 2026.9.6\n", &fx).await;
+        assert_eq!(changes.len(), 1);
+        let c = &changes[0];
+        assert!(
+            c.summary
+                .contains("now: openclaw@2026.9.6, unlocked (npm install -g)"),
+            "{}",
+            c.summary
+        );
+        assert!(c.summary.contains(&lock.sha256[..12]), "{}", c.summary);
+        let Step::Run { script, stdin } = &c.steps[0] else {
+            panic!("{:?}", c.steps)
+        };
+        assert_eq!(stdin.as_deref(), Some(lock.text.as_bytes()));
+        let args = script.arguments();
+        assert_eq!(args[0], lock.sha256);
+        assert_eq!(args[1], "2026.9.6");
+        assert_eq!(args[4], BUILD_USER);
+        let text = script.render();
+        assert!(!text.contains("install -g"), "{text}");
+        assert!(text.contains("ci --ignore-scripts"), "{text}");
+        assert!(text.contains("chown -R -h root:root"), "{text}");
+
+        // Another lock for the same version: a different tree, reinstalled.
+        let other = "lock ".to_string() + &"ab".repeat(32) + "\nopenclaw 2026.9.6\n";
+        let (changes, _) = plan_for(Box::leak(other.into_boxed_str()), &fx).await;
+        assert!(changes[0]
+            .summary
+            .contains("now: openclaw@2026.9.6, lock sha256 abababababab"));
     }
 
     #[test]
-    fn the_version_line_is_read_without_node_and_anything_unusual_goes_to_node() {
-        let npm_layout = "{\n  \"name\": \"openclaw\",\n  \"version\": \"2026.9.6\",\n  \"openclaw\": {\n    \"version\": \"9\"\n  }\n}\n";
-        assert_eq!(installed(Some(npm_layout), false), "2026.9.6");
-        // Only the top-level key counts, wherever it is.
-        let nested_first =
-            "{\n  \"engines\": {\n    \"version\": \"1\"\n  },\n  \"version\": \"2026.10.1\"\n}\n";
-        assert_eq!(installed(Some(nested_first), false), "2026.10.1");
+    fn the_installed_tree_is_the_stamp_or_the_version_of_an_unlocked_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().join("prefix");
+        let read = || {
+            let script = Script::new(INSTALLED_TREE).arg(prefix.to_str().unwrap());
+            let out = sh(&script.render(), b"", "/usr/bin:/bin");
+            Tree::parse(&String::from_utf8(out.stdout).unwrap())
+        };
+        assert_eq!(read(), Tree::default());
+        let pkg = prefix.join("lib/node_modules/openclaw");
+        std::fs::create_dir_all(&pkg).unwrap();
+        std::fs::write(
+            pkg.join("package.json"),
+            "{\n  \"name\": \"openclaw\",\n  \"version\": \"2026.9.5\"\n}\n",
+        )
+        .unwrap();
         assert_eq!(
-            installed(Some("{\"name\":\"openclaw\",\"version\":\"1.0.0\"}"), true),
-            "from-node"
+            read(),
+            Tree {
+                lock: None,
+                version: Some("2026.9.5".into()),
+                unlocked: true
+            }
+        );
+        let sum = "0f".repeat(32);
+        std::fs::write(
+            prefix.join(".ocfo-tree"),
+            format!("lock {sum}\nopenclaw 2026.9.6\n"),
+        )
+        .unwrap();
+        assert_eq!(read().lock, Some(sum));
+        // A stamp that is not a checksum is no tree ocfo knows.
+        assert_eq!(Tree::parse("lock nope\n").lock, None);
+    }
+
+    /// [`INSTALL`] run by the local `sh` with `runuser` and `chown`
+    /// stood in for, and an `npm` that refuses a lock holding `tampered` the
+    /// way `npm ci` refuses a tarball whose sha512 differs (EINTEGRITY).
+    /// An install from a good lock switches the prefix to the new tree; a
+    /// tampered lock, a lock damaged on the way or a postinstall that did
+    /// not complete switch nothing and leave nothing behind.
+    #[test]
+    fn a_failed_install_switches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let fakebin = d.join("fakebin");
+        // Runs only the build steps (`env -i ...`): anything else, such as
+        // ending the build user's processes, is recorded, never run here.
+        exe(
+            &fakebin.join("runuser"),
+            "#!/bin/sh\nshift 3\ncase $1 in /usr/bin/env) exec \"$@\" ;; esac\necho \"runuser $*\" >> \"$CHOWN_LOG\"\n",
+        );
+        exe(
+            &fakebin.join("chown"),
+            "#!/bin/sh\necho \"$*\" >> \"$CHOWN_LOG\"\n",
+        );
+        let node = d.join("node");
+        exe(
+            &node.join("bin/npm"),
+            r#"#!/bin/sh
+[ "$1" = ci ] && [ "$2" = --ignore-scripts ] || { echo "not npm ci --ignore-scripts: $*" >&2; exit 2; }
+[ "$NPM_CONFIG_USERCONFIG" = /dev/null ] || exit 3
+[ "$(stat -c %a package.json package-lock.json)" = "644
+644" ] || { echo "the build user cannot read the project" >&2; exit 4; }
+if grep -q tampered package-lock.json; then echo "npm error code EINTEGRITY" >&2; exit 1; fi
+mkdir -p node_modules/openclaw/scripts node_modules/.bin
+printf '#!/bin/sh\necho openclaw\n' > node_modules/openclaw/openclaw.mjs
+chmod +x node_modules/openclaw/openclaw.mjs
+ln -s ../openclaw/openclaw.mjs node_modules/.bin/openclaw
+grep -q keep-marker package-lock.json && echo keep > node_modules/openclaw/scripts/keep
+echo 1 > node_modules/openclaw/.openclaw-lifecycle-pending
+"#,
+        );
+        exe(
+            &node.join("bin/node"),
+            "#!/bin/sh\n[ \"$1\" = scripts/postinstall-bundled-plugins.mjs ] || exit 2\n[ -e scripts/keep ] || rm -f .openclaw-lifecycle-pending\n",
+        );
+        let opt = d.join("opt");
+        let prefix = opt.join("openclaw");
+        // The install of `npm install -g`, before locks.
+        std::fs::create_dir_all(prefix.join("lib/node_modules/openclaw")).unwrap();
+        let chown_log = d.join("chown.log");
+        let path = format!("{}:/usr/bin:/bin", fakebin.display());
+        let install = |lock: &str, want: &str| {
+            let script = Script::new(INSTALL).args([
+                want,
+                "2026.9.6",
+                prefix.to_str().unwrap(),
+                node.to_str().unwrap(),
+                "nobody",
+                "test",
+            ]);
+            let script = format!(
+                "CHOWN_LOG='{}'; export CHOWN_LOG\n{}",
+                chown_log.display(),
+                script.render()
+            );
+            let out = sh(&script, lock.as_bytes(), &path);
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let listing = || {
+            let mut v: Vec<String> = std::fs::read_dir(&opt)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+
+        let good = "{\"good\": 1}\n";
+        let good_sum = crate::sha256_hex(good.as_bytes());
+        let (ok, err) = install(good, &good_sum);
+        assert!(ok, "{err}");
+        let tree = format!("openclaw-2026.9.6-{}", &good_sum[..12]);
+        assert_eq!(
+            std::fs::read_link(&prefix).unwrap(),
+            opt.join(&tree),
+            "{:?}",
+            listing()
         );
         assert_eq!(
-            installed(Some("{\"version\":\"1.0.0\"}"), false),
-            "unreadable"
+            std::fs::read_to_string(prefix.join(".ocfo-tree")).unwrap(),
+            format!("lock {good_sum}\nopenclaw 2026.9.6\n")
         );
-        assert_eq!(installed(None, true), "none");
+        assert!(prefix.join("bin/openclaw").exists());
+        assert!(!prefix
+            .join("lib/node_modules/openclaw/.openclaw-lifecycle-pending")
+            .exists());
+        assert_eq!(
+            std::fs::read_to_string(prefix.join("lib/package-lock.json")).unwrap(),
+            good
+        );
+        let chowns = std::fs::read_to_string(&chown_log).unwrap();
+        // Between the build and root taking the tree over, the build user's
+        // processes are ended.
+        let after_build = &chowns[chowns.rfind("-- nobody ").expect(&chowns)..];
+        let stop = after_build.find("kill -s KILL -1").expect(after_build);
+        let take = after_build.find("-R -h root:root --").expect(after_build);
+        assert!(stop < take, "{chowns}");
+        // The old install is kept until the next switch (a running gateway
+        // still loads from it), nothing else is left.
+        assert_eq!(
+            listing(),
+            ["openclaw", tree.as_str(), "openclaw.ocfo-unlocked"]
+        );
+
+        for (lock, want, says) in [
+            ("{\"tampered\": 1}\n", None, "EINTEGRITY"),
+            (
+                "{\"keep-marker\": 1}\n",
+                None,
+                ".openclaw-lifecycle-pending",
+            ),
+            (
+                "{\"good\": 2}\n",
+                Some(&good_sum),
+                "the lock arrived as sha256",
+            ),
+        ] {
+            let sum = crate::sha256_hex(lock.as_bytes());
+            let (ok, err) = install(lock, want.unwrap_or(&sum));
+            assert!(!ok, "{lock}");
+            assert!(err.contains(says), "{lock}: {err}");
+            assert_eq!(std::fs::read_link(&prefix).unwrap(), opt.join(&tree));
+            assert_eq!(
+                listing(),
+                ["openclaw", tree.as_str(), "openclaw.ocfo-unlocked"]
+            );
+        }
+
+        // The next good install keeps the one before and removes the unlocked one.
+        let next = "{\"good\": 3}\n";
+        let next_sum = crate::sha256_hex(next.as_bytes());
+        let (ok, err) = install(next, &next_sum);
+        assert!(ok, "{err}");
+        let next_tree = format!("openclaw-2026.9.6-{}", &next_sum[..12]);
+        let mut want = vec!["openclaw", tree.as_str(), next_tree.as_str()];
+        want.sort();
+        assert_eq!(listing(), want);
     }
 }
