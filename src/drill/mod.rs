@@ -605,7 +605,7 @@ fn stepped_down(
         .filter(|_| primary_seen && clock.start.elapsed() > Duration::from_secs(150))
     {
         return Verdict::Stop(format!(
-            "the primary's gateway is back but its channel has failed since {reason}: the standby keeps serving (so the user still has a bot); start the primary's channel (`systemctl restart openclaw-gateway` on the primary clears OpenClaw's crash-loop breaker)"
+            "the primary's gateway is back but its channel has failed since {reason}: the standby keeps serving (so the user still has a bot); start the primary's channel (if OpenClaw's crash-loop breaker holds it, after repeated kills: `openclaw gateway call channels.start --params '{{\"channel\":\"<id>\"}}'` as the gateway user on the primary, or a restart once its 5-minute window has passed)"
         ));
     }
     // Stepped down: no longer serving (a warm standby then finishes its
