@@ -124,7 +124,10 @@ umask 022
 parent=$(dirname -- "$prefix")
 tree="$parent/openclaw-$version-$(printf '%.12s' "$want")"
 new="$tree.ocfo-new"
-lock=$(mktemp); build=$(mktemp -d)
+# The build's home and cache: next to the tree, not under $TMPDIR (a
+# hardened host's pam_tmpdir gives root a private /tmp/user/0 that the
+# build user cannot enter).
+lock=$(mktemp); build=$(mktemp -d -p "$parent" .ocfo-build.XXXXXX)
 trap 'rm -rf -- "$lock" "$build" "$new"' EXIT
 cat > "$lock"
 got=$(sha256sum < "$lock" | cut -d' ' -f1)
@@ -627,6 +630,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let fakebin = d.join("fakebin");
+        // A hardened host's root has a private TMPDIR (pam_tmpdir).
+        let root_tmp = d.join("tmp-user-0");
+        std::fs::create_dir(&root_tmp).unwrap();
         // Runs only the build steps (`env -i ...`): anything else, such as
         // ending the build user's processes, is recorded, never run here.
         exe(
@@ -640,9 +646,12 @@ mod tests {
         let node = d.join("node");
         exe(
             &node.join("bin/npm"),
-            r#"#!/bin/sh
+            &r#"#!/bin/sh
 [ "$1" = ci ] && [ "$2" = --ignore-scripts ] || { echo "not npm ci --ignore-scripts: $*" >&2; exit 2; }
 [ "$NPM_CONFIG_USERCONFIG" = /dev/null ] || exit 3
+# Root's $TMPDIR may be private to root (pam_tmpdir): the build's cache
+# must not be under it.
+case "$*" in *"--cache=ROOT_TMPDIR"*) echo "the cache is under root's private TMPDIR" >&2; exit 5 ;; esac
 [ "$(stat -c %a package.json package-lock.json)" = "644
 644" ] || { echo "the build user cannot read the project" >&2; exit 4; }
 if grep -q tampered package-lock.json; then echo "npm error code EINTEGRITY" >&2; exit 1; fi
@@ -652,7 +661,8 @@ chmod +x node_modules/openclaw/openclaw.mjs
 ln -s ../openclaw/openclaw.mjs node_modules/.bin/openclaw
 grep -q keep-marker package-lock.json && echo keep > node_modules/openclaw/scripts/keep
 echo 1 > node_modules/openclaw/.openclaw-lifecycle-pending
-"#,
+"#
+            .replace("ROOT_TMPDIR", root_tmp.to_str().unwrap()),
         );
         exe(
             &node.join("bin/node"),
@@ -674,8 +684,9 @@ echo 1 > node_modules/openclaw/.openclaw-lifecycle-pending
                 "test",
             ]);
             let script = format!(
-                "CHOWN_LOG='{}'; export CHOWN_LOG\n{}",
+                "CHOWN_LOG='{}'; export CHOWN_LOG\nTMPDIR='{}'; ROOT_TMPDIR=$TMPDIR; export TMPDIR ROOT_TMPDIR\n{}",
                 chown_log.display(),
+                root_tmp.display(),
                 script.render()
             );
             let out = sh(&script, lock.as_bytes(), &path);
