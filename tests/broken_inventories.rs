@@ -650,7 +650,7 @@ fn risky_env_names_validate_with_an_opt_in() {
     let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
     let source = base.replacen(
         "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}",
-        "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}\n    PATH: /home/openclaw/.local/bin:/usr/bin:/bin\n    HTTPS_PROXY: http://proxy.invalid:3128",
+        "    ANTHROPIC_API_KEY: {env: T_ANTHROPIC_KEY}\n    PATH: /home/openclaw/.local/bin:/opt/openclaw/bin:/opt/node/bin:/usr/bin:/bin\n    HTTPS_PROXY: http://proxy.invalid:3128",
         1,
     );
     let source = source.replacen(
@@ -660,6 +660,20 @@ fn risky_env_names_validate_with_an_opt_in() {
     );
     let (stdout, stderr, code) = run_case("opt-in", &source);
     assert_eq!(code, 0, "{stdout}{stderr}");
+    // A PATH without OpenClaw's and Node's folders cannot start the gateway
+    // (`openclaw` is `#!/usr/bin/env node`): said at the value, with the fix.
+    let source = source.replacen(
+        "/home/openclaw/.local/bin:/opt/openclaw/bin:/opt/node/bin:/usr/bin:/bin",
+        "/home/openclaw/.local/bin:/usr/bin:/bin",
+        1,
+    );
+    let (_, stderr, code) = run_case("PATH without node", &source);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("openclaw.env.PATH")
+            && stderr.contains("`/opt/openclaw/bin` and `/opt/node/bin`"),
+        "{stderr}"
+    );
     // An opt-in for a name that needs none is a mistake worth saying.
     let source = base.replacen(
         "  config: {}",

@@ -806,6 +806,23 @@ fn openclaw_lock(
     None
 }
 
+/// The folders an operator's `PATH` for the gateway leaves out of the two
+/// it needs (OpenClaw's `bin` and Node's), said as a list; `None` when both
+/// are on it. The gateway's unit sets a `PATH` with both, which the
+/// environment file then replaces.
+fn path_misses_openclaw(path: &str) -> Option<String> {
+    let want = [
+        format!("{}/bin", crate::layout::OPENCLAW_PREFIX),
+        format!("{}/bin", crate::layout::NODE_HOME),
+    ];
+    let missing: Vec<String> = want
+        .into_iter()
+        .filter(|w| !path.split(':').any(|p| p.trim_end_matches('/') == w))
+        .map(|w| format!("`{w}`"))
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(" and "))
+}
+
 /// `openclaw.env_allow`: the risky names (`env_names`) the operator sets
 /// in `openclaw.env` knowingly.
 fn env_allow(d: &mut Decoder, node: &Node) -> Option<Vec<String>> {
@@ -871,6 +888,20 @@ fn env_map(d: &mut Decoder, node: &Node, allow: &[String]) -> Option<IndexMap<St
             }
             Value::Str(text) if text.chars().any(hidden_in_value) => {
                 d.error(&path, v.loc, HIDDEN_IN_ENV);
+                ok = false;
+            }
+            Value::Str(text) if k.name == "PATH" && path_misses_openclaw(text).is_some() => {
+                let missing = path_misses_openclaw(text).unwrap_or_default();
+                d.error(
+                    &path,
+                    v.loc,
+                    format!(
+                        "keeps out {missing}: `openclaw` is `#!/usr/bin/env node` in {}, so without OpenClaw's and Node's folders neither `openclaw config validate` nor the gateway starts; add them, e.g. `{}/bin:{}/bin:/usr/local/bin:/usr/bin:/bin`",
+                        crate::layout::OPENCLAW_PREFIX,
+                        crate::layout::OPENCLAW_PREFIX,
+                        crate::layout::NODE_HOME
+                    ),
+                );
                 ok = false;
             }
             Value::Map(_) | Value::Seq(_) => {
