@@ -419,7 +419,7 @@ fn the_tree_is_the_locked_one_on_both_nodes(lab: &TestLab, first: &Run) -> Strin
     sum
 }
 
-/// A lock whose one package's sha512 is not the registry's: `npm ci`
+/// A lock whose one package's sha512 matches no tarball: `npm ci`
 /// refuses the tarball, the deploy fails, and the live tree, the gateway
 /// and the next deploy are untouched.
 fn a_tampered_lock_switches_nothing(lab: &TestLab, lock_sum: &str, outputs: &mut Vec<String>) {
@@ -429,8 +429,18 @@ fn a_tampered_lock_switches_nothing(lab: &TestLab, lock_sum: &str, outputs: &mut
     ))
     .unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&lock).unwrap();
-    let other = v["packages"]["node_modules/openclaw"]["integrity"].clone();
-    v["packages"]["node_modules/yaml"]["integrity"] = other;
+    // One character changed: a sha512 no tarball has. (Another package's
+    // sha512 would not do: npm's cache is content-addressed, so it would
+    // install that package's tarball in its place, exactly as vouched.)
+    let own = v["packages"]["node_modules/yaml"]["integrity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at = "sha512-".len();
+    let flipped = if own[at..].starts_with('A') { "B" } else { "A" };
+    let tampered_sum = format!("{}{flipped}{}", &own[..at], &own[at + 1..]);
+    assert_ne!(tampered_sum, own);
+    v["packages"]["node_modules/yaml"]["integrity"] = tampered_sum.into();
     let tampered = lab.path("tampered-lock.json");
     std::fs::write(&tampered, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     let inv = lab.path("inventory-tampered.yaml");
