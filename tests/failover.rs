@@ -65,19 +65,26 @@ fn failover_failback_and_monitor_crashes() {
         now != pid && now != "0" && role(&lab) == "watching"
     });
 
-    // The agent owns the workspace: a git hook it planted runs during the
-    // promotion's pull. It must see none of the monitor's environment (the
-    // gateway token, a webhook URL), and when it hangs past git_timeout
-    // (30 s) the whole process tree is killed, not only the first process.
+    // The agent owns the workspace. Hooks it plants no longer run at all
+    // (the monitor's git sets core.hooksPath=/dev/null), but its own
+    // .git/config still counts: a smudge filter it planted runs during the
+    // promotion's pull. That filter must see none of the monitor's
+    // environment (the gateway token, a webhook URL), and when it hangs
+    // past git_timeout (30 s) the whole process tree is killed, not only
+    // the first process.
     let token = std::fs::read_to_string(lab.path("secrets/gateway_token")).unwrap();
-    let hook = "#!/bin/sh\nenv > /home/openclaw/hook-env\nsleep 171\n";
+    let hook = "#!/bin/sh\ntouch /home/openclaw/hook-ran\n";
+    let filter = "#!/bin/sh\nenv > /home/openclaw/hook-env\nsleep 171\ncat\n";
     lab.ssh_ok(
         "standby",
         &format!(
-            "for h in post-merge reference-transaction; do printf '{hook}' > /home/openclaw/workspace/.git/hooks/$h; chmod 755 /home/openclaw/workspace/.git/hooks/$h; chown openclaw: /home/openclaw/workspace/.git/hooks/$h; done"
+            "for h in post-merge reference-transaction; do printf '{hook}' > /home/openclaw/workspace/.git/hooks/$h; chmod 755 /home/openclaw/workspace/.git/hooks/$h; chown openclaw: /home/openclaw/workspace/.git/hooks/$h; done; \
+             printf '{filter}' > /home/openclaw/filter.sh; chmod 755 /home/openclaw/filter.sh; chown openclaw: /home/openclaw/filter.sh; \
+             runuser -u openclaw -- git -C /home/openclaw/workspace config filter.agent.smudge /home/openclaw/filter.sh; \
+             runuser -u openclaw -- sh -c 'mkdir -p /home/openclaw/workspace/.git/info && echo \"* filter=agent\" > /home/openclaw/workspace/.git/info/attributes'"
         ),
     );
-    // Something new to pull, so git updates refs and runs the hooks.
+    // Something new to pull, so git checks a file out through the filter.
     let repo = lab.path("workspace.git");
     let clone = lab.path("hook-clone");
     let git = |args: &[&str]| {
@@ -131,10 +138,16 @@ fn failover_failback_and_monitor_crashes() {
     );
     eprintln!("failover: standby healthy {took:?} after the primary's gateway stopped");
     assert_eq!(role(&lab), "promoted");
+    assert!(
+        !lab.ssh("standby", "test -e /home/openclaw/hook-ran")
+            .status
+            .success(),
+        "a git hook the agent planted ran"
+    );
     let hook_env = lab.ssh_ok("standby", "cat /home/openclaw/hook-env");
     assert!(
         hook_env.contains("HOME=/home/openclaw"),
-        "the hook did not run: {hook_env}"
+        "the filter did not run: {hook_env}"
     );
     assert!(
         !hook_env.contains("OCFO_") && !hook_env.contains(token.trim()),
@@ -149,7 +162,7 @@ fn failover_failback_and_monitor_crashes() {
         state.contains("git pull of the workspace failed"),
         "{state}"
     );
-    lab.ssh_ok("standby", "rm -f /home/openclaw/workspace/.git/hooks/post-merge /home/openclaw/workspace/.git/hooks/reference-transaction");
+    lab.ssh_ok("standby", "rm -f /home/openclaw/workspace/.git/hooks/post-merge /home/openclaw/workspace/.git/hooks/reference-transaction /home/openclaw/workspace/.git/info/attributes; runuser -u openclaw -- git -C /home/openclaw/workspace config --unset filter.agent.smudge");
 
     // The standby writes while promoted.
     lab.ssh_ok(
