@@ -123,8 +123,8 @@ pub(super) async fn in_flight<U: UserSide>(user: &U) -> Result<(u64, u64), Strin
     Err("the primary's gateway did not fetch a message within 15s: is its channel running?".into())
 }
 
-/// From the fault on: a ping to the standby's bot every second until it
-/// answers one; also notes when the standby first fetched one and when its
+/// From the fault on: a ping to the standby's bot every second until its
+/// gateway fetches one, then the wait for its answer; also notes when the standby first fetched one and when its
 /// takeover announcement arrived. Gives up after `within`.
 pub(super) async fn ping_until_answered<U: UserSide>(
     user: &U,
@@ -145,12 +145,18 @@ pub(super) async fn ping_until_answered<U: UserSide>(
             ));
         }
         if tokio::time::Instant::now() >= next_ping {
-            let sent = user
-                .send("standby", &format!("drill ping {}", pings.len() + 1))
-                .await?;
-            seq.get_or_insert(sent.seq.saturating_sub(1));
-            pings.push(sent.message_id);
-            view.pings = pings.len() as u32;
+            // Once the standby's gateway fetched a ping its agent is at work:
+            // more pings would be steered into the running turn (OpenClaw's
+            // default queue mode), which on a starved host keeps that turn
+            // from ever ending. The user waits, as a person who wrote would.
+            if view.standby_fetched_ms.is_none() {
+                let sent = user
+                    .send("standby", &format!("drill ping {}", pings.len() + 1))
+                    .await?;
+                seq.get_or_insert(sent.seq.saturating_sub(1));
+                pings.push(sent.message_id);
+                view.pings = pings.len() as u32;
+            }
             next_ping += Duration::from_secs(1);
         }
         let wait = next_ping.saturating_duration_since(tokio::time::Instant::now());
