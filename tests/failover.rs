@@ -137,7 +137,11 @@ fn failover_failback_and_monitor_crashes() {
         },
     );
     eprintln!("failover: standby healthy {took:?} after the primary's gateway stopped");
-    assert_eq!(role(&lab), "promoted");
+    // The promotion's pull waits out git_timeout (30 s) on the hanging filter
+    // before the standby's channel starts.
+    wait_for("the standby promoted", Duration::from_secs(120), || {
+        role(&lab) == "promoted"
+    });
     assert!(
         !lab.ssh("standby", "test -e /home/openclaw/hook-ran")
             .status

@@ -323,14 +323,9 @@ handlers:
     std::fs::write(&inv_path, inv).unwrap();
     let inv = inv_path.to_str().unwrap().to_string();
 
-    let secrets: Vec<String> = [
-        std::fs::read_to_string(lab.path("secrets/gateway_token")).unwrap(),
-        std::fs::read_to_string(lab.path("secrets/telegram_token")).unwrap(),
-        std::fs::read_to_string(lab.path("secrets/discord_token")).unwrap(),
-    ]
-    .iter()
-    .map(|s| s.trim().to_string())
-    .collect();
+    // Every secret the lab holds (its bots' tokens, the model key, ...).
+    let secrets: Vec<String> = lab.secret_values();
+    assert!(secrets.len() >= 3, "{secrets:?}");
     let deploy = |extra: &[&str]| -> (i32, String, serde_json::Value) {
         let mut args = vec!["deploy", inv.as_str(), "--json"];
         args.extend_from_slice(extra);
