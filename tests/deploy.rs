@@ -196,7 +196,10 @@ fn deploy_converges_and_repairs_drift() {
         ),
         (
             "standby",
-            "rm /etc/openclaw/switches/standby.json",
+            // The monitor re-arms a standby whose switch file is gone (it
+            // writes the file itself), so it is stopped first: the drift
+            // stays until deploy puts both back.
+            "systemctl stop ocfo-monitor && rm /etc/openclaw/switches/standby.json",
             "channel switches (warm standby)",
         ),
         (
