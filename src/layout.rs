@@ -6,6 +6,8 @@ pub const GATEWAY_UNIT: &str = "openclaw-gateway.service";
 pub const MONITOR_UNIT: &str = "ocfo-monitor.service";
 pub const PUSH_SERVICE: &str = "ocfo-workspace-push.service";
 pub const PUSH_TIMER: &str = "ocfo-workspace-push.timer";
+/// The primary's workspace watcher: pushes seconds after the agent writes.
+pub const WATCH_SERVICE: &str = "ocfo-workspace-watch.service";
 pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
 pub const GATEWAY_ENV_FILE: &str = "/etc/openclaw/gateway.env";
 /// The restart-class part of the gateway's config: a change here restarts it.

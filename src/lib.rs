@@ -3,6 +3,7 @@
 //! The library holds everything that can be tested without a terminal; the
 //! `ocfo` binary (`src/main.rs`) is a thin command-line layer over it.
 
+pub mod child;
 pub mod clock;
 pub mod diagnostics;
 pub mod fsutil;
@@ -38,3 +39,4 @@ pub mod switchover;
 pub mod transport;
 pub mod user_side;
 pub mod validate;
+pub mod workspace_watch;

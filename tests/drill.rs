@@ -91,6 +91,16 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     // side and the user's.
     let drills_began = lab.ssh_ok("standby", "date +%s").trim().to_string();
     for fault in ["stop", "kill", "cut"] {
+        // Workspace RPO: what the agent writes 10 s before a crash or a cut
+        // is in the checkout the standby pulled when it promoted.
+        let note = format!("rpo-{fault}.md");
+        if fault != "stop" {
+            lab.ssh_ok(
+                "primary",
+                &format!("runuser -u openclaw -- sh -c 'echo \"{fault}: the word is kumquat\" > /home/openclaw/workspace/{note}'"),
+            );
+            std::thread::sleep(Duration::from_secs(10));
+        }
         let out = ocfo(&[
             "drill",
             &inv,
@@ -141,6 +151,25 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         );
         if fault == "cut" {
             assert_eq!(user["cut_both_answered"], true, "{report:#}");
+        }
+        if fault != "stop" {
+            let pulled = lab.ssh_ok(
+                "standby",
+                "journalctl -u ocfo-monitor -o cat --no-pager | grep 'workspace pulled' | tail -n 1",
+            );
+            let revision = pulled
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("revision="))
+                .unwrap_or_else(|| panic!("no pulled revision in {pulled:?}"));
+            let seen = lab.ssh(
+                "standby",
+                &format!("git -C /home/openclaw/workspace show {revision}:{note}"),
+            );
+            let seen = text(&seen);
+            assert!(
+                seen.contains(&format!("{fault}: the word is kumquat")),
+                "the standby promoted with {revision}, without the write made 10 s before the {fault}: {seen}"
+            );
         }
         eprintln!(
             "drill {fault}: answered {} ms, failover {} ms, failback {} ms, message in flight {outcome}",

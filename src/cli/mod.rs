@@ -15,6 +15,7 @@ mod render;
 mod status;
 mod switchover;
 mod validate;
+mod workspace_watch;
 
 #[derive(Debug, Parser)]
 #[command(name = "ocfo", version, about = "OpenClaw failover orchestrator", long_about = None)]
@@ -48,6 +49,9 @@ pub enum Command {
     Lab(lab::LabArgs),
     /// The standby's failover daemon (run by ocfo-monitor.service), and `monitor status`.
     Monitor(monitor::MonitorArgs),
+    /// The primary's workspace watcher (run by ocfo-workspace-watch.service): pushes seconds after the agent writes.
+    #[command(hide = true)]
+    WorkspaceWatch(workspace_watch::WorkspaceWatchArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -105,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Drill(args) => drill::run(args, out),
         Command::Switchover(args) => switchover::run(args, out),
         Command::Monitor(args) => monitor::run(args, out),
+        Command::WorkspaceWatch(args) => workspace_watch::run(args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ocfo", &mut std::io::stdout());

@@ -478,13 +478,20 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
 /// The units ocfo itself starts, stops and restarts (with or without the
 /// `.service` suffix systemctl allows).
 fn is_ocfo_unit(unit: &str) -> bool {
-    use crate::layout::{GATEWAY_UNIT, MONITOR_UNIT, PUSH_SERVICE, PUSH_TIMER};
+    use crate::layout::{GATEWAY_UNIT, MONITOR_UNIT, PUSH_SERVICE, PUSH_TIMER, WATCH_SERVICE};
     let full = if unit.contains('.') {
         unit.to_string()
     } else {
         format!("{unit}.service")
     };
-    [GATEWAY_UNIT, MONITOR_UNIT, PUSH_SERVICE, PUSH_TIMER].contains(&full.as_str())
+    [
+        GATEWAY_UNIT,
+        MONITOR_UNIT,
+        PUSH_SERVICE,
+        PUSH_TIMER,
+        WATCH_SERVICE,
+    ]
+    .contains(&full.as_str())
 }
 
 fn parse_mode(s: &str) -> Option<u32> {

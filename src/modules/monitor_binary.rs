@@ -1,9 +1,10 @@
-//! The ocfo binary on the standby, which runs as `ocfo monitor`.
+//! The ocfo binary on each host: the standby runs it as `ocfo monitor`, the
+//! primary as `ocfo workspace-watch`.
 //!
 //! - `--monitor-binary PATH`: that file is uploaded, whatever the host.
 //! - This very executable is uploaded when it can run on the host (the
 //!   laptop is Linux on the host's architecture), unless `--monitor-fetch`.
-//! - Otherwise the standby fetches the release build of *this* ocfo's
+//! - Otherwise the host fetches the release build of *this* ocfo's
 //!   version for its architecture from `monitor.binary_source`
 //!   (`<base>/v<ver>/ocfo-<ver>-<arch>-linux`) and installs it only if its
 //!   SHA-256 is the one the laptop vouches for: compiled into this ocfo by
@@ -70,7 +71,7 @@ pub fn sum_for(sums: &str, file: &str) -> Option<String> {
     })
 }
 
-/// What the standby gets.
+/// What the host gets.
 #[derive(Debug)]
 pub(crate) enum Plan {
     Upload(Arc<Vec<u8>>),
@@ -103,10 +104,10 @@ pub(crate) fn choose(
         return Ok(Plan::Upload(own_binary(ctx)?));
     }
     let why = if ctx.opts.monitor_fetch {
-        "--monitor-fetch asks the standby to fetch its ocfo".to_string()
+        "--monitor-fetch asks each host to fetch its ocfo".to_string()
     } else {
         format!(
-            "this ocfo is built for {}-{} but the standby is linux-{host_arch}",
+            "this ocfo is built for {}-{} but this host is linux-{host_arch}",
             laptop.os, laptop.arch
         )
     };
@@ -120,7 +121,7 @@ pub(crate) fn choose(
     let file = release_file(version, arch);
     let Some(base) = ctx.inv.monitor.binary_source.as_deref() else {
         return Err(fail(format!(
-            "{why}: set `monitor.binary_source` in the inventory to where the release binaries are (the standby downloads <source>/v{version}/{file} and checks it against the checksum this laptop vouches for), or pass --monitor-binary PATH with a Linux {arch} build of ocfo {version}"
+            "{why}: set `monitor.binary_source` in the inventory to where the release binaries are (each host downloads <source>/v{version}/{file} and checks it against the checksum this laptop vouches for), or pass --monitor-binary PATH with a Linux {arch} build of ocfo {version}"
         )));
     };
     let built_in = embedded.and_then(|s| sum_for(s, &file));

@@ -291,8 +291,23 @@ pub fn render_node(
         )?;
         b.add(unit_path(PUSH_SERVICE), service, 0o644, "root");
         let interval = crate::inventory::units::format_duration(inv.workspace.push_interval);
-        let timer = b.template("ocfo-workspace-push.timer.j2", context! { interval })?;
+        let timer = b.template(
+            "ocfo-workspace-push.timer.j2",
+            context! { interval => &interval },
+        )?;
         b.add(unit_path(PUSH_TIMER), timer, 0o644, "root");
+        let watcher = b.template(
+            "ocfo-workspace-watch.service.j2",
+            context! {
+                workspace => &b.layout.workspace,
+                push_script => PUSH_SCRIPT,
+                ocfo => OCFO_BINARY,
+                interval => &interval,
+                gateway_unit => GATEWAY_UNIT,
+                local_remote => local_repo_path(&inv.workspace.repo),
+            },
+        )?;
+        b.add(unit_path(WATCH_SERVICE), watcher, 0o644, "root");
     }
 
     if role == Role::Standby {

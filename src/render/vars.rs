@@ -49,6 +49,7 @@ pub fn base_vars(inv: &Inventory, role: Role, layout: &Layout) -> serde_json::Va
             "standby_secrets_source": layout::STANDBY_SECRETS_SOURCE,
             "push_service": layout::PUSH_SERVICE,
             "push_timer": layout::PUSH_TIMER,
+            "watch_service": layout::WATCH_SERVICE,
             "push_script": layout::PUSH_SCRIPT,
             "systemd_dir": layout::SYSTEMD_DIR,
             "ca_dir": layout::CA_DIR,
