@@ -84,6 +84,8 @@ mod tests {
         let bin = d.join("bin");
         std::fs::create_dir(&bin).unwrap();
         let log = d.join("git.log");
+        // A checkout's git folder, where the script takes its lock.
+        std::fs::create_dir(d.join(".git")).unwrap();
         // A git that logs its arguments, one per line, and claims staged
         // changes so the commit and push lines run.
         std::fs::write(
