@@ -57,7 +57,7 @@ fn deploy_converges_and_repairs_drift() {
     // The Discord variant: a plugin channel on the standby, armed through
     // its SecretRef file (the default lab's Telegram standby is covered by
     // tests/drill.rs).
-    let lab = TestLab::up_with("tdep", "10.249.2.0/24", &["--standby-channel", "discord"]);
+    let lab = TestLab::up_with(file!(), &["--standby-channel", "discord"]);
     let mut outputs = Vec::new();
 
     let first = deploy(&lab, &[], &mut outputs);

@@ -8,20 +8,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::system::*;
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("timed out after {timeout:?} waiting for: {what}");
-}
 
 fn status(inv: &str) -> serde_json::Value {
     let out = ocfo(&["status", inv, "--json"]);
@@ -49,7 +38,7 @@ fn gateway_pid(lab: &TestLab, node: &str) -> String {
 
 #[test]
 fn drills_status_blips_redeploy_and_power_cycle() {
-    let lab = TestLab::up("tdrill", "10.249.4.0/24");
+    let lab = TestLab::up(file!());
     let inv = std::fs::read_to_string(lab.inventory())
         .unwrap()
         .replace("hold_down: 60s", "hold_down: 15s\n  # Deliberate drills, one after another, are not a flapping primary.\n  flap: {max_promotions: 10, window: 15m}");
@@ -78,11 +67,11 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     );
     // The standby's bot does not answer while it watches: nothing polls it.
     let quiet = ocfo(&[
-        "lab", "chat", "--name", "tdrill", "--to", "standby", "--wait", "5s", "hello?",
+        "lab", "chat", "--name", &lab.name, "--to", "standby", "--wait", "5s", "hello?",
     ]);
     assert!(!quiet.status.success());
     assert!(
-        text(&quiet).contains("nothing polls @tdrill_standby_bot"),
+        text(&quiet).contains(&format!("nothing polls @{}_standby_bot", lab.name)),
         "{}",
         text(&quiet)
     );
@@ -213,11 +202,14 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     for (i, m) in announced.iter().enumerate() {
         if i % 2 == 0 {
             assert!(
-                m.contains("failover drill") && m.contains("@tdrill_standby_bot"),
+                m.contains("failover drill") && m.contains(&format!("@{}_standby_bot", lab.name)),
                 "{m}"
             );
         } else {
-            assert!(m.contains("Please continue on @tdrill_primary_bot"), "{m}");
+            assert!(
+                m.contains(&format!("Please continue on @{}_primary_bot", lab.name)),
+                "{m}"
+            );
         }
     }
     // The cut is gone: nothing blocks the standby's probes any more.
@@ -230,9 +222,9 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         standby_role(&inv) == WATCHING
     });
     let before: serde_json::Value = status(&inv)[1]["monitor"]["counters"].clone();
-    ok(&["lab", "cut", "primary", "standby", "--name", "tdrill"]);
+    ok(&["lab", "cut", "primary", "standby", "--name", &lab.name]);
     std::thread::sleep(Duration::from_secs(1));
-    ok(&["lab", "heal", "--name", "tdrill"]);
+    ok(&["lab", "heal", "--name", &lab.name]);
     std::thread::sleep(Duration::from_secs(6));
     let after = status(&inv);
     assert_eq!(after[1]["role"], WATCHING);
@@ -429,8 +421,8 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     // Power-cycle the promoted standby: its gateway boots unarmed (no
     // credentials, channel stopped), the monitor starts watching, finds the
     // primary still down and promotes it again.
-    ok(&["lab", "stop", "standby", "--name", "tdrill"]);
-    ok(&["lab", "start", "standby", "--name", "tdrill"]);
+    ok(&["lab", "stop", "standby", "--name", &lab.name]);
+    ok(&["lab", "start", "standby", "--name", &lab.name]);
     wait_for(
         "standby promoted after its reboot",
         Duration::from_secs(180),
@@ -442,8 +434,8 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         standby_role(&inv) == WATCHING && status(&inv)[1]["gateway_active"] == "active"
     });
     // And a power cycle while watching comes back watching.
-    ok(&["lab", "stop", "standby", "--name", "tdrill"]);
-    ok(&["lab", "start", "standby", "--name", "tdrill"]);
+    ok(&["lab", "stop", "standby", "--name", &lab.name]);
+    ok(&["lab", "start", "standby", "--name", &lab.name]);
     wait_for(
         "standby watching after its reboot",
         Duration::from_secs(180),

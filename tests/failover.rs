@@ -8,20 +8,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::system::*;
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("timed out after {timeout:?} waiting for: {what}");
-}
 
 fn role(lab: &TestLab) -> String {
     let out = lab.ssh("standby", "ocfo monitor status --json");
@@ -39,7 +28,7 @@ fn monitor_pid(lab: &TestLab) -> String {
 
 #[test]
 fn failover_failback_and_monitor_crashes() {
-    let lab = TestLab::up("tfail", "10.249.3.0/24");
+    let lab = TestLab::up(file!());
     // A short hold-down keeps the test quick; a cold standby.
     let inv = std::fs::read_to_string(lab.inventory())
         .unwrap()

@@ -8,10 +8,11 @@ use common::system::*;
 #[test]
 fn lab_lifecycle() {
     require_root_and_tools();
-    TestLab::clear_leftover("tlab");
+    let (name, subnet) = lab_for(file!());
+    TestLab::clear_leftover(name);
     let before = machine_snapshot();
     {
-        let lab = TestLab::up("tlab", "10.249.1.0/24");
+        let lab = TestLab::up(file!());
         let (p, s) = (lab.address("primary"), lab.address("standby"));
 
         // Both hosts booted systemd and answer plain OpenSSH with verified host keys.
@@ -21,7 +22,10 @@ fn lab_lifecycle() {
                 matches!(state.trim(), "running" | "degraded"),
                 "{node}: {state}"
             );
-            assert_eq!(lab.ssh_ok(node, "hostname").trim(), format!("tlab-{node}"));
+            assert_eq!(
+                lab.ssh_ok(node, "hostname").trim(),
+                format!("{}-{node}", lab.name)
+            );
         }
         // The generated inventory validates.
         ok(&["validate", &lab.inventory()]);
@@ -32,24 +36,24 @@ fn lab_lifecycle() {
         lab.ssh_ok("standby", "apt-get update -qq");
 
         // Cut and heal.
-        ok(&["lab", "cut", "primary", "standby", "--name", "tlab"]);
+        ok(&["lab", "cut", "primary", "standby", "--name", &lab.name]);
         let cut = lab.ssh("primary", &format!("timeout 3 bash -c '</dev/tcp/{s}/22'"));
         assert!(!cut.status.success(), "traffic still flows after cut");
-        assert!(ok(&["lab", "status", "--name", "tlab"]).contains("cut: primary"));
-        ok(&["lab", "heal", "--name", "tlab"]);
+        assert!(ok(&["lab", "status", "--name", &lab.name]).contains("cut: primary"));
+        ok(&["lab", "heal", "--name", &lab.name]);
         lab.ssh_ok("primary", &format!("timeout 5 bash -c '</dev/tcp/{s}/22'"));
         lab.ssh_ok("standby", &format!("timeout 5 bash -c '</dev/tcp/{p}/22'"));
 
         // Power cycle keeps the disk.
         lab.ssh_ok("standby", "echo kept > /root/marker && sync");
-        ok(&["lab", "stop", "standby", "--name", "tlab"]);
-        assert!(ok(&["lab", "status", "--name", "tlab"]).contains("stopped"));
-        ok(&["lab", "start", "standby", "--name", "tlab"]);
+        ok(&["lab", "stop", "standby", "--name", &lab.name]);
+        assert!(ok(&["lab", "status", "--name", &lab.name]).contains("stopped"));
+        ok(&["lab", "start", "standby", "--name", &lab.name]);
         assert_eq!(lab.ssh_ok("standby", "cat /root/marker").trim(), "kept");
 
         // A second `up` leaves one healthy lab.
-        ok(&["lab", "up", "--name", "tlab", "--subnet", "10.249.1.0/24"]);
-        let status = ok(&["lab", "status", "--name", "tlab", "--json"]);
+        ok(&["lab", "up", "--name", &lab.name, "--subnet", subnet]);
+        let status = ok(&["lab", "status", "--name", &lab.name, "--json"]);
         let doc: serde_json::Value = serde_json::from_str(
             status
                 .lines()

@@ -34,7 +34,7 @@ fn publish(root: &Path, bytes: &[u8], sums_for: &[u8]) {
 
 #[test]
 fn the_standby_installs_only_the_binary_the_laptop_vouches_for() {
-    let lab = TestLab::up("fetch", "10.231.11.0/24");
+    let lab = TestLab::up(file!());
     let root = lab.path("hosts/standby/root");
     assert!(
         root.join("etc/os-release").exists(),

@@ -62,7 +62,7 @@ fn parses_scanner_output() {
 #[test]
 fn independent_scanners_pass_on_a_deployed_lab() {
     let ssh_audit = common::tools::ssh_audit();
-    let lab = TestLab::up("tscan", "10.249.10.0/24");
+    let lab = TestLab::up(file!());
     let inv = lab.inventory();
     ok(&["deploy", &inv]);
 

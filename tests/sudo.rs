@@ -78,7 +78,7 @@ fn changed(json: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn deploy_with_a_passwordless_sudo_login() {
-    let lab = TestLab::up("tsudo", "10.249.7.0/24");
+    let lab = TestLab::up(file!());
     for node in ["primary", "standby"] {
         lab.ssh_ok(node, SETUP);
     }

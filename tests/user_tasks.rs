@@ -265,7 +265,7 @@ fn another_spelling_of_an_ocfo_path_is_still_ocfo_s_file() {
 fn user_tasks_deploy_drift_and_repair_in_the_lab() {
     use common::system::{ocfo as run, text as all, TestLab};
 
-    let lab = TestLab::up("ops", "10.231.6.0/24");
+    let lab = TestLab::up(file!());
     std::fs::create_dir_all(lab.path("my")).unwrap();
     std::fs::write(
         lab.path("my/tasks.yaml"),

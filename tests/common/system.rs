@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 pub fn require_root_and_tools() {
     let root = std::fs::read_to_string("/proc/self/status")
@@ -51,6 +52,44 @@ pub fn ok(args: &[&str]) -> String {
     text(&out)
 }
 
+/// Every system test file's lab: its name and subnet. System tests run one
+/// binary at a time, but a lab left by a failed run must never be another
+/// test's, so each file has its own row. A new test file adds one row here
+/// (the next free subnet) and calls `TestLab::up(file!())`.
+pub const LABS: &[(&str, &str, &str)] = &[
+    // (test file, lab name, subnet)
+    ("tests/lab.rs", "tlab", "10.249.1.0/24"),
+    ("tests/deploy.rs", "tdep", "10.249.2.0/24"),
+    ("tests/failover.rs", "tfail", "10.249.3.0/24"),
+    ("tests/drill.rs", "tdrill", "10.249.4.0/24"),
+    ("tests/sudo.rs", "tsudo", "10.249.7.0/24"),
+    ("tests/scanners.rs", "tscan", "10.249.10.0/24"),
+    ("tests/user_tasks.rs", "ops", "10.231.6.0/24"),
+    ("tests/monitor_fetch.rs", "fetch", "10.231.11.0/24"),
+];
+
+/// The lab name and subnet of a test file (`file!()`).
+pub fn lab_for(test_file: &str) -> (&'static str, &'static str) {
+    let row = LABS
+        .iter()
+        .find(|(file, _, _)| *file == test_file)
+        .unwrap_or_else(|| panic!("{test_file} has no row in tests/common/system.rs LABS: add one with the next free subnet"));
+    (row.1, row.2)
+}
+
+/// Polls `f` every 500 ms until it holds, and returns how long that took;
+/// panics after `timeout`, naming `what`.
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("timed out after {timeout:?} waiting for: {what}");
+}
+
 /// A lab for one test file; `ocfo lab down` when dropped, whatever happened.
 pub struct TestLab {
     pub name: String,
@@ -58,12 +97,14 @@ pub struct TestLab {
 }
 
 impl TestLab {
-    pub fn up(name: &str, subnet: &str) -> TestLab {
-        TestLab::up_with(name, subnet, &[])
+    /// The lab of the test file `file!()` (its row in [`LABS`]).
+    pub fn up(test_file: &str) -> TestLab {
+        TestLab::up_with(test_file, &[])
     }
 
     /// With more `ocfo lab up` arguments (`--standby-channel discord`).
-    pub fn up_with(name: &str, subnet: &str, extra: &[&str]) -> TestLab {
+    pub fn up_with(test_file: &str, extra: &[&str]) -> TestLab {
+        let (name, subnet) = lab_for(test_file);
         require_root_and_tools();
         let lab = TestLab {
             name: name.into(),
