@@ -212,6 +212,34 @@ fn drills_status_blips_redeploy_and_power_cycle() {
             );
         }
     }
+    // Each node keeps its own secrets: after three failovers and
+    // failbacks, nothing on the standby (config, state, logs, the
+    // workspace it pulled) holds the primary's own bot token. The token
+    // reaches grep on stdin, never in an argv.
+    let primary_only = std::fs::read_to_string(lab.path("secrets/telegram_primary_token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(!primary_only.is_empty());
+    let found = lab.ssh_with_input(
+        "standby",
+        "grep -rlF -f - /etc /home /root /var /run /srv /tmp 2>/dev/null; true",
+        format!("{primary_only}\n").as_bytes(),
+    );
+    assert!(
+        found.status.success() && found.stdout.is_empty(),
+        "the primary's own bot token is on the standby in: {}",
+        text(&found)
+    );
+    // The same search finds the standby's own token: it can fail.
+    let own = std::fs::read_to_string(lab.path("secrets/telegram_standby_token")).unwrap();
+    let found = lab.ssh_with_input(
+        "standby",
+        "grep -rlF -f - /etc /home /root /var /run /srv /tmp 2>/dev/null; true",
+        format!("{}\n", own.trim()).as_bytes(),
+    );
+    assert!(!found.stdout.is_empty(), "{}", text(&found));
+
     // The cut is gone: nothing blocks the standby's probes any more.
     assert!(!lab
         .ssh_ok("primary", "iptables -S INPUT")

@@ -199,6 +199,37 @@ impl TestLab {
             .expect("ssh runs")
     }
 
+    /// [`Self::ssh`] with `input` on the script's stdin: how a test hands
+    /// a secret to a remote command without putting it in any argv.
+    pub fn ssh_with_input(&self, node: &str, script: &str, input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("ssh")
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "ConnectTimeout=10",
+                "-i",
+            ])
+            .arg(self.dir.join("id_ed25519"))
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.dir.join("known_hosts").display()
+            ))
+            .arg(format!("root@{}", self.address(node)))
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ssh runs");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().expect("ssh runs")
+    }
+
     pub fn ssh_ok(&self, node: &str, script: &str) -> String {
         let out = self.ssh(node, script);
         assert!(
