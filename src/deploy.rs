@@ -11,10 +11,10 @@ use crate::engine::context::{RunOptions, TaskContext};
 use crate::engine::playbook::{self, TagFilter};
 use crate::engine::runner::{Event, RestartGate, Runner};
 use crate::engine::{Host, HostReport};
-use crate::hold::StandbyHold;
 use crate::inventory::{Inventory, Role, Secrets};
 use crate::layout::Layout;
 use crate::render::{render_node, SecretMode};
+use crate::restart_gate::StandbyHold;
 
 #[derive(Debug, Clone, Default)]
 pub struct DeployOptions {

@@ -24,7 +24,6 @@ pub mod deploy;
 pub mod drill;
 pub mod engine;
 pub mod gateway;
-pub mod hold;
 /// The lab needs Linux (systemd-nspawn, network namespaces, iptables); the
 /// laptop side of ocfo builds without it on macOS.
 #[cfg(target_os = "linux")]
@@ -32,11 +31,11 @@ pub mod lab;
 pub mod modules;
 pub mod monitor;
 pub mod openclaw;
+pub mod restart_gate;
 pub mod ssh;
 pub mod standby_client;
 pub mod status;
 pub mod switchover;
-pub mod transport;
 pub mod user_side;
 pub mod validate;
 pub mod workspace_watch;

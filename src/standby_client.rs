@@ -17,7 +17,7 @@ use crate::layout::{
     DRILL_FILE, GATEWAY_ENV_FILE, GATEWAY_UNIT, HOLD_FILE, MONITOR_STATE_DIR, MONITOR_STATE_FILE,
     SWITCHOVER_FILE,
 };
-use crate::monitor::machine::Role as MonitorRole;
+use crate::monitor::machine::StandbyRole;
 use crate::monitor::MonitorState;
 use crate::shell::Script;
 
@@ -268,7 +268,7 @@ impl Observation {
         self.state.as_ref().is_some_and(|s| s.standby == "warm")
     }
 
-    pub fn role(&self) -> Option<MonitorRole> {
+    pub fn role(&self) -> Option<StandbyRole> {
         self.state.as_ref().map(|s| s.role)
     }
 
@@ -286,10 +286,10 @@ impl Observation {
 /// was `before`: promoted for the switchover, by a promotion newer than
 /// `before` (unless it already served then) that came up healthy.
 fn took_over(before: &MonitorState, s: &MonitorState) -> Verdict {
-    if !s.switchover || s.role != MonitorRole::Promoted {
+    if !s.switchover || s.role != StandbyRole::Promoted {
         return Verdict::Pending(None);
     }
-    if before.role == MonitorRole::Promoted {
+    if before.role == StandbyRole::Promoted {
         return Verdict::Done;
     }
     let newer = s.counters.promotions > before.counters.promotions;
@@ -403,7 +403,7 @@ impl<'a, H: Host> Standby<'a, H> {
     /// again with its channels off.
     pub async fn await_step_down(&self, wait: &Wait<'_>) -> Result<MonitorState, WaitError> {
         self.wait_for(wait, |s| {
-            (!s.switchover && s.role == MonitorRole::Watching && !s.channels_live).into()
+            (!s.switchover && s.role == StandbyRole::Watching && !s.channels_live).into()
         })
         .await
     }

@@ -13,8 +13,9 @@ use crate::engine::Host;
 use crate::inventory::Inventory;
 use crate::standby_client::{Primary, Standby, Wait, READY_WAIT};
 
+/// A moment of a switchover (`at_ms` since it began) and what happened.
 #[derive(Debug, Clone, Serialize)]
-pub struct Step {
+pub struct Milestone {
     pub at_ms: u64,
     pub event: String,
 }
@@ -24,7 +25,7 @@ pub struct SwitchoverReport {
     pub back: bool,
     pub ok: bool,
     pub error: Option<String>,
-    pub steps: Vec<Step>,
+    pub steps: Vec<Milestone>,
     /// Time during which neither node served, as seen from here: the old
     /// side is stopped only after the new side was seen serving, so this is
     /// zero unless a step failed.
@@ -45,7 +46,7 @@ impl Run {
 
     fn step(&mut self, event: impl Into<String>) {
         let at_ms = self.ms();
-        self.report.steps.push(Step {
+        self.report.steps.push(Milestone {
             at_ms,
             event: event.into(),
         });

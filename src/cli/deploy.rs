@@ -12,7 +12,7 @@ use ocfo::engine::playbook::TagFilter;
 use ocfo::inventory::Role;
 
 use super::progress::{recap, Progress};
-use super::{load_inventory, Output};
+use super::{load_inventory, OutputSettings};
 
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
@@ -50,7 +50,7 @@ pub struct DeployArgs {
     pub all_tasks: bool,
 }
 
-pub fn run(args: DeployArgs, out: Output) -> ExitCode {
+pub fn run(args: DeployArgs, out: OutputSettings) -> ExitCode {
     let Some((inv, secrets)) = load_inventory(&args.inventory, true, out) else {
         return ExitCode::FAILURE;
     };
@@ -143,7 +143,7 @@ pub fn run(args: DeployArgs, out: Output) -> ExitCode {
             &inv,
             &secrets,
             &opts,
-            |role| ocfo::transport::connect(&inv, role, accept_new),
+            |role| ocfo::ssh::connect(&inv, role, accept_new),
             Some(tx),
             &cancel,
         )

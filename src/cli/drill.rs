@@ -9,7 +9,7 @@ use std::time::Duration;
 use ocfo::drill::{run as drill, timeline, DrillOptions, Fault};
 use ocfo::inventory::Role;
 
-use super::{load_inventory, Output};
+use super::{load_inventory, OutputSettings};
 
 fn duration(s: &str) -> Result<Duration, String> {
     ocfo::inventory::units::parse_duration(s)
@@ -48,7 +48,7 @@ pub struct DrillArgs {
     pub junit: Option<PathBuf>,
 }
 
-pub fn run(args: DrillArgs, out: Output) -> ExitCode {
+pub fn run(args: DrillArgs, out: OutputSettings) -> ExitCode {
     // Secrets are not resolved: the drill needs none, so it holds no secret
     // value that any of its outputs could print.
     let Some((inv, secrets)) = load_inventory(&args.inventory, false, out) else {
@@ -84,8 +84,8 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
             }
         });
         let (p, s) = tokio::join!(
-            ocfo::transport::connect(&inv, Role::Primary, false),
-            ocfo::transport::connect(&inv, Role::Standby, false)
+            ocfo::ssh::connect(&inv, Role::Primary, false),
+            ocfo::ssh::connect(&inv, Role::Standby, false)
         );
         match (p, s) {
             (Ok(p), Ok(s)) => {
@@ -144,7 +144,7 @@ pub fn run(args: DrillArgs, out: Output) -> ExitCode {
 #[cfg(target_os = "linux")]
 fn user_side(
     inv: &ocfo::inventory::Inventory,
-    out: Output,
+    out: OutputSettings,
 ) -> Option<ocfo::lab::world::client::WorldClient> {
     let lab = ocfo::lab::for_hosts(&inv.node(Role::Primary).host, &inv.node(Role::Standby).host)?;
     if !ocfo::lab::world::is_running(&lab) {
@@ -160,7 +160,7 @@ fn user_side(
 }
 
 #[cfg(not(target_os = "linux"))]
-fn user_side(_: &ocfo::inventory::Inventory, _: Output) -> Option<ocfo::user_side::Nobody> {
+fn user_side(_: &ocfo::inventory::Inventory, _: OutputSettings) -> Option<ocfo::user_side::Nobody> {
     None
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use ocfo::lab;
 
-use super::Output;
+use super::OutputSettings;
 
 #[derive(Debug, clap::Args)]
 pub struct LabArgs {
@@ -86,7 +86,7 @@ pub enum LabCommand {
     Heal,
 }
 
-pub fn run(args: LabArgs, out: Output) -> ExitCode {
+pub fn run(args: LabArgs, out: OutputSettings) -> ExitCode {
     let name = args.name.as_str();
     let result = match args.command {
         LabCommand::Up {

@@ -61,16 +61,16 @@ pub enum Command {
 
 /// Global output settings every subcommand shares.
 #[derive(Debug, Clone, Copy)]
-pub struct Output {
+pub struct OutputSettings {
     pub color: bool,
     pub quiet: bool,
 }
 
-impl Output {
+impl OutputSettings {
     fn detect(quiet: bool) -> Self {
         use std::io::IsTerminal;
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Output {
+        OutputSettings {
             color: !no_color && std::io::stderr().is_terminal(),
             quiet,
         }
@@ -97,7 +97,7 @@ fn init_logging(verbose: u8, quiet: bool, color: bool) {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let out = Output::detect(cli.quiet);
+    let out = OutputSettings::detect(cli.quiet);
     init_logging(cli.verbose, cli.quiet, out.color);
     match cli.command {
         Command::Validate(args) => validate::run(args, out),
@@ -123,7 +123,7 @@ pub fn main() -> ExitCode {
 pub fn load_inventory(
     path: &std::path::Path,
     resolve_secrets: bool,
-    out: Output,
+    out: OutputSettings,
 ) -> Option<(ocfo::inventory::Inventory, ocfo::inventory::Secrets)> {
     let loaded = ocfo::validate::load_file(path, ocfo::inventory::LoadOptions { resolve_secrets });
     if loaded.report.has_errors() || !out.quiet {
@@ -142,8 +142,6 @@ pub fn load_inventory(
     }
 }
 
-/// The async runtime a command runs on; `None` (after saying why) if it
-/// cannot start.
 /// Prints a report as JSON (`--json`) or as text, and turns `ok` into the
 /// exit code: what `drill` and `switchover` end with.
 pub fn print_report<T: serde::Serialize>(
@@ -166,6 +164,8 @@ pub fn print_report<T: serde::Serialize>(
     }
 }
 
+/// The async runtime a command runs on; `None` (after saying why) if it
+/// cannot start.
 pub fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use ocfo::monitor::{MonitorConfig, MonitorState};
 
-use super::Output;
+use super::OutputSettings;
 
 pub const DEFAULT_CONFIG: &str = ocfo::layout::MONITOR_CONFIG;
 pub const DEFAULT_STATE: &str = ocfo::layout::MONITOR_STATE_FILE;
@@ -42,7 +42,7 @@ fn load(path: &PathBuf) -> Result<MonitorConfig, String> {
     MonitorConfig::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-pub fn run(args: MonitorArgs, _out: Output) -> ExitCode {
+pub fn run(args: MonitorArgs, _out: OutputSettings) -> ExitCode {
     match args.command {
         Some(MonitorCommand::Check { config }) => match load(&config) {
             Ok(_) => {

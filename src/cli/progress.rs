@@ -12,19 +12,25 @@ use ocfo::engine::{HostReport, Status};
 // file contents), and hosts may lie: escaped before they reach the terminal.
 use ocfo::terminal::{escape, escape_lines};
 
-use super::Output;
+use super::OutputSettings;
 
 pub struct Progress {
     multi: Option<MultiProgress>,
     bars: HashMap<String, ProgressBar>,
-    out: Output,
+    out: OutputSettings,
     verbose: bool,
     diff: bool,
     check: bool,
 }
 
 impl Progress {
-    pub fn new(out: Output, nodes: &[String], verbose: bool, diff: bool, check: bool) -> Self {
+    pub fn new(
+        out: OutputSettings,
+        nodes: &[String],
+        verbose: bool,
+        diff: bool,
+        check: bool,
+    ) -> Self {
         let tty = std::io::stderr().is_terminal() && !out.quiet;
         let mut bars = HashMap::new();
         let multi = tty.then(|| {
@@ -134,7 +140,7 @@ impl Progress {
 }
 
 /// The Ansible-like recap, one line per host.
-pub fn recap(reports: &[HostReport], out: Output, check: bool) -> String {
+pub fn recap(reports: &[HostReport], out: OutputSettings, check: bool) -> String {
     let mut s = String::from(if check {
         "\nRECAP (check mode: nothing was changed)\n"
     } else {
@@ -205,7 +211,7 @@ mod tests {
         r.notes.push(format!("note {lie}"));
         let text = super::recap(
             &[r],
-            super::Output {
+            super::OutputSettings {
                 quiet: false,
                 color: false,
             },

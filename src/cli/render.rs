@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use ocfo::render::{render, write_tree, SecretMode};
 
-use super::{load_inventory, Output};
+use super::{load_inventory, OutputSettings};
 
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
@@ -29,7 +29,7 @@ pub struct RenderArgs {
 /// without ever deleting a folder ocfo did not create.
 const MARKER: &str = ".ocfo-render";
 
-pub fn run(args: RenderArgs, out: Output) -> ExitCode {
+pub fn run(args: RenderArgs, out: OutputSettings) -> ExitCode {
     let Some((inv, secrets)) = load_inventory(&args.inventory, !args.no_secrets, out) else {
         return ExitCode::FAILURE;
     };

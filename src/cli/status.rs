@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use ocfo::inventory::Role;
 use ocfo::status::{node_status, NodeStatus};
 
-use super::{load_inventory, Output};
+use super::{load_inventory, OutputSettings};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -18,7 +18,7 @@ pub struct StatusArgs {
 
 pub async fn gather(inv: &ocfo::inventory::Inventory) -> Vec<NodeStatus> {
     let one = |role: Role| async move {
-        match ocfo::transport::connect(inv, role, false).await {
+        match ocfo::ssh::connect(inv, role, false).await {
             Ok(session) => {
                 let s = node_status(inv, role, Ok(&session)).await;
                 session.close().await;
@@ -34,7 +34,7 @@ pub fn print(nodes: &[NodeStatus]) {
     print!("{}", ocfo::status::text(nodes, env!("CARGO_PKG_VERSION")));
 }
 
-pub fn run(args: StatusArgs, out: Output) -> ExitCode {
+pub fn run(args: StatusArgs, out: OutputSettings) -> ExitCode {
     let Some((inv, _secrets)) = load_inventory(&args.inventory, false, out) else {
         return ExitCode::FAILURE;
     };

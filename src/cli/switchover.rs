@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use ocfo::inventory::Role;
 use ocfo::switchover::{run as switchover, summary};
 
-use super::{load_inventory, Output};
+use super::{load_inventory, OutputSettings};
 
 #[derive(Debug, clap::Args)]
 pub struct SwitchoverArgs {
@@ -21,7 +21,7 @@ pub struct SwitchoverArgs {
     pub json: bool,
 }
 
-pub fn run(args: SwitchoverArgs, out: Output) -> ExitCode {
+pub fn run(args: SwitchoverArgs, out: OutputSettings) -> ExitCode {
     let Some((inv, _secrets)) = load_inventory(&args.inventory, false, out) else {
         return ExitCode::FAILURE;
     };
@@ -30,8 +30,8 @@ pub fn run(args: SwitchoverArgs, out: Output) -> ExitCode {
     };
     let report = rt.block_on(async {
         let (p, s) = tokio::join!(
-            ocfo::transport::connect(&inv, Role::Primary, false),
-            ocfo::transport::connect(&inv, Role::Standby, false)
+            ocfo::ssh::connect(&inv, Role::Primary, false),
+            ocfo::ssh::connect(&inv, Role::Standby, false)
         );
         match (p, s) {
             (Ok(p), Ok(s)) => {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use ocfo::inventory::LoadOptions;
 use ocfo::validate::load_file;
 
-use super::Output;
+use super::OutputSettings;
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
@@ -20,7 +20,7 @@ pub struct ValidateArgs {
     pub json: bool,
 }
 
-pub fn run(args: ValidateArgs, out: Output) -> ExitCode {
+pub fn run(args: ValidateArgs, out: OutputSettings) -> ExitCode {
     let loaded = load_file(
         &args.inventory,
         LoadOptions {

@@ -8,7 +8,7 @@
 //! Every piece of text goes through [`Redactor`] and an XML escape: the
 //! drill's errors quote remote stderr, which nobody controls.
 
-use crate::drill::{DrillReport, Mark};
+use crate::drill::{DrillReport, Milestone};
 use crate::secrets::Redactor;
 
 /// One phase's outcome.
@@ -24,7 +24,7 @@ struct Case {
     name: &'static str,
     time_ms: Option<u64>,
     outcome: Outcome,
-    marks: Vec<Mark>,
+    marks: Vec<Milestone>,
 }
 
 /// Which phase the drill's single error belongs to, and the SLO checks,
@@ -32,7 +32,7 @@ struct Case {
 /// report's error names only the first.
 fn cases(r: &DrillReport) -> [Case; 2] {
     let error = r.error.clone().unwrap_or_default();
-    let marks = |phase: &str| -> Vec<Mark> {
+    let marks = |phase: &str| -> Vec<Milestone> {
         r.timeline
             .iter()
             .filter(|m| m.phase == phase)
@@ -221,8 +221,8 @@ mod tests {
     use crate::drill::Fault;
     use crate::secrets::SecretValue;
 
-    fn mark(phase: &'static str, event: &str, at_ms: u64) -> Mark {
-        Mark {
+    fn mark(phase: &'static str, event: &str, at_ms: u64) -> Milestone {
+        Milestone {
             phase,
             event: event.into(),
             at_ms,

@@ -16,7 +16,7 @@ use crate::clock::unix_ms;
 use crate::engine::Host;
 use crate::inventory::Inventory;
 use crate::layout::GATEWAY_UNIT;
-use crate::monitor::machine::Role;
+use crate::monitor::machine::StandbyRole;
 use crate::monitor::MonitorState;
 use crate::shell::Script;
 use crate::standby_client::{check, poll, Observation, Standby, Verdict, Wait, WaitError};
@@ -60,8 +60,9 @@ impl std::fmt::Debug for Progress {
     }
 }
 
+/// A moment of a drill in its phase (failover or failback) and what happened.
 #[derive(Debug, Clone, Serialize)]
-pub struct Mark {
+pub struct Milestone {
     pub phase: &'static str,
     pub event: String,
     /// Milliseconds since the phase began (fault injection, or restore).
@@ -73,7 +74,7 @@ pub struct DrillReport {
     pub fault: Option<Fault>,
     pub ok: bool,
     pub error: Option<String>,
-    pub timeline: Vec<Mark>,
+    pub timeline: Vec<Milestone>,
     /// Fault → standby's monitor decides to promote.
     pub detection_ms: Option<u64>,
     pub pull_ms: Option<u64>,
@@ -216,7 +217,7 @@ pub async fn run<H: Host, U: UserSide>(
         unmark(standby).await;
         return report;
     }
-    report.timeline.push(Mark {
+    report.timeline.push(Milestone {
         phase: "failover",
         event: format!("fault injected on the primary ({:?})", opts.fault).to_lowercase(),
         at_ms: 0,
@@ -260,7 +261,7 @@ pub async fn run<H: Host, U: UserSide>(
             (v.answered_ms, "standby's bot answered the user"),
         ] {
             if let Some(at_ms) = at {
-                report.timeline.push(Mark {
+                report.timeline.push(Milestone {
                     phase: "failover",
                     event: event.into(),
                     at_ms,
@@ -297,7 +298,7 @@ pub async fn run<H: Host, U: UserSide>(
         return report;
     }
     let restored_at_ms = unix_ms();
-    report.timeline.push(Mark {
+    report.timeline.push(Milestone {
         phase: "failback",
         event: "primary restored".into(),
         at_ms: 0,
@@ -312,7 +313,7 @@ pub async fn run<H: Host, U: UserSide>(
             Ok(_) => {
                 let at = unix_ms().saturating_sub(restored_at_ms);
                 v.primary_answered_ms = Some(at);
-                report.timeline.push(Mark {
+                report.timeline.push(Milestone {
                     phase: "failback",
                     event: "primary's bot answered the user again".into(),
                     at_ms: at,
@@ -405,14 +406,14 @@ async fn finish_view<U: UserSide>(
         &mut v,
     );
     if let Some(at_ms) = v.announced_ms {
-        report.timeline.push(Mark {
+        report.timeline.push(Milestone {
             phase: "failover",
             event: "standby's takeover announcement reached the user".into(),
             at_ms,
         });
     }
     if let Some(at_ms) = v.failback_announced_ms {
-        report.timeline.push(Mark {
+        report.timeline.push(Milestone {
             phase: "failback",
             event: "standby's failback message reached the user".into(),
             at_ms,
@@ -436,7 +437,7 @@ struct FailoverMarks {
     pull_ms: Option<u64>,
     gateway_start_ms: Option<u64>,
     fallback_restart: bool,
-    timeline: Vec<Mark>,
+    timeline: Vec<Milestone>,
 }
 
 /// How a phase waits: from its clock's start, up to the phase timeout,
@@ -491,16 +492,16 @@ fn took_over(
     };
     if m.detection_ms.is_none()
         && s.counters.promotions >= promotions_before
-        && s.role != Role::Watching
+        && s.role != StandbyRole::Watching
     {
         m.detection_ms = Some(clock.ms());
-        m.timeline.push(Mark {
+        m.timeline.push(Milestone {
             phase: "failover",
             event: "standby's monitor decided to promote".into(),
             at_ms: clock.ms(),
         });
     }
-    let promoted = s.role == Role::Promoted && s.counters.promotions > promotions_before;
+    let promoted = s.role == StandbyRole::Promoted && s.counters.promotions > promotions_before;
     if !(promoted && (warm || o.own_up)) {
         return Verdict::Pending(None);
     }
@@ -527,7 +528,7 @@ fn took_over(
     };
     let at = serving.unwrap_or_else(|| clock.ms());
     m.failover_ms = Some(at);
-    m.timeline.push(Mark {
+    m.timeline.push(Milestone {
         phase: "failover",
         event: if warm {
             "standby's channel started (OpenClaw's own start time)".into()
@@ -537,7 +538,7 @@ fn took_over(
         at_ms: at,
     });
     if warm {
-        m.timeline.push(Mark {
+        m.timeline.push(Milestone {
             phase: "failover",
             event: "monitor verified the channel with OpenClaw".into(),
             at_ms: clock.ms(),
@@ -585,7 +586,7 @@ fn stepped_down(
     let primary_seen = report.primary_recovery_ms.is_some() || o.primary_up;
     if o.primary_up && report.primary_recovery_ms.is_none() {
         report.primary_recovery_ms = Some(clock.ms());
-        report.timeline.push(Mark {
+        report.timeline.push(Milestone {
             phase: "failback",
             event: "primary healthy again".into(),
             at_ms: clock.ms(),
@@ -610,12 +611,15 @@ fn stepped_down(
     }
     // Stepped down: no longer serving (a warm standby then finishes its
     // demotion, still Demoting, before it is ready again).
-    let stepping_down = matches!(o.role(), Some(Role::Watching | Role::Demoting));
+    let stepping_down = matches!(
+        o.role(),
+        Some(StandbyRole::Watching | StandbyRole::Demoting)
+    );
     if !(primary_seen && stepping_down && !o.standby_serving()) {
         return Verdict::Pending(None);
     }
     report.failback_ms = Some(clock.ms());
-    report.timeline.push(Mark {
+    report.timeline.push(Milestone {
         phase: "failback",
         event: if o.warm() {
             "standby demoted, its channels switched off".into()
@@ -700,7 +704,7 @@ fn flap_problem(s: &MonitorState, inv: &Inventory) -> Option<String> {
     let recent: Vec<u64> = s
         .transitions
         .iter()
-        .filter(|t| t.to == Role::Promoting && t.reason != "planned switchover")
+        .filter(|t| t.to == StandbyRole::Promoting && t.reason != "planned switchover")
         .filter_map(|t| crate::clock::parse_rfc3339(&t.at))
         .filter(|at| now.saturating_sub(*at) < window)
         .collect();
@@ -721,7 +725,7 @@ fn flap_problem(s: &MonitorState, inv: &Inventory) -> Option<String> {
 fn preflight_problem(o: Observation) -> Option<String> {
     if !o.primary_up {
         Some("the primary's gateway is not healthy (as seen from the standby)".to_string())
-    } else if o.role() != Some(Role::Watching) {
+    } else if o.role() != Some(StandbyRole::Watching) {
         Some(format!(
             "the standby's monitor is not watching (it is {})",
             o.state.as_ref().map_or("not running", |s| s.role.as_str())

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::actions::Actions;
 use super::config::{ChannelFailure, MonitorConfig, ProbeMode, StandbyMode};
-use super::machine::{Decision, Input, Machine, Role, Thresholds};
+use super::machine::{Decision, Input, Machine, StandbyRole, Thresholds};
 use super::notify::Notifier;
 use super::probe::{probe_any_with, Probe, ProbeResult};
 use super::state_file::{
@@ -219,7 +219,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             // channels run: one whose gateway is back but whose channel
             // stays down (a bad token, OpenClaw's crash-loop breaker) would
             // leave the users with no bot at all.
-            ChannelFailure::Failover if self.machine.role != Role::Watching => {
+            ChannelFailure::Failover if self.machine.role != StandbyRole::Watching => {
                 if self.state.primary_channels_failing_since.is_none() {
                     self.state.primary_channels_failing_since = Some(rfc3339_now());
                     self.notify(
@@ -250,7 +250,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
     /// Warm and watching: is our own gateway up? Down is a degraded pair:
     /// systemd restarts it, we say so once per change.
     fn watching_warm(&self) -> bool {
-        self.config.standby == StandbyMode::Warm && self.machine.role == Role::Watching
+        self.config.standby == StandbyMode::Warm && self.machine.role == StandbyRole::Watching
     }
 
     /// `answered`: our gateway's health answer, taken alongside the probe of
@@ -351,7 +351,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
     /// Warm and promoted: a gateway that restarted (a crash, systemd) came
     /// back unarmed, its channels stopped: arm it and start them again.
     async fn check_promoted_gateway(&mut self) {
-        if self.config.standby != StandbyMode::Warm || self.machine.role != Role::Promoted {
+        if self.config.standby != StandbyMode::Warm || self.machine.role != StandbyRole::Promoted {
             return;
         }
         let Some(instance) = self.actions.gateway_instance().await else {
@@ -392,7 +392,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         self.notifier.send(event, message);
     }
 
-    fn transition(&mut self, from: Role, to: Role, reason: &str) {
+    fn transition(&mut self, from: StandbyRole, to: StandbyRole, reason: &str) {
         tracing::info!(from = from.as_str(), to = to.as_str(), reason, "transition");
         self.state.transitions.push_back(Transition {
             at: rfc3339_now(),
@@ -491,7 +491,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
 
     fn publish(&mut self) {
         self.state.role = self.machine.role;
-        if self.machine.role == Role::Promoted && self.config.standby == StandbyMode::Warm {
+        if self.machine.role == StandbyRole::Promoted && self.config.standby == StandbyMode::Warm {
             self.state.local_gateway_up = None;
         }
         self.state.pinned = self.machine.pinned;
@@ -505,7 +505,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
 
     async fn promote(&mut self, reason: &str) {
         let decided_at_ms = unix_ms();
-        self.transition(Role::Watching, Role::Promoting, reason);
+        self.transition(StandbyRole::Watching, StandbyRole::Promoting, reason);
         let planned = self.machine.planned;
         self.notify(
             "promoting",
@@ -559,8 +559,8 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             StandbyMode::Warm => "standby's channels",
         };
         self.transition(
-            Role::Promoting,
-            Role::Promoted,
+            StandbyRole::Promoting,
+            StandbyRole::Promoted,
             &if healthy {
                 format!("{what} serving")
             } else {
@@ -869,7 +869,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
     }
 
     async fn demote(&mut self, reason: &str) {
-        self.transition(Role::Promoted, Role::Demoting, reason);
+        self.transition(StandbyRole::Promoted, StandbyRole::Demoting, reason);
         self.notify(
             "demoting",
             &format!("primary is back ({reason}); demoting the standby"),
@@ -887,8 +887,12 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
                 "stop_failed",
                 format!("stepping down failed; staying promoted: {e}"),
             );
-            self.machine.revert(Role::Promoted, self.now());
-            self.transition(Role::Demoting, Role::Promoted, "could not step down");
+            self.machine.revert(StandbyRole::Promoted, self.now());
+            self.transition(
+                StandbyRole::Demoting,
+                StandbyRole::Promoted,
+                "could not step down",
+            );
             return;
         }
         self.state.channels_live = false;
@@ -919,8 +923,8 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         self.state.counters.demotions += 1;
         self.machine.demoted(self.now());
         self.transition(
-            Role::Demoting,
-            Role::Watching,
+            StandbyRole::Demoting,
+            StandbyRole::Watching,
             match self.config.standby {
                 StandbyMode::Cold => "standby gateway stopped",
                 StandbyMode::Warm => "standby's channels switched off",
@@ -937,7 +941,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
     /// When to probe again sooner than the interval: a definitive failure
     /// while watching is confirmed at once.
     fn confirm_at(&self) -> Option<tokio::time::Instant> {
-        (self.machine.role == Role::Watching
+        (self.machine.role == StandbyRole::Watching
             && self.machine.gone > 0
             && self.config.definitive_fall > 0)
             .then(|| tokio::time::Instant::now() + CONFIRM_AFTER)

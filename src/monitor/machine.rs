@@ -24,20 +24,20 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub enum StandbyRole {
     Watching,
     Promoting,
     Promoted,
     Demoting,
 }
 
-impl Role {
+impl StandbyRole {
     pub fn as_str(self) -> &'static str {
         match self {
-            Role::Watching => "watching",
-            Role::Promoting => "promoting",
-            Role::Promoted => "promoted",
-            Role::Demoting => "demoting",
+            StandbyRole::Watching => "watching",
+            StandbyRole::Promoting => "promoting",
+            StandbyRole::Promoted => "promoted",
+            StandbyRole::Demoting => "demoting",
         }
     }
 }
@@ -93,7 +93,7 @@ impl Input {
 #[derive(Debug, Clone)]
 pub struct Machine {
     t: Thresholds,
-    pub role: Role,
+    pub role: StandbyRole,
     /// When the current role began (time since the daemon started).
     pub since: Duration,
     pub failures: u32,
@@ -123,9 +123,9 @@ impl Machine {
     ) -> Machine {
         Machine {
             role: if gateway_running {
-                Role::Promoted
+                StandbyRole::Promoted
             } else {
-                Role::Watching
+                StandbyRole::Watching
             },
             since: now,
             failures: 0,
@@ -171,8 +171,8 @@ impl Machine {
             self.gone = if input.definitive { self.gone + 1 } else { 0 };
         }
         match self.role {
-            Role::Watching if input.switchover => {
-                self.role = Role::Promoting;
+            StandbyRole::Watching if input.switchover => {
+                self.role = StandbyRole::Promoting;
                 self.since = now;
                 self.planned = true;
                 Some(Decision::Promote {
@@ -180,9 +180,11 @@ impl Machine {
                 })
             }
             // Deploy is restarting the primary: count, but do not act.
-            Role::Watching if input.held => None,
-            Role::Watching if self.t.definitive_fall > 0 && self.gone >= self.t.definitive_fall => {
-                self.role = Role::Promoting;
+            StandbyRole::Watching if input.held => None,
+            StandbyRole::Watching
+                if self.t.definitive_fall > 0 && self.gone >= self.t.definitive_fall =>
+            {
+                self.role = StandbyRole::Promoting;
                 self.since = now;
                 self.planned = false;
                 Some(Decision::Promote {
@@ -192,21 +194,21 @@ impl Machine {
                     ),
                 })
             }
-            Role::Watching if self.failures >= self.t.fall => {
-                self.role = Role::Promoting;
+            StandbyRole::Watching if self.failures >= self.t.fall => {
+                self.role = StandbyRole::Promoting;
                 self.since = now;
                 self.planned = false;
                 Some(Decision::Promote {
                     reason: format!("primary failed {} consecutive probes", self.failures),
                 })
             }
-            Role::Promoted if input.switchover => {
+            StandbyRole::Promoted if input.switchover => {
                 // A switchover that began as a failover is planned from now on.
                 self.planned = true;
                 None
             }
-            Role::Promoted if self.planned && healthy && self.successes >= self.t.rise => {
-                self.role = Role::Demoting;
+            StandbyRole::Promoted if self.planned && healthy && self.successes >= self.t.rise => {
+                self.role = StandbyRole::Demoting;
                 self.since = now;
                 Some(Decision::Demote {
                     reason: format!(
@@ -215,7 +217,7 @@ impl Machine {
                     ),
                 })
             }
-            Role::Promoted if healthy && self.successes >= self.t.rise => {
+            StandbyRole::Promoted if healthy && self.successes >= self.t.rise => {
                 let held = now.saturating_sub(self.promoted_at.unwrap_or(now));
                 if held < self.t.hold_down {
                     return None;
@@ -233,7 +235,7 @@ impl Machine {
                         ),
                     });
                 }
-                self.role = Role::Demoting;
+                self.role = StandbyRole::Demoting;
                 self.since = now;
                 Some(Decision::Demote {
                     reason: format!(
@@ -249,7 +251,7 @@ impl Machine {
 
     /// The promotion's actions are done (the gateway serves, or is being retried).
     pub fn promoted(&mut self, now: Duration) {
-        self.role = Role::Promoted;
+        self.role = StandbyRole::Promoted;
         self.since = now;
         self.promoted_at = Some(now);
         self.successes = 0;
@@ -259,10 +261,10 @@ impl Machine {
     }
 
     /// A promotion or demotion could not be carried out: back where it began.
-    pub fn revert(&mut self, role: Role, now: Duration) {
+    pub fn revert(&mut self, role: StandbyRole, now: Duration) {
         self.role = role;
         self.since = now;
-        if role == Role::Watching {
+        if role == StandbyRole::Watching {
             self.planned = false;
             self.failures = 0;
             self.gone = 0;
@@ -270,7 +272,7 @@ impl Machine {
     }
 
     pub fn demoted(&mut self, now: Duration) {
-        self.role = Role::Watching;
+        self.role = StandbyRole::Watching;
         self.since = now;
         self.promoted_at = None;
         self.failures = 0;
@@ -307,7 +309,7 @@ mod tests {
             m.on_probe(false, secs(6)),
             Some(Decision::Promote { .. })
         ));
-        assert_eq!(m.role, Role::Promoting);
+        assert_eq!(m.role, StandbyRole::Promoting);
     }
 
     #[test]
@@ -319,7 +321,7 @@ mod tests {
         {
             assert_eq!(m.on_probe(*ok, secs(2 * i as u64)), None);
         }
-        assert_eq!(m.role, Role::Watching);
+        assert_eq!(m.role, StandbyRole::Watching);
     }
 
     #[test]
@@ -345,7 +347,7 @@ mod tests {
         assert!(at >= 8 + 60, "demoted at {at}, before the hold-down");
         assert!(at >= 30 + 2 * 5, "demoted before rise successes");
         m.demoted(secs(at));
-        assert_eq!(m.role, Role::Watching);
+        assert_eq!(m.role, StandbyRole::Watching);
     }
 
     #[test]
@@ -378,7 +380,7 @@ mod tests {
             }
         }
         assert!(pinned, "a flapping primary pins the standby");
-        assert_eq!(m.role, Role::Promoted);
+        assert_eq!(m.role, StandbyRole::Promoted);
         // Still pinned while the promotions are in the window...
         assert_eq!(m.on_probe(true, secs(now + 2)), None);
         // ...and normal again once they age out.
@@ -420,7 +422,7 @@ mod tests {
         assert_eq!(m.on_input(gone(false), ms(1000)), None);
         assert_eq!(m.on_probe(true, ms(1250)), None);
         assert_eq!(m.on_input(gone(false), ms(2000)), None);
-        assert_eq!(m.role, Role::Watching);
+        assert_eq!(m.role, StandbyRole::Watching);
         // Gone, then silence (the host went too): the usual `fall`.
         let mut m = Machine::recover(t(), false, secs(0));
         assert_eq!(m.on_input(gone(false), secs(1)), None);
@@ -457,7 +459,7 @@ mod tests {
         for i in 1..=10 {
             assert_eq!(m.on_input(input(false, true, false), secs(2 * i)), None);
         }
-        assert_eq!(m.role, Role::Watching);
+        assert_eq!(m.role, StandbyRole::Watching);
         // The lease ran out and the primary is still down: failover as usual.
         assert!(matches!(
             m.on_input(input(false, false, false), secs(22)),
@@ -504,13 +506,13 @@ mod tests {
         for i in 0..60 {
             assert_eq!(m.on_input(input(true, false, true), secs(8 + 2 * i)), None);
         }
-        assert_eq!(m.role, Role::Promoted);
+        assert_eq!(m.role, StandbyRole::Promoted);
     }
 
     #[test]
     fn recovery_from_reality() {
         let m = Machine::recover(t(), true, secs(100));
-        assert_eq!(m.role, Role::Promoted);
+        assert_eq!(m.role, StandbyRole::Promoted);
         let mut m2 = m.clone();
         for i in 1..=5 {
             assert_eq!(
@@ -524,6 +526,6 @@ mod tests {
             Some(Decision::Demote { .. })
         ));
         let w = Machine::recover(t(), false, secs(100));
-        assert_eq!(w.role, Role::Watching);
+        assert_eq!(w.role, StandbyRole::Watching);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::machine::Role;
+use super::machine::StandbyRole;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeRecord {
@@ -19,8 +19,8 @@ pub struct ProbeRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Transition {
     pub at: String,
-    pub from: Role,
-    pub to: Role,
+    pub from: StandbyRole,
+    pub to: StandbyRole,
     pub reason: String,
 }
 
@@ -38,7 +38,7 @@ pub struct MonitorState {
     pub version: String,
     pub name: String,
     pub pid: u32,
-    pub role: Role,
+    pub role: StandbyRole,
     pub since: String,
     pub pinned: bool,
     pub consecutive_failures: u32,

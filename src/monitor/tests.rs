@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::actions::Actions;
 use super::config::*;
 use super::daemon::{Daemon, Prober};
-use super::machine::Role;
+use super::machine::StandbyRole;
 use super::notify::Notifier;
 use super::probe::ProbeResult;
 
@@ -297,10 +297,10 @@ async fn warm_promotion_switches_channels_on_live_and_demotion_off() {
         ..Default::default()
     };
     let mut d = warm(dir.path(), "---", &fake).await;
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
     let t0 = tokio::time::Instant::now();
     rounds(&mut d, 3).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     // Armed while watching; then no restart and no start: the gateway was
     // running, its credentials loaded, all along.
     // Automations only once the channels serve: their config change makes
@@ -319,7 +319,7 @@ async fn warm_promotion_switches_channels_on_live_and_demotion_off() {
     // Primary back: demote after the hold-down; the gateway keeps running.
     for _ in 0..60 {
         rounds(&mut d, 1).await;
-        if d.machine.role == Role::Watching {
+        if d.machine.role == StandbyRole::Watching {
             break;
         }
     }
@@ -354,7 +354,7 @@ async fn warm_live_switch_failure_falls_back_to_a_restart_and_says_so() {
     };
     let mut d = warm(dir.path(), "---", &fake).await;
     rounds(&mut d, 3).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     // The restarted gateway starts unarmed: armed again, then started.
     assert_eq!(
         fake.log(),
@@ -417,10 +417,10 @@ async fn warm_restart_recovers_promoted_from_the_switch_files() {
     let fake = Fake::default();
     *fake.switched_on.lock().unwrap() = true;
     let d = warm(dir.path(), "", &fake).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     let fake = Fake::default();
     let d = warm(dir.path(), "", &fake).await;
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
 }
 
 #[tokio::test(start_paused = true)]
@@ -447,7 +447,7 @@ async fn a_down_warm_gateway_is_a_degraded_pair_and_promotion_restarts_it() {
         d.events
     );
     rounds(&mut d, 3).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     // Starting channels on a dead gateway cannot work: restart, arm, start.
     assert_eq!(
         fake.log(),
@@ -497,7 +497,7 @@ async fn a_promoted_gateway_that_restarts_gets_its_channels_back() {
     let fake = Fake::default();
     let mut d = warm(dir.path(), "---", &fake).await;
     rounds(&mut d, 3).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     assert!(*fake.switched_on.lock().unwrap());
     // It crashes and systemd starts it again: unarmed, channels stopped.
     *fake.instance.lock().unwrap() += 1;
@@ -521,7 +521,7 @@ async fn a_promoted_gateway_that_restarts_gets_its_channels_back() {
         "{:?}",
         d.events
     );
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
 }
 
 #[tokio::test(start_paused = true)]
@@ -536,7 +536,7 @@ async fn a_hold_keeps_a_restarting_primary_from_failing_over_until_the_lease_end
     // Down for 20 probes (40 s) under the hold: no promotion.
     let mut d = warm(dir.path(), &"-".repeat(30), &fake).await;
     rounds(&mut d, 20).await;
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
     assert!(d.state.hold.is_some());
     assert!(
         d.events.iter().any(|e| e.starts_with("hold:")),
@@ -546,7 +546,7 @@ async fn a_hold_keeps_a_restarting_primary_from_failing_over_until_the_lease_end
     // The lease ends (or the deploy died) with the primary still down.
     *fake.hold.lock().unwrap() = None;
     rounds(&mut d, 1).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     assert!(d.events.iter().any(|e| e.starts_with("hold_released")));
 }
 
@@ -556,11 +556,11 @@ async fn a_switchover_serves_make_before_break_and_survives_a_monitor_restart() 
     let fake = Fake::default();
     let mut d = warm(dir.path(), "", &fake).await;
     rounds(&mut d, 2).await;
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
     *fake.switchover.lock().unwrap() = true;
     // The primary is still healthy: the standby goes live anyway.
     rounds(&mut d, 1).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     assert!(d.state.switchover && d.state.last_promotion.clone().unwrap().planned);
     // The primary's gateway is stopped for maintenance, then comes back:
     // no demotion while the switchover stands, even past the hold-down...
@@ -572,15 +572,15 @@ async fn a_switchover_serves_make_before_break_and_survives_a_monitor_restart() 
     .await;
     assert_eq!(
         d.machine.role,
-        Role::Promoted,
+        StandbyRole::Promoted,
         "a restarted monitor keeps serving"
     );
     rounds(&mut d, 60).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     // ...and it steps down soon after the switchover ends, without the hold-down.
     *fake.switchover.lock().unwrap() = false;
     rounds(&mut d, 6).await;
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
     assert_eq!(d.state.counters.demotions, 1);
     assert!(!*fake.switched_on.lock().unwrap());
 }
@@ -592,10 +592,10 @@ async fn primary_channel_failure_policy() {
     let fake = Fake::default();
     let mut d = warm(dir.path(), &"c".repeat(40), &fake).await;
     rounds(&mut d, 28).await;
-    assert_eq!(d.machine.role, Role::Watching, "within the grace");
+    assert_eq!(d.machine.role, StandbyRole::Watching, "within the grace");
     assert!(d.state.primary_channels_failing_since.is_some());
     rounds(&mut d, 6).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     // Ignore: never.
     let fake = Fake::default();
     let mut c = warm_config(dir.path());
@@ -609,7 +609,7 @@ async fn primary_channel_failure_policy() {
     .await;
     *fake.running.lock().unwrap() = true;
     rounds(&mut d, 60).await;
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
 }
 
 async fn daemon<'a>(dir: &std::path::Path, s: &str, fake: &'a Fake) -> Daemon<Script, &'a Fake> {
@@ -633,18 +633,18 @@ async fn promotes_after_exactly_fall_failures_then_demotes_after_rise_and_hold_d
     };
     let mut d = daemon(dir.path(), "--", &fake).await;
     rounds(&mut d, 2).await;
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
     assert!(fake.log().is_empty());
     let mut d = daemon(dir.path(), "---", &fake).await;
     let t0 = tokio::time::Instant::now();
     rounds(&mut d, 3).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     assert_eq!(fake.log(), ["pull", "start"]);
     // Healthy again: nothing before the hold-down, then demotion.
     let mut demoted_after = None;
     for _ in 0..60 {
         rounds(&mut d, 1).await;
-        if d.machine.role == Role::Watching {
+        if d.machine.role == StandbyRole::Watching {
             demoted_after = Some(t0.elapsed());
             break;
         }
@@ -662,17 +662,17 @@ async fn promotes_after_exactly_fall_failures_then_demotes_after_rise_and_hold_d
     );
     // The state file tells the story.
     let state = super::MonitorState::load(&config(dir.path()).state_file).unwrap();
-    assert_eq!(state.role, Role::Watching);
+    assert_eq!(state.role, StandbyRole::Watching);
     assert_eq!(state.counters.promotions, 1);
     assert_eq!(state.counters.demotions, 1);
     let roles: Vec<_> = state.transitions.iter().map(|t| t.to).collect();
     assert_eq!(
         roles,
         [
-            Role::Promoting,
-            Role::Promoted,
-            Role::Demoting,
-            Role::Watching
+            StandbyRole::Promoting,
+            StandbyRole::Promoted,
+            StandbyRole::Demoting,
+            StandbyRole::Watching
         ]
     );
 }
@@ -683,7 +683,7 @@ async fn a_blip_shorter_than_fall_times_interval_does_not_promote() {
     let fake = Fake::default();
     let mut d = daemon(dir.path(), "--+--+-+--+", &fake).await;
     rounds(&mut d, 12).await;
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
     assert!(fake.log().is_empty());
 }
 
@@ -696,7 +696,7 @@ async fn a_failing_git_pull_still_promotes_and_notifies() {
     };
     let mut d = daemon(dir.path(), "---", &fake).await;
     rounds(&mut d, 3).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     assert_eq!(fake.log(), ["pull", "start"]);
     assert!(
         d.events.iter().any(|e| e.starts_with("pull_failed")),
@@ -724,7 +724,7 @@ async fn a_gateway_that_does_not_come_up_is_retried_and_reported() {
         3
     );
     assert!(d.events.iter().any(|e| e.starts_with("promoted_unhealthy")));
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
 }
 
 #[tokio::test(start_paused = true)]
@@ -740,7 +740,7 @@ async fn a_flapping_primary_pins_the_standby() {
         "{:?}",
         d.events
     );
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     assert_eq!(fake.log().iter().filter(|a| *a == "start").count(), 3);
 }
 
@@ -753,24 +753,24 @@ async fn restart_in_each_state_recovers_from_reality() {
         ..Default::default()
     };
     let d = daemon(dir.path(), "", &fake).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     // ...and demote only after the hold-down, not at once.
     let mut d = d;
     rounds(&mut d, 10).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     rounds(&mut d, 30).await;
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
     // Killed while watching (or mid-demotion, gateway already stopped): watching.
     let fake = Fake::default();
     let d = daemon(dir.path(), "", &fake).await;
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
     // Killed mid-promotion with the primary still down: watching, and it
     // promotes again after `fall` failures rather than at once.
     let mut d = daemon(dir.path(), "---", &fake).await;
     rounds(&mut d, 2).await;
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
     rounds(&mut d, 1).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
 }
 
 #[test]
@@ -804,20 +804,28 @@ async fn a_busy_primary_is_not_down_until_the_stall_lasts() {
     )
     .await;
     rounds(&mut d, 12).await;
-    assert_eq!(d.machine.role, Role::Watching, "a short stall failed over");
+    assert_eq!(
+        d.machine.role,
+        StandbyRole::Watching,
+        "a short stall failed over"
+    );
     assert_eq!(d.state.counters.promotions, 0);
     // A lasting stall (a wedged gateway) is down once the grace is over.
     let fake = Fake::default();
     let mut d = warm(dir.path(), &"s".repeat(20), &fake).await;
     rounds(&mut d, 5).await;
-    assert_eq!(d.machine.role, Role::Watching, "within the stall grace");
+    assert_eq!(
+        d.machine.role,
+        StandbyRole::Watching,
+        "within the stall grace"
+    );
     rounds(&mut d, 10).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     // Silence (no connection) counts at once: fall (3) probes.
     let fake = Fake::default();
     let mut d = warm(dir.path(), &"-".repeat(5), &fake).await;
     rounds(&mut d, 3).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
 }
 
 /// The real loop, on a paused clock: a primary whose gateway is gone
@@ -846,7 +854,7 @@ async fn a_gone_primary_is_confirmed_at_once_by_the_real_loop() {
     // 0.25 s later, before the shutdown at 1.9 s: on the 2 s interval alone
     // there would have been one, and no promotion.
     let state = crate::monitor::MonitorState::load(&state_file).unwrap();
-    assert_eq!(state.role, Role::Promoted, "{state:?}");
+    assert_eq!(state.role, StandbyRole::Promoted, "{state:?}");
     assert_eq!(state.counters.probes, 4, "{state:?}");
     assert_eq!(fake.log()[..3], ["arm", "pull", "switch on"]);
 }
@@ -870,14 +878,14 @@ fn announcing(dir: &std::path::Path) -> MonitorConfig {
 async fn outage<A: Actions>(d: &mut Daemon<Script, A>) {
     for _ in 0..60 {
         rounds(d, 1).await;
-        if d.machine.role == Role::Promoted {
+        if d.machine.role == StandbyRole::Promoted {
             break;
         }
     }
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     for _ in 0..60 {
         rounds(d, 1).await;
-        if d.machine.role == Role::Watching {
+        if d.machine.role == StandbyRole::Watching {
             return;
         }
     }
@@ -980,7 +988,7 @@ async fn a_failed_announcement_never_holds_up_the_promotion() {
     )
     .await;
     rounds(&mut d, 3).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     assert!(d.state.channels_live);
     let a = d.state.announcements.back().unwrap();
     assert_eq!(
@@ -1019,10 +1027,10 @@ async fn a_restarted_monitor_still_tells_the_failback_it_owes() {
         Notifier::new(None, "test"),
     )
     .await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     for _ in 0..60 {
         rounds(&mut d, 1).await;
-        if d.machine.role == Role::Watching {
+        if d.machine.role == StandbyRole::Watching {
             break;
         }
     }
@@ -1040,11 +1048,11 @@ async fn a_primary_whose_channel_stays_down_does_not_take_the_service_back() {
     let s = format!("---{}{}", "c".repeat(60), "+".repeat(40));
     let mut d = warm(dir.path(), &s, &fake).await;
     rounds(&mut d, 3).await;
-    assert_eq!(d.machine.role, Role::Promoted);
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
     rounds(&mut d, 60).await;
     assert_eq!(
         d.machine.role,
-        Role::Promoted,
+        StandbyRole::Promoted,
         "stepped down to a primary without a channel"
     );
     assert!(
@@ -1057,10 +1065,10 @@ async fn a_primary_whose_channel_stays_down_does_not_take_the_service_back() {
     assert!(d.state.primary_channels_failing_since.is_some());
     for _ in 0..40 {
         rounds(&mut d, 1).await;
-        if d.machine.role == Role::Watching {
+        if d.machine.role == StandbyRole::Watching {
             break;
         }
     }
-    assert_eq!(d.machine.role, Role::Watching);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
     assert!(d.state.primary_channels_failing_since.is_none());
 }

@@ -137,6 +137,23 @@ pub async fn connect_node(
     HostSession::connect(&target, opts).await
 }
 
+/// What `deploy`, `status`, `switchover` and `drill` call to get a
+/// [`Host`](crate::engine::Host) for a node: [`connect_node`] with strict
+/// host keys unless `accept_new_host_keys`, the error as text.
+pub async fn connect(
+    inv: &Inventory,
+    role: Role,
+    accept_new_host_keys: bool,
+) -> Result<HostSession, String> {
+    let opts = ConnectOptions {
+        accept_new_host_keys,
+        ..Default::default()
+    };
+    connect_node(inv, role, opts)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,7 +199,7 @@ fn an_observation_judges_the_answers_here() {
     assert!(o.own_up && !o.primary_up);
     assert_eq!(o.unit, "active");
     assert!(o.warm() && o.standby_serving());
-    assert_eq!(o.role(), Some(MonitorRole::Watching));
+    assert_eq!(o.role(), Some(StandbyRole::Watching));
     let o = Observation::parse("own=<html>ok</html>\nprimary={\"ok\":true}\nunit=inactive\n");
     assert!(!o.own_up && o.primary_up && o.state.is_none());
     assert!(!o.standby_serving());
@@ -323,7 +323,7 @@ async fn a_step_down_waits_for_a_watching_standby_without_a_state_in_between() {
     ]);
     let wait = Wait::new(Duration::from_secs(60), Duration::from_millis(250));
     let s = Standby::new(&host).await_step_down(&wait).await.unwrap();
-    assert_eq!(s.role, MonitorRole::Watching);
+    assert_eq!(s.role, StandbyRole::Watching);
     assert_eq!(host.sent.lock().unwrap().len(), 3);
 }
 

@@ -42,10 +42,10 @@ pub fn text(out: &Output) -> (String, String) {
     )
 }
 
-/// Panics if any known secret value (or a recognisable part of one) appears.
 pub mod system;
 pub mod tools;
 
+/// Panics if any known secret value (or a recognisable part of one) appears.
 pub fn assert_no_secrets(what: &str, text: &str) {
     for (_, v) in SECRETS.iter().chain([("", DEPLOY_KEY)].iter()) {
         assert!(!text.contains(v), "{what} leaks a secret value:\n{text}");

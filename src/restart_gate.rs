@@ -1,7 +1,8 @@
-//! Deploy's hold on the standby's monitor: a lease, written on the standby
-//! with the standby's own clock, taken before the first change that will
-//! restart the primary's gateway and released once the primary is ready
-//! again. A deploy that dies leaves a hold that simply expires.
+//! The restart gate deploy passes before restarting the primary's gateway: a
+//! hold on the standby's monitor (a lease, written with the standby's own
+//! clock) taken before the first change that will restart the primary's
+//! gateway and released once the primary is ready again. A deploy that dies
+//! leaves a hold that simply expires.
 
 use std::time::{Duration, Instant};
 
