@@ -146,6 +146,9 @@ pub fn render(
     ])
 }
 
+/// Every file deploy installs on `role`'s host: OpenClaw's, the
+/// workspace's, the monitor's (standby), hardening, extra CAs, then the
+/// operator's own.
 pub fn render_node(
     inv: &Inventory,
     role: Role,
@@ -160,8 +163,25 @@ pub fn render_node(
         env: templates::environment(),
         files: Vec::new(),
     };
-    let user = b.layout.user.clone();
+    openclaw_files(&mut b, secrets, reveal)?;
+    workspace_files(&mut b, secrets, reveal)?;
+    if role == Role::Standby {
+        monitor_files(&mut b, secrets, reveal)?;
+    }
+    hardening_files(&mut b)?;
+    ca_files(&mut b)?;
+    operator_files(&mut b, secrets)?;
+    Ok(NodeFiles {
+        role,
+        files: b.files,
+    })
+}
 
+/// OpenClaw's config, its environment file, what in it needs a restart, a
+/// warm standby's channel credentials, and the gateway's unit.
+fn openclaw_files(b: &mut Builder<'_>, secrets: &Secrets, reveal: bool) -> Result<(), RenderError> {
+    let (inv, role) = (b.inv, b.role);
+    let user = b.layout.user.clone();
     // OpenClaw config and its environment.
     let mut vars = EnvVars::new(secrets, reveal);
     let mut standby_secrets = EnvVars::new(secrets, reveal);
@@ -237,7 +257,18 @@ pub fn render_node(
     )?;
     b.add(unit_path(GATEWAY_UNIT), gateway_unit, 0o644, "root");
 
-    // The workspace credential: both nodes pull (and the primary pushes) with it.
+    Ok(())
+}
+
+/// The workspace's credential (both nodes pull, the primary pushes) and the
+/// primary's push script, watcher and timer.
+fn workspace_files(
+    b: &mut Builder<'_>,
+    secrets: &Secrets,
+    reveal: bool,
+) -> Result<(), RenderError> {
+    let (inv, role) = (b.inv, b.role);
+    let user = b.layout.user.clone();
     let git_ssh_command = match &inv.workspace.auth {
         WorkspaceAuth::DeployKey(key) => {
             let value = secret_text(secrets, key, reveal)?;
@@ -310,11 +341,12 @@ pub fn render_node(
         b.add(unit_path(WATCH_SERVICE), watcher, 0o644, "root");
     }
 
-    if role == Role::Standby {
-        monitor_files(&mut b, secrets, reveal)?;
-    }
+    Ok(())
+}
 
-    // Hardening.
+/// sshd, fail2ban, unattended upgrades and the operating system's hardening.
+fn hardening_files(b: &mut Builder<'_>) -> Result<(), RenderError> {
+    let (inv, role) = (b.inv, b.role);
     let node = inv.node(role);
     let sshd = b.template(
         "sshd-ocfo.conf.j2",
@@ -352,6 +384,12 @@ pub fn render_node(
         b.add(path, text, 0o644, "root");
     }
 
+    Ok(())
+}
+
+/// The operator's extra CA certificates, read from the laptop.
+fn ca_files(b: &mut Builder<'_>) -> Result<(), RenderError> {
+    let inv = b.inv;
     for (i, ca) in inv.network.extra_ca_certificates.iter().enumerate() {
         let local = laptop_path(inv, ca);
         // A certificate chain is kilobytes; the cap keeps a wrong path (a
@@ -370,7 +408,12 @@ pub fn render_node(
         b.add(format!("{CA_DIR}/{name}"), pem, 0o644, "root");
     }
 
-    // The operator's own files, last: they may not replace one of ocfo's.
+    Ok(())
+}
+
+/// The operator's own files, last: they may not replace one of ocfo's.
+fn operator_files(b: &mut Builder<'_>, secrets: &Secrets) -> Result<(), RenderError> {
+    let (inv, role) = (b.inv, b.role);
     for f in user_files(inv, role).map_err(|e| e.error)? {
         if b.files.iter().any(|o| o.path == f.path) {
             return Err(RenderError::UserFile {
@@ -393,10 +436,7 @@ pub fn render_node(
         b.files.push(f);
     }
 
-    Ok(NodeFiles {
-        role,
-        files: b.files,
-    })
+    Ok(())
 }
 
 /// A problem with one of the operator's files, and which task it is.
