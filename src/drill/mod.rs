@@ -163,49 +163,18 @@ pub async fn run<H: Host, U: UserSide>(
         max_failback_ms: opts.max_failback.as_millis() as u64,
         ..Default::default()
     };
-    if let Err(p) = preflight(inv, standby, user, opts, cancel).await {
-        report.error = Some(format!("preflight: {p}; not injecting a fault"));
-        return report;
-    }
-    let client = Standby::new(standby);
-    let promotions_before = client
-        .observe(inv)
-        .await
-        .ok()
-        .and_then(|o| o.state)
-        .map_or(0, |s| s.counters.promotions);
+    let Begun {
+        promotions_before,
+        seq0,
+        in_flight,
+    } = match begin(inv, standby, user, opts, cancel).await {
+        Ok(b) => b,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
     let mut view = user.map(|_| UserView::default());
-    // Where the user's side stood before the drill: its review reads on from here.
-    let seq0 = match user {
-        Some(u) => match u.events_after(u64::MAX, Duration::ZERO).await {
-            Ok((_, last)) => last,
-            Err(e) => {
-                report.error = Some(format!("the user's side: {e}"));
-                return report;
-            }
-        },
-        None => 0,
-    };
-    // The standby announces this takeover as a drill.
-    let lease = opts.phase_timeout * 2 + inv.monitor.hold_down;
-    let marked = client
-        .mark_drill(&format!("{:?}", opts.fault).to_lowercase(), lease)
-        .await;
-    if let Err(e) = marked {
-        report.error = Some(format!("cannot mark the drill on the standby: {e}"));
-        return report;
-    }
-    let in_flight = match user {
-        Some(u) => match chat::in_flight(u).await {
-            Ok(m) => Some(m),
-            Err(e) => {
-                report.error = Some(format!("the user's side: {e}"));
-                unmark(standby).await;
-                return report;
-            }
-        },
-        None => None,
-    };
 
     let clock = Clock {
         start: Instant::now(),
@@ -252,41 +221,10 @@ pub async fn run<H: Host, U: UserSide>(
         }
     }
     if let Some(v) = &view {
-        report.answered_ms = v.answered_ms;
-        for (at, event) in [
-            (
-                v.standby_fetched_ms,
-                "standby's gateway fetched the user's ping (its channel runs)",
-            ),
-            (v.answered_ms, "standby's bot answered the user"),
-        ] {
-            if let Some(at_ms) = at {
-                report.timeline.push(Milestone {
-                    phase: "failover",
-                    event: event.into(),
-                    at_ms,
-                });
-            }
-        }
+        file_failover_answer(v, &mut report);
     }
-    // A partition: both bots keep answering, each its own user.
     if let (Fault::Cut, Some(u), Some(v)) = (opts.fault, user, view.as_mut()) {
-        let within = Duration::from_secs(60);
-        let (p, s) = tokio::join!(
-            chat::ask(
-                u,
-                "primary",
-                "drill: during the cut, to the primary",
-                within
-            ),
-            chat::ask(
-                u,
-                "standby",
-                "drill: during the cut, to the standby",
-                within
-            ),
-        );
-        v.cut_both_answered = Some(p.is_ok() && s.is_ok());
+        v.cut_both_answered = Some(both_answer_during_the_cut(u).await);
     }
 
     let clock = Clock {
@@ -307,25 +245,7 @@ pub async fn run<H: Host, U: UserSide>(
     if let Err(e) = failback {
         report.error = Some(e);
     } else if let (Some(u), Some(v)) = (user, view.as_mut()) {
-        // The failback is over when the user can use the primary's bot
-        // again, not when its gateway answers.
-        match chat::ask(u, "primary", "drill: are you back?", opts.phase_timeout).await {
-            Ok(_) => {
-                let at = unix_ms().saturating_sub(restored_at_ms);
-                v.primary_answered_ms = Some(at);
-                report.timeline.push(Milestone {
-                    phase: "failback",
-                    event: "primary's bot answered the user again".into(),
-                    at_ms: at,
-                });
-                report.failback_ms = report.failback_ms.map(|f| f.max(at));
-            }
-            Err(e) => {
-                report.error = Some(format!(
-                    "the standby stepped down, but the primary's bot does not answer: {e}"
-                ));
-            }
-        }
+        primary_answers_again(u, v, restored_at_ms, opts, &mut report).await;
     }
     unmark(standby).await;
     finish_view(
@@ -338,6 +258,143 @@ pub async fn run<H: Host, U: UserSide>(
         &mut report,
     )
     .await;
+    judge(&mut report, user_error);
+    report
+}
+
+/// Where things stood before the fault.
+struct Begun {
+    /// The monitor's promotion count: the drill's promotion is the next.
+    promotions_before: u64,
+    /// The user's side's last event: its review reads on from here.
+    seq0: u64,
+    /// The message sent to the primary just before the fault.
+    in_flight: Option<(u64, u64)>,
+}
+
+/// Checks the pair is fit for a drill, marks the drill on the standby (it
+/// announces the takeover as a drill) and sends the message that will be in
+/// flight at the fault. An error says why no fault was injected; the mark
+/// is taken back if it was made.
+async fn begin<H: Host, U: UserSide>(
+    inv: &Inventory,
+    standby: &H,
+    user: Option<&U>,
+    opts: &DrillOptions,
+    cancel: &AtomicBool,
+) -> Result<Begun, String> {
+    if let Err(p) = preflight(inv, standby, user, opts, cancel).await {
+        return Err(format!("preflight: {p}; not injecting a fault"));
+    }
+    let promotions_before = Standby::new(standby)
+        .observe(inv)
+        .await
+        .ok()
+        .and_then(|o| o.state)
+        .map_or(0, |s| s.counters.promotions);
+    let seq0 = match user {
+        Some(u) => {
+            u.events_after(u64::MAX, Duration::ZERO)
+                .await
+                .map_err(|e| format!("the user's side: {e}"))?
+                .1
+        }
+        None => 0,
+    };
+    let lease = opts.phase_timeout * 2 + inv.monitor.hold_down;
+    Standby::new(standby)
+        .mark_drill(&format!("{:?}", opts.fault).to_lowercase(), lease)
+        .await
+        .map_err(|e| format!("cannot mark the drill on the standby: {e}"))?;
+    let in_flight = match user {
+        Some(u) => match chat::in_flight(u).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                unmark(standby).await;
+                return Err(format!("the user's side: {e}"));
+            }
+        },
+        None => None,
+    };
+    Ok(Begun {
+        promotions_before,
+        seq0,
+        in_flight,
+    })
+}
+
+/// The user's side of the failover, in the report and its timeline.
+fn file_failover_answer(v: &UserView, report: &mut DrillReport) {
+    report.answered_ms = v.answered_ms;
+    for (at, event) in [
+        (
+            v.standby_fetched_ms,
+            "standby's gateway fetched the user's ping (its channel runs)",
+        ),
+        (v.answered_ms, "standby's bot answered the user"),
+    ] {
+        if let Some(at_ms) = at {
+            report.timeline.push(Milestone {
+                phase: "failover",
+                event: event.into(),
+                at_ms,
+            });
+        }
+    }
+}
+
+/// A partition: both bots keep answering, each its own user.
+async fn both_answer_during_the_cut<U: UserSide>(u: &U) -> bool {
+    let within = Duration::from_secs(60);
+    let (p, s) = tokio::join!(
+        chat::ask(
+            u,
+            "primary",
+            "drill: during the cut, to the primary",
+            within
+        ),
+        chat::ask(
+            u,
+            "standby",
+            "drill: during the cut, to the standby",
+            within
+        ),
+    );
+    p.is_ok() && s.is_ok()
+}
+
+/// The failback is over when the user can use the primary's bot again, not
+/// when its gateway answers.
+async fn primary_answers_again<U: UserSide>(
+    u: &U,
+    v: &mut UserView,
+    restored_at_ms: u64,
+    opts: &DrillOptions,
+    report: &mut DrillReport,
+) {
+    match chat::ask(u, "primary", "drill: are you back?", opts.phase_timeout).await {
+        Ok(_) => {
+            let at = unix_ms().saturating_sub(restored_at_ms);
+            v.primary_answered_ms = Some(at);
+            report.timeline.push(Milestone {
+                phase: "failback",
+                event: "primary's bot answered the user again".into(),
+                at_ms: at,
+            });
+            report.failback_ms = report.failback_ms.map(|f| f.max(at));
+        }
+        Err(e) => {
+            report.error = Some(format!(
+                "the standby stepped down, but the primary's bot does not answer: {e}"
+            ));
+        }
+    }
+}
+
+/// The verdict: the first error wins; then what the user saw (an error on
+/// their side, a message answered twice, a bot silent during a cut); then
+/// the time limits.
+fn judge(report: &mut DrillReport, user_error: Option<String>) {
     if report.error.is_none() {
         if let Some(e) = user_error {
             report.error = Some(format!("the user's side: {e}"));
@@ -371,7 +428,6 @@ pub async fn run<H: Host, U: UserSide>(
         }
     }
     report.ok = report.error.is_none();
-    report
 }
 
 /// Reads what the user saw during the drill and files it in the report.
