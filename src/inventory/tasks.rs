@@ -20,8 +20,11 @@ use super::yaml::{self, Kind, Node, Scalar};
 /// Modules the operator's tasks may use.
 pub const MODULES: &[&str] = &["apt", "directory", "file", "systemd", "user"];
 /// ocfo's own modules, named in the error when a task uses one.
-const OWN_MODULES: &[&str] = &[
+/// Kept whole by `modules::tests::every_module_is_named_for_the_operator`.
+pub const OWN_MODULES: &[&str] = &[
+    "apt_security",
     "files",
+    "login_defs",
     "sshd",
     "ufw",
     "node",
@@ -31,6 +34,7 @@ const OWN_MODULES: &[&str] = &[
     "tailscale",
     "workspace",
     "monitor_binary",
+    "switches",
 ];
 const TASK_KEYS: &[&str] = &["name", "when", "notify", "tags", "hosts"];
 /// Every user task carries this tag too: `--tags tasks` runs only them,
@@ -281,7 +285,80 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
         );
         return None;
     };
-    let mut module: Option<(&str, &Node, Location)> = None;
+    let (module, ok) = module_key(d, entries, path);
+    // Every key is allowed here: unknown ones were reported above, with a
+    // better message; `fields` only gives typed access to the task keys.
+    let present: Vec<&str> = entries.iter().map(|(k, _)| k.name.as_str()).collect();
+    let f = d.fields(node, path, &present)?;
+    let name = task_name(d, &f, path);
+    let when = task_when(d, f.get("when"), path);
+    let notify = match f.get("notify") {
+        Some(n) if handler => {
+            d.error(
+                &join(path, "notify"),
+                n.loc,
+                "a handler cannot notify handlers",
+            );
+            None
+        }
+        Some(n) => strings(d, n, &join(path, "notify")),
+        None => Some(Vec::new()),
+    };
+    let tags = match f.get("tags") {
+        Some(n) => strings(d, n, &join(path, "tags")),
+        None => Some(Vec::new()),
+    };
+    let hosts = task_hosts(d, f.get("hosts"), path);
+    let Some((module, args_node, module_loc)) = module else {
+        if ok {
+            d.error(
+                path,
+                node.loc,
+                format!("the task names no module (one of {})", MODULES.join(", ")),
+            );
+        }
+        return None;
+    };
+    let args_path = join(path, module);
+    let args = to_json(d, args_node, &args_path)?;
+    check_templates(d, &args, &args_path, args_node.loc);
+    let file = if module == "file" {
+        Some(user_file(d, args_node, &args_path, cx.dir)?)
+    } else {
+        if let Err(e) = cx.checks.module_args(module, &args) {
+            d.error(&args_path, module_loc, format!("invalid arguments: {e}"));
+            return None;
+        }
+        if !module_rules(d, module, &args, args_node, &args_path, cx) {
+            return None;
+        }
+        None
+    };
+    if !ok {
+        return None;
+    }
+    Some(UserTask {
+        name: name?,
+        when: when?,
+        notify: notify?,
+        tags: tags?,
+        hosts: hosts?,
+        module: module.to_string(),
+        args,
+        file,
+        loc: node.loc,
+        path: path.to_string(),
+    })
+}
+
+/// The task's one module key, and whether every other key is a task key
+/// (each problem reported with its fix).
+fn module_key<'a>(
+    d: &mut Decoder,
+    entries: &'a [(yaml::Key, Node)],
+    path: &str,
+) -> (Option<(&'a str, &'a Node, Location)>, bool) {
+    let mut module: Option<(&'a str, &'a Node, Location)> = None;
     let mut ok = true;
     for (k, v) in entries {
         let key = k.name.as_str();
@@ -318,12 +395,12 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
         };
         d.diagnostics.push(diag);
     }
-    // Every key is allowed here: unknown ones were reported above, with a
-    // better message; `fields` only gives typed access to the task keys.
-    let present: Vec<&str> = entries.iter().map(|(k, _)| k.name.as_str()).collect();
-    let f = d.fields(node, path, &present)?;
-    // Printed by every deploy, next to ocfo's own task names.
-    let name = d.req_string(&f, "name").and_then(|n| {
+    (module, ok)
+}
+
+/// Printed by every deploy, next to ocfo's own task names: one line.
+fn task_name(d: &mut Decoder, f: &super::decode::Fields<'_>, path: &str) -> Option<String> {
+    d.req_string(f, "name").and_then(|n| {
         if n.chars().any(crate::terminal::is_hidden) {
             d.error(
                 &join(path, "name"),
@@ -334,8 +411,12 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
         } else {
             Some(n)
         }
-    });
-    let when = match f.get("when") {
+    })
+}
+
+/// `when:`, a boolean or an expression that compiles.
+fn task_when(d: &mut Decoder, node: Option<&Node>, path: &str) -> Option<Option<String>> {
+    match node {
         None => Some(None),
         Some(n) => match n.scalar() {
             Some(Scalar::Bool(b)) => Some(Some(b.to_string())),
@@ -362,24 +443,12 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
                 None
             }
         },
-    };
-    let notify = match f.get("notify") {
-        Some(n) if handler => {
-            d.error(
-                &join(path, "notify"),
-                n.loc,
-                "a handler cannot notify handlers",
-            );
-            None
-        }
-        Some(n) => strings(d, n, &join(path, "notify")),
-        None => Some(Vec::new()),
-    };
-    let tags = match f.get("tags") {
-        Some(n) => strings(d, n, &join(path, "tags")),
-        None => Some(Vec::new()),
-    };
-    let hosts = match f.get("hosts") {
+    }
+}
+
+/// `hosts:` all (the default), primary or standby.
+fn task_hosts(d: &mut Decoder, node: Option<&Node>, path: &str) -> Option<Hosts> {
+    match node {
         None => Some(Hosts::All),
         Some(n) => match d.string(n, &join(path, "hosts")).as_deref() {
             Some("all") => Some(Hosts::All),
@@ -395,84 +464,61 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
             }
             None => None,
         },
-    };
-    let Some((module, args_node, module_loc)) = module else {
-        if ok {
-            d.error(
-                path,
-                node.loc,
-                format!("the task names no module (one of {})", MODULES.join(", ")),
-            );
-        }
-        return None;
-    };
-    let args_path = join(path, module);
-    let args = to_json(d, args_node, &args_path)?;
-    check_templates(d, &args, &args_path, args_node.loc);
-    let file = if module == "file" {
-        Some(user_file(d, args_node, &args_path, cx.dir)?)
-    } else {
-        if let Err(e) = cx.checks.module_args(module, &args) {
-            d.error(&args_path, module_loc, format!("invalid arguments: {e}"));
-            return None;
-        }
-        if module == "systemd" {
-            if let Some(unit) = args.get("unit").and_then(Json::as_str) {
-                if is_ocfo_unit(unit) {
-                    d.error(
-                        &join(&args_path, "unit"),
+    }
+}
+
+/// Rules on a module's arguments beyond their shape: ocfo's own units and
+/// the gateway's user are not the operator's, and a mode is octal. False
+/// after reporting a problem.
+fn module_rules(
+    d: &mut Decoder,
+    module: &str,
+    args: &Json,
+    args_node: &Node,
+    args_path: &str,
+    cx: &Ctx<'_>,
+) -> bool {
+    if module == "systemd" {
+        if let Some(unit) = args.get("unit").and_then(Json::as_str) {
+            if is_ocfo_unit(unit) {
+                d.error(
+                        &join(args_path, "unit"),
                         args_node.loc,
                         format!("`{unit}` is ocfo's own unit: deploy and the monitor decide whether it runs (a task of yours would fight the failover)"),
                     );
-                    return None;
-                }
+                return false;
             }
         }
-        // The gateway's user is ocfo's: its home holds the config, the
-        // workspace and the credentials.
-        if module == "user"
-            && cx.gateway_user.is_some()
-            && args.get("name").and_then(Json::as_str) == cx.gateway_user
-        {
-            d.error(
-                &join(&args_path, "name"),
-                args_node.loc,
-                format!(
-                    "`{}` is the gateway's user (openclaw.user), which ocfo manages",
-                    cx.gateway_user.unwrap_or_default()
-                ),
-            );
-            return None;
-        }
-        if module == "directory" {
-            if let Some(mode) = args.get("mode").and_then(Json::as_str) {
-                if parse_mode(mode).is_none() {
-                    d.error(
-                        &join(&args_path, "mode"),
-                        args_node.loc,
-                        format!("mode `{mode}` is not octal (like \"0750\")"),
-                    );
-                    return None;
-                }
-            }
-        }
-        None
-    };
-    if !ok {
-        return None;
     }
-    Some(UserTask {
-        name: name?,
-        when: when?,
-        notify: notify?,
-        tags: tags?,
-        hosts: hosts?,
-        module: module.to_string(),
-        args,
-        file,
-        loc: node.loc,
-        path: path.to_string(),
-    })
+    // The gateway's user is ocfo's: its home holds the config, the
+    // workspace and the credentials.
+    if module == "user"
+        && cx.gateway_user.is_some()
+        && args.get("name").and_then(Json::as_str) == cx.gateway_user
+    {
+        d.error(
+            &join(args_path, "name"),
+            args_node.loc,
+            format!(
+                "`{}` is the gateway's user (openclaw.user), which ocfo manages",
+                cx.gateway_user.unwrap_or_default()
+            ),
+        );
+        return false;
+    }
+    if module == "directory" {
+        if let Some(mode) = args.get("mode").and_then(Json::as_str) {
+            if parse_mode(mode).is_none() {
+                d.error(
+                    &join(args_path, "mode"),
+                    args_node.loc,
+                    format!("mode `{mode}` is not octal (like \"0750\")"),
+                );
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// The units ocfo itself starts, stops and restarts (with or without the

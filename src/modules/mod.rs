@@ -171,3 +171,34 @@ pub(crate) async fn facts<H: Host>(host: &H, script: &Script) -> Result<String, 
 }
 
 pub(crate) use crate::shell::Script;
+
+#[cfg(test)]
+mod tests {
+    use super::ModuleCall;
+    use crate::inventory::tasks::{MODULES, OWN_MODULES};
+
+    /// The operator's tasks name every module either as one they may use
+    /// or as one of ocfo's own (a clear error): the two lists in the
+    /// inventory cannot drift from [`ModuleCall`] again.
+    #[test]
+    fn every_module_is_named_for_the_operator() {
+        // serde lists the variants when it meets an unknown one.
+        let err = serde_json::from_str::<ModuleCall>(r#"{"no_such_module": {}}"#)
+            .unwrap_err()
+            .to_string();
+        let names: Vec<&str> = err.split('`').skip(3).step_by(2).collect();
+        assert!(names.len() > 10, "{err}");
+        for name in &names {
+            assert!(
+                MODULES.contains(name) || OWN_MODULES.contains(name),
+                "module `{name}` is in neither inventory::tasks::MODULES nor OWN_MODULES"
+            );
+        }
+        for name in OWN_MODULES {
+            assert!(
+                names.contains(name),
+                "OWN_MODULES names `{name}`, which is no module"
+            );
+        }
+    }
+}
