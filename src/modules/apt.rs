@@ -107,6 +107,18 @@ fn parse(out: &str) -> (Vec<String>, Option<Duration>) {
     (missing, age)
 }
 
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        _ctx: &crate::engine::TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse;

@@ -9,7 +9,7 @@ use super::{facts, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::layout::APT_SECURITY_SOURCE;
 
-pub type Args = super::NoArgs;
+super::no_args!(Args);
 
 pub async fn plan<H: Host>(
     _: &Args,
@@ -65,4 +65,16 @@ if [ -f "$1" ]; then sha256sum < "$1" | cut -d' ' -f1; else echo missing; fi"#;
 fn valid_codename(s: &str) -> bool {
     s.chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host, ctx).await
+    }
 }

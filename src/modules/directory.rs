@@ -74,3 +74,15 @@ else
   chown -h -- "$3:$4" "$1"
   ocfo_as_owner chmod -- "$2" "$1"
 fi"#;
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        _ctx: &crate::engine::TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host).await
+    }
+}

@@ -226,3 +226,15 @@ fn diff_text(f: &RenderedFile, old: Option<&str>) -> String {
         .header(&f.path, &f.path)
         .to_string()
 }
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host, ctx).await
+    }
+}

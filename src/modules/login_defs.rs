@@ -64,6 +64,18 @@ if grep -qE "^[[:space:]]*$k[[:space:]]" "$f"; then sed -i -E "s|^[[:space:]]*$k
 elif grep -qE "^#[[:space:]]*$k[[:space:]]" "$f"; then sed -i -E "0,/^#[[:space:]]*$k[[:space:]]/s|^#[[:space:]]*$k[[:space:]].*|$k\t\t$v|" "$f"
 else printf '%s\t\t%s\n' "$k" "$v" >> "$f"; fi"#;
 
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        _ctx: &crate::engine::TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

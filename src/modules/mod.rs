@@ -42,15 +42,126 @@ pub(crate) fn fail(msg: impl Into<String>) -> ModuleError {
     ModuleError::Failed(msg.into())
 }
 
-/// The arguments of a module that takes none (`sshd: {}`): anything given is an error.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoArgs {}
+/// The arguments of a module that takes none (`sshd: {}`): anything given is
+/// an error. Each such module has its own type, so each has its own
+/// [`Module`] impl.
+macro_rules! no_args {
+    ($name:ident) => {
+        #[derive(Debug, Clone, Default, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {}
+    };
+}
+pub(crate) use no_args;
 
-/// A task's module and its arguments, as written in a playbook.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum ModuleCall {
+/// What a module is, implemented on its arguments in its own file. A new
+/// module is that file plus one line in [`registry!`] below
+/// (docs/deploy.md, "Writing a module").
+pub trait Module {
+    /// Whether its plan may run ahead of the run, against facts fetched in
+    /// a batch (`engine::prefetch`): true only for a plan that reads the
+    /// host through [`facts`] and nothing else, so that running it twice,
+    /// or early, changes nothing anywhere. A module whose plan ever writes,
+    /// sends input, or must see the host at the moment its task runs says
+    /// `false` (the runner then plans it live, and treats anything it sent
+    /// as a possible change). No default: each module decides.
+    const PREFETCHABLE: bool;
+    /// Whether it changes what every gateway runs (OpenClaw or Node), so
+    /// both nodes restart: deploy then hands service to the standby first.
+    const UPGRADE: bool = false;
+    /// Whether it is a pure check, run even when it plans no change.
+    const CHECK: bool = false;
+
+    /// Reads the host and returns what must change (empty: nothing to do).
+    fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> impl std::future::Future<Output = Result<Vec<Change>, ModuleError>>;
+
+    /// Checks made after its changes, and on every real run for a pure
+    /// check; skipped under `--check`.
+    fn verify<H: Host>(
+        &self,
+        _host: &H,
+        _ctx: &TaskContext<'_>,
+    ) -> impl std::future::Future<Output = Result<(), ModuleError>> {
+        async { Ok(()) }
+    }
+
+    /// The read-only scripts a pure check starts with, fetched with the
+    /// prefetched facts so that a check whose inputs did not change costs
+    /// no round trip of its own.
+    fn check_reads(&self, _ctx: &TaskContext<'_>) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Every module: `Variant(arguments type)`, the variant's snake_case name
+/// being the module's name in playbooks. Generates [`ModuleCall`] and the
+/// dispatch the engine calls.
+macro_rules! registry {
+    ($($variant:ident($args:ty)),* $(,)?) => {
+        /// A task's module and its arguments, as written in a playbook.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(rename_all = "snake_case", deny_unknown_fields)]
+        pub enum ModuleCall {
+            $($variant($args)),*
+        }
+
+        /// Reads the host and returns what must change (empty: nothing to do).
+        pub async fn plan<H: Host>(
+            call: &ModuleCall,
+            host: &H,
+            ctx: &TaskContext<'_>,
+        ) -> Result<Vec<Change>, ModuleError> {
+            match call {
+                $(ModuleCall::$variant(a) => Module::plan(a, host, ctx).await),*
+            }
+        }
+
+        /// See [`Module::verify`].
+        pub async fn verify<H: Host>(
+            call: &ModuleCall,
+            host: &H,
+            ctx: &TaskContext<'_>,
+        ) -> Result<(), ModuleError> {
+            match call {
+                $(ModuleCall::$variant(a) => Module::verify(a, host, ctx).await),*
+            }
+        }
+
+        /// See [`Module::UPGRADE`].
+        pub fn is_upgrade(call: &ModuleCall) -> bool {
+            match call {
+                $(ModuleCall::$variant(_) => <$args as Module>::UPGRADE),*
+            }
+        }
+
+        /// See [`Module::CHECK`].
+        pub fn is_check(call: &ModuleCall) -> bool {
+            match call {
+                $(ModuleCall::$variant(_) => <$args as Module>::CHECK),*
+            }
+        }
+
+        /// See [`Module::PREFETCHABLE`].
+        pub fn prefetchable(call: &ModuleCall) -> bool {
+            match call {
+                $(ModuleCall::$variant(_) => <$args as Module>::PREFETCHABLE),*
+            }
+        }
+
+        /// See [`Module::check_reads`].
+        pub fn check_reads(call: &ModuleCall, ctx: &TaskContext<'_>) -> Vec<String> {
+            match call {
+                $(ModuleCall::$variant(a) => Module::check_reads(a, ctx)),*
+            }
+        }
+    };
+}
+
+registry! {
     Apt(apt::Args),
     AptSecurity(apt_security::Args),
     LoginDefs(login_defs::Args),
@@ -68,96 +179,6 @@ pub enum ModuleCall {
     Workspace(workspace::Args),
     MonitorBinary(monitor_binary::Args),
     Switches(switches::Args),
-}
-
-/// Reads the host and returns what must change (empty: nothing to do).
-pub async fn plan<H: Host>(
-    call: &ModuleCall,
-    host: &H,
-    ctx: &TaskContext<'_>,
-) -> Result<Vec<Change>, ModuleError> {
-    match call {
-        ModuleCall::Apt(a) => apt::plan(a, host).await,
-        ModuleCall::AptSecurity(a) => apt_security::plan(a, host, ctx).await,
-        ModuleCall::LoginDefs(a) => login_defs::plan(a, host).await,
-        ModuleCall::User(a) => user::plan(a, host).await,
-        ModuleCall::Directory(a) => directory::plan(a, host).await,
-        ModuleCall::Files(a) => files::plan(a, host, ctx).await,
-        ModuleCall::Sshd(a) => sshd::plan(a, host, ctx).await,
-        ModuleCall::Ufw(a) => ufw::plan(a, host, ctx).await,
-        ModuleCall::Systemd(a) => systemd::plan(a, host, ctx).await,
-        ModuleCall::Node(a) => node::plan(a, host, ctx).await,
-        ModuleCall::Openclaw(a) => openclaw::plan(a, host, ctx).await,
-        ModuleCall::OpenclawPlugins(a) => openclaw::plan_plugins(a, host, ctx).await,
-        ModuleCall::OpenclawValidate(_) => Ok(Vec::new()),
-        ModuleCall::Tailscale(a) => tailscale::plan(a, host, ctx).await,
-        ModuleCall::Workspace(a) => workspace::plan(a, host, ctx).await,
-        ModuleCall::MonitorBinary(a) => monitor_binary::plan(a, host, ctx).await,
-        ModuleCall::Switches(a) => switches::plan(a, host, ctx).await,
-    }
-}
-
-/// Checks a module makes after its changes, and on every real run for the
-/// pure checks (`openclaw_validate`); skipped under `--check`.
-pub async fn verify<H: Host>(
-    call: &ModuleCall,
-    host: &H,
-    ctx: &TaskContext<'_>,
-) -> Result<(), ModuleError> {
-    match call {
-        ModuleCall::OpenclawValidate(a) => openclaw::validate(a, host, ctx).await,
-        _ => Ok(()),
-    }
-}
-
-/// Whether a module changes what every gateway runs (OpenClaw or Node), so
-/// both nodes restart: deploy then hands service to the standby first.
-pub fn is_upgrade(call: &ModuleCall) -> bool {
-    matches!(call, ModuleCall::Node(_) | ModuleCall::Openclaw(_))
-}
-
-/// Whether a module is a pure check, run even when it plans no change.
-pub fn is_check(call: &ModuleCall) -> bool {
-    matches!(call, ModuleCall::OpenclawValidate(_))
-}
-
-/// Whether a task's plan may run ahead of the run, against facts fetched in
-/// a batch (`engine::prefetch`): true only for a plan that reads the host
-/// through [`facts`] and nothing else, so that running it twice, or early,
-/// changes nothing anywhere. Every plan today is such a read; a module whose
-/// plan ever writes, sends input, or must see the host at the moment its
-/// task runs says `false` here (the runner then plans it live, and treats
-/// anything it sent as a possible change). No wildcard: a new module decides.
-pub fn prefetchable(call: &ModuleCall) -> bool {
-    match call {
-        ModuleCall::Apt(_)
-        | ModuleCall::AptSecurity(_)
-        | ModuleCall::LoginDefs(_)
-        | ModuleCall::User(_)
-        | ModuleCall::Directory(_)
-        | ModuleCall::Files(_)
-        | ModuleCall::Sshd(_)
-        | ModuleCall::Ufw(_)
-        | ModuleCall::Systemd(_)
-        | ModuleCall::Node(_)
-        | ModuleCall::Openclaw(_)
-        | ModuleCall::OpenclawPlugins(_)
-        | ModuleCall::OpenclawValidate(_)
-        | ModuleCall::Tailscale(_)
-        | ModuleCall::Workspace(_)
-        | ModuleCall::MonitorBinary(_)
-        | ModuleCall::Switches(_) => true,
-    }
-}
-
-/// The read-only scripts a pure check starts with, fetched with the
-/// prefetched facts so that a check whose inputs did not change costs no
-/// round trip of its own (see [`verify`]).
-pub fn check_reads(call: &ModuleCall, ctx: &TaskContext<'_>) -> Vec<String> {
-    match call {
-        ModuleCall::OpenclawValidate(_) => vec![openclaw::validate_inputs(ctx, "compare").render()],
-        _ => Vec::new(),
-    }
 }
 
 /// Runs a facts script and returns its stdout; a facts script that fails is a

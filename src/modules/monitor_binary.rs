@@ -23,7 +23,7 @@ use crate::layout::OCFO_BINARY;
 /// matches the hash is still true and the 12 MB need no hashing.
 pub const OCFO_BINARY_STAMP: &str = "/var/lib/ocfo/ocfo-binary.stamp";
 
-pub type Args = super::NoArgs;
+super::no_args!(Args);
 
 pub use crate::inventory::MONITOR_ARCHS;
 
@@ -387,6 +387,18 @@ mv -f -- "$tmp" "$dest"
 trap - EXIT
 "#
 );
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host, ctx).await
+    }
+}
 
 #[cfg(test)]
 mod tests {

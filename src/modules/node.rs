@@ -11,7 +11,7 @@ use crate::engine::{Change, Host, Step, TaskContext};
 use crate::inventory::node_pins;
 use crate::layout::NODE_HOME;
 
-pub type Args = super::NoArgs;
+super::no_args!(Args);
 
 pub async fn plan<H: Host>(
     _: &Args,
@@ -85,6 +85,19 @@ rm -rf -- "/opt/$name"; mv -- "/opt/$name.ocfo-new" "/opt/$name"
 ln -sfn -- "/opt/$name" "$home.ocfo-new" && mv -Tf -- "$home.ocfo-new" "$home"
 "#
 );
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+    const UPGRADE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host, ctx).await
+    }
+}
 
 #[cfg(test)]
 mod tests {

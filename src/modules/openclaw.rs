@@ -8,11 +8,11 @@ use crate::engine::{Change, Host, Step, TaskContext};
 use crate::inventory::channel_is_plugin;
 use crate::layout::{GATEWAY_ENV_FILE, NODE_HOME, OPENCLAW_PREFIX};
 
-pub type Args = super::NoArgs;
+super::no_args!(Args);
 
-pub type PluginArgs = super::NoArgs;
+super::no_args!(PluginArgs);
 
-pub type ValidateArgs = super::NoArgs;
+super::no_args!(ValidateArgs);
 
 use crate::layout::OPENCLAW_BUILD_USER as BUILD_USER;
 
@@ -436,6 +436,53 @@ set -a
 eval "$env_file"
 set +a
 cd "$HOME" && exec "$1/bin/openclaw" config validate --json </dev/null' sh "$4""#;
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+    const UPGRADE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host, ctx).await
+    }
+}
+
+impl super::Module for PluginArgs {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan_plugins(self, host, ctx).await
+    }
+}
+
+/// A pure check: it plans nothing, and verifies on every real run.
+impl super::Module for ValidateArgs {
+    const PREFETCHABLE: bool = true;
+    const CHECK: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        _host: &H,
+        _ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        Ok(Vec::new())
+    }
+
+    async fn verify<H: Host>(&self, host: &H, ctx: &TaskContext<'_>) -> Result<(), ModuleError> {
+        validate(self, host, ctx).await
+    }
+
+    fn check_reads(&self, ctx: &TaskContext<'_>) -> Vec<String> {
+        vec![validate_inputs(ctx, "compare").render()]
+    }
+}
 
 #[cfg(test)]
 mod tests {

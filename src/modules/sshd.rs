@@ -9,7 +9,7 @@ use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 use crate::layout::SSHD_DROP_IN;
 
-pub type Args = super::NoArgs;
+super::no_args!(Args);
 
 pub async fn plan<H: Host>(
     _: &Args,
@@ -144,6 +144,18 @@ if ! err=$(sshd -t 2>&1); then
   echo "sshd -t rejected the new configuration (previous one kept): $err" >&2; exit 1
 fi
 rm -f "$f.ocfo-prev""#;
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host, ctx).await
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use crate::engine::{Change, Host, Step, TaskContext};
 use crate::layout::{SWITCH_DIR, SWITCH_FILE};
 use crate::monitor::config::switch_content;
 
-pub type Args = super::NoArgs;
+super::no_args!(Args);
 
 pub async fn plan<H: Host>(
     _: &Args,
@@ -51,3 +51,15 @@ const FACTS: &str =
 const MAKE_DIR: &str = r#"set -e
 [ ! -L "$1" ] || { echo "$1 is a symbolic link" >&2; exit 1; }
 install -d -m 0755 -o root -g root "$1""#;
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host, ctx).await
+    }
+}

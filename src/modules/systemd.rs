@@ -131,3 +131,15 @@ pub async fn plan<H: Host>(
 
 const FACTS: &str = r#"systemctl show -p LoadState -p NeedDaemonReload -p UnitFileState -p ActiveState -p ActiveEnterTimestampMonotonic -- "$1"
 [ -e "/etc/systemd/system/$1" ] || [ -e "/lib/systemd/system/$1" ] || [ -e "/usr/lib/systemd/system/$1" ] && echo FileExists=yes || echo FileExists=no"#;
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host, ctx).await
+    }
+}

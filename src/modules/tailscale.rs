@@ -7,7 +7,7 @@
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 
-pub type Args = super::NoArgs;
+super::no_args!(Args);
 
 pub async fn plan<H: Host>(
     _: &Args,
@@ -70,6 +70,18 @@ systemctl enable --now tailscaled"#;
 
 /// The key is the step's stdin; $1 the hostname.
 const UP: &str = r#"tailscale up --auth-key=file:/dev/stdin --hostname="$1""#;
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host, ctx).await
+    }
+}
 
 #[cfg(test)]
 mod tests {

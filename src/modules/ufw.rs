@@ -12,7 +12,7 @@
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 
-pub type Args = super::NoArgs;
+super::no_args!(Args);
 
 /// A rule as ufw records it in user.rules: `### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in comment=<hex>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +233,18 @@ pub fn plan_from_facts(
         changes.push(guarded("enable ufw", &["--force", "enable"])?);
     }
     Ok(changes)
+}
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host, ctx).await
+    }
 }
 
 #[cfg(test)]

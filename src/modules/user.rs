@@ -57,3 +57,15 @@ pub async fn plan<H: Host>(args: &Args, host: &H) -> Result<Vec<Change>, ModuleE
     }
     Ok(changes)
 }
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        _ctx: &crate::engine::TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host).await
+    }
+}

@@ -9,7 +9,7 @@ use crate::engine::{Change, Host, Step, TaskContext};
 use crate::inventory::WorkspaceAuth;
 use crate::layout::GIT_CREDENTIAL_HELPER;
 
-pub type Args = super::NoArgs;
+super::no_args!(Args);
 
 /// The git config key that carries the credential and its wanted value
 /// (empty: the key must be unset). Only the helper's path, never the token,
@@ -136,6 +136,18 @@ ocfo_git "$2" -C "$1" checkout -q "$6" 2>/dev/null || ocfo_git "$2" -C "$1" chec
 ocfo_git "$2" -C "$1" config user.name "$7"
 ocfo_git "$2" -C "$1" config user.email ocfo@localhost"#
 );
+
+impl super::Module for Args {
+    const PREFETCHABLE: bool = true;
+
+    async fn plan<H: Host>(
+        &self,
+        host: &H,
+        ctx: &TaskContext<'_>,
+    ) -> Result<Vec<Change>, ModuleError> {
+        plan(self, host, ctx).await
+    }
+}
 
 #[cfg(test)]
 mod tests {
