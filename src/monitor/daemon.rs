@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::actions::Actions;
+use super::arming::Arming;
 use super::config::{ChannelFailure, MonitorConfig, ProbeMode, StandbyMode};
 use super::machine::{Decision, Input, Machine, StandbyRole, Thresholds};
 use super::notify::Notifier;
@@ -17,6 +18,8 @@ use super::state_file::{
     Counters, MonitorState, ProbeRecord, Transition, KEEP_PROBES, KEEP_TRANSITIONS,
 };
 use crate::clock::{rfc3339_now, unix_ms};
+
+mod announce;
 
 pub trait Prober: Send + Sync {
     fn probe(&self) -> impl Future<Output = ProbeResult> + Send;
@@ -60,13 +63,8 @@ pub struct Daemon<P, A> {
     channels_failing_since: Option<Instant>,
     /// Since when the primary accepts connections without answering.
     stalled_since: Option<Instant>,
-    /// Consecutive unanswered health checks of our own (warm) gateway.
-    local_misses: u32,
-    /// Warm: the gateway process we armed (see `Actions::arm_channels`); a
-    /// restarted gateway starts unarmed and is armed again.
-    armed: Option<String>,
-    /// Warm: no new arming attempt before this, after one failed.
-    arm_retry_at: Option<Instant>,
+    /// Warm: which gateway we armed, and our own gateway's silence.
+    arming: Arming,
     /// The users were told of the current promotion (so they are told of
     /// its end).
     told: bool,
@@ -85,11 +83,6 @@ const CONFIRM_AFTER: Duration = Duration::from_millis(250);
 /// How long an armed gateway may take to reload its config and the channel
 /// plugin with the credentials (seconds of CPU on a small VPS).
 const ARM_TIMEOUT: Duration = Duration::from_secs(90);
-/// The wait before arming again after a failed attempt.
-const ARM_RETRY: Duration = Duration::from_secs(30);
-/// Unanswered health checks of our own (warm) gateway, one per round, that
-/// make the pair degraded.
-const LOCAL_MISSES_DOWN: u32 = 15;
 
 impl<P: Prober, A: Actions> Daemon<P, A> {
     /// Starts from reality: is our gateway running right now?
@@ -133,7 +126,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             standby: config.standby.as_str().to_string(),
             channels_live: running && config.standby == StandbyMode::Warm,
             local_gateway_up: None,
-            armed: None,
+            armed: armed.as_ref().map(|_| true),
             hold: None,
             switchover,
             primary_channels_failing_since: None,
@@ -158,9 +151,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             events: Vec::new(),
             channels_failing_since: None,
             stalled_since: None,
-            local_misses: 0,
-            arm_retry_at: None,
-            armed,
+            arming: Arming::new(armed),
             told,
             told_unplanned_at: None,
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -168,7 +159,6 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         if let Some(p) = previous {
             d.state.announcements = p.announcements;
         }
-        d.state.armed = d.armed.as_ref().map(|_| true);
         tracing::info!(
             role = d.machine.role.as_str(),
             standby = d.config.standby.as_str(),
@@ -260,11 +250,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let Some(answered) = answered.filter(|_| self.watching_warm()) else {
             return;
         };
-        self.local_misses = if answered { 0 } else { self.local_misses + 1 };
-        // OpenClaw blocks its event loop for 5-9 s while it reloads the
-        // channel plugin (arming, the automations switch): only a longer
-        // silence is an outage.
-        let up = self.local_misses < LOCAL_MISSES_DOWN;
+        let up = self.arming.answered(answered);
         let before = self.state.local_gateway_up;
         self.state.local_gateway_up = Some(up);
         match (before, up) {
@@ -286,10 +272,10 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let Some(instance) = self.actions.gateway_instance().await else {
             return false;
         };
-        if self.armed.as_deref() == Some(instance.as_str()) {
+        if self.arming.is_armed(&instance) {
             return true;
         }
-        if !now && self.arm_retry_at.is_some_and(|at| Instant::now() < at) {
+        if !self.arming.should_arm(&instance, Instant::now(), now) {
             return false;
         }
         let started = Instant::now();
@@ -299,14 +285,12 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
                     ms = started.elapsed().as_millis() as u64,
                     "standby armed: channel credentials loaded, channels stopped"
                 );
-                self.armed = Some(instance);
-                self.arm_retry_at = None;
+                self.arming.succeeded(instance);
                 self.state.armed = Some(true);
                 true
             }
             Err(e) => {
-                self.armed = None;
-                self.arm_retry_at = Some(Instant::now() + ARM_RETRY);
+                self.arming.failed(Instant::now());
                 self.state.armed = Some(false);
                 self.action_failed(
                     "arm_failed",
@@ -357,8 +341,8 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let Some(instance) = self.actions.gateway_instance().await else {
             return;
         };
-        if self.armed.as_deref() == Some(instance.as_str())
-            || self.arm_retry_at.is_some_and(|at| Instant::now() < at)
+        if self.arming.is_armed(&instance)
+            || self.arming.waiting(Instant::now())
             || !self.actions.gateway_healthy().await
         {
             return;
@@ -374,7 +358,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             // A fresh process: its automations start from the switch file.
             Ok(()) => self.automations(true).await,
             Err(e) => {
-                self.armed = None;
+                self.arming.forget();
                 self.action_failed(
                     "start_failed",
                     format!("starting the standby's channels again failed: {e}"),
@@ -754,120 +738,6 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         }
     }
 
-    /// Tells the standby's users that it took over: after its channels
-    /// started, so it never delays the promotion. An unplanned takeover is
-    /// told once per flap window (a flapping primary must not send a stream
-    /// of messages); a drill's and a switchover's are always told, as such.
-    async fn announce_takeover(&mut self, decided_at_ms: u64) {
-        use crate::inventory::announce::{fill, WHY_DOWN, WHY_DRILL, WHY_PLANNED};
-        self.told = false;
-        let Some(a) = self.config.announce.clone() else {
-            return;
-        };
-        let drill = self.actions.drill().await.is_some();
-        let planned = self.machine.planned;
-        let why = if drill {
-            WHY_DRILL
-        } else if planned {
-            WHY_PLANNED
-        } else {
-            WHY_DOWN
-        };
-        let unplanned = !drill && !planned;
-        if let Some(at) = self
-            .told_unplanned_at
-            .filter(|t| unplanned && t.elapsed() < self.config.flap.window)
-        {
-            let detail = format!(
-                "the users were told of a takeover {}s ago; within the flap window ({}s) they are told once",
-                at.elapsed().as_secs(),
-                self.config.flap.window.as_secs()
-            );
-            self.record_announcement("takeover", None, "suppressed", Some(detail.clone()));
-            self.notify("announce_suppressed", &detail);
-            return;
-        }
-        let since = crate::clock::hhmm_utc(decided_at_ms / 1000);
-        let text = fill(&a.takeover, &[("since", since.as_str()), ("why", why)]);
-        if self.send_to_all(&a, "takeover", &text).await {
-            self.told = true;
-            if unplanned {
-                self.told_unplanned_at = Some(Instant::now());
-            }
-        }
-    }
-
-    /// Tells the users the primary is back, if they were told it was gone.
-    async fn announce_failback(&mut self) {
-        use crate::inventory::announce::fill;
-        let Some(a) = self.config.announce.clone().filter(|_| self.told) else {
-            return;
-        };
-        self.told = false;
-        let since = crate::clock::hhmm_utc(crate::clock::unix_ms() / 1000);
-        let text = fill(&a.failback, &[("since", since.as_str()), ("why", "")]);
-        self.send_to_all(&a, "failback", &text).await;
-    }
-
-    /// One message to every recipient, each within the time limit; failures
-    /// are logged, notified and kept in the state file. True if any arrived.
-    async fn send_to_all(
-        &mut self,
-        a: &super::config::AnnounceConfig,
-        kind: &str,
-        text: &str,
-    ) -> bool {
-        let mut any = false;
-        for r in &a.recipients {
-            let sent = tokio::time::timeout(
-                a.timeout + Duration::from_secs(5),
-                self.actions.announce(&r.channel, &r.target, text),
-            )
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer within {}s", a.timeout.as_secs())));
-            match sent {
-                Ok(()) => {
-                    any = true;
-                    tracing::info!(kind, channel = %r.channel, "announced");
-                    self.record_announcement(kind, Some(r), "sent", None);
-                }
-                Err(e) => {
-                    self.record_announcement(kind, Some(r), "failed", Some(e.clone()));
-                    self.action_failed(
-                        "announce_failed",
-                        format!(
-                            "telling {} on {} of the {kind} failed: {e}",
-                            r.target, r.channel
-                        ),
-                    );
-                }
-            }
-        }
-        any
-    }
-
-    fn record_announcement(
-        &mut self,
-        kind: &str,
-        to: Option<&crate::inventory::announce::Recipient>,
-        outcome: &str,
-        detail: Option<String>,
-    ) {
-        self.state
-            .announcements
-            .push_back(super::state_file::Announcement {
-                at: rfc3339_now(),
-                kind: kind.into(),
-                channel: to.map(|r| r.channel.clone()).unwrap_or_default(),
-                target: to.map(|r| r.target.clone()).unwrap_or_default(),
-                outcome: outcome.into(),
-                detail,
-            });
-        while self.state.announcements.len() > super::state_file::KEEP_ANNOUNCEMENTS {
-            self.state.announcements.pop_front();
-        }
-    }
-
     async fn demote(&mut self, reason: &str) {
         self.transition(StandbyRole::Promoted, StandbyRole::Demoting, reason);
         self.notify(
@@ -912,7 +782,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             // plugin reload the automations switch caused, and make sure the
             // channels are stopped with their credentials still loaded.
             if let Err(e) = self.wait_armed().await {
-                self.armed = None;
+                self.arming.forget();
                 self.state.armed = Some(false);
                 self.action_failed(
                     "arm_failed",

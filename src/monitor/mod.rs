@@ -8,6 +8,7 @@
 //! loop that ties them together. See docs/monitor.md.
 
 pub mod actions;
+pub mod arming;
 pub mod config;
 pub mod daemon;
 pub mod machine;
