@@ -1,7 +1,9 @@
-//! What the monitor does to the standby: pull the workspace, start and stop
-//! the gateway, save what the standby wrote. Behind a trait, so the daemon's
-//! logic is tested with fakes and simulated time; `SystemActions` does it for
-//! real with systemctl, runuser and git.
+//! What the monitor reads of the standby and does to it: pull the
+//! workspace, start and stop the gateway, arm and switch its channels, save
+//! what the standby wrote. Behind two traits, `Senses` (what it reads) and
+//! `Actions` (what it does), so the daemon's logic is tested with fakes and
+//! simulated time; `SystemActions` does both for real with systemctl, git in
+//! transient units and OpenClaw's gateway protocol.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,32 +15,15 @@ use super::requests::Hold;
 use crate::child::run;
 use crate::openclaw::{judge_armed, judge_channel_status, judge_channels_live, ChannelCheck};
 
-pub trait Actions: Send + Sync {
+/// What the daemon reads of the standby: its gateway, its channels, and
+/// the requests left for it (deploy's hold, a drill, a switchover).
+pub trait Senses: Send + Sync {
     fn gateway_active(&self) -> impl Future<Output = bool> + Send;
-    fn pull_workspace(&self) -> impl Future<Output = Result<String, String>> + Send;
-    fn start_gateway(&self) -> impl Future<Output = Result<(), String>> + Send;
     /// Whether the local gateway answers its health check.
     fn gateway_healthy(&self) -> impl Future<Output = bool> + Send;
-    fn stop_gateway(&self) -> impl Future<Output = Result<(), String>> + Send;
-    /// Commits and pushes anything the standby wrote to a new branch;
-    /// returns the branch, or `None` when there was nothing to keep.
-    fn save_workspace(&self) -> impl Future<Output = Result<Option<String>, String>> + Send;
-
-    /// Warm standby: starts (or stops) the armed standby's channels over
-    /// OpenClaw's RPC; no config changes, so no plugin reload.
-    fn switch_channels(&self, on: bool) -> impl Future<Output = Result<(), String>> + Send;
-    /// Warm standby: switches its automations (cron jobs, heartbeats) on or
-    /// off. A config change: OpenClaw reloads the channel plugin for it, so
-    /// it comes after the channels serve (see docs/monitor.md).
-    fn switch_automations(&self, on: bool) -> impl Future<Output = Result<(), String>> + Send;
     /// Warm standby: whether OpenClaw runs (or is starting) any of the
     /// standby's channels.
     fn channels_live(&self) -> impl Future<Output = bool> + Send;
-    /// Warm standby: arms the running gateway: stops its channels (a manual
-    /// stop, which OpenClaw keeps across reloads), hands it the channel
-    /// credentials and makes it re-read its config, which reloads the
-    /// channel plugin with them while the channels stay stopped.
-    fn arm_channels(&self) -> impl Future<Output = Result<(), String>> + Send;
     /// Warm standby: `Ok` once OpenClaw holds usable credentials for every
     /// standby channel and runs none of them; else why not.
     fn channels_armed(&self) -> impl Future<Output = Result<(), String>> + Send;
@@ -51,12 +36,38 @@ pub trait Actions: Send + Sync {
         &self,
         since_ms: u64,
     ) -> impl Future<Output = Result<ChannelCheck, String>> + Send;
-    fn restart_gateway(&self) -> impl Future<Output = Result<(), String>> + Send;
-
     /// Deploy's hold, if one is in force: who holds and until when.
     fn hold(&self) -> impl Future<Output = Option<Hold>> + Send;
     /// `ocfo drill`'s lease, if a drill is on: its takeover is announced as one.
     fn drill(&self) -> impl Future<Output = Option<Hold>> + Send;
+    /// Whether a planned switchover asks the standby to serve.
+    fn switchover_requested(&self) -> impl Future<Output = bool> + Send;
+}
+
+/// What the daemon does to the standby: the workspace, the gateway, its
+/// channels and automations, the announcements.
+pub trait Actions: Senses {
+    fn pull_workspace(&self) -> impl Future<Output = Result<String, String>> + Send;
+    fn start_gateway(&self) -> impl Future<Output = Result<(), String>> + Send;
+    fn stop_gateway(&self) -> impl Future<Output = Result<(), String>> + Send;
+    /// Commits and pushes anything the standby wrote to a new branch;
+    /// returns the branch, or `None` when there was nothing to keep.
+    fn save_workspace(&self) -> impl Future<Output = Result<Option<String>, String>> + Send;
+
+    /// Warm standby: starts (or stops) the armed standby's channels over
+    /// OpenClaw's RPC; no config changes, so no plugin reload.
+    fn switch_channels(&self, on: bool) -> impl Future<Output = Result<(), String>> + Send;
+    /// Warm standby: switches its automations (cron jobs, heartbeats) on or
+    /// off. A config change: OpenClaw reloads the channel plugin for it, so
+    /// it comes after the channels serve (see docs/monitor.md).
+    fn switch_automations(&self, on: bool) -> impl Future<Output = Result<(), String>> + Send;
+    /// Warm standby: arms the running gateway: stops its channels (a manual
+    /// stop, which OpenClaw keeps across reloads), hands it the channel
+    /// credentials and makes it re-read its config, which reloads the
+    /// channel plugin with them while the channels stay stopped.
+    fn arm_channels(&self) -> impl Future<Output = Result<(), String>> + Send;
+    fn restart_gateway(&self) -> impl Future<Output = Result<(), String>> + Send;
+
     /// Sends `text` to `target` on the standby's channel `channel` (OpenClaw's
     /// id) through OpenClaw's own outbound path.
     fn announce(
@@ -65,8 +76,6 @@ pub trait Actions: Send + Sync {
         target: &str,
         text: &str,
     ) -> impl Future<Output = Result<(), String>> + Send;
-    /// Whether a planned switchover asks the standby to serve.
-    fn switchover_requested(&self) -> impl Future<Output = bool> + Send;
 }
 
 pub struct SystemActions {
@@ -366,7 +375,7 @@ fn read_small(path: &str) -> Option<String> {
     Some(s)
 }
 
-impl Actions for SystemActions {
+impl Senses for SystemActions {
     async fn gateway_active(&self) -> bool {
         Command::new("systemctl")
             .args(["is-active", "--quiet", &self.config.gateway.unit])
@@ -376,6 +385,77 @@ impl Actions for SystemActions {
             .is_ok_and(|s| s.success())
     }
 
+    async fn gateway_healthy(&self) -> bool {
+        // Short: it runs beside every probe of the primary; callers that
+        // wait for the gateway poll it.
+        super::probe::probe(
+            &self.config.gateway.health_url,
+            super::config::ProbeMode::Healthz,
+            Duration::from_secs(1),
+        )
+        .await
+        .ok
+    }
+
+    async fn channels_live(&self) -> bool {
+        let Ok(sw) = self.switches() else {
+            return false;
+        };
+        match self.rpc("channels.status", serde_json::json!({})).await {
+            Ok(out) => judge_channels_live(&out, &sw.channels),
+            Err(_) => false,
+        }
+    }
+
+    async fn channels_armed(&self) -> Result<(), String> {
+        let sw = self.switches()?;
+        let out = self.rpc("channels.status", serde_json::json!({})).await?;
+        let token_files: Vec<String> = sw.token_files.iter().map(|t| t.channel.clone()).collect();
+        judge_armed(&out, &sw.switched_channels(), &token_files)
+    }
+
+    async fn gateway_instance(&self) -> Option<String> {
+        let out = run(
+            Command::new("systemctl").args([
+                "show",
+                "--property=MainPID,ExecMainStartTimestampMonotonic",
+                "--value",
+                &self.config.gateway.unit,
+            ]),
+            Duration::from_secs(10),
+        )
+        .await
+        .ok()?;
+        let id = out.split_whitespace().collect::<Vec<_>>().join("@");
+        (!id.is_empty() && !id.starts_with("0@")).then_some(id)
+    }
+
+    async fn channels_started(&self, since_ms: u64) -> Result<ChannelCheck, String> {
+        let sw = self.switches()?;
+        let out = self.rpc("channels.status", serde_json::json!({})).await?;
+        Ok(judge_channel_status(&out, &sw.channels, since_ms))
+    }
+
+    async fn hold(&self) -> Option<Hold> {
+        Hold::parse_active(
+            &read_small(&self.config.hold_file)?,
+            crate::clock::unix_ms() / 1000,
+        )
+    }
+
+    async fn switchover_requested(&self) -> bool {
+        std::path::Path::new(&self.config.switchover_file).is_file()
+    }
+
+    async fn drill(&self) -> Option<Hold> {
+        Hold::parse_active(
+            &read_small(&self.config.drill_file)?,
+            crate::clock::unix_ms() / 1000,
+        )
+    }
+}
+
+impl Actions for SystemActions {
     async fn pull_workspace(&self) -> Result<String, String> {
         let Some(ws) = &self.config.workspace else {
             return Ok("no workspace configured".into());
@@ -392,18 +472,6 @@ impl Actions for SystemActions {
         )
         .await
         .map(|_| ())
-    }
-
-    async fn gateway_healthy(&self) -> bool {
-        // Short: it runs beside every probe of the primary; callers that
-        // wait for the gateway poll it.
-        super::probe::probe(
-            &self.config.gateway.health_url,
-            super::config::ProbeMode::Healthz,
-            Duration::from_secs(1),
-        )
-        .await
-        .ok
     }
 
     async fn stop_gateway(&self) -> Result<(), String> {
@@ -481,16 +549,6 @@ impl Actions for SystemActions {
         self.write_switch(on && sw.cron_when_promoted, self.nudged())
     }
 
-    async fn channels_live(&self) -> bool {
-        let Ok(sw) = self.switches() else {
-            return false;
-        };
-        match self.rpc("channels.status", serde_json::json!({})).await {
-            Ok(out) => judge_channels_live(&out, &sw.channels),
-            Err(_) => false,
-        }
-    }
-
     async fn arm_channels(&self) -> Result<(), String> {
         let sw = self.switches()?;
         // A watching standby holds no token file.
@@ -508,35 +566,6 @@ impl Actions for SystemActions {
         self.write_switch(false, !self.nudged())
     }
 
-    async fn channels_armed(&self) -> Result<(), String> {
-        let sw = self.switches()?;
-        let out = self.rpc("channels.status", serde_json::json!({})).await?;
-        let token_files: Vec<String> = sw.token_files.iter().map(|t| t.channel.clone()).collect();
-        judge_armed(&out, &sw.switched_channels(), &token_files)
-    }
-
-    async fn gateway_instance(&self) -> Option<String> {
-        let out = run(
-            Command::new("systemctl").args([
-                "show",
-                "--property=MainPID,ExecMainStartTimestampMonotonic",
-                "--value",
-                &self.config.gateway.unit,
-            ]),
-            Duration::from_secs(10),
-        )
-        .await
-        .ok()?;
-        let id = out.split_whitespace().collect::<Vec<_>>().join("@");
-        (!id.is_empty() && !id.starts_with("0@")).then_some(id)
-    }
-
-    async fn channels_started(&self, since_ms: u64) -> Result<ChannelCheck, String> {
-        let sw = self.switches()?;
-        let out = self.rpc("channels.status", serde_json::json!({})).await?;
-        Ok(judge_channel_status(&out, &sw.channels, since_ms))
-    }
-
     async fn restart_gateway(&self) -> Result<(), String> {
         run(
             Command::new("systemctl").args(["restart", &self.config.gateway.unit]),
@@ -544,24 +573,6 @@ impl Actions for SystemActions {
         )
         .await
         .map(|_| ())
-    }
-
-    async fn hold(&self) -> Option<Hold> {
-        Hold::parse_active(
-            &read_small(&self.config.hold_file)?,
-            crate::clock::unix_ms() / 1000,
-        )
-    }
-
-    async fn switchover_requested(&self) -> bool {
-        std::path::Path::new(&self.config.switchover_file).is_file()
-    }
-
-    async fn drill(&self) -> Option<Hold> {
-        Hold::parse_active(
-            &read_small(&self.config.drill_file)?,
-            crate::clock::unix_ms() / 1000,
-        )
     }
 
     async fn announce(&self, channel: &str, target: &str, text: &str) -> Result<(), String> {

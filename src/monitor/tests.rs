@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::actions::Actions;
+use super::actions::{Actions, Senses};
 use super::config::*;
 use super::daemon::{Daemon, Prober};
 use super::machine::StandbyRole;
@@ -142,69 +142,15 @@ impl Fake {
     }
 }
 
-impl Actions for &Fake {
+impl Senses for &Fake {
     async fn gateway_active(&self) -> bool {
         *self.running.lock().unwrap() && !*self.local_down.lock().unwrap()
-    }
-    async fn pull_workspace(&self) -> Result<String, String> {
-        self.log.lock().unwrap().push("pull".into());
-        if self.pull_fails {
-            Err("remote unreachable".into())
-        } else {
-            Ok("abc123".into())
-        }
-    }
-    async fn start_gateway(&self) -> Result<(), String> {
-        self.log.lock().unwrap().push("start".into());
-        *self.running.lock().unwrap() = true;
-        Ok(())
     }
     async fn gateway_healthy(&self) -> bool {
         !self.starts_unhealthy && *self.running.lock().unwrap() && !*self.local_down.lock().unwrap()
     }
-    async fn stop_gateway(&self) -> Result<(), String> {
-        self.log.lock().unwrap().push("stop".into());
-        *self.running.lock().unwrap() = false;
-        Ok(())
-    }
-    async fn save_workspace(&self) -> Result<Option<String>, String> {
-        self.log.lock().unwrap().push("save".into());
-        Ok(self.save_branch.clone())
-    }
-    async fn switch_channels(&self, on: bool) -> Result<(), String> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(if on { "switch on" } else { "switch off" }.into());
-        // OpenClaw starts only an armed gateway's channels (credentials loaded).
-        let armed = *self.armed_instance.lock().unwrap() == Some(*self.instance.lock().unwrap());
-        if on && !armed {
-            return Err("channels.start: discord: configured but unavailable".into());
-        }
-        *self.switched_on.lock().unwrap() = on;
-        Ok(())
-    }
-    async fn switch_automations(&self, on: bool) -> Result<(), String> {
-        self.log.lock().unwrap().push(
-            if on {
-                "automations on"
-            } else {
-                "automations off"
-            }
-            .into(),
-        );
-        Ok(())
-    }
     async fn channels_live(&self) -> bool {
         *self.switched_on.lock().unwrap()
-    }
-    async fn arm_channels(&self) -> Result<(), String> {
-        self.log.lock().unwrap().push("arm".into());
-        *self.switched_on.lock().unwrap() = false;
-        if !self.arm_broken {
-            *self.armed_instance.lock().unwrap() = Some(*self.instance.lock().unwrap());
-        }
-        Ok(())
     }
     async fn channels_armed(&self) -> Result<(), String> {
         // OpenClaw reloads the plugin with the credentials: seconds.
@@ -243,15 +189,6 @@ impl Actions for &Fake {
             started_at_ms: started.then_some(1),
         })
     }
-    async fn restart_gateway(&self) -> Result<(), String> {
-        self.log.lock().unwrap().push("restart".into());
-        *self.restarted.lock().unwrap() = true;
-        *self.local_down.lock().unwrap() = false;
-        // A new process: started without credentials, channels stopped.
-        *self.instance.lock().unwrap() += 1;
-        *self.switched_on.lock().unwrap() = false;
-        Ok(())
-    }
     async fn hold(&self) -> Option<super::requests::Hold> {
         self.hold.lock().unwrap().clone()
     }
@@ -264,6 +201,72 @@ impl Actions for &Fake {
             by: "drill".into(),
             reason: "test".into(),
         })
+    }
+}
+
+impl Actions for &Fake {
+    async fn pull_workspace(&self) -> Result<String, String> {
+        self.log.lock().unwrap().push("pull".into());
+        if self.pull_fails {
+            Err("remote unreachable".into())
+        } else {
+            Ok("abc123".into())
+        }
+    }
+    async fn start_gateway(&self) -> Result<(), String> {
+        self.log.lock().unwrap().push("start".into());
+        *self.running.lock().unwrap() = true;
+        Ok(())
+    }
+    async fn stop_gateway(&self) -> Result<(), String> {
+        self.log.lock().unwrap().push("stop".into());
+        *self.running.lock().unwrap() = false;
+        Ok(())
+    }
+    async fn save_workspace(&self) -> Result<Option<String>, String> {
+        self.log.lock().unwrap().push("save".into());
+        Ok(self.save_branch.clone())
+    }
+    async fn switch_channels(&self, on: bool) -> Result<(), String> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(if on { "switch on" } else { "switch off" }.into());
+        // OpenClaw starts only an armed gateway's channels (credentials loaded).
+        let armed = *self.armed_instance.lock().unwrap() == Some(*self.instance.lock().unwrap());
+        if on && !armed {
+            return Err("channels.start: discord: configured but unavailable".into());
+        }
+        *self.switched_on.lock().unwrap() = on;
+        Ok(())
+    }
+    async fn switch_automations(&self, on: bool) -> Result<(), String> {
+        self.log.lock().unwrap().push(
+            if on {
+                "automations on"
+            } else {
+                "automations off"
+            }
+            .into(),
+        );
+        Ok(())
+    }
+    async fn arm_channels(&self) -> Result<(), String> {
+        self.log.lock().unwrap().push("arm".into());
+        *self.switched_on.lock().unwrap() = false;
+        if !self.arm_broken {
+            *self.armed_instance.lock().unwrap() = Some(*self.instance.lock().unwrap());
+        }
+        Ok(())
+    }
+    async fn restart_gateway(&self) -> Result<(), String> {
+        self.log.lock().unwrap().push("restart".into());
+        *self.restarted.lock().unwrap() = true;
+        *self.local_down.lock().unwrap() = false;
+        // A new process: started without credentials, channels stopped.
+        *self.instance.lock().unwrap() += 1;
+        *self.switched_on.lock().unwrap() = false;
+        Ok(())
     }
     async fn announce(&self, channel: &str, target: &str, text: &str) -> Result<(), String> {
         self.log
