@@ -30,12 +30,6 @@ fn promotions(inv: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn gateway_pid(lab: &TestLab, node: &str) -> String {
-    lab.ssh_ok(node, "systemctl show -p MainPID --value openclaw-gateway")
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn drills_status_blips_redeploy_and_power_cycle() {
     let lab = TestLab::up(file!());
@@ -290,8 +284,8 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     let base = std::fs::read_to_string(&inv_path).unwrap();
     assert!(base.contains("maxTokens: 4096"), "{base}");
     let (pid_p, pid_s, promos) = (
-        gateway_pid(&lab, "primary"),
-        gateway_pid(&lab, "standby"),
+        lab.main_pid("primary", "openclaw-gateway"),
+        lab.main_pid("standby", "openclaw-gateway"),
         promotions(&inv),
     );
     std::fs::write(
@@ -307,7 +301,10 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     );
     std::thread::sleep(Duration::from_secs(10));
     assert_eq!(
-        (gateway_pid(&lab, "primary"), gateway_pid(&lab, "standby")),
+        (
+            lab.main_pid("primary", "openclaw-gateway"),
+            lab.main_pid("standby", "openclaw-gateway")
+        ),
         (pid_p.clone(), pid_s)
     );
     assert_eq!(promotions(&inv), promos);
@@ -328,7 +325,7 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     let restart = ok(&["deploy", &inv]);
     assert!(restart.contains("restart openclaw-gateway"), "{restart}");
     assert!(restart.contains("monitor was held"), "{restart}");
-    assert_ne!(gateway_pid(&lab, "primary"), pid_p);
+    assert_ne!(lab.main_pid("primary", "openclaw-gateway"), pid_p);
     std::thread::sleep(Duration::from_secs(10));
     assert_eq!(promotions(&inv), promos, "a re-deploy failed the pair over");
     // The standby's gateway restarted too (the same environment change): it

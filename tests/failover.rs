@@ -20,12 +20,6 @@ fn role(lab: &TestLab) -> String {
         .unwrap_or_default()
 }
 
-fn monitor_pid(lab: &TestLab) -> String {
-    lab.ssh_ok("standby", "systemctl show -p MainPID --value ocfo-monitor")
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn failover_failback_and_monitor_crashes() {
     let lab = TestLab::up(file!());
@@ -44,13 +38,13 @@ fn failover_failback_and_monitor_crashes() {
     );
 
     // Kill -9 while watching: restarted by systemd, still watching.
-    let pid = monitor_pid(&lab);
+    let pid = lab.main_pid("standby", "ocfo-monitor");
     lab.ssh_ok(
         "standby",
         "kill -9 $(systemctl show -p MainPID --value ocfo-monitor)",
     );
     wait_for("the monitor restarted", Duration::from_secs(30), || {
-        let now = monitor_pid(&lab);
+        let now = lab.main_pid("standby", "ocfo-monitor");
         now != pid && now != "0" && role(&lab) == "watching"
     });
 

@@ -176,51 +176,38 @@ impl TestLab {
 
     /// Plain OpenSSH with the lab key and strict host key checking against
     /// the lab's known_hosts: what an operator would type.
+    fn ssh_command(&self, node: &str, script: &str) -> Command {
+        let mut c = Command::new("ssh");
+        c.args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-i",
+        ])
+        .arg(self.dir.join("id_ed25519"))
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            self.dir.join("known_hosts").display()
+        ))
+        .arg(format!("root@{}", self.address(node)))
+        .arg(script);
+        c
+    }
+
     pub fn ssh(&self, node: &str, script: &str) -> Output {
-        Command::new("ssh")
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "ConnectTimeout=10",
-                "-i",
-            ])
-            .arg(self.dir.join("id_ed25519"))
-            .arg("-o")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.dir.join("known_hosts").display()
-            ))
-            .arg(format!("root@{}", self.address(node)))
-            .arg(script)
-            .output()
-            .expect("ssh runs")
+        self.ssh_command(node, script).output().expect("ssh runs")
     }
 
     /// [`Self::ssh`] with `input` on the script's stdin: how a test hands
     /// a secret to a remote command without putting it in any argv.
     pub fn ssh_with_input(&self, node: &str, script: &str, input: &[u8]) -> Output {
         use std::io::Write;
-        let mut child = Command::new("ssh")
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "ConnectTimeout=10",
-                "-i",
-            ])
-            .arg(self.dir.join("id_ed25519"))
-            .arg("-o")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.dir.join("known_hosts").display()
-            ))
-            .arg(format!("root@{}", self.address(node)))
-            .arg(script)
+        let mut child = self
+            .ssh_command(node, script)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -228,6 +215,13 @@ impl TestLab {
             .expect("ssh runs");
         child.stdin.take().unwrap().write_all(input).unwrap();
         child.wait_with_output().expect("ssh runs")
+    }
+
+    /// The main PID of `unit` on `node` (`0` when it is not running).
+    pub fn main_pid(&self, node: &str, unit: &str) -> String {
+        self.ssh_ok(node, &format!("systemctl show -p MainPID --value {unit}"))
+            .trim()
+            .to_string()
     }
 
     pub fn ssh_ok(&self, node: &str, script: &str) -> String {
