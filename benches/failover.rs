@@ -10,7 +10,8 @@
 //! `monitor.flap.max_promotions: 100`: drills back to back are not a
 //! flapping primary (with the default, the third drill in 15 minutes pins).
 //! `OCFO_BENCH_DRILLS` (default 5) drills per fault, `OCFO_BENCH_DEPLOYS`
-//! (default 5) re-deploys of each kind; `OCFO_BENCH_ONLY=drills|turns|deploys|switchover|idle`;
+//! (default 5) re-deploys of each kind; `OCFO_BENCH_ONLY=drills|turns|deploys|switchover|idle|workspace`;
+//! `OCFO_BENCH_WRITES` (default 5) workspace writes timed to the remote;
 //! `OCFO_BENCH_FAULTS=stop,kill,cut` (the default) picks the drills' faults;
 //! `OCFO_BENCH_TURNS` (default 5) rounds of the no-failover reference turns.
 
@@ -288,6 +289,75 @@ fn idle(lab: &Lab) {
     }
 }
 
+/// Workspace RPO: how long after the agent writes a file it is on the
+/// workspace remote (the lab's bare repository on this machine), `n`
+/// writes spaced 8 s apart; then the watcher's cost idle for a minute and
+/// under a storm of writes (one every 100 ms for 30 s).
+fn workspace(lab: &Lab, n: usize) {
+    let remote = lab.dir.join("workspace.git");
+    let on_remote = |file: &str| -> bool {
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(&remote)
+            .args(["cat-file", "-e", &format!("main:{file}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let write = |file: &str| {
+        lab.ssh(
+            "primary",
+            &format!("runuser -u openclaw -- sh -c 'date > /home/openclaw/workspace/{file}'"),
+        );
+    };
+    let mut lags = Vec::new();
+    for i in 0..n {
+        let file = format!("bench-rpo-{}-{i}.md", std::process::id());
+        let t = std::time::Instant::now();
+        write(&file);
+        while !on_remote(&file) && t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        println!("workspace write {i}: on the remote after {ms:.0} ms");
+        lags.push(ms);
+        std::thread::sleep(Duration::from_secs(8));
+    }
+    if !lags.is_empty() {
+        println!(
+            "workspace RPO over {n} writes: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+            pct(&mut lags, 0.5),
+            pct(&mut lags, 0.95),
+            pct(&mut lags, 1.0)
+        );
+    }
+    let usage = || -> (f64, u64) {
+        let out = lab.ssh(
+            "primary",
+            "systemctl show -p CPUUsageNSec --value ocfo-workspace-watch; git -C /home/openclaw/workspace rev-list --count HEAD",
+        );
+        let mut l = out.lines();
+        (
+            l.next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1e9,
+            l.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+        )
+    };
+    let (cpu0, _) = usage();
+    std::thread::sleep(Duration::from_secs(60));
+    let (cpu1, commits1) = usage();
+    println!("workspace watcher idle: {:.3} s CPU in 60 s", cpu1 - cpu0);
+    let storm = "runuser -u openclaw -- sh -c 'i=0; while [ $i -lt 300 ]; do echo $i >> /home/openclaw/workspace/bench-storm.md; i=$((i+1)); sleep 0.1; done'";
+    let t = std::time::Instant::now();
+    lab.ssh("primary", storm);
+    let storm_s = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(8));
+    let (cpu2, commits2) = usage();
+    println!(
+        "workspace watcher under a storm (300 writes in {storm_s:.0} s): {} commits, {:.2} s CPU (the watcher and its pushes)",
+        commits2 - commits1,
+        cpu2 - cpu1
+    );
+}
+
 fn main() {
     let Ok(inventory) = std::env::var("OCFO_BENCH_INVENTORY") else {
         eprintln!("set OCFO_BENCH_INVENTORY to a deployed lab's inventory (see the file's header); nothing measured");
@@ -349,5 +419,8 @@ fn main() {
     }
     if run("switchover") {
         switchover(&lab);
+    }
+    if run("workspace") {
+        workspace(&lab, n("OCFO_BENCH_WRITES"));
     }
 }
