@@ -110,6 +110,7 @@ where
             Role::Primary => gate.as_ref().map(|g| g as &dyn RestartGate),
             Role::Standby => None,
         },
+        allow_unsupported_os: opts.run.allow_unsupported_os,
     };
     let standby_error = match (&standby, needs_standby) {
         (Some(Err(e)), true) => Some(e.clone()),

@@ -45,6 +45,9 @@ pub struct DeployArgs {
     /// Have the standby fetch the release build of this version from `monitor.binary_source` (checksum-verified) even when this binary could run there.
     #[arg(long, conflicts_with = "monitor_binary")]
     pub monitor_fetch: bool,
+    /// Deploy to a host whose release ocfo does not support (Debian 12 is; Debian 13 and Ubuntu 24.04 are not verified yet): a warning instead of a refusal.
+    #[arg(long)]
+    pub allow_unsupported_os: bool,
     /// Print every task, not only changed and failed ones.
     #[arg(long)]
     pub all_tasks: bool,
@@ -94,6 +97,7 @@ pub fn run(args: DeployArgs, out: OutputSettings) -> ExitCode {
             monitor_binary,
             monitor_binary_explicit: args.monitor_binary.is_some(),
             monitor_fetch: args.monitor_fetch,
+            allow_unsupported_os: args.allow_unsupported_os,
         },
         limit: args.limit.as_deref().map(|l| {
             if l == "primary" {

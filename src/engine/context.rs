@@ -28,6 +28,8 @@ pub struct RunOptions {
     /// `--monitor-fetch`: the standby fetches its ocfo from
     /// `monitor.binary_source` even when this binary could run there.
     pub monitor_fetch: bool,
+    /// `--allow-unsupported-os`: deploy to a release ocfo does not support.
+    pub allow_unsupported_os: bool,
 }
 
 pub struct TaskContext<'a> {

@@ -90,13 +90,28 @@ pub struct Started {
     pub locked: bool,
 }
 
-fn systemd_only<H: Host>(host: &H, facts: Facts) -> Result<Facts, String> {
+/// The gate before any change: systemd as init, and a release ocfo
+/// supports (or the operator's explicit `--allow-unsupported-os`).
+fn supported_host<H: Host>(
+    host: &H,
+    facts: Facts,
+    allow_unsupported_os: bool,
+) -> Result<Facts, String> {
     if facts.init != "systemd" {
         return Err(format!(
             "{}: ocfo needs systemd as init, found `{}`",
             host.name(),
             facts.init
         ));
+    }
+    if let Some(why) = facts.unsupported_release() {
+        if !allow_unsupported_os {
+            return Err(format!(
+                "{}: {why}; nothing was changed. To try it anyway, run deploy again with --allow-unsupported-os",
+                host.name()
+            ));
+        }
+        tracing::warn!("{}: {why}; going on (--allow-unsupported-os)", host.name());
     }
     Ok(facts)
 }
@@ -125,6 +140,9 @@ pub struct Runner<'a> {
     pub who: String,
     /// Around the primary's gateway restarts (none for the standby).
     pub gate: Option<&'a dyn RestartGate>,
+    /// `--allow-unsupported-os`: a release ocfo does not support is a
+    /// warning, not a refusal.
+    pub allow_unsupported_os: bool,
 }
 
 /// Whether this run took the gate's hold (so it must release it).
@@ -141,11 +159,11 @@ impl Runner<'_> {
     /// Reads the host's facts and, for a real run, takes the deploy lock, in
     /// one round trip: the lock is taken before anything can change, and
     /// reading facts first changes nothing. Refuses a host without systemd
-    /// (releasing the lock it took).
+    /// or on a release ocfo does not support (releasing the lock it took).
     pub async fn begin<H: Host>(&self, host: &H, check: bool) -> Result<Started, String> {
         if check {
             let facts = facts::gather(host).await.map_err(|e| e.to_string())?;
-            return systemd_only(host, facts).map(|facts| Started {
+            return supported_host(host, facts, self.allow_unsupported_os).map(|facts| Started {
                 facts,
                 locked: false,
             });
@@ -160,7 +178,11 @@ impl Runner<'_> {
         }
         judge_lock(lock_out)?;
         let facts = if facts_out.success() {
-            systemd_only(host, facts::parse(&facts_out.stdout))
+            supported_host(
+                host,
+                facts::parse(&facts_out.stdout),
+                self.allow_unsupported_os,
+            )
         } else {
             Err(HostError::command(host.name(), facts::SCRIPT, facts_out).to_string())
         };

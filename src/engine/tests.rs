@@ -31,6 +31,9 @@ struct FakeHost {
     seen: Mutex<Vec<String>>,
     /// Another deploy's lock owner, if one holds it.
     lock_owner: Mutex<Option<String>>,
+    /// The release the host reports (`os_id version codename`); Debian 12
+    /// when unset.
+    release: Mutex<Option<(String, String, String)>>,
 }
 
 fn ok(stdout: &str) -> CmdOutput {
@@ -115,7 +118,15 @@ impl FakeHost {
             };
         }
         if script.contains("os_id=") {
-            return ok("init=systemd\n");
+            let (id, version, codename) = self
+                .release
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| ("debian".into(), "12".into(), "bookworm".into()));
+            return ok(&format!(
+                "os_id={id}\nos_version={version}\nos_codename={codename}\ninit=systemd\n"
+            ));
         }
         ok("")
     }
@@ -179,6 +190,24 @@ async fn run(
     run_gated(host, book, check, tags, cancel, None).await
 }
 
+/// A real run with `--allow-unsupported-os` or without.
+async fn run_on_release(
+    host: &FakeHost,
+    book: &Playbook,
+    allow_unsupported_os: bool,
+) -> HostReport {
+    run_with(
+        host,
+        book,
+        false,
+        TagFilter::default(),
+        false,
+        None,
+        allow_unsupported_os,
+    )
+    .await
+}
+
 async fn run_gated(
     host: &FakeHost,
     book: &Playbook,
@@ -186,6 +215,18 @@ async fn run_gated(
     tags: TagFilter,
     cancel: bool,
     gate: Option<&dyn RestartGate>,
+) -> HostReport {
+    run_with(host, book, check, tags, cancel, gate, false).await
+}
+
+async fn run_with(
+    host: &FakeHost,
+    book: &Playbook,
+    check: bool,
+    tags: TagFilter,
+    cancel: bool,
+    gate: Option<&dyn RestartGate>,
+    allow_unsupported_os: bool,
 ) -> HostReport {
     let source = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid.yaml"),
@@ -208,6 +249,7 @@ async fn run_gated(
         cancel: &cancel,
         who: "test".into(),
         gate,
+        allow_unsupported_os,
     };
     let mut report = HostReport::new(Role::Primary, "fake");
     let started = match runner.begin(host, check).await {
@@ -563,4 +605,48 @@ async fn another_deploys_lock_stops_the_run_before_any_task() {
     assert!(r.tasks.is_empty());
     assert_eq!(trips(&host), 1, "facts and the lock only");
     assert!(host.mutations.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_release_ocfo_does_not_support_is_refused_before_any_change() {
+    let book = playbook();
+    for (id, version, codename, says) in [
+        (
+            "ubuntu",
+            "22.04",
+            "jammy",
+            "`ubuntu 22.04 (jammy)` is not a supported release",
+        ),
+        (
+            "ubuntu",
+            "24.04",
+            "noble",
+            "Ubuntu 24.04 (noble) is not verified yet",
+        ),
+        (
+            "alpine",
+            "3.20",
+            "",
+            "`alpine 3.20 ()` is not a supported release",
+        ),
+    ] {
+        let host = FakeHost::default();
+        *host.release.lock().unwrap() = Some((id.into(), version.into(), codename.into()));
+        let r = run_on_release(&host, &book, false).await;
+        let err = r.error.expect("refused");
+        assert!(err.contains(says), "{err}");
+        assert!(err.contains("supported: Debian 12 (bookworm)"), "{err}");
+        assert!(err.contains("--allow-unsupported-os"), "{err}");
+        assert!(r.tasks.is_empty());
+        // The lock taken with the facts is given back; nothing else ran.
+        let mutations = host.mutations.lock().unwrap().clone();
+        assert!(
+            mutations.iter().all(|m| m.contains("ocfo-deploy.lock")),
+            "{mutations:?}"
+        );
+        // The explicit override runs the playbook.
+        let r = run_on_release(&host, &book, true).await;
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert!(!r.tasks.is_empty());
+    }
 }
