@@ -11,7 +11,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    write_via_temp(dir, path, bytes, mode, None)
+    write_via_temp(dir, path, bytes, mode, None, true)
+}
+
+/// Like [`write_atomic`], but only if nothing is at `path` yet
+/// (`AlreadyExists` otherwise): two writers racing to create a key keep
+/// the first one's.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    write_via_temp(dir, path, bytes, mode, None, false)
 }
 
 /// Like [`write_atomic`], for a file another user must own (in a folder that
@@ -26,7 +38,7 @@ pub fn write_atomic_owned(
     gid: u32,
 ) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    write_via_temp(dir, path, bytes, mode, Some((uid, gid)))
+    write_via_temp(dir, path, bytes, mode, Some((uid, gid)), true)
 }
 
 fn write_via_temp(
@@ -35,6 +47,7 @@ fn write_via_temp(
     bytes: &[u8],
     mode: u32,
     owner: Option<(u32, u32)>,
+    replace: bool,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mut tmp = tempfile::Builder::new()
@@ -49,7 +62,11 @@ fn write_via_temp(
     }
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    if replace {
+        tmp.persist(path).map_err(|e| e.error)?;
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    }
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! one key file per client, created once and kept (the gateway pairs the key).
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -52,7 +52,7 @@ impl DeviceIdentity {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
             .map_err(|_| device_error(path, "the system random generator failed"))?;
-        match write_new_private_file(path, pem_encode(pkcs8.as_ref()).as_bytes()) {
+        match crate::fsutil::write_new(path, pem_encode(pkcs8.as_ref()).as_bytes(), 0o600) {
             Ok(()) => Self::from_pkcs8(pkcs8.as_ref()).map_err(|reason| device_error(path, reason)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
             Err(e) => Err(device_error(path, e)),
@@ -139,27 +139,6 @@ fn read_key_file(path: &Path) -> Result<Vec<u8>, String> {
         return Err(format!("is larger than {MAX_KEY_FILE} bytes"));
     }
     Ok(bytes)
-}
-
-/// Writes a 0600 temporary file next to `path` and links it into place only
-/// if nothing is there yet (`AlreadyExists` otherwise).
-fn write_new_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ocfo-tmp-")
-        .tempfile_in(dir)?;
-    // Mode first, content second: the key is never readable by others.
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist_noclobber(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 fn pem_encode(der: &[u8]) -> String {
