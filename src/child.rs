@@ -18,7 +18,14 @@ pub async fn run(cmd: &mut Command, timeout: Duration) -> Result<String, String>
     let what = format!("{:?}", cmd.as_std());
     // Which program runs (after `systemd-run … --`), never its arguments:
     // the log shows that promotions and demotions start no Node process.
-    tracing::info!(program = %program_of(cmd.as_std()), "child process");
+    let program = program_of(cmd.as_std());
+    // systemctl reads the gateway's state every round: logged only at
+    // debug, or the journal would hold a line a second.
+    if program == "systemctl" {
+        tracing::debug!(program = %program, "child process");
+    } else {
+        tracing::info!(program = %program, "child process");
+    }
     cmd.kill_on_drop(true)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

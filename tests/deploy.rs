@@ -80,6 +80,33 @@ fn deploy_converges_and_repairs_drift() {
     );
     let lock_sum = the_tree_is_the_locked_one_on_both_nodes(&lab, &first);
 
+    // The primary's workspace watcher runs and pushes a write within
+    // seconds (its first crash-looped on a clashing flag while deploy and
+    // this test saw "started").
+    lab.ssh_ok(
+        "primary",
+        "runuser -u openclaw -- sh -c 'echo watched > /home/openclaw/workspace/watched.md'",
+    );
+    let remote = lab.path("workspace.git");
+    let pushed = wait_for(
+        "the watcher's push",
+        std::time::Duration::from_secs(30),
+        || {
+            std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(&remote)
+                .args(["cat-file", "-e", "main:watched.md"])
+                .status()
+                .is_ok_and(|s| s.success())
+        },
+    );
+    eprintln!("a workspace write reached the remote in {pushed:?}");
+    assert!(pushed < std::time::Duration::from_secs(10), "{pushed:?}");
+    assert_eq!(
+        lab.ssh_ok("primary", "systemctl is-active ocfo-workspace-watch; systemctl show -p NRestarts --value ocfo-workspace-watch"),
+        "active\n0\n"
+    );
+
     // The pair as deployed: primary serving, reachable from the standby over
     // the private network; standby's gateway installed but stopped; monitor up.
     let primary = lab.address("primary");
@@ -219,6 +246,11 @@ fn deploy_converges_and_repairs_drift() {
             "standby",
             "systemctl stop ocfo-monitor",
             "monitor enabled and running (standby)",
+        ),
+        (
+            "primary",
+            "systemctl stop ocfo-workspace-watch",
+            "workspace watcher running (primary)",
         ),
     ];
     for (node, script, task) in drifts {

@@ -178,3 +178,35 @@ pub fn runtime() -> Option<tokio::runtime::Runtime> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every subcommand: an argument
+    /// clashing with a global one (the watcher's `--quiet` did, and every
+    /// start of it panicked) fails here, not on a host.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    /// The watcher's command line exactly as its unit writes it.
+    #[test]
+    fn the_watcher_parses_its_units_command_line() {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from([
+            "ocfo",
+            "-v",
+            "workspace-watch",
+            "--workspace",
+            "/home/openclaw/workspace",
+            "--push-script",
+            "/usr/local/lib/ocfo/workspace-push",
+            "--interval",
+            "5m",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, super::Command::WorkspaceWatch(_)));
+    }
+}

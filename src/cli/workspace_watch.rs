@@ -16,8 +16,9 @@ pub struct WorkspaceWatchArgs {
     #[arg(long, default_value = ocfo::layout::PUSH_SCRIPT)]
     pub push_script: PathBuf,
     /// Push once the workspace has been quiet this long (e.g. 1s, 500ms).
+    /// Not `--quiet`: that is everyone's global flag (`-q`).
     #[arg(long, default_value = "1s", value_parser = duration)]
-    pub quiet: Duration,
+    pub quiet_for: Duration,
     /// Push at most this long after the first unpushed write.
     #[arg(long, default_value = "5s", value_parser = duration)]
     pub max_delay: Duration,
@@ -31,15 +32,15 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: WorkspaceWatchArgs) -> ExitCode {
-    if args.quiet > args.max_delay || args.interval < args.max_delay {
-        eprintln!("error: expected --quiet ≤ --max-delay ≤ --interval");
+    if args.quiet_for > args.max_delay || args.interval < args.max_delay {
+        eprintln!("error: expected --quiet-for ≤ --max-delay ≤ --interval");
         return ExitCode::FAILURE;
     }
     let opts = Options {
         workspace: args.workspace,
         push_script: args.push_script,
         timing: Timing {
-            quiet: args.quiet,
+            quiet: args.quiet_for,
             max_delay: args.max_delay,
             interval: args.interval,
             ..Timing::default()
