@@ -20,6 +20,14 @@ impl inventory::Checks for Full {
             .unwrap_or_default()
     }
 
+    fn own_modules(&self) -> Vec<&'static str> {
+        crate::modules::NAMES
+            .iter()
+            .copied()
+            .filter(|m| !inventory::tasks::MODULES.contains(m))
+            .collect()
+    }
+
     fn module_args(&self, module: &str, args: &serde_json::Value) -> Result<(), String> {
         let mut call = serde_json::Map::new();
         call.insert(module.to_string(), args.clone());

@@ -87,6 +87,12 @@ pub trait Checks {
         Vec::new()
     }
 
+    /// ocfo's own modules (not the operator's), named in the error when a
+    /// task uses one.
+    fn own_modules(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
     /// Whether a task's arguments fit its module; the error says why.
     fn module_args(&self, _module: &str, _args: &serde_json::Value) -> Result<(), String> {
         Ok(())

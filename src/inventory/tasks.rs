@@ -19,23 +19,6 @@ use super::yaml::{self, Kind, Node, Scalar};
 
 /// Modules the operator's tasks may use.
 pub const MODULES: &[&str] = &["apt", "directory", "file", "systemd", "user"];
-/// ocfo's own modules, named in the error when a task uses one.
-/// Kept whole by `modules::tests::every_module_is_named_for_the_operator`.
-pub const OWN_MODULES: &[&str] = &[
-    "apt_security",
-    "files",
-    "login_defs",
-    "sshd",
-    "ufw",
-    "node",
-    "openclaw",
-    "openclaw_plugins",
-    "openclaw_validate",
-    "tailscale",
-    "workspace",
-    "monitor_binary",
-    "switches",
-];
 const TASK_KEYS: &[&str] = &["name", "when", "notify", "tags", "hosts"];
 /// Every user task carries this tag too: `--tags tasks` runs only them,
 /// `--skip-tags tasks` everything else.
@@ -285,7 +268,7 @@ fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -
         );
         return None;
     };
-    let (module, ok) = module_key(d, entries, path);
+    let (module, ok) = module_key(d, entries, path, &cx.checks.own_modules());
     // Every key is allowed here: unknown ones were reported above, with a
     // better message; `fields` only gives typed access to the task keys.
     let present: Vec<&str> = entries.iter().map(|(k, _)| k.name.as_str()).collect();
@@ -357,6 +340,7 @@ fn module_key<'a>(
     d: &mut Decoder,
     entries: &'a [(yaml::Key, Node)],
     path: &str,
+    own_modules: &[&str],
 ) -> (Option<(&'a str, &'a Node, Location)>, bool) {
     let mut module: Option<(&'a str, &'a Node, Location)> = None;
     let mut ok = true;
@@ -379,14 +363,15 @@ fn module_key<'a>(
             continue;
         }
         ok = false;
-        let mut diag = crate::diagnostics::Diagnostic::error(if OWN_MODULES.contains(&key) {
+        let own = own_modules.contains(&key);
+        let mut diag = crate::diagnostics::Diagnostic::error(if own {
             format!("module `{key}` is ocfo's own and not available in the operator's tasks")
         } else {
             format!("unknown key `{key}`")
         })
         .at(path, Some(k.loc));
         let allowed = TASK_KEYS.iter().chain(MODULES).copied();
-        diag = match did_you_mean(key, allowed).filter(|_| !OWN_MODULES.contains(&key)) {
+        diag = match did_you_mean(key, allowed).filter(|_| !own) {
             Some(s) => diag.hint(format!("did you mean `{s}`?")),
             None => diag.hint(format!(
                 "a task has `name`, one module ({}) and optionally `when`, `notify`, `tags`, `hosts`",
