@@ -146,7 +146,11 @@ fn drills_status_blips_redeploy_and_power_cycle() {
                 .unwrap_or_else(|| panic!("no pulled revision in {pulled:?}"));
             let seen = lab.ssh(
                 "standby",
-                &format!("git -C /home/openclaw/workspace show {revision}:{note}"),
+                // As the checkout's owner: root's git refuses another
+                // user's repository ("dubious ownership").
+                &format!(
+                    "runuser -u openclaw -- git -C /home/openclaw/workspace show {revision}:{note}"
+                ),
             );
             let seen = text(&seen);
             assert!(
