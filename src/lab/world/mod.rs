@@ -297,9 +297,13 @@ pub fn ensure_running(lab: &LabState) -> Result<(), LabError> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // `lab down` removes the log with the lab: what it said goes in the error.
+    let said = std::fs::read(&log).unwrap_or_default();
+    let tail = String::from_utf8_lossy(&said[said.len().saturating_sub(2048)..]).into_owned();
     Err(other(format!(
-        "the chat world did not start; its log is {}",
-        log.display()
+        "the chat world did not start; its log ({}) ends with:\n{}",
+        log.display(),
+        crate::terminal::escape_lines(tail.trim())
     )))
 }
 
