@@ -1,5 +1,5 @@
 #![cfg(feature = "system-tests")]
-//! The standby fetches its ocfo from `monitor.binary_source` (as it does when
+//! The hosts fetch their ocfo from `monitor.binary_source` (as they do when
 //! the laptop is a Mac or another architecture; `--monitor-fetch` forces that
 //! path on the lab's x86_64 Linux machine): a tampered file is refused with
 //! nothing installed, the genuine one is installed and runs the monitor.
@@ -85,9 +85,15 @@ fn the_standby_installs_only_the_binary_the_laptop_vouches_for() {
     );
 
     // The genuine file: a full deploy installs it and the monitor runs it.
+    // The primary fetches its own copy too (it runs the workspace watcher).
     publish(&root, &genuine, &genuine);
+    publish(&lab.path("hosts/primary/root"), &genuine, &genuine);
     let t = ok(&["deploy", &inv_path, "--monitor-fetch"]);
     assert!(t.contains("fetched from file:///srv/ocfo-release"), "{t}");
+    for node in ["primary", "standby"] {
+        let installed = lab.ssh_ok(node, "sha256sum < /usr/local/bin/ocfo | cut -d' ' -f1");
+        assert_eq!(installed.trim(), want, "{node}");
+    }
     let installed = lab.ssh_ok("standby", "sha256sum < /usr/local/bin/ocfo | cut -d' ' -f1");
     assert_eq!(installed.trim(), want);
     let v = lab.ssh_ok("standby", "/usr/local/bin/ocfo --version");
