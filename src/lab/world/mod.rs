@@ -256,8 +256,21 @@ pub fn is_running(lab: &LabState) -> bool {
 }
 
 /// Starts the world unless the same binary already runs it; waits until its
-/// control socket answers.
+/// control socket answers. A world that dies at once is started a second
+/// time, once: a CI run saw one die within half a second, its cause lost
+/// with its log, and the same `lab up` right after worked.
 pub fn ensure_running(lab: &LabState) -> Result<(), LabError> {
+    match start_world(lab) {
+        Err(first) if running(lab).is_none() => {
+            eprintln!("warning: {first}; starting it again");
+            std::thread::sleep(Duration::from_secs(1));
+            start_world(lab)
+        }
+        other => other,
+    }
+}
+
+fn start_world(lab: &LabState) -> Result<(), LabError> {
     let exe =
         std::env::current_exe().map_err(|e| other(format!("cannot find ocfo itself: {e}")))?;
     if let Some(p) = running(lab) {
