@@ -1,12 +1,15 @@
 //! Playbooks: the embedded YAML task lists in `playbooks/`.
 //!
 //! A task is a mapping with one module key plus `name`, `when`, `notify` and
-//! `tags`. `site.yaml` imports the others in order; `handlers.yaml` holds the
-//! tasks that `notify` triggers once at the end of a host's run.
+//! `tags` (the syntax the operator's tasks share: `inventory::task_syntax`).
+//! `site.yaml` imports the others in order; `handlers.yaml` holds the tasks
+//! that `notify` triggers once at the end of a host's run, and marks those
+//! that restart the gateway (`restarts_gateway: true`).
 
 use include_dir::{include_dir, Dir};
 use serde_json::Value as Json;
 
+use crate::inventory::task_syntax::{decode_playbook, PlaybookEntry};
 use crate::modules::ModuleCall;
 
 static PLAYBOOKS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/playbooks");
@@ -24,6 +27,9 @@ pub struct Task {
     pub args: Json,
     /// The playbook file it came from, for messages.
     pub source: String,
+    /// Running it (a handler) or a change it notifies about (a task)
+    /// restarts the gateway: deploy holds the standby's monitor first.
+    pub restarts_gateway: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -53,19 +59,26 @@ fn source(file: &str) -> Result<&'static str, PlaybookError> {
         .ok_or_else(|| err(file, "no such embedded playbook"))
 }
 
+/// The playbook whose entries are handlers.
+const HANDLERS: &str = "handlers.yaml";
+
 /// Loads `site.yaml` with its imports and `handlers.yaml`.
 pub fn load_site() -> Result<Playbook, PlaybookError> {
     let mut tasks = Vec::new();
     load_into("site.yaml", &mut tasks, 0)?;
     let mut handlers = Vec::new();
-    load_into("handlers.yaml", &mut handlers, 0)?;
-    for t in &tasks {
+    load_into(HANDLERS, &mut handlers, 0)?;
+    for t in &mut tasks {
         for n in &t.notify {
-            if !handlers.iter().any(|h| &h.name == n) {
+            let mut named = handlers.iter().filter(|h| &h.name == n).peekable();
+            if named.peek().is_none() {
                 return Err(err(
                     &t.source,
                     format!("task `{}` notifies unknown handler `{n}`", t.name),
                 ));
+            }
+            if named.any(|h| h.restarts_gateway) {
+                t.restarts_gateway = true;
             }
         }
     }
@@ -118,6 +131,9 @@ fn user_task(t: &crate::inventory::tasks::UserTask, source: &str) -> Task {
         module,
         args,
         source: source.to_string(),
+        // The operator's handlers are not the gateway's (validate refuses
+        // ocfo's handler names for them).
+        restarts_gateway: false,
     }
 }
 
@@ -125,74 +141,38 @@ fn load_into(file: &str, out: &mut Vec<Task>, depth: usize) -> Result<(), Playbo
     if depth > 4 {
         return Err(err(file, "imports nest too deeply"));
     }
-    let items: Vec<Json> =
-        serde_saphyr::from_str(source(file)?).map_err(|e| err(file, e.to_string()))?;
-    for item in items {
-        let Json::Object(mut map) = item else {
-            return Err(err(file, "every entry must be a mapping"));
-        };
-        if let Some(import) = map.remove("import") {
-            let name = import
-                .as_str()
-                .ok_or_else(|| err(file, "`import` takes a file name"))?;
-            load_into(name, out, depth + 1)?;
-            continue;
-        }
-        let name = match map.remove("name") {
-            Some(Json::String(s)) => s,
-            _ => return Err(err(file, "every task needs a `name`")),
-        };
-        let when = match map.remove("when") {
-            None => None,
-            Some(Json::String(s)) => Some(s),
-            Some(Json::Bool(b)) => Some(b.to_string()),
-            Some(_) => {
-                return Err(err(
-                    file,
-                    format!("task `{name}`: `when` must be an expression string"),
-                ))
+    let handlers = file == HANDLERS;
+    let entries =
+        decode_playbook(source(file)?, crate::modules::NAMES, handlers).map_err(|diags| {
+            let report = crate::diagnostics::Report::new(std::path::Path::new(file), diags);
+            err(file, report.render(false).trim_end())
+        })?;
+    for entry in entries {
+        let t = match entry {
+            PlaybookEntry::Import(name) => {
+                load_into(&name, out, depth + 1)?;
+                continue;
             }
+            PlaybookEntry::Task(t) => t,
         };
-        let strings = |v: Option<Json>, key: &str| -> Result<Vec<String>, PlaybookError> {
-            match v {
-                None => Ok(Vec::new()),
-                Some(Json::String(s)) => Ok(vec![s]),
-                Some(Json::Array(a)) => a
-                    .into_iter()
-                    .map(|x| match x {
-                        Json::String(s) => Ok(s),
-                        _ => Err(err(file, format!("task `{name}`: `{key}` takes strings"))),
-                    })
-                    .collect(),
-                Some(_) => Err(err(
-                    file,
-                    format!("task `{name}`: `{key}` takes a list of strings"),
-                )),
-            }
-        };
-        let notify = strings(map.remove("notify"), "notify")?;
-        let tags = strings(map.remove("tags"), "tags")?;
-        if map.len() != 1 {
-            let keys: Vec<_> = map.keys().cloned().collect();
-            return Err(err(
-                file,
-                format!("task `{name}` must name exactly one module, found {keys:?}"),
-            ));
-        }
         // Arguments are checked now, with their `{{ }}` unfilled, so a typo
         // in an embedded playbook fails every test run, not a deploy.
-        serde_json::from_value::<ModuleCall>(Json::Object(map.clone()))
-            .map_err(|e| err(file, format!("task `{name}`: {e}")))?;
-        let Some((module, args)) = map.into_iter().next() else {
-            return Err(err(file, format!("task `{name}` names no module")));
-        };
+        let mut call = serde_json::Map::new();
+        call.insert(t.module.clone(), t.args.clone());
+        serde_json::from_value::<ModuleCall>(Json::Object(call)).map_err(|e| {
+            err(
+                file,
+                format!("{}:{}: task `{}`: {e}", t.loc.line, t.loc.column, t.name),
+            )
+        })?;
         out.push(Task {
-            name,
-            when,
-            notify,
-            tags,
-            module,
-            args,
+            name: t.name,
+            when: t.when,
+            notify: t.notify,
+            tags: t.tags,
+            module: t.module,
+            args: t.args,
+            restarts_gateway: t.restarts_gateway,
             source: file.to_string(),
         });
     }

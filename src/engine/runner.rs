@@ -116,9 +116,6 @@ fn supported_host<H: Host>(
     Ok(facts)
 }
 
-/// The handler every task that may restart the primary's gateway notifies.
-pub const RESTART_GATEWAY: &str = "restart gateway";
-
 /// What a run does around the primary's gateway restarts: deploy puts a hold
 /// on the standby's monitor before the first change that leads to one, and
 /// once the run is over waits for the primary to be ready and releases it.
@@ -372,9 +369,7 @@ impl Runner<'_> {
                 host.mark_changed();
             }
             // Renewed before each such task, so a long run keeps its lease.
-            let restarts = task.notify.iter().any(|n| n == RESTART_GATEWAY)
-                || (handler && task.name == RESTART_GATEWAY);
-            if restarts && !changes.is_empty() {
+            if task.restarts_gateway && !changes.is_empty() {
                 if let Some(gate) = self.gate {
                     gate.hold(modules::is_upgrade(&call)).await?;
                     held.0.store(true, Ordering::SeqCst);

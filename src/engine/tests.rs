@@ -14,7 +14,7 @@ use super::context::{RunOptions, TaskContext};
 use super::host::{CmdOutput, Host, HostError};
 use super::playbook::{Playbook, TagFilter, Task};
 use super::report::{HostReport, Status};
-use super::runner::{RestartGate, Runner, RESTART_GATEWAY};
+use super::runner::{RestartGate, Runner};
 use crate::inventory::{load_str, LoadOptions, Role};
 use crate::layout::Layout;
 use crate::render::{render_node, SecretMode};
@@ -157,6 +157,7 @@ fn task(name: &str, path: &str, extra: serde_json::Value) -> Task {
         module: "directory".into(),
         args: json!({"path": path, "mode": "0750", "owner": "root"}),
         source: "test".into(),
+        restarts_gateway: extra.get("restarts_gateway") == Some(&json!(true)),
     };
     if let Some(m) = extra.get("mode") {
         t.args["mode"] = m.clone();
@@ -432,9 +433,17 @@ async fn the_hold_comes_before_the_first_restarting_change_and_is_released_after
     let book = Playbook {
         tasks: vec![
             task("quiet", "/srv/quiet", json!({})),
-            task("restarts", "/srv/r", json!({"notify": [RESTART_GATEWAY]})),
+            task(
+                "restarts",
+                "/srv/r",
+                json!({"notify": ["restart it"], "restarts_gateway": true}),
+            ),
         ],
-        handlers: vec![task(RESTART_GATEWAY, "/srv/restarted", json!({}))],
+        handlers: vec![task(
+            "restart it",
+            "/srv/restarted",
+            json!({"restarts_gateway": true}),
+        )],
     };
     let gate = FakeGate { host: &host };
     // Check mode: nothing held, nothing changed.

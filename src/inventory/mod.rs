@@ -15,6 +15,7 @@ mod names;
 pub mod node_pins;
 pub mod openclaw_locks;
 mod rules;
+pub mod task_syntax;
 pub mod tasks;
 pub mod units;
 pub mod yaml;

@@ -15,11 +15,11 @@ use serde_json::Value as Json;
 use crate::diagnostics::{did_you_mean, Location};
 
 use super::decode::{join, Decoder};
+use super::task_syntax::{decode_task, Syntax};
 use super::yaml::{self, Kind, Node, Scalar};
 
 /// Modules the operator's tasks may use.
 pub const MODULES: &[&str] = &["apt", "directory", "file", "systemd", "user"];
-const TASK_KEYS: &[&str] = &["name", "when", "notify", "tags", "hosts"];
 /// Every user task carries this tag too: `--tags tasks` runs only them,
 /// `--skip-tags tasks` everything else.
 pub const TASKS_TAG: &str = "tasks";
@@ -252,203 +252,79 @@ fn task_list(
     (out, ok)
 }
 
-fn strings(d: &mut Decoder, node: &Node, path: &str) -> Option<Vec<String>> {
-    match &node.kind {
-        Kind::Scalar { .. } => d.string(node, path).map(|s| vec![s]),
-        _ => d.string_list(node, path),
-    }
-}
-
 fn task(d: &mut Decoder, node: &Node, path: &str, cx: &Ctx<'_>, handler: bool) -> Option<UserTask> {
-    let Kind::Map(entries) = &node.kind else {
-        d.error(
-            path,
-            node.loc,
-            format!("expected a task (a mapping), found {}", node.type_name()),
-        );
-        return None;
+    let syntax = Syntax {
+        modules: MODULES,
+        extra_keys: &["hosts"],
+        withheld_modules: &cx.checks.own_modules(),
+        refuse_secrets: true,
     };
-    let (module, ok) = module_key(d, entries, path, &cx.checks.own_modules());
-    // Every key is allowed here: unknown ones were reported above, with a
-    // better message; `fields` only gives typed access to the task keys.
-    let present: Vec<&str> = entries.iter().map(|(k, _)| k.name.as_str()).collect();
-    let f = d.fields(node, path, &present)?;
-    let name = task_name(d, &f, path);
-    let when = task_when(d, f.get("when"), path);
-    let notify = match f.get("notify") {
-        Some(n) if handler => {
-            d.error(
-                &join(path, "notify"),
-                n.loc,
-                "a handler cannot notify handlers",
-            );
-            None
-        }
-        Some(n) => strings(d, n, &join(path, "notify")),
-        None => Some(Vec::new()),
+    let text = decode_task(d, node, path, &syntax, handler);
+    // Read even when the rest failed, so its problems are reported too.
+    let hosts = match node_entry(node, "hosts") {
+        Some(n) => task_hosts(d, n, path),
+        None => Some(Hosts::All),
     };
-    let tags = match f.get("tags") {
-        Some(n) => strings(d, n, &join(path, "tags")),
-        None => Some(Vec::new()),
-    };
-    let hosts = task_hosts(d, f.get("hosts"), path);
-    let Some((module, args_node, module_loc)) = module else {
-        if ok {
-            d.error(
-                path,
-                node.loc,
-                format!("the task names no module (one of {})", MODULES.join(", ")),
-            );
-        }
-        return None;
-    };
+    let text = text?;
+    let module = text.module;
     let args_path = join(path, module);
-    let args = to_json(d, args_node, &args_path)?;
-    check_templates(d, &args, &args_path, args_node.loc);
     let file = if module == "file" {
-        Some(user_file(d, args_node, &args_path, cx.dir)?)
+        Some(user_file(d, text.args_node, &args_path, cx.dir)?)
     } else {
-        if let Err(e) = cx.checks.module_args(module, &args) {
-            d.error(&args_path, module_loc, format!("invalid arguments: {e}"));
+        if let Err(e) = cx.checks.module_args(module, &text.args) {
+            d.error(
+                &args_path,
+                text.module_loc,
+                format!("invalid arguments: {e}"),
+            );
             return None;
         }
-        if !module_rules(d, module, &args, args_node, &args_path, cx) {
+        if !module_rules(d, module, &text.args, text.args_node, &args_path, cx) {
             return None;
         }
         None
     };
-    if !ok {
-        return None;
-    }
     Some(UserTask {
-        name: name?,
-        when: when?,
-        notify: notify?,
-        tags: tags?,
+        name: text.name,
+        when: text.when,
+        notify: text.notify,
+        tags: text.tags,
         hosts: hosts?,
         module: module.to_string(),
-        args,
+        args: text.args,
         file,
         loc: node.loc,
         path: path.to_string(),
     })
 }
 
-/// The task's one module key, and whether every other key is a task key
-/// (each problem reported with its fix).
-fn module_key<'a>(
-    d: &mut Decoder,
-    entries: &'a [(yaml::Key, Node)],
-    path: &str,
-    own_modules: &[&str],
-) -> (Option<(&'a str, &'a Node, Location)>, bool) {
-    let mut module: Option<(&'a str, &'a Node, Location)> = None;
-    let mut ok = true;
-    for (k, v) in entries {
-        let key = k.name.as_str();
-        if TASK_KEYS.contains(&key) {
-            continue;
-        }
-        if MODULES.contains(&key) {
-            if let Some((first, _, _)) = module {
-                d.error(
-                    path,
-                    k.loc,
-                    format!("a task names exactly one module; this one has `{first}` and `{key}`"),
-                );
-                ok = false;
-            } else {
-                module = Some((key, v, k.loc));
-            }
-            continue;
-        }
-        ok = false;
-        let own = own_modules.contains(&key);
-        let mut diag = crate::diagnostics::Diagnostic::error(if own {
-            format!("module `{key}` is ocfo's own and not available in the operator's tasks")
-        } else {
-            format!("unknown key `{key}`")
-        })
-        .at(path, Some(k.loc));
-        let allowed = TASK_KEYS.iter().chain(MODULES).copied();
-        diag = match did_you_mean(key, allowed).filter(|_| !own) {
-            Some(s) => diag.hint(format!("did you mean `{s}`?")),
-            None => diag.hint(format!(
-                "a task has `name`, one module ({}) and optionally `when`, `notify`, `tags`, `hosts`",
-                MODULES.join(", ")
-            )),
-        };
-        d.diagnostics.push(diag);
-    }
-    (module, ok)
-}
-
-/// Printed by every deploy, next to ocfo's own task names: one line.
-fn task_name(d: &mut Decoder, f: &super::decode::Fields<'_>, path: &str) -> Option<String> {
-    d.req_string(f, "name").and_then(|n| {
-        if n.chars().any(crate::terminal::is_hidden) {
-            d.error(
-                &join(path, "name"),
-                f.get("name")?.loc,
-                "a task name is one line without control, bidirectional or invisible characters",
-            );
-            None
-        } else {
-            Some(n)
-        }
-    })
-}
-
-/// `when:`, a boolean or an expression that compiles.
-fn task_when(d: &mut Decoder, node: Option<&Node>, path: &str) -> Option<Option<String>> {
-    match node {
-        None => Some(None),
-        Some(n) => match n.scalar() {
-            Some(Scalar::Bool(b)) => Some(Some(b.to_string())),
-            Some(Scalar::Str(s)) => {
-                let env = crate::jinja::environment();
-                match env.compile_expression(s) {
-                    Ok(_) => Some(Some(s.to_string())),
-                    Err(e) => {
-                        d.error(
-                            &join(path, "when"),
-                            n.loc,
-                            format!("`{s}` is not an expression: {e}"),
-                        );
-                        None
-                    }
-                }
-            }
-            _ => {
-                d.error(
-                    &join(path, "when"),
-                    n.loc,
-                    format!("expected an expression string, found {}", n.type_name()),
-                );
-                None
-            }
-        },
+/// A mapping's value under `key`, if the node is a mapping that has it.
+fn node_entry<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+    match &node.kind {
+        Kind::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null()),
+        _ => None,
     }
 }
 
 /// `hosts:` all (the default), primary or standby.
-fn task_hosts(d: &mut Decoder, node: Option<&Node>, path: &str) -> Option<Hosts> {
-    match node {
-        None => Some(Hosts::All),
-        Some(n) => match d.string(n, &join(path, "hosts")).as_deref() {
-            Some("all") => Some(Hosts::All),
-            Some("primary") => Some(Hosts::Primary),
-            Some("standby") => Some(Hosts::Standby),
-            Some(other) => {
-                d.error(
-                    &join(path, "hosts"),
-                    n.loc,
-                    format!("`{other}` is not one of all, primary, standby"),
-                );
-                None
-            }
-            None => None,
-        },
+fn task_hosts(d: &mut Decoder, n: &Node, path: &str) -> Option<Hosts> {
+    match d.string(n, &join(path, "hosts")).as_deref() {
+        Some("all") => Some(Hosts::All),
+        Some("primary") => Some(Hosts::Primary),
+        Some("standby") => Some(Hosts::Standby),
+        Some(other) => {
+            d.error(
+                &join(path, "hosts"),
+                n.loc,
+                format!("`{other}` is not one of all, primary, standby"),
+            );
+            None
+        }
+        None => None,
     }
 }
 
@@ -530,68 +406,6 @@ fn parse_mode(s: &str) -> Option<u32> {
     (!digits.is_empty() && digits.len() <= 4)
         .then(|| u32::from_str_radix(digits, 8).ok())
         .flatten()
-}
-
-/// The arguments as JSON, for the modules' own serde types. A secret
-/// reference is refused: the operator's tasks cannot carry secrets yet (a
-/// file task's content would be shown by `--diff` and installed readable).
-fn to_json(d: &mut Decoder, node: &Node, path: &str) -> Option<Json> {
-    match &node.kind {
-        Kind::Map(entries) => {
-            if let [(k, _)] = entries.as_slice() {
-                if ["env", "file", "command"].contains(&k.name.as_str()) {
-                    d.error(
-                        path,
-                        node.loc,
-                        "secrets are not available in the operator's tasks (yet): their files are not treated as secret, so `--diff` would show them",
-                    );
-                    return None;
-                }
-            }
-            let mut m = serde_json::Map::new();
-            let mut ok = true;
-            for (k, v) in entries {
-                match to_json(d, v, &join(path, &k.name)) {
-                    Some(j) => {
-                        m.insert(k.name.clone(), j);
-                    }
-                    None => ok = false,
-                }
-            }
-            ok.then_some(Json::Object(m))
-        }
-        Kind::Seq(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, n)| to_json(d, n, &format!("{path}[{i}]")))
-            .collect::<Option<Vec<_>>>()
-            .map(Json::Array),
-        Kind::Scalar { .. } => Some(match node.scalar() {
-            Some(Scalar::Bool(b)) => Json::Bool(b),
-            Some(Scalar::Int(i)) => Json::from(i),
-            Some(Scalar::Float(f)) => Json::from(f),
-            Some(Scalar::Str(s)) => Json::String(s.to_string()),
-            Some(Scalar::Null) | None => Json::Null,
-        }),
-    }
-}
-
-/// `{{ }}` in arguments must at least parse; what they name is checked when
-/// the host's facts are known.
-fn check_templates(d: &mut Decoder, v: &Json, path: &str, loc: Location) {
-    match v {
-        Json::String(s) if s.contains("{{") || s.contains("{%") => {
-            let env = crate::jinja::environment();
-            if let Err(e) = env.template_from_str(s) {
-                d.error(path, loc, format!("`{s}`: {e}"));
-            }
-        }
-        Json::Array(a) => a.iter().for_each(|x| check_templates(d, x, path, loc)),
-        Json::Object(m) => m
-            .iter()
-            .for_each(|(k, x)| check_templates(d, x, &join(path, k), loc)),
-        _ => {}
-    }
 }
 
 fn user_file(d: &mut Decoder, node: &Node, path: &str, dir: &Path) -> Option<UserFile> {
