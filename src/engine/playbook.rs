@@ -14,23 +14,7 @@ use crate::modules::ModuleCall;
 
 static PLAYBOOKS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/playbooks");
 
-#[derive(Debug, Clone)]
-pub struct Task {
-    pub name: String,
-    /// A minijinja expression over the task context; the task runs when true.
-    pub when: Option<String>,
-    pub notify: Vec<String>,
-    pub tags: Vec<String>,
-    /// The module's name and raw arguments; strings may hold `{{ }}`
-    /// expressions, filled in per host by [`Task::module_call`].
-    pub module: String,
-    pub args: Json,
-    /// The playbook file it came from, for messages.
-    pub source: String,
-    /// Running it (a handler) or a change it notifies about (a task)
-    /// restarts the gateway: deploy holds the standby's monitor first.
-    pub restarts_gateway: bool,
-}
+pub use crate::inventory::task_syntax::Task;
 
 #[derive(Debug, Clone)]
 pub struct Playbook {
@@ -131,6 +115,7 @@ fn user_task(t: &crate::inventory::tasks::UserTask, source: &str) -> Task {
         module,
         args,
         source: source.to_string(),
+        loc: t.loc,
         // The operator's handlers are not the gateway's (validate refuses
         // ocfo's handler names for them).
         restarts_gateway: false,
@@ -143,7 +128,7 @@ fn load_into(file: &str, out: &mut Vec<Task>, depth: usize) -> Result<(), Playbo
     }
     let handlers = file == HANDLERS;
     let entries =
-        decode_playbook(source(file)?, crate::modules::NAMES, handlers).map_err(|diags| {
+        decode_playbook(source(file)?, file, crate::modules::NAMES, handlers).map_err(|diags| {
             let report = crate::diagnostics::Report::new(std::path::Path::new(file), diags);
             err(file, report.render(false).trim_end())
         })?;
@@ -155,27 +140,23 @@ fn load_into(file: &str, out: &mut Vec<Task>, depth: usize) -> Result<(), Playbo
             }
             PlaybookEntry::Task(t) => t,
         };
-        // Arguments are checked now, with their `{{ }}` unfilled, so a typo
-        // in an embedded playbook fails every test run, not a deploy.
-        let mut call = serde_json::Map::new();
-        call.insert(t.module.clone(), t.args.clone());
-        serde_json::from_value::<ModuleCall>(Json::Object(call)).map_err(|e| {
-            err(
-                file,
-                format!("{}:{}: task `{}`: {e}", t.loc.line, t.loc.column, t.name),
-            )
-        })?;
-        out.push(Task {
-            name: t.name,
-            when: t.when,
-            notify: t.notify,
-            tags: t.tags,
-            module: t.module,
-            args: t.args,
-            restarts_gateway: t.restarts_gateway,
-            source: file.to_string(),
-        });
+        check_args(&t)?;
+        out.push(*t);
     }
+    Ok(())
+}
+
+/// Arguments are checked now, with their `{{ }}` unfilled, so a typo in an
+/// embedded playbook fails every test run, not a deploy.
+fn check_args(t: &Task) -> Result<(), PlaybookError> {
+    let mut call = serde_json::Map::new();
+    call.insert(t.module.clone(), t.args.clone());
+    serde_json::from_value::<ModuleCall>(Json::Object(call)).map_err(|e| {
+        err(
+            &t.source,
+            format!("{}:{}: task `{}`: {e}", t.loc.line, t.loc.column, t.name),
+        )
+    })?;
     Ok(())
 }
 

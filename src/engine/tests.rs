@@ -157,6 +157,7 @@ fn task(name: &str, path: &str, extra: serde_json::Value) -> Task {
         module: "directory".into(),
         args: json!({"path": path, "mode": "0750", "owner": "root"}),
         source: "test".into(),
+        loc: crate::diagnostics::Location { line: 1, column: 1 },
         restarts_gateway: extra.get("restarts_gateway") == Some(&json!(true)),
     };
     if let Some(m) = extra.get("mode") {

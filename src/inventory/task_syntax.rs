@@ -301,29 +301,39 @@ fn check_templates(d: &mut Decoder, v: &Json, path: &str, loc: Location) {
 /// place, or a task.
 pub enum PlaybookEntry {
     Import(String),
-    Task(PlaybookTask),
+    /// (Boxed: a task is large beside an import's file name.)
+    Task(Box<Task>),
 }
 
-/// A task of ocfo's own playbooks, shape-checked; whether its arguments fit
-/// its module is the engine's to check (the modules live above).
-pub struct PlaybookTask {
+/// A task as the engine runs it: one of ocfo's own playbooks, or one of the
+/// operator's as `engine::playbook` turns it into one. Its methods (the
+/// module call, `when`) are the engine's, which knows the modules.
+#[derive(Debug, Clone)]
+pub struct Task {
     pub name: String,
+    /// A minijinja expression over the task context; the task runs when true.
     pub when: Option<String>,
     pub notify: Vec<String>,
     pub tags: Vec<String>,
+    /// The module's name and raw arguments; strings may hold `{{ }}`
+    /// expressions, filled in per host.
     pub module: String,
     pub args: Json,
-    /// A handler that restarts the gateway (`restarts_gateway: true`):
-    /// deploy holds the standby's monitor before a change that notifies it.
-    pub restarts_gateway: bool,
+    /// The playbook file it came from, and where in it, for messages.
+    pub source: String,
     pub loc: Location,
+    /// Running it (a handler marked `restarts_gateway: true`) or a change
+    /// it notifies about (a task) restarts the gateway: deploy holds the
+    /// standby's monitor first.
+    pub restarts_gateway: bool,
 }
 
 /// Reads one of ocfo's embedded playbooks: a list of `import: FILE` entries
-/// and tasks that may use every module in `modules`. Problems come back
-/// located, all of them.
+/// (`file`, for the tasks' `source`) and tasks that may use every module in
+/// `modules`. Problems come back located, all of them.
 pub fn decode_playbook(
     source: &str,
+    file: &str,
     modules: &[&str],
     handlers: bool,
 ) -> Result<Vec<PlaybookEntry>, Vec<Diagnostic>> {
@@ -346,7 +356,7 @@ pub fn decode_playbook(
         Some(Kind::Seq(items)) => {
             for (i, item) in items.iter().enumerate() {
                 let path = format!("[{i}]");
-                if let Some(entry) = playbook_entry(&mut d, item, &path, &syntax, handlers) {
+                if let Some(entry) = playbook_entry(&mut d, item, &path, &syntax, file) {
                     out.push(entry);
                 }
             }
@@ -367,8 +377,9 @@ fn playbook_entry(
     item: &Node,
     path: &str,
     syntax: &Syntax<'_>,
-    handlers: bool,
+    file: &str,
 ) -> Option<PlaybookEntry> {
+    let handlers = !syntax.extra_keys.is_empty();
     if let Kind::Map(entries) = &item.kind {
         if let Some((_, file)) = entries.iter().find(|(k, _)| k.name == "import") {
             if entries.len() != 1 {
@@ -395,16 +406,17 @@ fn playbook_entry(
             }
         },
     };
-    Some(PlaybookEntry::Task(PlaybookTask {
+    Some(PlaybookEntry::Task(Box::new(Task {
         name: text.name,
         when: text.when,
         notify: text.notify,
         tags: text.tags,
         module: text.module.to_string(),
         args: text.args,
-        restarts_gateway,
+        source: file.to_string(),
         loc: text.loc,
-    }))
+        restarts_gateway,
+    })))
 }
 
 #[cfg(test)]
@@ -414,7 +426,7 @@ mod tests {
     const MODULES: &[&str] = &["systemd", "directory"];
 
     fn errors(source: &str, handlers: bool) -> Vec<String> {
-        match decode_playbook(source, MODULES, handlers) {
+        match decode_playbook(source, "test.yaml", MODULES, handlers) {
             Ok(_) => Vec::new(),
             Err(diags) => diags
                 .iter()
@@ -429,7 +441,8 @@ mod tests {
     #[test]
     fn an_embedded_playbook_reads_imports_tasks_and_the_gateway_mark() {
         let source = "- import: other.yaml\n- name: restart it\n  restarts_gateway: true\n  systemd: {unit: x, action: restart}\n  when: role == \"primary\"\n";
-        let entries = decode_playbook(source, MODULES, true).unwrap_or_else(|_| panic!());
+        let entries =
+            decode_playbook(source, "test.yaml", MODULES, true).unwrap_or_else(|_| panic!());
         assert!(matches!(&entries[0], PlaybookEntry::Import(f) if f == "other.yaml"));
         let PlaybookEntry::Task(t) = &entries[1] else {
             panic!("a task")
