@@ -83,39 +83,31 @@ pub fn run(args: DrillArgs, out: OutputSettings) -> ExitCode {
                 c.store(true, Ordering::SeqCst);
             }
         });
-        let (p, s) = tokio::join!(
-            ocfo::ssh::connect(&inv, Role::Primary, false),
-            ocfo::ssh::connect(&inv, Role::Standby, false)
-        );
-        match (p, s) {
-            (Ok(p), Ok(s)) => {
-                if !out.quiet && !args.json {
-                    eprintln!(
-                        "drill: {:?} fault on the primary; watching the standby take over...",
-                        opts.fault
-                    );
-                }
-                let r = match &user {
-                    #[cfg(target_os = "linux")]
-                    Some(u) => drill(&inv, &p, &s, Some(u), &opts, &cancel).await,
-                    _ => {
-                        drill(
-                            &inv,
-                            &p,
-                            &s,
-                            None::<&ocfo::user_side::Nobody>,
-                            &opts,
-                            &cancel,
-                        )
-                        .await
-                    }
-                };
-                p.close().await;
-                s.close().await;
-                Ok(r)
-            }
-            (Err(e), _) | (_, Err(e)) => Err(e),
+        let (p, s) = ocfo::ssh::connect_pair(&inv).await?;
+        if !out.quiet && !args.json {
+            eprintln!(
+                "drill: {:?} fault on the primary; watching the standby take over...",
+                opts.fault
+            );
         }
+        let r = match &user {
+            #[cfg(target_os = "linux")]
+            Some(u) => drill(&inv, &p, &s, Some(u), &opts, &cancel).await,
+            _ => {
+                drill(
+                    &inv,
+                    &p,
+                    &s,
+                    None::<&ocfo::user_side::Nobody>,
+                    &opts,
+                    &cancel,
+                )
+                .await
+            }
+        };
+        p.close().await;
+        s.close().await;
+        Ok::<_, String>(r)
     });
     let report = match report {
         Ok(r) => r,

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ocfo::inventory::Role;
 use ocfo::switchover::{run as switchover, summary};
 
 use super::{load_inventory, OutputSettings};
@@ -29,25 +28,17 @@ pub fn run(args: SwitchoverArgs, out: OutputSettings) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let report = rt.block_on(async {
-        let (p, s) = tokio::join!(
-            ocfo::ssh::connect(&inv, Role::Primary, false),
-            ocfo::ssh::connect(&inv, Role::Standby, false)
-        );
-        match (p, s) {
-            (Ok(p), Ok(s)) => {
-                if !out.quiet && !args.json {
-                    eprintln!(
-                        "switchover{}: watching the monitor carry it out...",
-                        if args.back { " --back" } else { "" }
-                    );
-                }
-                let r = switchover(&inv, &p, &s, args.back, &ocfo::deploy::who()).await;
-                p.close().await;
-                s.close().await;
-                Ok(r)
-            }
-            (Err(e), _) | (_, Err(e)) => Err(e),
+        let (p, s) = ocfo::ssh::connect_pair(&inv).await?;
+        if !out.quiet && !args.json {
+            eprintln!(
+                "switchover{}: watching the monitor carry it out...",
+                if args.back { " --back" } else { "" }
+            );
         }
+        let r = switchover(&inv, &p, &s, args.back, &ocfo::deploy::who()).await;
+        p.close().await;
+        s.close().await;
+        Ok::<_, String>(r)
     });
     let report = match report {
         Ok(r) => r,

@@ -154,6 +154,24 @@ pub async fn connect(
         .map_err(|e| e.to_string())
 }
 
+/// Both nodes at once, with strict host keys, for the commands that act on
+/// the pair (`switchover`, `drill`): one error if either cannot be reached
+/// (the other's connection is closed first).
+pub async fn connect_pair(inv: &Inventory) -> Result<(HostSession, HostSession), String> {
+    let (p, s) = tokio::join!(
+        connect(inv, Role::Primary, false),
+        connect(inv, Role::Standby, false)
+    );
+    match (p, s) {
+        (Ok(p), Ok(s)) => Ok((p, s)),
+        (Ok(one), Err(e)) | (Err(e), Ok(one)) => {
+            one.close().await;
+            Err(e)
+        }
+        (Err(e), Err(_)) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
