@@ -356,7 +356,7 @@ pub fn decode_playbook(
         Some(Kind::Seq(items)) => {
             for (i, item) in items.iter().enumerate() {
                 let path = format!("[{i}]");
-                if let Some(entry) = playbook_entry(&mut d, item, &path, &syntax, file) {
+                if let Some(entry) = playbook_entry(&mut d, item, &path, &syntax, file, handlers) {
                     out.push(entry);
                 }
             }
@@ -378,8 +378,8 @@ fn playbook_entry(
     path: &str,
     syntax: &Syntax<'_>,
     file: &str,
+    handlers: bool,
 ) -> Option<PlaybookEntry> {
-    let handlers = !syntax.extra_keys.is_empty();
     if let Kind::Map(entries) = &item.kind {
         if let Some((_, file)) = entries.iter().find(|(k, _)| k.name == "import") {
             if entries.len() != 1 {
