@@ -49,6 +49,12 @@ pub fn hhmm_utc(unix_secs: u64) -> String {
     format!("{h:02}:{m:02} UTC")
 }
 
+/// `14:03:12 UTC`: when, to the second, for a message.
+pub fn hhmmss_utc(unix_secs: u64) -> String {
+    let (_, h, m, sec) = split(unix_secs);
+    format!("{h:02}:{m:02}:{sec:02} UTC")
+}
+
 /// Unix seconds of an RFC 3339 UTC time as ocfo writes it
 /// (`2026-11-24T14:03:12Z`, fractions ignored); `None` for anything else.
 pub fn parse_rfc3339(s: &str) -> Option<u64> {

@@ -8,6 +8,21 @@ pub const PUSH_SERVICE: &str = "ocfo-workspace-push.service";
 pub const PUSH_TIMER: &str = "ocfo-workspace-push.timer";
 /// The primary's workspace watcher: pushes seconds after the agent writes.
 pub const WATCH_SERVICE: &str = "ocfo-workspace-watch.service";
+/// The primary's conversation snapshots (`ocfo-conversation-push.*`).
+pub const CONVERSATION_PUSH_SERVICE: &str = "ocfo-conversation-push.service";
+pub const CONVERSATION_PUSH_TIMER: &str = "ocfo-conversation-push.timer";
+pub const CONVERSATION_PUSH_SCRIPT: &str = "/usr/local/lib/ocfo/conversation-push";
+/// Root's record of the other node's conversation snapshot this node
+/// activated last.
+pub const CONVERSATION_ACTIVATED: &str = "/var/lib/ocfo/conversation-activated";
+/// The branch of the workspace remote a node's conversation snapshots
+/// travel on (`primary` or `standby`): ocfo's own, never the workspace's,
+/// one per node so that two nodes never push to one branch.
+pub fn conversation_branch(role: &str) -> String {
+    format!("ocfo/conversation-{role}")
+}
+/// The agent whose conversations travel (the one agent ocfo configures).
+pub const CONVERSATION_AGENT: &str = "main";
 pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
 pub const GATEWAY_ENV_FILE: &str = "/etc/openclaw/gateway.env";
 /// The restart-class part of the gateway's config: a change here restarts it.
@@ -98,6 +113,11 @@ pub struct Layout {
     /// The https:// workspace token (0600, the gateway user's), read by
     /// [`GIT_CREDENTIAL_HELPER`].
     pub workspace_token: String,
+    /// The conversation replica: OpenClaw's git backup repository (outside
+    /// its state folder, which OpenClaw requires).
+    pub conversation_repo: String,
+    /// The agent database OpenClaw keeps the conversations in (2026.9.6).
+    pub agent_database: String,
 }
 
 impl Layout {
@@ -111,6 +131,10 @@ impl Layout {
             deploy_key: format!("{home}/.ssh/ocfo_workspace_key"),
             private_dir: format!("{home}/.ocfo"),
             workspace_token: format!("{home}/.ocfo/workspace-token"),
+            conversation_repo: format!("{home}/conversation-replica"),
+            agent_database: format!(
+                "{home}/.openclaw/agents/{CONVERSATION_AGENT}/agent/openclaw-agent.sqlite"
+            ),
             user,
             home,
         }

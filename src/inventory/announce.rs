@@ -19,6 +19,9 @@ pub struct Announce {
     pub to: Option<IndexMap<String, Vec<String>>>,
     pub takeover: String,
     pub failback: String,
+    /// Once the standby restored the primary's conversation (`{upto}`: the
+    /// time of the snapshot it restored).
+    pub caught_up: String,
     pub loc: Option<Location>,
 }
 
@@ -29,6 +32,7 @@ impl Default for Announce {
             to: None,
             takeover: DEFAULT_TAKEOVER.into(),
             failback: DEFAULT_FAILBACK.into(),
+            caught_up: DEFAULT_CAUGHT_UP.into(),
             loc: None,
         }
     }
@@ -37,6 +41,7 @@ impl Default for Announce {
 /// `{why}` is one of [`WHY_DOWN`], [`WHY_PLANNED`], [`WHY_DRILL`].
 pub const DEFAULT_TAKEOVER: &str = "⚠️ {assistant}: the main assistant ({primary}) {why} at {since}. This is its standby, answering here on {standby} until it is back: write to me here meanwhile.";
 pub const DEFAULT_FAILBACK: &str = "✅ {assistant}: the main assistant is back since {since}. Please continue on {primary}; this standby ({standby}) goes quiet now.";
+pub const DEFAULT_CAUGHT_UP: &str = "🧠 {assistant}: I have our conversation back, as it was at {upto}. Anything you wrote after that is not in it: if it matters, please tell me again.";
 pub const WHY_DOWN: &str = "stopped answering";
 pub const WHY_PLANNED: &str = "went offline for planned maintenance";
 pub const WHY_DRILL: &str = "was stopped on purpose in a failover drill (nothing is wrong)";
@@ -44,7 +49,7 @@ pub const WHY_DRILL: &str = "was stopped on purpose in a failover drill (nothing
 /// Filled in by `render`: they do not change at runtime.
 pub const STATIC_PLACEHOLDERS: [&str; 3] = ["assistant", "primary", "standby"];
 /// Filled in by the monitor when it sends.
-pub const RUNTIME_PLACEHOLDERS: [&str; 2] = ["since", "why"];
+pub const RUNTIME_PLACEHOLDERS: [&str; 3] = ["since", "why", "upto"];
 
 /// The `{name}`s in a text; `Err` names a broken or unknown one.
 pub fn check_placeholders(text: &str) -> Result<(), String> {

@@ -1094,6 +1094,8 @@ fn workspace(d: &mut Decoder, node: &Node) -> Option<Workspace> {
             "token",
             "token_username",
             "push_interval",
+            "conversations",
+            "conversation_interval",
         ],
     )?;
     let repo = d.req_string(&f, "repo").and_then(|r| {
@@ -1126,11 +1128,28 @@ fn workspace(d: &mut Decoder, node: &Node) -> Option<Workspace> {
         .as_deref()
         .and_then(|r| workspace_auth(d, &f, r, f.get("repo").map_or(f.loc, |n| n.loc)));
     let push_interval = d.duration(&f, "push_interval", Duration::from_secs(300), DAY);
+    let conversations = d.boolean(&f, "conversations", true);
+    let conversation_interval = d.duration(
+        &f,
+        "conversation_interval",
+        Duration::from_secs(20),
+        Duration::from_secs(3600),
+    );
+    if let Some(b) = branch.as_deref().filter(|b| b.starts_with("ocfo/")) {
+        let at = f.get("branch").map_or(f.loc, |n| n.loc);
+        d.error(
+            "workspace.branch",
+            at,
+            format!("`{b}`: branches under `ocfo/` are ocfo's own (the standby's saved work, the conversation snapshots); choose another"),
+        );
+    }
     Some(Workspace {
         repo: repo?,
         branch: branch?,
         auth: auth?,
         push_interval: push_interval?,
+        conversations: conversations?,
+        conversation_interval: conversation_interval?,
     })
 }
 
@@ -1367,7 +1386,11 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
 fn announce(d: &mut Decoder, node: &Node) -> Option<super::announce::Announce> {
     use super::announce::{check_placeholders, Announce};
     let path = "monitor.announce";
-    let f = d.fields(node, path, &["enabled", "to", "takeover", "failback"])?;
+    let f = d.fields(
+        node,
+        path,
+        &["enabled", "to", "takeover", "failback", "caught_up"],
+    )?;
     let def = Announce::default();
     let enabled = d.boolean(&f, "enabled", true);
     let to = match f.get("to") {
@@ -1423,11 +1446,13 @@ fn announce(d: &mut Decoder, node: &Node) -> Option<super::announce::Announce> {
     };
     let takeover = text("takeover", &def.takeover);
     let failback = text("failback", &def.failback);
+    let caught_up = text("caught_up", &def.caught_up);
     Some(Announce {
         enabled: enabled?,
         to: to?,
         takeover: takeover?,
         failback: failback?,
+        caught_up: caught_up?,
         loc: Some(node.loc),
     })
 }

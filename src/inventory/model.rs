@@ -259,6 +259,11 @@ pub struct Workspace {
     pub branch: String,
     pub auth: WorkspaceAuth,
     pub push_interval: Duration,
+    /// The agent's conversations travel too (`backup git`, on
+    /// [`crate::layout::CONVERSATION_BRANCH`]); on unless turned off.
+    pub conversations: bool,
+    /// How often the primary checks for new conversation to snapshot.
+    pub conversation_interval: Duration,
 }
 
 /// How git authenticates to the workspace remote.

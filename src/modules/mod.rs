@@ -13,6 +13,7 @@ mod login_defs;
 mod monitor_binary;
 mod node;
 pub use monitor_binary::{release_file, sum_for, MONITOR_ARCHS};
+mod conversation_replica;
 mod openclaw;
 mod sshd;
 pub mod switches;
@@ -180,6 +181,7 @@ registry! {
     openclaw_validate: OpenclawValidate(openclaw::ValidateArgs),
     tailscale: Tailscale(tailscale::Args),
     workspace: Workspace(workspace::Args),
+    conversation_replica: ConversationReplica(conversation_replica::Args),
     monitor_binary: MonitorBinary(monitor_binary::Args),
     switches: Switches(switches::Args),
 }

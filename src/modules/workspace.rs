@@ -14,7 +14,7 @@ super::no_args!(Args);
 /// The git config key that carries the credential and its wanted value
 /// (empty: the key must be unset). Only the helper's path, never the token,
 /// is ever in git's config or argv.
-fn auth_config(ctx: &TaskContext<'_>) -> (&'static str, String) {
+pub(super) fn auth_config(ctx: &TaskContext<'_>) -> (&'static str, String) {
     match &ctx.inv.workspace.auth {
         WorkspaceAuth::DeployKey(_) => ("core.sshCommand", ctx.layout.git_ssh_command()),
         WorkspaceAuth::Token { .. } => ("credential.helper", GIT_CREDENTIAL_HELPER.to_string()),
@@ -80,6 +80,7 @@ macro_rules! user_git_function {
 "#
     };
 }
+pub(super) use user_git_function;
 
 /// Everything in the checkout runs as the gateway user (its hooks and config
 /// are the agent's to write); root only checks that no link leads out of the

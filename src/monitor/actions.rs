@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::config::MonitorConfig;
+use super::conversation::{self, Snapshot};
 use super::requests::Hold;
 use crate::child::run;
 use crate::openclaw::{judge_armed, judge_channel_status, judge_channels_live, ChannelCheck};
@@ -67,6 +68,30 @@ pub trait Actions: Senses {
     /// channel plugin with them while the channels stay stopped.
     fn arm_channels(&self) -> impl Future<Output = Result<(), String>> + Send;
     fn restart_gateway(&self) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// The primary's newest conversation snapshot, fetched into the replica,
+    /// if this node has not activated it yet; `None` also when conversations
+    /// do not travel.
+    fn fetch_conversation(
+        &self,
+    ) -> impl Future<Output = Result<Option<super::conversation::Snapshot>, String>> + Send;
+    /// Before a restart that should lose nothing: stops the channels'
+    /// ingress (new messages wait at the chat service) and lets OpenClaw
+    /// finish the turns already admitted (`gateway.suspend.prepare` with
+    /// `drain`), within `limit`. Returns what was still running if it ran out.
+    fn quiesce_gateway(&self, limit: Duration) -> impl Future<Output = Result<(), String>> + Send;
+    /// Restores it beside the live database (OpenClaw's `backup git
+    /// restore`), while the gateway still serves.
+    fn restore_conversation(
+        &self,
+        snapshot: &super::conversation::Snapshot,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    /// With the gateway stopped: puts the restored database in place,
+    /// keeping this node's own auth profiles, and records the snapshot.
+    fn activate_conversation(
+        &self,
+        snapshot: &super::conversation::Snapshot,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 
     /// Sends `text` to `target` on the standby's channel `channel` (OpenClaw's
     /// id) through OpenClaw's own outbound path.
@@ -133,6 +158,20 @@ fn as_user(user: &str, limit: Duration, env: &[(&str, &str)], env_file: Option<&
         c.arg(format!("--setenv={k}={v}"));
     }
     c.arg("--");
+    c
+}
+
+/// git in `dir` as `user`, without that user's own git config (see
+/// [`GIT_ENV`]), within `limit`.
+fn git_as(user: &str, dir: &str, limit: Duration, args: &[&str]) -> Command {
+    let home = format!("/home/{user}");
+    let mut env = vec![
+        ("HOME", home.as_str()),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+    ];
+    env.extend_from_slice(GIT_ENV);
+    let mut c = as_user(user, limit, &env, None);
+    c.arg("git").args(GIT_OPTIONS).args(["-C", dir]).args(args);
     c
 }
 
@@ -211,18 +250,10 @@ impl SystemActions {
     /// config (see [`GIT_ENV`]).
     fn git(&self, args: &[&str]) -> Option<(Command, Duration)> {
         let ws = self.config.workspace.as_ref()?;
-        let home = format!("/home/{}", ws.user);
-        let mut env = vec![
-            ("HOME", home.as_str()),
-            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        ];
-        env.extend_from_slice(GIT_ENV);
-        let mut c = as_user(&ws.user, ws.git_timeout, &env, None);
-        c.arg("git")
-            .args(GIT_OPTIONS)
-            .args(["-C", &ws.path])
-            .args(args);
-        Some((c, ws.git_timeout))
+        Some((
+            git_as(&ws.user, &ws.path, ws.git_timeout, args),
+            ws.git_timeout,
+        ))
     }
 
     async fn git_run(&self, args: &[&str]) -> Result<String, String> {
@@ -361,6 +392,18 @@ impl SystemActions {
         args.push("--json");
         self.openclaw(&args, Duration::from_secs(20)).await
     }
+}
+
+/// Where OpenClaw restores a snapshot to: beside the live database.
+fn restored_path(c: &super::config::ConversationConfig) -> String {
+    format!("{}.ocfo-restored", c.database)
+}
+
+fn agent_dir(c: &super::config::ConversationConfig) -> Result<&str, String> {
+    std::path::Path::new(&c.database)
+        .parent()
+        .and_then(|p| p.to_str())
+        .ok_or_else(|| format!("no folder in {}", c.database))
 }
 
 /// Reads a small root-owned file; anything odd (missing, huge) is `None`.
@@ -573,6 +616,142 @@ impl Actions for SystemActions {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn fetch_conversation(&self) -> Result<Option<Snapshot>, String> {
+        let Some(c) = &self.config.conversation else {
+            return Ok(None);
+        };
+        let user = &self.config.openclaw.user;
+        let fetch = ["fetch", "-q", "origin", c.branch.as_str()];
+        run(
+            &mut git_as(user, &c.repo, c.timeout, &fetch),
+            c.timeout + Duration::from_secs(5),
+        )
+        .await
+        .map_err(|e| format!("fetching {} failed: {e}", c.branch))?;
+        let log = ["log", "-1", "--format=%H %ct", "FETCH_HEAD"];
+        let line = run(
+            &mut git_as(user, &c.repo, c.timeout, &log),
+            c.timeout + Duration::from_secs(5),
+        )
+        .await?;
+        let newest = Snapshot::parse(&line)?;
+        let activated = read_small(&c.activated_file).map(|s| s.trim().to_string());
+        Ok(conversation::is_new(&newest, activated.as_deref()).then_some(newest))
+    }
+
+    async fn quiesce_gateway(&self, limit: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        if let Ok(sw) = self.switches() {
+            for ch in &sw.channels {
+                self.rpc("channels.stop", serde_json::json!({ "channel": ch }))
+                    .await?;
+            }
+        }
+        let request = format!("ocfo-catch-up-{}", crate::clock::unix_ms());
+        let prepared = self
+            .rpc(
+                "gateway.suspend.prepare",
+                serde_json::json!({ "requestId": request, "terminalPolicy": "terminate", "drain": true }),
+            )
+            .await?;
+        let mut answer: serde_json::Value =
+            serde_json::from_str(&prepared).map_err(|e| format!("gateway.suspend.prepare: {e}"))?;
+        let id = answer["suspensionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        loop {
+            match answer["status"].as_str() {
+                Some("ready") => return Ok(()),
+                Some("draining") if !id.is_empty() => {}
+                _ => return Err(format!("gateway.suspend.prepare answered {answer}")),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "still draining after {}s: {}",
+                    limit.as_secs(),
+                    answer["blockers"]
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let status = self
+                .rpc(
+                    "gateway.suspend.status",
+                    serde_json::json!({ "suspensionId": id }),
+                )
+                .await?;
+            answer = serde_json::from_str(&status)
+                .map_err(|e| format!("gateway.suspend.status: {e}"))?;
+        }
+    }
+
+    async fn restore_conversation(&self, snapshot: &Snapshot) -> Result<(), String> {
+        let c = self
+            .config
+            .conversation
+            .as_ref()
+            .ok_or("conversations do not travel")?;
+        let target = restored_path(c);
+        let user = &self.config.openclaw.user;
+        // OpenClaw restores only to a new file, in a folder only its user
+        // can write: the agent's own.
+        let agent_dir = agent_dir(c)?;
+        let mut prepare = as_user(user, c.timeout, &[], None);
+        prepare
+            .args(["sh", "-c", "mkdir -p -m 0700 -- \"$1\" && rm -f -- \"$2\" \"$2-wal\" \"$2-shm\" \"$2-journal\"", "sh"])
+            .args([agent_dir, target.as_str()]);
+        run(&mut prepare, c.timeout + Duration::from_secs(5)).await?;
+        self.openclaw(
+            &[
+                "backup",
+                "git",
+                "restore",
+                "--repository",
+                &c.repo,
+                "--ref",
+                &snapshot.commit,
+                "--agent",
+                &c.agent,
+                "--target",
+                &target,
+            ],
+            c.timeout,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "`openclaw backup git restore` of {} failed: {e}",
+                snapshot.commit
+            )
+        })
+    }
+
+    async fn activate_conversation(&self, snapshot: &Snapshot) -> Result<(), String> {
+        let c = self
+            .config
+            .conversation
+            .as_ref()
+            .ok_or("conversations do not travel")?;
+        let keep = format!("{}/ocfo-replaced", agent_dir(c)?);
+        let mut swap = as_user(
+            &self.config.openclaw.user,
+            c.timeout,
+            &[("PATH", "/usr/bin:/bin")],
+            None,
+        );
+        swap.args(["sh", "-c", conversation::ACTIVATE, "sh"])
+            .args([c.database.as_str(), &restored_path(c), &keep])
+            .args(conversation::OWN_TABLES);
+        run(&mut swap, c.timeout + Duration::from_secs(5)).await?;
+        crate::fsutil::write_atomic(
+            std::path::Path::new(&c.activated_file),
+            format!("{}\n", snapshot.commit).as_bytes(),
+            0o600,
+        )
+        .map_err(|e| format!("cannot write {}: {e}", c.activated_file))
     }
 
     async fn announce(&self, channel: &str, target: &str, text: &str) -> Result<(), String> {

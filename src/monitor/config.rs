@@ -149,6 +149,9 @@ pub struct AnnounceConfig {
     /// `{since}` and `{why}` are filled in when sent.
     pub takeover: String,
     pub failback: String,
+    /// After the conversation catch-up; `{upto}` is filled in when sent.
+    #[serde(default = "default_caught_up")]
+    pub caught_up: String,
     /// The longest one message may take.
     #[serde(with = "dur")]
     pub timeout: Duration,
@@ -184,6 +187,25 @@ pub struct WorkspaceConfig {
     pub git_timeout: Duration,
 }
 
+/// Where the primary's conversation snapshots come from and go to
+/// (`monitor::conversation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationConfig {
+    /// The replica: OpenClaw's git backup repository, the gateway user's.
+    pub repo: String,
+    /// The primary's branch of the workspace remote.
+    pub branch: String,
+    pub agent: String,
+    /// The live agent database.
+    pub database: String,
+    /// Root's record of the snapshot this node activated last.
+    pub activated_file: String,
+    /// Bounds the fetch and the restore, each.
+    #[serde(with = "dur")]
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
@@ -212,6 +234,9 @@ pub struct MonitorConfig {
     pub flap: FlapConfig,
     pub gateway: GatewayConfig,
     pub workspace: Option<WorkspaceConfig>,
+    /// Conversation catch-up after a promotion; none when off.
+    #[serde(default)]
+    pub conversation: Option<ConversationConfig>,
     pub state_file: String,
     pub notify: Option<NotifyConfig>,
     #[serde(default)]
@@ -234,6 +259,10 @@ pub struct MonitorConfig {
     /// No announcements when absent.
     #[serde(default)]
     pub announce: Option<AnnounceConfig>,
+}
+
+fn default_caught_up() -> String {
+    crate::inventory::announce::DEFAULT_CAUGHT_UP.to_string()
 }
 
 fn default_drill_file() -> String {

@@ -20,6 +20,7 @@ use super::state_file::{
 use crate::clock::{rfc3339_now, unix_ms};
 
 mod announce;
+mod catch_up;
 
 pub trait Prober: Send + Sync {
     fn probe(&self) -> impl Future<Output = ProbeResult> + Send;
@@ -131,6 +132,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             switchover,
             primary_channels_failing_since: None,
             announcements: Default::default(),
+            last_catch_up: None,
         };
         // What the users were told survives a restart of the monitor: a
         // promotion they heard of gets its failback message.
@@ -138,7 +140,12 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let told = running
             && previous
                 .as_ref()
-                .and_then(|p| p.announcements.iter().rev().find(|a| a.outcome == "sent"))
+                .and_then(|p| {
+                    p.announcements
+                        .iter()
+                        .rev()
+                        .find(|a| a.outcome == "sent" && a.kind != "caught_up")
+                })
                 .is_some_and(|a| a.kind == "takeover");
         let mut d = Daemon {
             config,
@@ -158,6 +165,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         };
         if let Some(p) = previous {
             d.state.announcements = p.announcements;
+            d.state.last_catch_up = p.last_catch_up;
         }
         tracing::info!(
             role = d.machine.role.as_str(),
@@ -568,6 +576,8 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
                     ),
                 },
             );
+            // Answering first, remembering a few seconds later.
+            self.catch_up().await;
         } else {
             self.notify(
                 "promoted_unhealthy",
@@ -688,40 +698,36 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             );
             return (false, None, true);
         }
-        if !self.wait_healthy(self.config.gateway.start_timeout).await {
-            self.action_failed(
-                "start_failed",
-                "the standby's gateway is not healthy after its restart".into(),
-            );
-            return (false, None, true);
-        }
-        let started = if self.ensure_armed(true).await {
-            self.actions.switch_channels(true).await
-        } else {
-            Err("the restarted gateway could not be armed".into())
-        };
-        if let Err(e) = started {
-            self.action_failed(
-                "start_failed",
-                format!("the standby's channels did not start after a gateway restart: {e}"),
-            );
-            return (false, None, true);
-        }
-        match self.wait_started(since_ms, verify).await {
-            Ok(at) => {
-                self.automations(true).await;
-                (true, at, true)
-            }
+        match self.serve_again(since_ms).await {
+            Ok(at) => (true, at, true),
             Err(e) => {
-                self.action_failed(
-                    "start_failed",
-                    format!(
-                        "the standby's channels did not start after a gateway restart either: {e}"
-                    ),
-                );
+                self.action_failed("start_failed", e);
                 (false, None, true)
             }
         }
+    }
+
+    /// After the promoted standby's gateway was (re)started: wait for it,
+    /// and, warm, arm it, start its channels and automations. Returns when
+    /// it serves again (warm: OpenClaw's start time of the channels).
+    async fn serve_again(&mut self, since_ms: u64) -> Result<Option<u64>, String> {
+        if !self.wait_healthy(self.config.gateway.start_timeout).await {
+            return Err("the standby's gateway is not healthy after its restart".into());
+        }
+        let Some(verify) = self.config.switches.as_ref().map(|s| s.verify_timeout) else {
+            return Ok(Some(unix_ms()));
+        };
+        if !self.ensure_armed(true).await {
+            return Err("the restarted gateway could not be armed".into());
+        }
+        self.actions.switch_channels(true).await.map_err(|e| {
+            format!("the standby's channels did not start after a gateway restart: {e}")
+        })?;
+        let at = self.wait_started(since_ms, verify).await.map_err(|e| {
+            format!("the standby's channels did not start after a gateway restart either: {e}")
+        })?;
+        self.automations(true).await;
+        Ok(at)
     }
 
     /// Warm: automations on at promotion (after the channels serve, since

@@ -10,6 +10,7 @@
 pub mod actions;
 pub mod arming;
 pub mod config;
+pub mod conversation;
 pub mod daemon;
 pub mod machine;
 pub mod notify;

@@ -76,6 +76,32 @@ pub struct MonitorState {
     /// The last messages to the users (takeover, failback), newest last.
     #[serde(default)]
     pub announcements: VecDeque<Announcement>,
+    /// The last conversation catch-up after a promotion.
+    #[serde(default)]
+    pub last_catch_up: Option<CatchUp>,
+}
+
+/// What the standby did to continue the primary's conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchUp {
+    pub at: String,
+    /// `caught_up`, `nothing_new` (the newest snapshot was already active)
+    /// or `failed`.
+    pub outcome: String,
+    /// The snapshot restored (its commit) and when it was taken (Unix s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<u64>,
+    /// Fetch and restore, while the standby served.
+    pub prepare_ms: u64,
+    /// Gateway stopped until it served again (channels started).
+    pub offline_ms: u64,
+    /// When it served again with the conversation (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// One message the standby sent its users, or did not.

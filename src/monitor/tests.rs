@@ -41,6 +41,7 @@ fn config(dir: &std::path::Path) -> MonitorConfig {
             start_attempts: 3,
         },
         workspace: None,
+        conversation: None,
         state_file: dir.join("state.json").display().to_string(),
         notify: None,
         standby: StandbyMode::Cold,
@@ -134,6 +135,10 @@ struct Fake {
     drill: Mutex<bool>,
     /// Sending a message to the users fails.
     announce_broken: bool,
+    /// The primary's newest conversation snapshot not yet active here.
+    snapshot: Option<super::conversation::Snapshot>,
+    /// `backup git restore` fails.
+    restore_broken: bool,
 }
 
 impl Fake {
@@ -216,6 +221,9 @@ impl Actions for &Fake {
     async fn start_gateway(&self) -> Result<(), String> {
         self.log.lock().unwrap().push("start".into());
         *self.running.lock().unwrap() = true;
+        // A new process: started without credentials, channels stopped.
+        *self.instance.lock().unwrap() += 1;
+        *self.switched_on.lock().unwrap() = false;
         Ok(())
     }
     async fn stop_gateway(&self) -> Result<(), String> {
@@ -266,6 +274,39 @@ impl Actions for &Fake {
         // A new process: started without credentials, channels stopped.
         *self.instance.lock().unwrap() += 1;
         *self.switched_on.lock().unwrap() = false;
+        Ok(())
+    }
+    async fn fetch_conversation(&self) -> Result<Option<super::conversation::Snapshot>, String> {
+        self.log.lock().unwrap().push("fetch conversation".into());
+        Ok(self.snapshot.clone())
+    }
+    async fn quiesce_gateway(&self, _limit: Duration) -> Result<(), String> {
+        self.log.lock().unwrap().push("quiesce".into());
+        *self.switched_on.lock().unwrap() = false;
+        Ok(())
+    }
+    async fn restore_conversation(&self, s: &super::conversation::Snapshot) -> Result<(), String> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("restore {}", &s.commit[..7]));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        if self.restore_broken {
+            Err("backup git restore: integrity check failed".into())
+        } else {
+            Ok(())
+        }
+    }
+    async fn activate_conversation(&self, s: &super::conversation::Snapshot) -> Result<(), String> {
+        // Only offline: OpenClaw has no live import.
+        assert!(
+            !*self.running.lock().unwrap(),
+            "activated while the gateway runs"
+        );
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("activate {}", &s.commit[..7]));
         Ok(())
     }
     async fn announce(&self, channel: &str, target: &str, text: &str) -> Result<(), String> {
@@ -871,6 +912,7 @@ fn announcing(dir: &std::path::Path) -> MonitorConfig {
             }],
             takeover: "{assistant}-less: main {why} at {since}; write here".into(),
             failback: "main is back since {since}".into(),
+            caught_up: "I remember us as of {upto}".into(),
             timeout: Duration::from_secs(30),
         }),
         ..warm_config(dir)
@@ -1074,4 +1116,140 @@ async fn a_primary_whose_channel_stays_down_does_not_take_the_service_back() {
     }
     assert_eq!(d.machine.role, StandbyRole::Watching);
     assert!(d.state.primary_channels_failing_since.is_none());
+}
+
+fn remembering(dir: &std::path::Path) -> MonitorConfig {
+    MonitorConfig {
+        conversation: Some(ConversationConfig {
+            repo: "/home/openclaw/conversation-replica".into(),
+            branch: "ocfo/conversation-primary".into(),
+            agent: "main".into(),
+            database: "/home/openclaw/.openclaw/agents/main/agent/openclaw-agent.sqlite".into(),
+            activated_file: dir.join("conversation-activated").display().to_string(),
+            timeout: Duration::from_secs(60),
+        }),
+        ..announcing(dir)
+    }
+}
+
+fn snapshot() -> super::conversation::Snapshot {
+    // 2026-12-06T21:38:43Z
+    super::conversation::Snapshot {
+        commit: "3ae7d4f0b7b625fc49a096e4094505b255415d3d".into(),
+        taken_at: 1796593123,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_promoted_standby_answers_first_then_restarts_on_the_primarys_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        snapshot: Some(snapshot()),
+        ..Default::default()
+    };
+    *fake.running.lock().unwrap() = true;
+    let mut d = Daemon::start(
+        remembering(dir.path()),
+        script("---"),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
+    let log: Vec<String> = fake
+        .log()
+        .into_iter()
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    // Serving and told first; the restore while serving; offline only for
+    // the swap and the restart; armed and serving again; told up to when.
+    assert_eq!(
+        log,
+        [
+            "arm",
+            "pull",
+            "switch on",
+            "automations on",
+            "announce telegram",
+            "fetch conversation",
+            "restore 3ae7d4f",
+            "quiesce",
+            "stop",
+            "activate 3ae7d4f",
+            "start",
+            "arm",
+            "switch on",
+            "automations on",
+            "announce telegram",
+        ]
+    );
+    assert_eq!(
+        said(&fake).last().unwrap(),
+        "announce telegram:123456789: I remember us as of 21:38:43 UTC"
+    );
+    let c = d.state.last_catch_up.clone().unwrap();
+    assert_eq!(c.outcome, "caught_up");
+    assert_eq!(c.taken_at, Some(1796593123));
+    assert!(c.prepare_ms >= 3000 && c.serving_at_ms.is_some(), "{c:?}");
+    assert!(d.state.channels_live);
+    // The catch-up's restart is not a crash: nothing re-arms it afterwards.
+    let before = fake.log().len();
+    rounds(&mut d, 3).await;
+    assert_eq!(fake.log().len(), before, "{:?}", &fake.log()[before..]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_restart_when_the_newest_conversation_is_already_active() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    *fake.running.lock().unwrap() = true;
+    let mut d = Daemon::start(
+        remembering(dir.path()),
+        script("---"),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
+    let log = fake.log();
+    assert_eq!(log.last().unwrap(), "fetch conversation");
+    assert!(!log.contains(&"stop".to_string()), "{log:?}");
+    assert_eq!(
+        d.state.last_catch_up.clone().unwrap().outcome,
+        "nothing_new"
+    );
+    assert_eq!(said(&fake).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_restore_keeps_the_standby_serving_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        snapshot: Some(snapshot()),
+        restore_broken: true,
+        ..Default::default()
+    };
+    *fake.running.lock().unwrap() = true;
+    let mut d = Daemon::start(
+        remembering(dir.path()),
+        script("---"),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
+    let log = fake.log();
+    assert!(!log.contains(&"stop".to_string()), "{log:?}");
+    assert!(d.state.channels_live);
+    let c = d.state.last_catch_up.clone().unwrap();
+    assert_eq!(c.outcome, "failed");
+    assert!(c.detail.unwrap().contains("integrity check failed"));
+    assert!(d.events.iter().any(
+        |e| e.starts_with("catch_up_failed: the standby serves without the primary's conversation")
+    ));
+    // No "I remember" message when it does not.
+    assert_eq!(said(&fake).len(), 1);
 }

@@ -302,6 +302,10 @@ fn workspace_files(
         WorkspaceAuth::Anonymous => String::new(),
     };
 
+    if inv.workspace.conversations {
+        conversation_files(b, &git_ssh_command)?;
+    }
+
     if role == Role::Primary {
         let script = b.template(
             "workspace-push.sh.j2",
@@ -341,6 +345,47 @@ fn workspace_files(
         b.add(unit_path(WATCH_SERVICE), watcher, 0o644, "root");
     }
 
+    Ok(())
+}
+
+/// Each node snapshots its own conversations to its own branch: the
+/// primary's are what a promoted standby restores; the standby's, pushed
+/// while it serves, carry the outage's (docs/monitor.md, "Conversations").
+fn conversation_files(b: &mut Builder<'_>, git_ssh_command: &str) -> Result<(), RenderError> {
+    let inv = b.inv;
+    let branch = crate::layout::conversation_branch(b.role.as_str());
+    let script = b.template(
+        "conversation-push.sh.j2",
+        context! {
+            repo => &b.layout.conversation_repo,
+            database => &b.layout.agent_database,
+            branch => &branch,
+            agent => crate::layout::CONVERSATION_AGENT,
+            openclaw => format!("{OPENCLAW_PREFIX}/bin/openclaw"),
+            git_ssh_command => git_ssh_command,
+        },
+    )?;
+    b.add(CONVERSATION_PUSH_SCRIPT, script, 0o755, "root");
+    let service = b.template(
+        "ocfo-conversation-push.service.j2",
+        context! {
+            branch => &branch,
+            push_script => CONVERSATION_PUSH_SCRIPT,
+            env_file => GATEWAY_ENV_FILE,
+            config_path => &b.layout.config_path,
+            switch_dir => SWITCH_DIR,
+            openclaw_prefix => OPENCLAW_PREFIX,
+            node_home => NODE_HOME,
+            local_remote => local_repo_path(&inv.workspace.repo),
+        },
+    )?;
+    b.add(unit_path(CONVERSATION_PUSH_SERVICE), service, 0o644, "root");
+    let interval = crate::inventory::units::format_duration(inv.workspace.conversation_interval);
+    let timer = b.template(
+        "ocfo-conversation-push.timer.j2",
+        context! { interval => &interval },
+    )?;
+    b.add(unit_path(CONVERSATION_PUSH_TIMER), timer, 0o644, "root");
     Ok(())
 }
 
@@ -628,6 +673,14 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             branch: inv.workspace.branch.clone(),
             git_timeout: std::time::Duration::from_secs(30),
         }),
+        conversation: inv.workspace.conversations.then(|| ConversationConfig {
+            repo: layout.conversation_repo.clone(),
+            branch: crate::layout::conversation_branch(crate::inventory::Role::Primary.as_str()),
+            agent: crate::layout::CONVERSATION_AGENT.into(),
+            database: layout.agent_database.clone(),
+            activated_file: crate::layout::CONVERSATION_ACTIVATED.into(),
+            timeout: std::time::Duration::from_secs(60),
+        }),
         state_file: MONITOR_STATE_FILE.to_string(),
         notify: inv.monitor.webhook.as_ref().map(|_| NotifyConfig {
             webhook_env: MONITOR_WEBHOOK_VAR.into(),
@@ -708,6 +761,7 @@ fn announce_config(inv: &Inventory) -> Option<crate::monitor::config::AnnounceCo
         recipients,
         takeover: fill(&a.takeover, &values),
         failback: fill(&a.failback, &values),
+        caught_up: fill(&a.caught_up, &values),
         timeout: std::time::Duration::from_secs(30),
     })
 }

@@ -22,7 +22,10 @@ pub fn base_vars(inv: &Inventory, role: Role, layout: &Layout) -> serde_json::Va
         "tailscale": { "enabled": inv.network.tailscale.enabled },
         "monitor": { "standby": inv.monitor.standby.as_str() },
         "extra_ca_certificates": !inv.network.extra_ca_certificates.is_empty(),
-        "workspace": { "auth": inv.workspace.auth.as_str() },
+        "workspace": {
+            "auth": inv.workspace.auth.as_str(),
+            "conversations": inv.workspace.conversations,
+        },
         "openclaw": {
             "user": inv.openclaw.user,
             "port": inv.openclaw.port,
@@ -51,6 +54,9 @@ pub fn base_vars(inv: &Inventory, role: Role, layout: &Layout) -> serde_json::Va
             "push_timer": layout::PUSH_TIMER,
             "watch_service": layout::WATCH_SERVICE,
             "push_script": layout::PUSH_SCRIPT,
+            "conversation_push_script": layout::CONVERSATION_PUSH_SCRIPT,
+            "conversation_push_service": layout::CONVERSATION_PUSH_SERVICE,
+            "conversation_push_timer": layout::CONVERSATION_PUSH_TIMER,
             "systemd_dir": layout::SYSTEMD_DIR,
             "ca_dir": layout::CA_DIR,
             "state_dir": layout::MONITOR_STATE_DIR,

@@ -61,6 +61,17 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         self.send_to_all(&a, "failback", &text).await;
     }
 
+    /// Tells the users who heard of the takeover that the standby now
+    /// remembers their conversation, and up to when.
+    pub(super) async fn announce_caught_up(&mut self, upto: &str) {
+        use crate::inventory::announce::fill;
+        let Some(a) = self.config.announce.clone().filter(|_| self.told) else {
+            return;
+        };
+        let text = fill(&a.caught_up, &[("upto", upto), ("since", ""), ("why", "")]);
+        self.send_to_all(&a, "caught_up", &text).await;
+    }
+
     /// One message to every recipient, each within the time limit; failures
     /// are logged, notified and kept in the state file. True if any arrived.
     async fn send_to_all(
