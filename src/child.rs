@@ -55,10 +55,15 @@ pub async fn run(cmd: &mut Command, timeout: Duration) -> Result<String, String>
 /// The program a command runs: the one after `--` for `systemd-run`.
 fn program_of(cmd: &std::process::Command) -> String {
     let args: Vec<_> = cmd.get_args().collect();
-    let inner = args
-        .iter()
-        .position(|a| *a == "--")
-        .and_then(|i| args.get(i + 1).copied());
+    let inner = args.iter().position(|a| *a == "--").and_then(|i| {
+        // `nice -n N PROGRAM`: the program is what runs.
+        let skip = if args.get(i + 1).is_some_and(|a| *a == "nice") {
+            3
+        } else {
+            0
+        };
+        args.get(i + 1 + skip).copied()
+    });
     inner
         .unwrap_or(cmd.get_program())
         .to_string_lossy()

@@ -39,6 +39,17 @@ pub struct UserView {
     pub failback_announced_ms: Option<u64>,
     /// Messages answered more than once (a correct pair has none).
     pub answered_twice: Vec<String>,
+    /// The word the user told the primary before the fault (with
+    /// conversations travelling), to be quoted by the standby.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub word: Option<String>,
+    /// Fault → the standby's bot answered quoting that word: it continues
+    /// the primary's conversation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remembered_ms: Option<u64>,
+    /// Fault → the standby's message that it has the conversation back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caught_up_announced_ms: Option<u64>,
 }
 
 /// What became of the message the primary had fetched when the fault hit.
@@ -100,6 +111,39 @@ pub(super) async fn ask<U: UserSide>(
     let sent = user.send(node, text).await?;
     let answer = wait_answer(user, node, sent.message_id, sent.seq, within).await?;
     Ok(answer.at_ms.saturating_sub(sent.at_ms))
+}
+
+/// After the standby's first answer: asks it, every few seconds, which word
+/// the user told the primary before the fault, until an answer quotes it
+/// (the catch-up restarts its gateway meanwhile: a question asked then is
+/// answered once it serves again). Returns fault → that answer.
+pub(super) async fn ask_until_remembered<U: UserSide>(
+    user: &U,
+    word: &str,
+    fault_at_ms: u64,
+    within: Duration,
+) -> Result<u64, String> {
+    let started = tokio::time::Instant::now();
+    let mut answers = Vec::new();
+    while started.elapsed() < within {
+        let left = within.saturating_sub(started.elapsed());
+        let sent = user
+            .send("standby", "drill: which word did I ask you to remember?")
+            .await?;
+        let answer = wait_answer(user, "standby", sent.message_id, sent.seq, left).await?;
+        if let ChatEventKind::Answered { text, .. } = &answer.kind {
+            if text.contains(word) {
+                return Ok(answer.at_ms.saturating_sub(fault_at_ms));
+            }
+        }
+        answers.push(answer.at_ms.saturating_sub(fault_at_ms));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    Err(format!(
+        "the standby's bot answered {} time(s) within {}s, never quoting the word told to the primary before the fault",
+        answers.len(),
+        within.as_secs()
+    ))
 }
 
 /// Sends a message to the primary and waits until its gateway fetched it,
@@ -218,7 +262,16 @@ pub(super) fn review(
     if let Some(takeover) = announcements.next() {
         view.announced_ms = Some(takeover.at_ms - fault_at_ms);
     }
-    if let (Some(failback), Some(restored)) = (announcements.next(), restored_at_ms) {
+    // Between the two, maybe, that it has the conversation back (and
+    // OpenClaw's own word that it resumes an interrupted turn).
+    let (between, after): (Vec<_>, Vec<_>) =
+        announcements.partition(|e| restored_at_ms.is_none_or(|r| e.at_ms < r));
+    if let Some(caught_up) = between.iter().find(|e| {
+        matches!(&e.kind, ChatEventKind::Said { text, .. } if text.contains("conversation back"))
+    }) {
+        view.caught_up_announced_ms = Some(caught_up.at_ms - fault_at_ms);
+    }
+    if let (Some(failback), Some(restored)) = (after.first(), restored_at_ms) {
         view.failback_announced_ms = Some(failback.at_ms.saturating_sub(restored));
     }
     let mut counts: std::collections::BTreeMap<(String, u64), u32> = Default::default();

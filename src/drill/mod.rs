@@ -167,14 +167,18 @@ pub async fn run<H: Host, U: UserSide>(
         promotions_before,
         seq0,
         in_flight,
-    } = match begin(inv, standby, user, opts, cancel).await {
+        word,
+    } = match begin(inv, primary, standby, user, opts, cancel).await {
         Ok(b) => b,
         Err(e) => {
             report.error = Some(e);
             return report;
         }
     };
-    let mut view = user.map(|_| UserView::default());
+    let mut view = user.map(|_| UserView {
+        word: word.clone(),
+        ..Default::default()
+    });
 
     let clock = Clock {
         start: Instant::now(),
@@ -197,7 +201,14 @@ pub async fn run<H: Host, U: UserSide>(
     let users = async {
         match (user, view.as_mut()) {
             (Some(u), Some(v)) => {
-                chat::ping_until_answered(u, fault_at_ms, opts.phase_timeout, v).await
+                chat::ping_until_answered(u, fault_at_ms, opts.phase_timeout, v).await?;
+                if let Some(word) = &word {
+                    v.remembered_ms = Some(
+                        chat::ask_until_remembered(u, word, fault_at_ms, opts.phase_timeout)
+                            .await?,
+                    );
+                }
+                Ok(())
             }
             _ => Ok(()),
         }
@@ -270,6 +281,8 @@ struct Begun {
     seq0: u64,
     /// The message sent to the primary just before the fault.
     in_flight: Option<(u64, u64)>,
+    /// The word told to the primary, in a snapshot before the fault.
+    word: Option<String>,
 }
 
 /// Checks the pair is fit for a drill, marks the drill on the standby (it
@@ -278,6 +291,7 @@ struct Begun {
 /// is taken back if it was made.
 async fn begin<H: Host, U: UserSide>(
     inv: &Inventory,
+    primary: &H,
     standby: &H,
     user: Option<&U>,
     opts: &DrillOptions,
@@ -306,6 +320,16 @@ async fn begin<H: Host, U: UserSide>(
         .mark_drill(&format!("{:?}", opts.fault).to_lowercase(), lease)
         .await
         .map_err(|e| format!("cannot mark the drill on the standby: {e}"))?;
+    let word = match user.filter(|_| inv.workspace.conversations) {
+        Some(u) => match tell_word(inv, primary, u, opts).await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                unmark(standby).await;
+                return Err(format!("the user's side: {e}"));
+            }
+        },
+        None => None,
+    };
     let in_flight = match user {
         Some(u) => match chat::in_flight(u).await {
             Ok(m) => Some(m),
@@ -320,8 +344,56 @@ async fn begin<H: Host, U: UserSide>(
         promotions_before,
         seq0,
         in_flight,
+        word,
     })
 }
+
+/// Tells the primary's bot a word to remember and waits until the
+/// primary's conversation snapshot holds it (taken after its answer), so
+/// the standby must quote it after the fault: the conversation carried
+/// over, not only the service.
+async fn tell_word<H: Host, U: UserSide>(
+    inv: &Inventory,
+    primary: &H,
+    u: &U,
+    opts: &DrillOptions,
+) -> Result<String, String> {
+    let word = format!("kumquat-{:04x}", rand::random::<u16>());
+    chat::ask(
+        u,
+        "primary",
+        &format!("drill: please remember the word {word}."),
+        opts.phase_timeout,
+    )
+    .await?;
+    let answered_at = unix_ms() / 1000;
+    let layout = crate::layout::Layout::new(&inv.openclaw.user);
+    let latest = Script::new(SNAPSHOT_TIME).args([layout.user.as_str(), &layout.conversation_repo]);
+    let within = inv.workspace.conversation_interval * 3 + Duration::from_secs(30);
+    let deadline = Instant::now() + within;
+    loop {
+        let out = check(primary, &latest).await?;
+        if out
+            .stdout
+            .trim()
+            .parse::<u64>()
+            .is_ok_and(|t| t >= answered_at)
+        {
+            return Ok(word);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "no conversation snapshot on the primary within {}s of telling it a word (is ocfo-conversation-push.timer running?)",
+                within.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// $1 the gateway's user, $2 the conversation replica: when its newest
+/// snapshot was taken (0: none yet).
+const SNAPSHOT_TIME: &str = r#"cd / && runuser -u "$1" -- env GIT_CONFIG_GLOBAL=/dev/null git -c core.hooksPath=/dev/null -C "$2" log -1 --format=%ct 2>/dev/null || echo 0"#;
 
 /// The user's side of the failover, in the report and its timeline.
 fn file_failover_answer(v: &UserView, report: &mut DrillReport) {
@@ -461,12 +533,27 @@ async fn finish_view<U: UserSide>(
         Some(restored_at_ms),
         &mut v,
     );
-    if let Some(at_ms) = v.announced_ms {
-        report.timeline.push(Milestone {
-            phase: "failover",
-            event: "standby's takeover announcement reached the user".into(),
-            at_ms,
-        });
+    for (at, event) in [
+        (
+            v.announced_ms,
+            "standby's takeover announcement reached the user",
+        ),
+        (
+            v.caught_up_announced_ms,
+            "standby's word that it has the conversation back reached the user",
+        ),
+        (
+            v.remembered_ms,
+            "standby's bot answered quoting the word told to the primary before the fault",
+        ),
+    ] {
+        if let Some(at_ms) = at {
+            report.timeline.push(Milestone {
+                phase: "failover",
+                event: event.into(),
+                at_ms,
+            });
+        }
     }
     if let Some(at_ms) = v.failback_announced_ms {
         report.timeline.push(Milestone {
@@ -872,6 +959,13 @@ pub fn timeline(r: &DrillReport) -> String {
             secs(u.announced_ms),
             secs(u.primary_answered_ms),
         ));
+        if u.word.is_some() {
+            s.push_str(&format!(
+                "  the conversation: the standby quoted the word told to the primary after {} (it said it had the conversation back after {})\n",
+                secs(u.remembered_ms),
+                secs(u.caught_up_announced_ms),
+            ));
+        }
         if let Some(b) = &u.before_fault {
             let when = match b.answered_at_ms {
                 Some(ms) if ms < 0 => format!(" ({:.1}s before the fault)", -ms as f64 / 1000.0),

@@ -75,10 +75,11 @@ pub trait Actions: Senses {
     fn fetch_conversation(
         &self,
     ) -> impl Future<Output = Result<Option<super::conversation::Snapshot>, String>> + Send;
-    /// Before a restart that should lose nothing: stops the channels'
-    /// ingress (new messages wait at the chat service) and lets OpenClaw
-    /// finish the turns already admitted (`gateway.suspend.prepare` with
-    /// `drain`), within `limit`. Returns what was still running if it ran out.
+    /// Before a restart that should lose nothing: waits, within `limit`,
+    /// for a moment with no turn running and then closes OpenClaw's
+    /// admission (`gateway.suspend.prepare`): what arrives after that waits
+    /// in the channel's spool and is answered after the restart. An error
+    /// says what still ran when the time was up.
     fn quiesce_gateway(&self, limit: Duration) -> impl Future<Output = Result<(), String>> + Send;
     /// Restores it beside the live database (OpenClaw's `backup git
     /// restore`), while the gateway still serves.
@@ -366,6 +367,17 @@ impl SystemActions {
     /// `openclaw ARGS` as the gateway user, with the gateway's own
     /// environment file (its token), within `limit`.
     async fn openclaw(&self, args: &[&str], limit: Duration) -> Result<String, String> {
+        self.openclaw_niced(args, limit, false).await
+    }
+
+    /// The same; `background`: at the lowest CPU priority, so that it never
+    /// slows the turns the gateway is answering meanwhile.
+    async fn openclaw_niced(
+        &self,
+        args: &[&str],
+        limit: Duration,
+        background: bool,
+    ) -> Result<String, String> {
         let cli = &self.config.openclaw;
         let mut c = as_user(
             &cli.user,
@@ -379,6 +391,9 @@ impl SystemActions {
             ],
             Some(&cli.gateway_env),
         );
+        if background {
+            c.args(["nice", "-n", "19"]);
+        }
         c.arg(&cli.bin).args(args);
         run(&mut c, limit + Duration::from_secs(5)).await
     }
@@ -643,47 +658,35 @@ impl Actions for SystemActions {
 
     async fn quiesce_gateway(&self, limit: Duration) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + limit;
-        if let Ok(sw) = self.switches() {
-            for ch in &sw.channels {
-                self.rpc("channels.stop", serde_json::json!({ "channel": ch }))
-                    .await?;
-            }
-        }
         let request = format!("ocfo-catch-up-{}", crate::clock::unix_ms());
-        let prepared = self
-            .rpc(
-                "gateway.suspend.prepare",
-                serde_json::json!({ "requestId": request, "terminalPolicy": "terminate", "drain": true }),
-            )
-            .await?;
-        let mut answer: serde_json::Value =
-            serde_json::from_str(&prepared).map_err(|e| format!("gateway.suspend.prepare: {e}"))?;
-        let id = answer["suspensionId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
         loop {
+            // Without `drain`: "busy" takes no lease and keeps admitting, so
+            // a message that arrives meanwhile is still answered now.
+            let answer = self
+                .rpc(
+                    "gateway.suspend.prepare",
+                    serde_json::json!({ "requestId": request, "terminalPolicy": "terminate" }),
+                )
+                .await?;
+            let answer: serde_json::Value = serde_json::from_str(&answer)
+                .map_err(|e| format!("gateway.suspend.prepare: {e}"))?;
             match answer["status"].as_str() {
                 Some("ready") => return Ok(()),
-                Some("draining") if !id.is_empty() => {}
+                Some("busy") => {}
                 _ => return Err(format!("gateway.suspend.prepare answered {answer}")),
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(format!(
-                    "still draining after {}s: {}",
+                    "still busy after {}s: {}",
                     limit.as_secs(),
                     answer["blockers"]
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let status = self
-                .rpc(
-                    "gateway.suspend.status",
-                    serde_json::json!({ "suspensionId": id }),
-                )
-                .await?;
-            answer = serde_json::from_str(&status)
-                .map_err(|e| format!("gateway.suspend.status: {e}"))?;
+            let retry = answer["retryAfterMs"]
+                .as_u64()
+                .unwrap_or(500)
+                .clamp(200, 2000);
+            tokio::time::sleep(Duration::from_millis(retry)).await;
         }
     }
 
@@ -703,7 +706,8 @@ impl Actions for SystemActions {
             .args(["sh", "-c", "mkdir -p -m 0700 -- \"$1\" && rm -f -- \"$2\" \"$2-wal\" \"$2-shm\" \"$2-journal\"", "sh"])
             .args([agent_dir, target.as_str()]);
         run(&mut prepare, c.timeout + Duration::from_secs(5)).await?;
-        self.openclaw(
+        // Niced: the standby is answering its first messages meanwhile.
+        self.openclaw_niced(
             &[
                 "backup",
                 "git",
@@ -718,6 +722,7 @@ impl Actions for SystemActions {
                 &target,
             ],
             c.timeout,
+            true,
         )
         .await
         .map(|_| ())
