@@ -59,6 +59,20 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         answer.contains("Remember the word kumquat, please."),
         "{answer}"
     );
+    // Each node's own credentials (auth profiles in the agent database)
+    // must never reach the other node: a canary row in the primary's.
+    const PRIMARY_CANARY: &str = "canary-primary-only-7f3a9c";
+    const STANDBY_CANARY: &str = "canary-standby-own-41d2";
+    let plant = |node: &str, key: &str, value: &str| {
+        lab.ssh_ok(
+            node,
+            &format!(
+                "runuser -u openclaw -- sqlite3 /home/openclaw/.openclaw/agents/main/agent/openclaw-agent.sqlite \
+                 \"INSERT OR REPLACE INTO auth_profile_store VALUES('{key}', '{{\\\"note\\\":\\\"{value}\\\"}}', 0)\""
+            ),
+        )
+    };
+    plant("primary", "ocfo-test-primary", PRIMARY_CANARY);
     // The standby's bot does not answer while it watches: nothing polls it.
     let quiet = ocfo(&[
         "lab", "chat", "--name", &lab.name, "--to", "standby", "--wait", "5s", "hello?",
@@ -158,30 +172,56 @@ fn drills_status_blips_redeploy_and_power_cycle() {
                 "the standby promoted with {revision}, without the write made 10 s before the {fault}: {seen}"
             );
         }
+        // The conversation carried over: a word told to the primary (and in
+        // its snapshot) before the fault is quoted by the standby's bot
+        // after its catch-up (the drill fails otherwise).
+        assert!(user["word"].as_str().is_some(), "{report:#}");
+        assert!(
+            user["remembered_ms"].as_u64().is_some_and(|r| r > 0),
+            "{report:#}"
+        );
+        if fault == "stop" {
+            // The standby has an agent database of its own now.
+            plant("standby", "ocfo-test-standby", STANDBY_CANARY);
+        }
         eprintln!(
-            "drill {fault}: answered {} ms, failover {} ms, failback {} ms, message in flight {outcome}",
-            report["answered_ms"], report["failover_ms"], report["failback_ms"]
+            "drill {fault}: answered {} ms, remembered {} ms, failover {} ms, failback {} ms, message in flight {outcome}",
+            report["answered_ms"], user["remembered_ms"], report["failover_ms"], report["failback_ms"]
         );
     }
-    // The monitor started no Node process for these promotions and
-    // demotions: it speaks OpenClaw's gateway protocol itself (git pulls and
-    // pushes the workspace; the CLI is only a fallback).
-    let children = lab.ssh_ok(
+    // The monitor started no Node process to promote or demote: it speaks
+    // OpenClaw's gateway protocol itself (git pulls and pushes the
+    // workspace). Node runs only once the standby serves, for the
+    // conversation catch-up (OpenClaw's `backup git restore`, and its CLI
+    // while the restarted gateway still refuses connections).
+    let journal = lab.ssh_ok(
         "standby",
-        &format!("journalctl -u ocfo-monitor -o cat --since @{drills_began} | grep 'child process' || true"),
+        &format!("journalctl -u ocfo-monitor -o cat --since @{drills_began} | grep -E 'child process|transition' || true"),
     );
-    assert!(children.contains("git"), "{children}");
-    assert!(
-        !children.contains("openclaw") && !children.contains("node"),
-        "the monitor started Node during the drills:\n{children}"
-    );
+    assert!(journal.contains("program=git"), "{journal}");
+    let mut serving = false;
+    for line in journal.lines() {
+        if line.contains("transition") {
+            serving = line.contains("to=\"promoted\"");
+        } else if line.contains("openclaw") || line.contains("node") {
+            assert!(
+                serving,
+                "the monitor started Node before the standby served:\n{journal}"
+            );
+        }
+    }
 
-    // What the user read: per drill, a takeover and a failback message from
-    // the standby's bot, saying it was a drill. OpenClaw itself may add one
-    // notice of its own when a demotion stopped the channel while a reply
-    // was being delivered (its delivery recovery, at the next start); any
-    // other unprompted message is a bug.
-    const OPENCLAW_RECOVERY: &str = "couldn’t confirm whether my previous reply reached this chat";
+    // What the user read: per drill, a takeover message saying it was a
+    // drill, the word that the standby has the conversation back, and a
+    // failback message, from the standby's bot. OpenClaw itself may add a
+    // notice of its own: when a demotion stopped the channel while a reply
+    // was being delivered (its delivery recovery, at the next start), or
+    // when a restored snapshot held a turn in flight (its restart
+    // recovery); any other unprompted message is a bug.
+    const OPENCLAW_RECOVERY: &[&str] = &[
+        "couldn’t confirm whether my previous reply reached this chat",
+        "continuing your interrupted request",
+    ];
     let standby_said: Vec<String> = lab
         .transcript()
         .iter()
@@ -192,10 +232,14 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         .collect();
     let (recovery, announced): (Vec<&String>, Vec<&String>) = standby_said
         .iter()
-        .partition(|m| m.contains(OPENCLAW_RECOVERY));
+        .partition(|m| OPENCLAW_RECOVERY.iter().any(|r| m.contains(r)));
     if !recovery.is_empty() {
-        eprintln!("OpenClaw's own delivery-recovery notices: {recovery:#?}");
+        eprintln!("OpenClaw's own recovery notices: {recovery:#?}");
     }
+    let (caught_up, announced): (Vec<&String>, Vec<&String>) = announced
+        .into_iter()
+        .partition(|m| m.contains("I have our conversation back, as it was at "));
+    assert_eq!(caught_up.len(), 3, "{standby_said:#?}");
     assert_eq!(announced.len(), 6, "{standby_said:#?}");
     for (i, m) in announced.iter().enumerate() {
         if i % 2 == 0 {
@@ -237,6 +281,47 @@ fn drills_status_blips_redeploy_and_power_cycle() {
         format!("{}\n", own.trim()).as_bytes(),
     );
     assert!(!found.stdout.is_empty(), "{}", text(&found));
+    // Conversations travelled three times; auth profiles never did: the
+    // standby's database holds its own canary (kept across its catch-ups)
+    // and not the primary's, and no branch of the remote holds the
+    // primary's.
+    let rows = lab.ssh_ok(
+        "standby",
+        "runuser -u openclaw -- sqlite3 /home/openclaw/.openclaw/agents/main/agent/openclaw-agent.sqlite 'SELECT store_json FROM auth_profile_store'",
+    );
+    assert!(rows.contains(STANDBY_CANARY), "{rows}");
+    assert!(!rows.contains(PRIMARY_CANARY), "{rows}");
+    let found = lab.ssh_with_input(
+        "standby",
+        "grep -rlF -f - /etc /home /root /var /run /srv /tmp 2>/dev/null; true",
+        format!("{PRIMARY_CANARY}\n").as_bytes(),
+    );
+    assert!(found.stdout.is_empty(), "{}", text(&found));
+    let remote = lab.path("workspace.git");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"git -C "$1" grep -l "$2" $(git -C "$1" for-each-ref --format='%(refname)' refs/heads) || true"#)
+        .args(["sh", remote.to_str().unwrap(), PRIMARY_CANARY])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "{}",
+        text(&out)
+    );
+    // The same search finds the conversations that did travel.
+    let out = std::process::Command::new("git")
+        .args([
+            "-C",
+            remote.to_str().unwrap(),
+            "grep",
+            "-l",
+            "please remember the word",
+            "refs/heads/ocfo/conversation-primary",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.stdout.is_empty(), "{}", text(&out));
 
     // The cut is gone: nothing blocks the standby's probes any more.
     assert!(!lab

@@ -113,37 +113,25 @@ pub(super) async fn ask<U: UserSide>(
     Ok(answer.at_ms.saturating_sub(sent.at_ms))
 }
 
-/// After the standby's first answer: asks it, every few seconds, which word
-/// the user told the primary before the fault, until an answer quotes it
-/// (the catch-up restarts its gateway meanwhile: a question asked then is
-/// answered once it serves again). Returns fault → that answer.
-pub(super) async fn ask_until_remembered<U: UserSide>(
+/// Asks the standby's bot which word the user told the primary before the
+/// fault; `Ok(Some(ms))`: fault → its answer, which quotes the word;
+/// `Ok(None)`: it answered without it.
+pub(super) async fn ask_word<U: UserSide>(
     user: &U,
     word: &str,
     fault_at_ms: u64,
     within: Duration,
-) -> Result<u64, String> {
-    let started = tokio::time::Instant::now();
-    let mut answers = Vec::new();
-    while started.elapsed() < within {
-        let left = within.saturating_sub(started.elapsed());
-        let sent = user
-            .send("standby", "drill: which word did I ask you to remember?")
-            .await?;
-        let answer = wait_answer(user, "standby", sent.message_id, sent.seq, left).await?;
-        if let ChatEventKind::Answered { text, .. } = &answer.kind {
-            if text.contains(word) {
-                return Ok(answer.at_ms.saturating_sub(fault_at_ms));
-            }
+) -> Result<Option<u64>, String> {
+    let sent = user
+        .send("standby", "drill: which word did I ask you to remember?")
+        .await?;
+    let answer = wait_answer(user, "standby", sent.message_id, sent.seq, within).await?;
+    Ok(match &answer.kind {
+        ChatEventKind::Answered { text, .. } if text.contains(word) => {
+            Some(answer.at_ms.saturating_sub(fault_at_ms))
         }
-        answers.push(answer.at_ms.saturating_sub(fault_at_ms));
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
-    Err(format!(
-        "the standby's bot answered {} time(s) within {}s, never quoting the word told to the primary before the fault",
-        answers.len(),
-        within.as_secs()
-    ))
+        _ => None,
+    })
 }
 
 /// Sends a message to the primary and waits until its gateway fetched it,

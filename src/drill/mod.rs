@@ -201,14 +201,7 @@ pub async fn run<H: Host, U: UserSide>(
     let users = async {
         match (user, view.as_mut()) {
             (Some(u), Some(v)) => {
-                chat::ping_until_answered(u, fault_at_ms, opts.phase_timeout, v).await?;
-                if let Some(word) = &word {
-                    v.remembered_ms = Some(
-                        chat::ask_until_remembered(u, word, fault_at_ms, opts.phase_timeout)
-                            .await?,
-                    );
-                }
-                Ok(())
+                chat::ping_until_answered(u, fault_at_ms, opts.phase_timeout, v).await
             }
             _ => Ok(()),
         }
@@ -233,6 +226,12 @@ pub async fn run<H: Host, U: UserSide>(
     }
     if let Some(v) = &view {
         file_failover_answer(v, &mut report);
+    }
+    if let (Some(u), Some(v), Some(word), None) = (user, view.as_mut(), &word, &user_error) {
+        match remembered(inv, standby, u, word, fault_at_ms, opts).await {
+            Ok(ms) => v.remembered_ms = Some(ms),
+            Err(e) => report.error = Some(e),
+        }
     }
     if let (Fault::Cut, Some(u), Some(v)) = (opts.fault, user, view.as_mut()) {
         v.cut_both_answered = Some(both_answer_during_the_cut(u).await);
@@ -368,7 +367,9 @@ async fn tell_word<H: Host, U: UserSide>(
     .await?;
     let answered_at = unix_ms() / 1000;
     let layout = crate::layout::Layout::new(&inv.openclaw.user);
-    let latest = Script::new(SNAPSHOT_TIME).args([layout.user.as_str(), &layout.conversation_repo]);
+    let branch = crate::layout::conversation_branch("primary");
+    let latest =
+        Script::new(SNAPSHOT_TIME).args([layout.user.as_str(), &layout.conversation_repo, &branch]);
     let within = inv.workspace.conversation_interval * 3 + Duration::from_secs(30);
     let deadline = Instant::now() + within;
     loop {
@@ -391,9 +392,56 @@ async fn tell_word<H: Host, U: UserSide>(
     }
 }
 
-/// $1 the gateway's user, $2 the conversation replica: when its newest
-/// snapshot was taken (0: none yet).
-const SNAPSHOT_TIME: &str = r#"cd / && runuser -u "$1" -- env GIT_CONFIG_GLOBAL=/dev/null git -c core.hooksPath=/dev/null -C "$2" log -1 --format=%ct 2>/dev/null || echo 0"#;
+/// Once the standby's catch-up is over (its monitor says so), asks its bot
+/// for the word told to the primary before the fault: fault → the answer
+/// that quotes it. A person asking earlier is answered after the catch-up's
+/// restart too, so this is when the conversation is back, give or take one
+/// turn.
+async fn remembered<H: Host, U: UserSide>(
+    inv: &Inventory,
+    standby: &H,
+    u: &U,
+    word: &str,
+    fault_at_ms: u64,
+    opts: &DrillOptions,
+) -> Result<u64, String> {
+    let fault_at = fault_at_ms / 1000;
+    let deadline = Instant::now() + opts.phase_timeout;
+    let catch_up = loop {
+        let state = Standby::new(standby)
+            .observe(inv)
+            .await
+            .ok()
+            .and_then(|o| o.state);
+        let done = state
+            .and_then(|s| s.last_catch_up)
+            .filter(|c| crate::clock::parse_rfc3339(&c.at).is_some_and(|at| at >= fault_at));
+        if let Some(c) = done {
+            break c;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the standby did not catch up on the primary's conversation within {}s of the fault",
+                opts.phase_timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    match chat::ask_word(u, word, fault_at_ms, opts.phase_timeout).await? {
+        Some(ms) => Ok(ms),
+        None => Err(format!(
+            "the standby's bot answered without the word told to the primary before the fault (its catch-up: {}{})",
+            catch_up.outcome,
+            catch_up.detail.map(|d| format!(": {d}")).unwrap_or_default()
+        )),
+    }
+}
+
+/// $1 the gateway's user, $2 the conversation replica, $3 its branch: when
+/// the newest snapshot that reached the remote was taken (0: none yet). The
+/// remote-tracking ref moves only when a push succeeded: a snapshot
+/// committed but not yet pushed is not one the standby can restore.
+const SNAPSHOT_TIME: &str = r#"cd / && runuser -u "$1" -- env GIT_CONFIG_GLOBAL=/dev/null git -c core.hooksPath=/dev/null -C "$2" log -1 --format=%ct "refs/remotes/origin/$3" -- 2>/dev/null || echo 0"#;
 
 /// The user's side of the failover, in the report and its timeline.
 fn file_failover_answer(v: &UserView, report: &mut DrillReport) {
