@@ -14,10 +14,11 @@ use common::system::*;
 const SSH_AUDIT_POLICY: &str = "Hardened Debian 12 (version 3)";
 const LYNIS_MIN_INDEX: u32 = 80;
 /// (node, unit, highest allowed exposure)
-const UNIT_GOALS: [(&str, &str, f64); 4] = [
+const UNIT_GOALS: [(&str, &str, f64); 5] = [
     ("primary", "openclaw-gateway.service", 5.0),
     ("primary", "ocfo-workspace-push.service", 3.0),
     ("primary", "ocfo-workspace-watch.service", 3.0),
+    ("primary", "ocfo-conversation-push.service", 3.0),
     ("standby", "ocfo-monitor.service", 4.0),
 ];
 

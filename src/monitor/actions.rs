@@ -639,12 +639,17 @@ impl Actions for SystemActions {
         };
         let user = &self.config.openclaw.user;
         let fetch = ["fetch", "-q", "origin", c.branch.as_str()];
-        run(
+        let fetched = run(
             &mut git_as(user, &c.repo, c.timeout, &fetch),
             c.timeout + Duration::from_secs(5),
         )
-        .await
-        .map_err(|e| format!("fetching {} failed: {e}", c.branch))?;
+        .await;
+        match fetched {
+            Ok(_) => {}
+            // A primary that never had a conversation has no snapshot yet.
+            Err(e) if e.contains("couldn't find remote ref") => return Ok(None),
+            Err(e) => return Err(format!("fetching {} failed: {e}", c.branch)),
+        }
         let log = ["log", "-1", "--format=%H %ct", "FETCH_HEAD"];
         let line = run(
             &mut git_as(user, &c.repo, c.timeout, &log),

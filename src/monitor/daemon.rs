@@ -527,6 +527,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let start_start = Instant::now();
         let (healthy, serving_at_ms, fallback_restart) = match self.config.standby {
             StandbyMode::Cold => {
+                self.catch_up_before_start().await;
                 let ok = self.start_cold().await;
                 (ok, ok.then(unix_ms), false)
             }

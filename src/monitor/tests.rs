@@ -1253,3 +1253,27 @@ async fn a_failed_restore_keeps_the_standby_serving_and_says_why() {
     // No "I remember" message when it does not.
     assert_eq!(said(&fake).len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cold_standby_restores_the_conversation_before_its_gateway_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        snapshot: Some(snapshot()),
+        ..Default::default()
+    };
+    let config = MonitorConfig {
+        standby: StandbyMode::Cold,
+        switches: None,
+        ..remembering(dir.path())
+    };
+    let mut d = Daemon::start(config, script("---"), &fake, Notifier::new(None, "test")).await;
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
+    let log = fake.log();
+    let pos = |l: &str| log.iter().position(|x| x == l).unwrap();
+    // Offline anyway: no second start, and it never answers without it.
+    assert!(pos("activate 3ae7d4f") < pos("start"), "{log:?}");
+    assert_eq!(log.iter().filter(|l| *l == "start").count(), 1, "{log:?}");
+    assert!(!log.contains(&"quiesce".to_string()), "{log:?}");
+    assert_eq!(d.state.last_catch_up.clone().unwrap().outcome, "caught_up");
+}

@@ -6,6 +6,7 @@
 //! daemon: it reads and writes the daemon's own state.
 
 use super::*;
+use crate::monitor::config::StandbyMode;
 use crate::monitor::conversation::Snapshot;
 use crate::monitor::state_file::CatchUp;
 
@@ -14,7 +15,7 @@ const QUIESCE: Duration = Duration::from_secs(60);
 
 impl<P: Prober, A: Actions> Daemon<P, A> {
     pub(super) async fn catch_up(&mut self) {
-        if self.config.conversation.is_none() {
+        if self.config.conversation.is_none() || self.config.standby == StandbyMode::Cold {
             return;
         }
         let prepare = Instant::now();
@@ -87,6 +88,36 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         );
         self.publish();
         self.announce_caught_up(&upto).await;
+    }
+
+    /// A cold standby's gateway is stopped until it promotes: it restores
+    /// the primary's conversation before it starts, so it never answers
+    /// without it (its start takes the restore's few seconds longer).
+    pub(super) async fn catch_up_before_start(&mut self) {
+        if self.config.conversation.is_none() {
+            return;
+        }
+        let prepare = Instant::now();
+        let snapshot = match self.actions.fetch_conversation().await {
+            Ok(Some(s)) => s,
+            Ok(None) => return self.record_catch_up("nothing_new", None, prepare, None, None),
+            Err(e) => return self.catch_up_failed(None, prepare, None, e),
+        };
+        let done = match self.actions.restore_conversation(&snapshot).await {
+            Ok(()) => self.actions.activate_conversation(&snapshot).await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(()) => {
+                self.record_catch_up("caught_up", Some(&snapshot), prepare, None, None);
+                tracing::info!(
+                    snapshot = %snapshot.commit,
+                    ms = prepare.elapsed().as_millis() as u64,
+                    "the primary's conversation restored before the gateway starts"
+                );
+            }
+            Err(e) => self.catch_up_failed(Some(&snapshot), prepare, None, e),
+        }
     }
 
     fn catch_up_failed(
