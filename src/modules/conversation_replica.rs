@@ -8,7 +8,7 @@
 //! Only `init` is done here: the snapshots are the push script's, the
 //! restores the monitor's.
 
-use super::workspace::{auth_config, user_git_function};
+use super::workspace::{auth_config, configure_git, user_git_function, FACTS};
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
 
@@ -31,7 +31,7 @@ pub async fn plan<H: Host>(
     let lines: Vec<&str> = out.lines().collect();
     let (origin, have) = match lines.first().copied() {
         Some("none") => (None, None),
-        Some("repo") => (
+        Some("clone") => (
             Some(lines.get(1).copied().unwrap_or("").trim()),
             Some(lines.get(2).copied().unwrap_or("").trim()),
         ),
@@ -56,9 +56,9 @@ pub async fn plan<H: Host>(
         user,
         key,
         &want,
+        &identity,
         remote,
         &crate::layout::conversation_branch(ctx.role.as_str()),
-        &identity,
     ]);
     let what = if origin.is_none() {
         format!("create the conversation replica {repo_dir}")
@@ -68,22 +68,8 @@ pub async fn plan<H: Host>(
     Ok(vec![Change::new(what, vec![Step::run(script)])])
 }
 
-/// $1 the replica, $2 the user, $3 the credential key.
-const FACTS: &str = concat!(
-    user_git_function!(),
-    r#"cd /
-ocfo_guard "$1"
-if [ -d "$1/.git" ]; then
-  echo repo
-  ocfo_git "$2" -C "$1" remote get-url origin 2>/dev/null || echo
-  ocfo_git "$2" -C "$1" config --local "$3" || echo
-else
-  echo none
-fi"#
-);
-
 /// $1 the replica, $2 user, $3 credential key, $4 its value (empty: unset),
-/// $5 remote, $6 branch, $7 identity name. Idempotent: it also repairs a
+/// $5 identity name, $6 remote, $7 branch. Idempotent: it also repairs a
 /// half-made one. OpenClaw refuses a repository others can read or write.
 const INIT: &str = concat!(
     user_git_function!(),
@@ -97,15 +83,10 @@ fi
 runuser -u "$2" -- mkdir -p -m 0700 -- "$1"
 runuser -u "$2" -- chmod 0700 -- "$1"
 ocfo_git "$2" init -q -- "$1"
-ocfo_git "$2" -C "$1" rev-parse -q --verify HEAD >/dev/null || ocfo_git "$2" -C "$1" symbolic-ref HEAD "refs/heads/$6"
-ocfo_git "$2" -C "$1" remote get-url origin >/dev/null 2>&1 || ocfo_git "$2" -C "$1" remote add origin "$5"
-if [ -n "$4" ]; then
-  ocfo_git "$2" -C "$1" config --local --replace-all "$3" "$4"
-else
-  ocfo_git "$2" -C "$1" config --local --unset-all "$3" || true
-fi
-ocfo_git "$2" -C "$1" config user.name "$7"
-ocfo_git "$2" -C "$1" config user.email ocfo@localhost"#
+ocfo_git "$2" -C "$1" rev-parse -q --verify HEAD >/dev/null || ocfo_git "$2" -C "$1" symbolic-ref HEAD "refs/heads/$7"
+ocfo_git "$2" -C "$1" remote get-url origin >/dev/null 2>&1 || ocfo_git "$2" -C "$1" remote add origin "$6"
+"#,
+    configure_git!()
 );
 
 impl super::Module for Args {
@@ -117,5 +98,29 @@ impl super::Module for Args {
         ctx: &TaskContext<'_>,
     ) -> Result<Vec<Change>, ModuleError> {
         plan(self, host, ctx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_init_script_parses_and_configures_what_it_was_given() {
+        // The same credential/identity tail as the workspace's, by position.
+        assert!(INIT.ends_with(concat!("\n", configure_git!())), "{INIT}");
+        assert!(INIT.contains(r#"remote add origin "$6""#) && INIT.contains(r#"refs/heads/$7""#));
+        let script = Script::new(INIT)
+            .guarded()
+            .args(["/x", "u", "k", "v", "id", "r", "b"]);
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &script.render()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -85,7 +85,9 @@ pub(super) use user_git_function;
 /// Everything in the checkout runs as the gateway user (its hooks and config
 /// are the agent's to write); root only checks that no link leads out of the
 /// user's folders. $1 the workspace, $2 the user, $3 the credential key.
-const FACTS: &str = concat!(
+/// Also the conversation replica's facts: `clone` (a repository there), its
+/// origin and credential, or `none`.
+pub(super) const FACTS: &str = concat!(
     user_git_function!(),
     r#"cd /
 ocfo_guard "$1"
@@ -98,20 +100,24 @@ else
 fi"#
 );
 
-/// $1 workspace, $2 user, $3 credential key, $4 its value (empty: unset),
-/// $5 identity name.
-const CONFIGURE: &str = concat!(
-    user_git_function!(),
-    r#"set -e
-cd /
-if [ -n "$4" ]; then
+/// The credential and identity of a repository of the gateway user's:
+/// $1 the repository, $2 user, $3 credential key, $4 its value (empty:
+/// unset), $5 identity name. A macro, so scripts can `concat!` it.
+macro_rules! configure_git {
+    () => {
+        r#"if [ -n "$4" ]; then
   ocfo_git "$2" -C "$1" config --local --replace-all "$3" "$4"
 else
   ocfo_git "$2" -C "$1" config --local --unset-all "$3" || true
 fi
 ocfo_git "$2" -C "$1" config user.name "$5"
 ocfo_git "$2" -C "$1" config user.email ocfo@localhost"#
-);
+    };
+}
+pub(super) use configure_git;
+
+/// $1 workspace, $2 user, $3 credential key, $4 its value, $5 identity.
+const CONFIGURE: &str = concat!(user_git_function!(), "set -e\ncd /\n", configure_git!());
 
 /// $1 workspace, $2 user, $3 credential key, $4 its value (empty: none),
 /// $5 repo, $6 branch, $7 identity name. The empty `credential.helper`
