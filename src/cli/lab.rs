@@ -273,7 +273,7 @@ fn demo(name: &str, fault: ocfo::drill::Fault) -> ExitCode {
             vec!["lab", "chat", "--name", name, "--wait", "180s", "Hello! Please remember the word kumquat."],
         ),
         (
-            "drill: break the primary; the user keeps writing, to the standby's bot",
+            "drill: break the primary; the user keeps writing, to the standby's bot, which continues the primary's conversation",
             vec!["drill", &inv, "--fault", &fault, "--wait", "300s"],
         ),
     ];
@@ -285,7 +285,7 @@ fn demo(name: &str, fault: ocfo::drill::Fault) -> ExitCode {
     let since = format!("{}s", started.elapsed().as_secs() + 1);
     let tail: Vec<(&str, Vec<&str>)> = vec![
         (
-            "the conversation as the user saw it: the answer, the standby's announcement, its answers, the failback message",
+            "the conversation as the user saw it: the answer, the standby's announcement, its answers, its word that it has the conversation back, the failback message",
             vec!["lab", "transcript", "--name", name, "--since", &since],
         ),
         ("status of the pair", vec!["status", &inv]),
