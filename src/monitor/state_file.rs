@@ -205,6 +205,28 @@ impl MonitorState {
                 e(&t.reason)
             );
         }
+        if let Some(c) = &self.last_catch_up {
+            let snapshot = match (&c.snapshot, c.taken_at) {
+                (Some(commit), Some(at)) => format!(
+                    " to the primary's conversation as it was at {} ({})",
+                    crate::clock::hhmmss_utc(at),
+                    e(&commit[..commit.len().min(12)])
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "last catch-up: {} at {}{snapshot}; restore {} ms, offline {} ms{}",
+                e(&c.outcome),
+                e(&c.at),
+                c.prepare_ms,
+                c.offline_ms,
+                c.detail
+                    .as_ref()
+                    .map(|d| format!(": {}", e(d)))
+                    .unwrap_or_default()
+            );
+        }
         if let Some(err) = &self.last_error {
             let _ = writeln!(out, "last error: {}", e(err));
         }
@@ -242,5 +264,24 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.lines().count(), 5, "{text}");
+    }
+
+    #[test]
+    fn the_last_catch_up_is_summarised_with_its_snapshot_time() {
+        let state = serde_json::json!({
+            "version": "0.1.0", "name": "cc", "pid": 1, "role": "promoted", "since": "t",
+            "pinned": false, "consecutive_failures": 0, "consecutive_successes": 0,
+            "recent_probes": [], "counters": {"probes": 1, "probe_failures": 1, "promotions": 1, "demotions": 0, "failed_actions": 0},
+            "transitions": [], "last_error": null, "updated": "t",
+            "last_catch_up": {"at": "2026-12-06T22:35:50Z", "outcome": "caught_up",
+                "snapshot": "165ce79826402888c16afc7b098725458f4974dc", "taken_at": 1796596509,
+                "prepare_ms": 4645, "offline_ms": 32265, "serving_at_ms": 1796596549661u64}
+        });
+        let s: super::MonitorState = serde_json::from_value(state).unwrap();
+        let text = s.summary();
+        assert!(
+            text.contains("last catch-up: caught_up at 2026-12-06T22:35:50Z to the primary's conversation as it was at 22:35:09 UTC (165ce7982640); restore 4645 ms, offline 32265 ms\n"),
+            "{text}"
+        );
     }
 }
