@@ -457,15 +457,17 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     assert_eq!(back["no_serve_ms"], 0);
     assert_eq!(standby_role(&inv), WATCHING);
     eprintln!("switchover: {sw}\nback: {back}");
-    // The users were told: planned maintenance, then back.
-    let said: Vec<String> = lab
+    // The users were told: planned maintenance, then back; in between, the
+    // standby took the primary's conversation over for the switchover too.
+    let (caught_up, said): (Vec<String>, Vec<String>) = lab
         .transcript()
         .iter()
         .filter(|l| {
             l["node"] == "standby" && l["direction"] == "from_bot" && l.get("answers").is_none()
         })
         .map(|l| l["text"].as_str().unwrap().to_string())
-        .collect();
+        .partition(|m| m.contains("I have our conversation back"));
+    assert_eq!(caught_up.len(), 4, "{caught_up:#?}");
     let n = said.len();
     assert!(
         n >= 2 && said[n - 2].contains("planned maintenance"),
