@@ -21,6 +21,14 @@ pub const CONVERSATION_ACTIVATED: &str = "/var/lib/ocfo/conversation-activated";
 pub fn conversation_branch(role: &str) -> String {
     format!("ocfo/conversation-{role}")
 }
+/// The standby's last snapshot at a failback, for the primary to take; and
+/// the primary's answer that it took it (one writer each).
+pub const CONVERSATION_HANDBACK_BRANCH: &str = "ocfo/conversation-handback";
+pub const CONVERSATION_RETURNED_BRANCH: &str = "ocfo/conversation-returned";
+/// The primary's taker of a hand-back (`ocfo monitor take-back`).
+pub const TAKE_BACK_SERVICE: &str = "ocfo-conversation-take-back.service";
+pub const TAKE_BACK_TIMER: &str = "ocfo-conversation-take-back.timer";
+pub const TAKE_BACK_CONFIG: &str = "/etc/ocfo/take-back.yaml";
 /// The agent whose conversations travel (the one agent ocfo configures).
 pub const CONVERSATION_AGENT: &str = "main";
 pub const SYSTEMD_DIR: &str = "/etc/systemd/system";

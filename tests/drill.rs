@@ -180,6 +180,14 @@ fn drills_status_blips_redeploy_and_power_cycle() {
             user["remembered_ms"].as_u64().is_some_and(|r| r > 0),
             "{report:#}"
         );
+        // And back: a word told to the standby during the outage is quoted
+        // by the primary's bot after the failback (the standby handed the
+        // outage's conversation back before it stepped down).
+        assert!(user["outage_word"].as_str().is_some(), "{report:#}");
+        assert!(
+            user["handed_back_ms"].as_u64().is_some_and(|r| r > 0),
+            "{report:#}"
+        );
         if fault == "stop" {
             // The standby has an agent database of its own now.
             plant("standby", "ocfo-test-standby", STANDBY_CANARY);
@@ -291,6 +299,19 @@ fn drills_status_blips_redeploy_and_power_cycle() {
     );
     assert!(rows.contains(STANDBY_CANARY), "{rows}");
     assert!(!rows.contains(PRIMARY_CANARY), "{rows}");
+    // The other way, after three hand-backs: the primary keeps its own.
+    let rows = lab.ssh_ok(
+        "primary",
+        "runuser -u openclaw -- sqlite3 /home/openclaw/.openclaw/agents/main/agent/openclaw-agent.sqlite 'SELECT store_json FROM auth_profile_store'",
+    );
+    assert!(rows.contains(PRIMARY_CANARY), "{rows}");
+    assert!(!rows.contains(STANDBY_CANARY), "{rows}");
+    let found = lab.ssh_with_input(
+        "primary",
+        "grep -rlF -f - /etc /home /root /var /run /srv /tmp 2>/dev/null; true",
+        format!("{STANDBY_CANARY}\n").as_bytes(),
+    );
+    assert!(found.stdout.is_empty(), "{}", text(&found));
     let found = lab.ssh_with_input(
         "standby",
         "grep -rlF -f - /etc /home /root /var /run /srv /tmp 2>/dev/null; true",
@@ -318,6 +339,7 @@ fn drills_status_blips_redeploy_and_power_cycle() {
             "-l",
             "please remember the word",
             "refs/heads/ocfo/conversation-primary",
+            "refs/heads/ocfo/conversation-handback",
         ])
         .output()
         .unwrap();

@@ -27,6 +27,12 @@ pub enum MonitorCommand {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// On the primary (run by ocfo-conversation-take-back.timer): take the
+    /// conversation the standby handed back at a failback, if it did.
+    TakeBack {
+        #[arg(long, default_value = ocfo::layout::TAKE_BACK_CONFIG)]
+        config: PathBuf,
+    },
     /// Print the running monitor's state.
     Status {
         #[arg(long, default_value = DEFAULT_STATE)]
@@ -54,6 +60,7 @@ pub fn run(args: MonitorArgs, _out: OutputSettings) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(MonitorCommand::TakeBack { config }) => take_back(&config),
         Some(MonitorCommand::Status { state_file, json }) => {
             match MonitorState::load(&state_file.display().to_string()) {
                 Ok(s) if json => {
@@ -91,6 +98,54 @@ pub fn run(args: MonitorArgs, _out: OutputSettings) -> ExitCode {
             };
             runtime.block_on(ocfo::monitor::run(config));
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn take_back(path: &PathBuf) -> ExitCode {
+    use ocfo::monitor::take_back::{take_back, Outcome, TakeBackConfig};
+    let config = match std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|t| TakeBackConfig::from_yaml(&t).map_err(|e| format!("{}: {e}", path.display())))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(take_back(&config)) {
+        Ok(Outcome::Nothing) => ExitCode::SUCCESS,
+        Ok(Outcome::GatewayDown) => {
+            tracing::info!("a conversation was handed back; taking it once the gateway runs");
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::Answered(s)) => {
+            tracing::info!(snapshot = %s.commit, "the handed-back conversation was taken before; answered the standby");
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::TookBack { snapshot, offline_ms }) => {
+            tracing::info!(
+                snapshot = %snapshot.commit,
+                offline_ms,
+                "took the outage's conversation back (as it was at {}); the gateway serves with it",
+                ocfo::clock::hhmmss_utc(snapshot.taken_at)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: taking the handed-back conversation failed: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -50,6 +50,14 @@ pub struct UserView {
     /// Fault → the standby's message that it has the conversation back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caught_up_announced_ms: Option<u64>,
+    /// The word the user told the standby during the outage, to be quoted
+    /// by the primary after the failback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outage_word: Option<String>,
+    /// Primary restored → its bot answered quoting that word: the outage's
+    /// conversation came back with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handed_back_ms: Option<u64>,
 }
 
 /// What became of the message the primary had fetched when the fault hit.
@@ -113,22 +121,23 @@ pub(super) async fn ask<U: UserSide>(
     Ok(answer.at_ms.saturating_sub(sent.at_ms))
 }
 
-/// Asks the standby's bot which word the user told the primary before the
-/// fault; `Ok(Some(ms))`: fault → its answer, which quotes the word;
-/// `Ok(None)`: it answered without it.
+/// Asks `node`'s bot which word the user told the other bot; `Ok(Some(ms))`:
+/// `since_ms` → its answer, which quotes the word; `Ok(None)`: it answered
+/// without it.
 pub(super) async fn ask_word<U: UserSide>(
     user: &U,
+    node: &str,
     word: &str,
-    fault_at_ms: u64,
+    since_ms: u64,
     within: Duration,
 ) -> Result<Option<u64>, String> {
     let sent = user
-        .send("standby", "drill: which word did I ask you to remember?")
+        .send(node, "drill: which word did I ask you to remember last?")
         .await?;
-    let answer = wait_answer(user, "standby", sent.message_id, sent.seq, within).await?;
+    let answer = wait_answer(user, node, sent.message_id, sent.seq, within).await?;
     Ok(match &answer.kind {
         ChatEventKind::Answered { text, .. } if text.contains(word) => {
-            Some(answer.at_ms.saturating_sub(fault_at_ms))
+            Some(answer.at_ms.saturating_sub(since_ms))
         }
         _ => None,
     })

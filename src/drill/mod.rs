@@ -236,6 +236,14 @@ pub async fn run<H: Host, U: UserSide>(
     if let (Fault::Cut, Some(u), Some(v)) = (opts.fault, user, view.as_mut()) {
         v.cut_both_answered = Some(both_answer_during_the_cut(u).await);
     }
+    if let (Some(u), Some(v), Some(_), None, None) =
+        (user, view.as_mut(), &word, &user_error, &report.error)
+    {
+        match tell_standby_word(u, opts).await {
+            Ok(w) => v.outage_word = Some(w),
+            Err(e) => report.error = Some(format!("the user's side: {e}")),
+        }
+    }
 
     let clock = Clock {
         start: Instant::now(),
@@ -256,6 +264,12 @@ pub async fn run<H: Host, U: UserSide>(
         report.error = Some(e);
     } else if let (Some(u), Some(v)) = (user, view.as_mut()) {
         primary_answers_again(u, v, restored_at_ms, opts, &mut report).await;
+        if let (Some(word), None) = (v.outage_word.clone(), &report.error) {
+            match handed_back(inv, standby, u, &word, restored_at_ms, opts).await {
+                Ok(ms) => v.handed_back_ms = Some(ms),
+                Err(e) => report.error = Some(e),
+            }
+        }
     }
     unmark(standby).await;
     finish_view(
@@ -427,13 +441,60 @@ async fn remembered<H: Host, U: UserSide>(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    match chat::ask_word(u, word, fault_at_ms, opts.phase_timeout).await? {
+    match chat::ask_word(u, "standby", word, fault_at_ms, opts.phase_timeout).await? {
         Some(ms) => Ok(ms),
         None => Err(format!(
             "the standby's bot answered without the word told to the primary before the fault (its catch-up: {}{})",
             catch_up.outcome,
             catch_up.detail.map(|d| format!(": {d}")).unwrap_or_default()
         )),
+    }
+}
+
+/// During the outage, tells the standby's bot a word to remember: after the
+/// failback the primary's bot must quote it (the outage's conversation was
+/// handed back). The standby's hand-back snapshot is taken when it steps
+/// down, after this answer.
+async fn tell_standby_word<U: UserSide>(u: &U, opts: &DrillOptions) -> Result<String, String> {
+    let word = format!("fig-{:04x}", rand::random::<u16>());
+    chat::ask(
+        u,
+        "standby",
+        &format!("drill: please remember the word {word}."),
+        opts.phase_timeout,
+    )
+    .await?;
+    Ok(word)
+}
+
+/// After the failback, asks the primary's bot for the word told to the
+/// standby during the outage: primary restored → the answer that quotes it.
+async fn handed_back<H: Host, U: UserSide>(
+    inv: &Inventory,
+    standby: &H,
+    u: &U,
+    word: &str,
+    restored_at_ms: u64,
+    opts: &DrillOptions,
+) -> Result<u64, String> {
+    match chat::ask_word(u, "primary", word, restored_at_ms, opts.phase_timeout).await? {
+        Some(ms) => Ok(ms),
+        None => {
+            let hand_back = Standby::new(standby)
+                .observe(inv)
+                .await
+                .ok()
+                .and_then(|o| o.state)
+                .and_then(|s| s.last_hand_back);
+            Err(format!(
+                "the primary's bot answered without the word told to the standby during the outage (the standby's hand-back: {})",
+                hand_back.map_or("none recorded".to_string(), |h| format!(
+                    "{}{}",
+                    h.outcome,
+                    h.detail.map(|d| format!(": {d}")).unwrap_or_default()
+                ))
+            ))
+        }
     }
 }
 
@@ -603,12 +664,23 @@ async fn finish_view<U: UserSide>(
             });
         }
     }
-    if let Some(at_ms) = v.failback_announced_ms {
-        report.timeline.push(Milestone {
-            phase: "failback",
-            event: "standby's failback message reached the user".into(),
-            at_ms,
-        });
+    for (at, event) in [
+        (
+            v.failback_announced_ms,
+            "standby's failback message reached the user",
+        ),
+        (
+            v.handed_back_ms,
+            "primary's bot answered quoting the word told to the standby during the outage",
+        ),
+    ] {
+        if let Some(at_ms) = at {
+            report.timeline.push(Milestone {
+                phase: "failback",
+                event: event.into(),
+                at_ms,
+            });
+        }
     }
     report
         .timeline
@@ -1012,6 +1084,12 @@ pub fn timeline(r: &DrillReport) -> String {
                 "  the conversation: the standby quoted the word told to the primary after {} (it said it had the conversation back after {})\n",
                 secs(u.remembered_ms),
                 secs(u.caught_up_announced_ms),
+            ));
+        }
+        if u.outage_word.is_some() {
+            s.push_str(&format!(
+                "  the conversation back: the primary quoted the word told to the standby during the outage {} after its restore\n",
+                secs(u.handed_back_ms),
             ));
         }
         if let Some(b) = &u.before_fault {

@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::config::MonitorConfig;
-use super::conversation::{self, Snapshot};
+use super::conversation::Snapshot;
+use super::replica::{self, read_small, Replica};
 use super::requests::Hold;
 use crate::child::run;
 use crate::openclaw::{judge_armed, judge_channel_status, judge_channels_live, ChannelCheck};
@@ -94,6 +95,21 @@ pub trait Actions: Senses {
         snapshot: &super::conversation::Snapshot,
     ) -> impl Future<Output = Result<(), String>> + Send;
 
+    /// At the failback, while the standby still serves: a last snapshot of
+    /// its conversation, on the hand-back branch for the primary to take
+    /// (`None`: it never had one).
+    fn hand_back_conversation(
+        &self,
+    ) -> impl Future<Output = Result<Option<super::conversation::Snapshot>, String>> + Send;
+    /// Whether the primary says it took `snapshot` (its returned branch).
+    fn hand_back_taken(
+        &self,
+        snapshot: &super::conversation::Snapshot,
+    ) -> impl Future<Output = Result<bool, String>> + Send;
+    /// Takes an untaken hand-back off the remote, so that the primary never
+    /// restarts for it later, when nobody else serves.
+    fn withdraw_hand_back(&self) -> impl Future<Output = Result<(), String>> + Send;
+
     /// Sends `text` to `target` on the standby's channel `channel` (OpenClaw's
     /// id) through OpenClaw's own outbound path.
     fn announce(
@@ -141,7 +157,12 @@ pub const GIT_OPTIONS: &[&str] = &[
 /// environment (nothing of the monitor's, such as the webhook URL, reaches
 /// git hooks the agent could have planted), and on timeout systemd kills the
 /// unit's whole process tree, not just the first process.
-fn as_user(user: &str, limit: Duration, env: &[(&str, &str)], env_file: Option<&str>) -> Command {
+pub(super) fn as_user(
+    user: &str,
+    limit: Duration,
+    env: &[(&str, &str)],
+    env_file: Option<&str>,
+) -> Command {
     let mut c = Command::new("systemd-run");
     c.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -164,7 +185,7 @@ fn as_user(user: &str, limit: Duration, env: &[(&str, &str)], env_file: Option<&
 
 /// git in `dir` as `user`, without that user's own git config (see
 /// [`GIT_ENV`]), within `limit`.
-fn git_as(user: &str, dir: &str, limit: Duration, args: &[&str]) -> Command {
+pub(super) fn git_as(user: &str, dir: &str, limit: Duration, args: &[&str]) -> Command {
     let home = format!("/home/{user}");
     let mut env = vec![
         ("HOME", home.as_str()),
@@ -179,6 +200,13 @@ fn git_as(user: &str, dir: &str, limit: Duration, args: &[&str]) -> Command {
 impl SystemActions {
     pub fn new(config: MonitorConfig, token: Option<String>) -> SystemActions {
         SystemActions { config, token }
+    }
+
+    fn replica(&self) -> Option<Replica<'_>> {
+        Some(Replica {
+            cli: &self.config.openclaw,
+            conversation: self.config.conversation.as_ref()?,
+        })
     }
 
     /// The standby's own gateway, as `ws://host:port` (its health URL's).
@@ -367,35 +395,7 @@ impl SystemActions {
     /// `openclaw ARGS` as the gateway user, with the gateway's own
     /// environment file (its token), within `limit`.
     async fn openclaw(&self, args: &[&str], limit: Duration) -> Result<String, String> {
-        self.openclaw_niced(args, limit, false).await
-    }
-
-    /// The same; `background`: at the lowest CPU priority, so that it never
-    /// slows the turns the gateway is answering meanwhile.
-    async fn openclaw_niced(
-        &self,
-        args: &[&str],
-        limit: Duration,
-        background: bool,
-    ) -> Result<String, String> {
-        let cli = &self.config.openclaw;
-        let mut c = as_user(
-            &cli.user,
-            limit,
-            &[
-                ("HOME", cli.home.as_str()),
-                ("PATH", cli.path.as_str()),
-                ("OPENCLAW_CONFIG_PATH", cli.config_path.as_str()),
-                ("OPENCLAW_INCLUDE_ROOTS", cli.include_roots.as_str()),
-                ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
-            ],
-            Some(&cli.gateway_env),
-        );
-        if background {
-            c.args(["nice", "-n", "19"]);
-        }
-        c.arg(&cli.bin).args(args);
-        run(&mut c, limit + Duration::from_secs(5)).await
+        openclaw_as(&self.config.openclaw, args, limit, false).await
     }
 
     /// `openclaw gateway call METHOD [--params JSON] --json`.
@@ -409,28 +409,33 @@ impl SystemActions {
     }
 }
 
-/// Where OpenClaw restores a snapshot to: beside the live database.
-fn restored_path(c: &super::config::ConversationConfig) -> String {
-    format!("{}.ocfo-restored", c.database)
-}
-
-fn agent_dir(c: &super::config::ConversationConfig) -> Result<&str, String> {
-    std::path::Path::new(&c.database)
-        .parent()
-        .and_then(|p| p.to_str())
-        .ok_or_else(|| format!("no folder in {}", c.database))
-}
-
-/// Reads a small root-owned file; anything odd (missing, huge) is `None`.
-fn read_small(path: &str) -> Option<String> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
+/// `openclaw ARGS` as the gateway user, with the gateway's own environment
+/// file (its token), within `limit`; `background`: at the lowest CPU
+/// priority, so that it never slows the turns the gateway is answering
+/// meanwhile.
+pub(super) async fn openclaw_as(
+    cli: &super::config::OpenClawCli,
+    args: &[&str],
+    limit: Duration,
+    background: bool,
+) -> Result<String, String> {
+    let mut c = as_user(
+        &cli.user,
+        limit,
+        &[
+            ("HOME", cli.home.as_str()),
+            ("PATH", cli.path.as_str()),
+            ("OPENCLAW_CONFIG_PATH", cli.config_path.as_str()),
+            ("OPENCLAW_INCLUDE_ROOTS", cli.include_roots.as_str()),
+            ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
+        ],
+        Some(&cli.gateway_env),
+    );
+    if background {
+        c.args(["nice", "-n", "19"]);
     }
-    let mut s = String::new();
-    f.take(64 * 1024).read_to_string(&mut s).ok()?;
-    Some(s)
+    c.arg(&cli.bin).args(args);
+    run(&mut c, limit + Duration::from_secs(5)).await
 }
 
 impl Senses for SystemActions {
@@ -634,134 +639,52 @@ impl Actions for SystemActions {
     }
 
     async fn fetch_conversation(&self) -> Result<Option<Snapshot>, String> {
-        let Some(c) = &self.config.conversation else {
-            return Ok(None);
-        };
-        let user = &self.config.openclaw.user;
-        let fetch = ["fetch", "-q", "origin", c.branch.as_str()];
-        let fetched = run(
-            &mut git_as(user, &c.repo, c.timeout, &fetch),
-            c.timeout + Duration::from_secs(5),
-        )
-        .await;
-        match fetched {
-            Ok(_) => {}
-            // A primary that never had a conversation has no snapshot yet.
-            Err(e) if e.contains("couldn't find remote ref") => return Ok(None),
-            Err(e) => return Err(format!("fetching {} failed: {e}", c.branch)),
+        match self.replica() {
+            Some(r) => r.fetch().await,
+            None => Ok(None),
         }
-        let log = ["log", "-1", "--format=%H %ct", "FETCH_HEAD"];
-        let line = run(
-            &mut git_as(user, &c.repo, c.timeout, &log),
-            c.timeout + Duration::from_secs(5),
-        )
-        .await?;
-        let newest = Snapshot::parse(&line)?;
-        let activated = read_small(&c.activated_file).map(|s| s.trim().to_string());
-        Ok(conversation::is_new(&newest, activated.as_deref()).then_some(newest))
     }
 
     async fn quiesce_gateway(&self, limit: Duration) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + limit;
-        let request = format!("ocfo-catch-up-{}", crate::clock::unix_ms());
-        loop {
-            // Without `drain`: "busy" takes no lease and keeps admitting, so
-            // a message that arrives meanwhile is still answered now.
-            let answer = self
-                .rpc(
-                    "gateway.suspend.prepare",
-                    serde_json::json!({ "requestId": request, "terminalPolicy": "terminate" }),
-                )
-                .await?;
-            let answer: serde_json::Value = serde_json::from_str(&answer)
-                .map_err(|e| format!("gateway.suspend.prepare: {e}"))?;
-            match answer["status"].as_str() {
-                Some("ready") => return Ok(()),
-                Some("busy") => {}
-                _ => return Err(format!("gateway.suspend.prepare answered {answer}")),
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "still busy after {}s: {}",
-                    limit.as_secs(),
-                    answer["blockers"]
-                ));
-            }
-            let retry = answer["retryAfterMs"]
-                .as_u64()
-                .unwrap_or(500)
-                .clamp(200, 2000);
-            tokio::time::sleep(Duration::from_millis(retry)).await;
-        }
+        replica::quiesce(limit, |params| self.rpc("gateway.suspend.prepare", params)).await
     }
 
     async fn restore_conversation(&self, snapshot: &Snapshot) -> Result<(), String> {
-        let c = self
-            .config
-            .conversation
-            .as_ref()
-            .ok_or("conversations do not travel")?;
-        let target = restored_path(c);
-        let user = &self.config.openclaw.user;
-        // OpenClaw restores only to a new file, in a folder only its user
-        // can write: the agent's own.
-        let agent_dir = agent_dir(c)?;
-        let mut prepare = as_user(user, c.timeout, &[], None);
-        prepare
-            .args(["sh", "-c", "mkdir -p -m 0700 -- \"$1\" && rm -f -- \"$2\" \"$2-wal\" \"$2-shm\" \"$2-journal\"", "sh"])
-            .args([agent_dir, target.as_str()]);
-        run(&mut prepare, c.timeout + Duration::from_secs(5)).await?;
-        // Niced: the standby is answering its first messages meanwhile.
-        self.openclaw_niced(
-            &[
-                "backup",
-                "git",
-                "restore",
-                "--repository",
-                &c.repo,
-                "--ref",
-                &snapshot.commit,
-                "--agent",
-                &c.agent,
-                "--target",
-                &target,
-            ],
-            c.timeout,
-            true,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            format!(
-                "`openclaw backup git restore` of {} failed: {e}",
-                snapshot.commit
-            )
-        })
+        self.replica()
+            .ok_or("conversations do not travel")?
+            .restore(snapshot)
+            .await
     }
 
     async fn activate_conversation(&self, snapshot: &Snapshot) -> Result<(), String> {
-        let c = self
-            .config
+        self.replica()
+            .ok_or("conversations do not travel")?
+            .activate(snapshot)
+            .await
+    }
+
+    async fn hand_back_conversation(&self) -> Result<Option<Snapshot>, String> {
+        let r = self.replica().ok_or("conversations do not travel")?;
+        let script = r
             .conversation
-            .as_ref()
-            .ok_or("conversations do not travel")?;
-        let keep = format!("{}/ocfo-replaced", agent_dir(c)?);
-        let mut swap = as_user(
-            &self.config.openclaw.user,
-            c.timeout,
-            &[("PATH", "/usr/bin:/bin")],
-            None,
-        );
-        swap.args(["sh", "-c", conversation::ACTIVATE, "sh"])
-            .args([c.database.as_str(), &restored_path(c), &keep])
-            .args(conversation::OWN_TABLES);
-        run(&mut swap, c.timeout + Duration::from_secs(5)).await?;
-        crate::fsutil::write_atomic(
-            std::path::Path::new(&c.activated_file),
-            format!("{}\n", snapshot.commit).as_bytes(),
-            0o600,
-        )
-        .map_err(|e| format!("cannot write {}: {e}", c.activated_file))
+            .push_script
+            .as_deref()
+            .ok_or("the monitor's config names no conversation push script")?;
+        r.hand_back(script).await
+    }
+
+    async fn hand_back_taken(&self, snapshot: &Snapshot) -> Result<bool, String> {
+        let r = self.replica().ok_or("conversations do not travel")?;
+        let heads = r
+            .remote_heads(&[crate::layout::CONVERSATION_RETURNED_BRANCH])
+            .await?;
+        Ok(heads.first().cloned().flatten().as_deref() == Some(snapshot.commit.as_str()))
+    }
+
+    async fn withdraw_hand_back(&self) -> Result<(), String> {
+        let r = self.replica().ok_or("conversations do not travel")?;
+        r.set_remote_branch(crate::layout::CONVERSATION_HANDBACK_BRANCH, None)
+            .await
     }
 
     async fn announce(&self, channel: &str, target: &str, text: &str) -> Result<(), String> {

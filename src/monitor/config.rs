@@ -204,6 +204,10 @@ pub struct ConversationConfig {
     /// Bounds the fetch and the restore, each.
     #[serde(with = "dur")]
     pub timeout: Duration,
+    /// The standby's snapshot script, run in hand-back mode at the failback
+    /// (none: the outage's conversation is not handed back).
+    #[serde(default)]
+    pub push_script: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ use crate::clock::{rfc3339_now, unix_ms};
 
 mod announce;
 mod catch_up;
+mod hand_back;
 
 pub trait Prober: Send + Sync {
     fn probe(&self) -> impl Future<Output = ProbeResult> + Send;
@@ -74,6 +75,10 @@ pub struct Daemon<P, A> {
     told_unplanned_at: Option<Instant>,
     /// Rung by the sentinel when the primary closes its connection: probe now.
     wake: Arc<tokio::sync::Notify>,
+    /// This promotion's conversation is the primary's, continued (the
+    /// catch-up restored it, or it was active already): it may be handed
+    /// back at the failback.
+    holds_conversation: bool,
 }
 
 /// After a definitive failure, the next probe comes this soon, not a whole
@@ -133,6 +138,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             primary_channels_failing_since: None,
             announcements: Default::default(),
             last_catch_up: None,
+            last_hand_back: None,
         };
         // What the users were told survives a restart of the monitor: a
         // promotion they heard of gets its failback message.
@@ -162,10 +168,12 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             told,
             told_unplanned_at: None,
             wake: Arc::new(tokio::sync::Notify::new()),
+            holds_conversation: false,
         };
         if let Some(p) = previous {
             d.state.announcements = p.announcements;
             d.state.last_catch_up = p.last_catch_up;
+            d.state.last_hand_back = p.last_hand_back;
         }
         tracing::info!(
             role = d.machine.role.as_str(),
@@ -497,6 +505,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
 
     async fn promote(&mut self, reason: &str) {
         let decided_at_ms = unix_ms();
+        self.holds_conversation = false;
         self.transition(StandbyRole::Watching, StandbyRole::Promoting, reason);
         let planned = self.machine.planned;
         self.notify(
@@ -752,6 +761,12 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             &format!("primary is back ({reason}); demoting the standby"),
         );
         self.publish();
+        if let hand_back::HandedBack::StayPromoted(why) = self.hand_back().await {
+            self.action_failed("hand_back_failed", format!("staying promoted: {why}"));
+            self.machine.revert(StandbyRole::Promoted, self.now());
+            self.transition(StandbyRole::Demoting, StandbyRole::Promoted, &why);
+            return;
+        }
         // Said while the standby can still send: a cold one's gateway stops,
         // a warm one gives its token back with its channel.
         self.announce_failback().await;

@@ -15,10 +15,12 @@ pub mod daemon;
 pub mod machine;
 pub mod notify;
 pub mod probe;
+pub mod replica;
 pub mod requests;
 pub mod sd_notify;
 pub mod sentinel;
 pub mod state_file;
+pub mod take_back;
 
 #[cfg(test)]
 mod tests;

@@ -79,6 +79,27 @@ pub struct MonitorState {
     /// The last conversation catch-up after a promotion.
     #[serde(default)]
     pub last_catch_up: Option<CatchUp>,
+    /// The last conversation hand-back at a failback.
+    #[serde(default)]
+    pub last_hand_back: Option<HandBack>,
+}
+
+/// What the standby did to give the outage's conversation back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandBack {
+    pub at: String,
+    /// `taken` (the primary restored it), `failed`, `nothing_to_hand_back`
+    /// (the standby never had a conversation) or `not_handed_back` (the
+    /// standby had not caught up: its conversation is not the primary's).
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<u64>,
+    /// From the last snapshot to the primary serving with it.
+    pub wait_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// What the standby did to continue the primary's conversation.
@@ -222,6 +243,22 @@ impl MonitorState {
                 c.prepare_ms,
                 c.offline_ms,
                 c.detail
+                    .as_ref()
+                    .map(|d| format!(": {}", e(d)))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(h) = &self.last_hand_back {
+            let _ = writeln!(
+                out,
+                "last hand-back: {} at {}{}; {} ms{}",
+                e(&h.outcome),
+                e(&h.at),
+                h.taken_at
+                    .map(|t| format!(" of the conversation as it was at {}", crate::clock::hhmmss_utc(t)))
+                    .unwrap_or_default(),
+                h.wait_ms,
+                h.detail
                     .as_ref()
                     .map(|d| format!(": {}", e(d)))
                     .unwrap_or_default()

@@ -139,6 +139,11 @@ struct Fake {
     snapshot: Option<super::conversation::Snapshot>,
     /// `backup git restore` fails.
     restore_broken: bool,
+    /// The standby's last snapshot at the failback (none: no conversation).
+    hand_back: Option<super::conversation::Snapshot>,
+    /// Polls of the returned branch before the primary has taken it
+    /// (`u32::MAX`: never).
+    taken_after: Mutex<u32>,
 }
 
 impl Fake {
@@ -307,6 +312,28 @@ impl Actions for &Fake {
             .lock()
             .unwrap()
             .push(format!("activate {}", &s.commit[..7]));
+        Ok(())
+    }
+    async fn hand_back_conversation(
+        &self,
+    ) -> Result<Option<super::conversation::Snapshot>, String> {
+        self.log.lock().unwrap().push("hand back".into());
+        Ok(self.hand_back.clone())
+    }
+    async fn hand_back_taken(&self, s: &super::conversation::Snapshot) -> Result<bool, String> {
+        let mut left = self.taken_after.lock().unwrap();
+        if *left == 0 {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("taken {}", &s.commit[..7]));
+            return Ok(true);
+        }
+        *left = left.saturating_sub(u32::from(*left != u32::MAX));
+        Ok(false)
+    }
+    async fn withdraw_hand_back(&self) -> Result<(), String> {
+        self.log.lock().unwrap().push("withdraw".into());
         Ok(())
     }
     async fn announce(&self, channel: &str, target: &str, text: &str) -> Result<(), String> {
@@ -1127,6 +1154,7 @@ fn remembering(dir: &std::path::Path) -> MonitorConfig {
             database: "/home/openclaw/.openclaw/agents/main/agent/openclaw-agent.sqlite".into(),
             activated_file: dir.join("conversation-activated").display().to_string(),
             timeout: Duration::from_secs(60),
+            push_script: Some("/usr/local/lib/ocfo/conversation-push".into()),
         }),
         ..announcing(dir)
     }
@@ -1276,4 +1304,101 @@ async fn a_cold_standby_restores_the_conversation_before_its_gateway_starts() {
     assert_eq!(log.iter().filter(|l| *l == "start").count(), 1, "{log:?}");
     assert!(!log.contains(&"quiesce".to_string()), "{log:?}");
     assert_eq!(d.state.last_catch_up.clone().unwrap().outcome, "caught_up");
+}
+
+fn outage_snapshot() -> super::conversation::Snapshot {
+    // 2026-12-06T21:45:00Z
+    super::conversation::Snapshot {
+        commit: "9bd1f6a0c0ffee0000000000000000000000beef".into(),
+        taken_at: 1796593500,
+    }
+}
+
+/// A promoted standby (caught up on `snapshot()`), then the primary back
+/// until the standby has stepped down or 60 rounds passed.
+async fn fail_over_and_back<'a>(dir: &std::path::Path, fake: &'a Fake) -> Daemon<Script, &'a Fake> {
+    *fake.running.lock().unwrap() = true;
+    let mut d = Daemon::start(remembering(dir), script("---"), fake, Notifier::new(None, "test")).await;
+    rounds(&mut d, 3).await;
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
+    for _ in 0..60 {
+        rounds(&mut d, 1).await;
+        if d.machine.role == StandbyRole::Watching {
+            break;
+        }
+    }
+    d
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_the_failback_the_standby_serves_until_the_primary_took_the_conversation_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        snapshot: Some(snapshot()),
+        hand_back: Some(outage_snapshot()),
+        taken_after: Mutex::new(4),
+        ..Default::default()
+    };
+    let d = fail_over_and_back(dir.path(), &fake).await;
+    assert_eq!(d.machine.role, StandbyRole::Watching);
+    let log = fake.log();
+    let pos = |l: &str| {
+        log.iter()
+            .position(|x| x.starts_with(l))
+            .unwrap_or_else(|| panic!("no {l} in {log:?}"))
+    };
+    // Its last snapshot, the primary's answer, and only then the failback
+    // message and the channels off: the users always had a bot.
+    assert!(pos("hand back") < pos("taken 9bd1f6a"), "{log:?}");
+    let failback = log
+        .iter()
+        .rposition(|x| x.starts_with("announce"))
+        .unwrap();
+    assert!(pos("taken 9bd1f6a") < failback, "{log:?}");
+    assert!(failback < log.iter().rposition(|x| x == "switch off").unwrap(), "{log:?}");
+    assert!(!log.contains(&"withdraw".to_string()), "{log:?}");
+    let h = d.state.last_hand_back.clone().unwrap();
+    assert_eq!(h.outcome, "taken");
+    assert_eq!(h.taken_at, Some(1796593500));
+    // Four polls two seconds apart, then the primary serving again.
+    assert!(h.wait_ms >= 8000, "{h:?}");
+    assert!(d.events.iter().any(|e| e.starts_with("handed_back")), "{:?}", d.events);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hand_back_nobody_takes_is_withdrawn_and_the_standby_steps_down_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        snapshot: Some(snapshot()),
+        hand_back: Some(outage_snapshot()),
+        taken_after: Mutex::new(u32::MAX),
+        ..Default::default()
+    };
+    let d = fail_over_and_back(dir.path(), &fake).await;
+    assert_eq!(d.machine.role, StandbyRole::Watching);
+    let log = fake.log();
+    let withdraw = log.iter().position(|x| x == "withdraw").unwrap();
+    assert!(withdraw < log.iter().rposition(|x| x == "switch off").unwrap(), "{log:?}");
+    let h = d.state.last_hand_back.clone().unwrap();
+    assert_eq!(h.outcome, "failed");
+    assert!(h.detail.unwrap().contains("did not take the conversation"));
+    assert!(h.wait_ms >= 180_000);
+    assert!(d.events.iter().any(|e| e.starts_with("hand_back_failed")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_that_never_caught_up_hands_nothing_back() {
+    // Its database is its own: handing it back would replace the primary's
+    // history with less.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        snapshot: Some(snapshot()),
+        restore_broken: true,
+        hand_back: Some(outage_snapshot()),
+        ..Default::default()
+    };
+    let d = fail_over_and_back(dir.path(), &fake).await;
+    assert_eq!(d.machine.role, StandbyRole::Watching);
+    assert!(!fake.log().contains(&"hand back".to_string()), "{:?}", fake.log());
+    assert_eq!(d.state.last_hand_back.clone().unwrap().outcome, "not_handed_back");
 }

@@ -360,6 +360,7 @@ fn conversation_files(b: &mut Builder<'_>, git_ssh_command: &str) -> Result<(), 
             repo => &b.layout.conversation_repo,
             database => &b.layout.agent_database,
             branch => &branch,
+            handback_branch => crate::layout::CONVERSATION_HANDBACK_BRANCH,
             agent => crate::layout::CONVERSATION_AGENT,
             openclaw => format!("{OPENCLAW_PREFIX}/bin/openclaw"),
             git_ssh_command => git_ssh_command,
@@ -386,7 +387,93 @@ fn conversation_files(b: &mut Builder<'_>, git_ssh_command: &str) -> Result<(), 
         context! { interval => &interval },
     )?;
     b.add(unit_path(CONVERSATION_PUSH_TIMER), timer, 0o644, "root");
+    if b.role == Role::Primary {
+        let config = take_back_config(inv);
+        b.add(
+            TAKE_BACK_CONFIG,
+            format!(
+                "# Managed by ocfo ({}): where the primary takes back a handed-over conversation.\n{}",
+                inv.name,
+                config.to_yaml()
+            ),
+            0o644,
+            "root",
+        );
+        let service = b.template(
+            "ocfo-conversation-take-back.service.j2",
+            context! { binary_path => OCFO_BINARY, config_path => TAKE_BACK_CONFIG, gateway_unit => GATEWAY_UNIT },
+        )?;
+        b.add(unit_path(TAKE_BACK_SERVICE), service, 0o644, "root");
+        let timer = b.template(
+            "ocfo-conversation-take-back.timer.j2",
+            context! { interval => &interval },
+        )?;
+        b.add(unit_path(TAKE_BACK_TIMER), timer, 0o644, "root");
+    }
     Ok(())
+}
+
+/// The primary's taker of a hand-back: its own gateway, and the standby's
+/// conversation settings turned the other way (the hand-back branch).
+pub fn take_back_config(inv: &Inventory) -> crate::monitor::take_back::TakeBackConfig {
+    let local = match inv.openclaw.bind {
+        crate::inventory::Bind::Loopback => "127.0.0.1".parse().unwrap_or(inv.primary.private_address),
+        _ => inv.primary.private_address,
+    };
+    crate::monitor::take_back::TakeBackConfig {
+        gateway: crate::monitor::config::GatewayConfig {
+            unit: GATEWAY_UNIT.into(),
+            health_url: gateway_url(inv, local, "/healthz"),
+            start_timeout: std::time::Duration::from_secs(120),
+            start_attempts: 1,
+        },
+        openclaw: openclaw_cli(inv),
+        conversation: conversation_config(inv, crate::layout::CONVERSATION_HANDBACK_BRANCH, None),
+        returned_branch: crate::layout::CONVERSATION_RETURNED_BRANCH.into(),
+    }
+}
+
+/// Where a node's conversation snapshots come from (`branch`, the other
+/// node's) and, on the standby, the script that hands its own back.
+fn conversation_config(
+    inv: &Inventory,
+    branch: &str,
+    push_script: Option<&str>,
+) -> crate::monitor::config::ConversationConfig {
+    let layout = Layout::new(&inv.openclaw.user);
+    crate::monitor::config::ConversationConfig {
+        repo: layout.conversation_repo,
+        branch: branch.into(),
+        agent: crate::layout::CONVERSATION_AGENT.into(),
+        database: layout.agent_database,
+        activated_file: crate::layout::CONVERSATION_ACTIVATED.into(),
+        timeout: std::time::Duration::from_secs(60),
+        push_script: push_script.map(str::to_string),
+    }
+}
+
+/// How root runs the `openclaw` CLI on a node: as the gateway's user, with
+/// the gateway's environment file.
+fn openclaw_cli(inv: &Inventory) -> crate::monitor::config::OpenClawCli {
+    let layout = Layout::new(&inv.openclaw.user);
+    crate::monitor::config::OpenClawCli {
+        bin: format!("{OPENCLAW_PREFIX}/bin/openclaw"),
+        user: layout.user,
+        home: layout.home,
+        path: format!("{OPENCLAW_PREFIX}/bin:{NODE_HOME}/bin:/usr/local/bin:/usr/bin:/bin"),
+        config_path: layout.config_path,
+        include_roots: SWITCH_DIR.into(),
+        gateway_env: GATEWAY_ENV_FILE.into(),
+        device_key: MONITOR_DEVICE_KEY.into(),
+    }
+}
+
+/// A gateway's URL at `ip` on the inventory's port.
+fn gateway_url(inv: &Inventory, ip: std::net::IpAddr, path: &str) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}{path}", inv.openclaw.port),
+        v4 => format!("http://{v4}:{}{path}", inv.openclaw.port),
+    }
 }
 
 /// sshd, fail2ban, unattended upgrades and the operating system's hardening.
@@ -629,10 +716,7 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
         ProbeMode::Healthz => ("/healthz", m.probe),
         ProbeMode::Readyz => ("/readyz", m.probe),
     };
-    let url = |ip: std::net::IpAddr, p: &str| match ip {
-        std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}{p}", inv.openclaw.port),
-        v4 => format!("http://{v4}:{}{p}", inv.openclaw.port),
-    };
+    let url = |ip: std::net::IpAddr, p: &str| gateway_url(inv, ip, p);
     let local = match inv.openclaw.bind {
         crate::inventory::Bind::Loopback => {
             "127.0.0.1".parse().unwrap_or(inv.standby.private_address)
@@ -673,13 +757,12 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
             branch: inv.workspace.branch.clone(),
             git_timeout: std::time::Duration::from_secs(30),
         }),
-        conversation: inv.workspace.conversations.then(|| ConversationConfig {
-            repo: layout.conversation_repo.clone(),
-            branch: crate::layout::conversation_branch(crate::inventory::Role::Primary.as_str()),
-            agent: crate::layout::CONVERSATION_AGENT.into(),
-            database: layout.agent_database.clone(),
-            activated_file: crate::layout::CONVERSATION_ACTIVATED.into(),
-            timeout: std::time::Duration::from_secs(60),
+        conversation: inv.workspace.conversations.then(|| {
+            conversation_config(
+                inv,
+                &crate::layout::conversation_branch(crate::inventory::Role::Primary.as_str()),
+                Some(CONVERSATION_PUSH_SCRIPT),
+            )
         }),
         state_file: MONITOR_STATE_FILE.to_string(),
         notify: inv.monitor.webhook.as_ref().map(|_| NotifyConfig {
@@ -708,16 +791,7 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
         hold_file: HOLD_FILE.into(),
         switchover_file: SWITCHOVER_FILE.into(),
         drill_file: DRILL_FILE.into(),
-        openclaw: OpenClawCli {
-            bin: format!("{OPENCLAW_PREFIX}/bin/openclaw"),
-            user: layout.user.clone(),
-            home: layout.home.clone(),
-            path: format!("{OPENCLAW_PREFIX}/bin:{NODE_HOME}/bin:/usr/local/bin:/usr/bin:/bin"),
-            config_path: layout.config_path.clone(),
-            include_roots: SWITCH_DIR.into(),
-            gateway_env: GATEWAY_ENV_FILE.into(),
-            device_key: MONITOR_DEVICE_KEY.into(),
-        },
+        openclaw: openclaw_cli(inv),
         announce: announce_config(inv),
     }
 }

@@ -23,6 +23,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             Ok(Some(s)) => s,
             Ok(None) => {
                 tracing::info!("the primary's newest conversation snapshot is already active");
+                self.holds_conversation = true;
                 self.record_catch_up("nothing_new", None, prepare, None, None);
                 return;
             }
@@ -68,6 +69,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         if let Some(d) = detail {
             return self.catch_up_failed(Some(&snapshot), prepare, Some(offline), d);
         }
+        self.holds_conversation = true;
         self.state.last_catch_up = Some(CatchUp {
             at: rfc3339_now(),
             outcome: "caught_up".into(),
@@ -100,7 +102,10 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let prepare = Instant::now();
         let snapshot = match self.actions.fetch_conversation().await {
             Ok(Some(s)) => s,
-            Ok(None) => return self.record_catch_up("nothing_new", None, prepare, None, None),
+            Ok(None) => {
+                self.holds_conversation = true;
+                return self.record_catch_up("nothing_new", None, prepare, None, None);
+            }
             Err(e) => return self.catch_up_failed(None, prepare, None, e),
         };
         let done = match self.actions.restore_conversation(&snapshot).await {
@@ -109,6 +114,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         };
         match done {
             Ok(()) => {
+                self.holds_conversation = true;
                 self.record_catch_up("caught_up", Some(&snapshot), prepare, None, None);
                 tracing::info!(
                     snapshot = %snapshot.commit,
