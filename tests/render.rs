@@ -386,17 +386,23 @@ fn telegram_on_both_nodes_renders_one_bot_per_node() {
             .unwrap()
     };
     let (p, s) = (config("primary"), config("standby"));
+    // Two bots, two accounts: each node's is named after it, so OpenClaw
+    // never takes one bot's message ids for the other's.
     assert_eq!(
-        p["channels"]["telegram"]["botToken"],
+        p["channels"]["telegram"]["accounts"]["primary"]["botToken"],
         "${OCFO_TELEGRAM_BOTTOKEN}"
     );
+    assert_eq!(p["channels"]["telegram"]["defaultAccount"], "primary");
+    assert_eq!(p["channels"]["telegram"]["dmPolicy"], "allowlist", "{p}");
     // A warm standby's Telegram token arrives in a file at promotion; no
     // SecretRef file is needed then.
-    assert!(s["channels"]["telegram"].get("botToken").is_none(), "{s}");
+    let account = &s["channels"]["telegram"]["accounts"]["standby"];
+    assert!(account.get("botToken").is_none(), "{s}");
     assert_eq!(
-        s["channels"]["telegram"]["tokenFile"], "/run/ocfo-standby/telegram.token",
+        account["tokenFile"], "/run/ocfo-standby/telegram.token",
         "{s}"
     );
+    assert_eq!(s["channels"]["telegram"]["defaultAccount"], "standby");
     assert!(s.get("secrets").is_none(), "{s}");
     assert_eq!(s["channels"].as_object().unwrap().len(), 1);
     // Telegram is built in: no plugin to trust on either node.

@@ -175,7 +175,7 @@ pub fn build(
         } else {
             env.json(&channel.settings, &mut path, "OCFO", false)?
         };
-        channels.insert(channel.kind.clone(), settings);
+        channels.insert(channel.kind.clone(), own_account(settings, role));
         if channel_is_plugin(&channel.kind) {
             plugins.insert(channel.kind.clone(), json!({ "enabled": true }));
         }
@@ -213,6 +213,45 @@ pub fn build(
         config = switched(config);
     }
     Ok(config)
+}
+
+/// Each node's channel is an account named after the node
+/// (`accounts.primary` or `accounts.standby`, also the default account): its
+/// credentials go there, its policies stay on the channel. OpenClaw scopes
+/// a provider's message ids by account (`[provider, accountId, chat,
+/// message id]` in 2026.9.6's `buildChannelSourceTurnId`, and its final
+/// delivery keys): two bots under one account id (`default`) number their
+/// chats' messages independently, so once a conversation travels from one
+/// node to the other, a new message whose id the other bot already used is
+/// dropped as a duplicate. Left alone when the inventory names accounts
+/// itself.
+fn own_account(settings: Json, role: Role) -> Json {
+    let Json::Object(mut root) = settings else {
+        return settings;
+    };
+    if root.contains_key("accounts") || root.contains_key("defaultAccount") {
+        return Json::Object(root);
+    }
+    let credential = |k: &str, v: &Json| {
+        k == "tokenFile"
+            || crate::inventory::key_looks_secret(k)
+            || v.as_str().is_some_and(|s| s.starts_with("${"))
+            || v.get("source").is_some() && v.get("provider").is_some()
+    };
+    let keys: Vec<String> = root
+        .iter()
+        .filter(|(k, v)| credential(k, v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut account = Map::new();
+    for k in keys {
+        if let Some(v) = root.remove(&k) {
+            account.insert(k, v);
+        }
+    }
+    root.insert("accounts".into(), json!({ role.as_str(): account }));
+    root.insert("defaultAccount".into(), json!(role.as_str()));
+    Json::Object(root)
 }
 
 /// The key of a token-file channel's token: `botToken` for Telegram.
