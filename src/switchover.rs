@@ -53,8 +53,12 @@ impl Run {
     }
 }
 
-/// How long the standby may take to take over, or to step down.
+/// How long the standby may take to take over.
 const STANDBY_WAIT: Duration = Duration::from_secs(180);
+/// How long it may take to step down: with conversations travelling it first
+/// hands the outage's back and waits for the primary to take it (up to 180
+/// s) and serve again (up to 120 s; docs/monitor.md, "Conversations").
+const STEP_DOWN_WAIT: Duration = Duration::from_secs(360);
 
 pub async fn run<H: Host>(
     inv: &Inventory,
@@ -103,7 +107,7 @@ async fn hand_over<H: Host>(
     let s = standby
         .await_takeover(&before, &wait)
         .await
-        .map_err(|e| e.message(|| timed_out("the standby taking over")))?;
+        .map_err(|e| e.message(|| timed_out("the standby taking over", STANDBY_WAIT)))?;
     let serving_at = run.ms();
     run.step(format!(
         "standby serves ({})",
@@ -159,11 +163,11 @@ async fn hand_back<H: Host>(
         .await
         .map_err(|e| format!("cannot end the switchover on the standby: {e}"))?;
     run.step("switchover ended on the standby");
-    let wait = Wait::new(STANDBY_WAIT, Duration::from_millis(250));
+    let wait = Wait::new(STEP_DOWN_WAIT, Duration::from_millis(250));
     standby
         .await_step_down(&wait)
         .await
-        .map_err(|e| e.message(|| timed_out("the standby stepping down")))?;
+        .map_err(|e| e.message(|| timed_out("the standby stepping down", STEP_DOWN_WAIT)))?;
     let stepped_down = run.ms();
     run.step("standby stepped down (watching)");
     run.report.overlap_ms = Some(stepped_down - ready_at);
@@ -171,8 +175,8 @@ async fn hand_back<H: Host>(
     Ok(())
 }
 
-fn timed_out(what: &str) -> String {
-    format!("{what} did not happen within {}s", STANDBY_WAIT.as_secs())
+fn timed_out(what: &str, wait: Duration) -> String {
+    format!("{what} did not happen within {}s", wait.as_secs())
 }
 
 pub fn summary(r: &SwitchoverReport) -> String {

@@ -134,7 +134,10 @@ fn take_back(path: &PathBuf) -> ExitCode {
             tracing::info!(snapshot = %s.commit, "the handed-back conversation was taken before; answered the standby");
             ExitCode::SUCCESS
         }
-        Ok(Outcome::TookBack { snapshot, offline_ms }) => {
+        Ok(Outcome::TookBack {
+            snapshot,
+            offline_ms,
+        }) => {
             tracing::info!(
                 snapshot = %snapshot.commit,
                 offline_ms,

@@ -64,7 +64,10 @@ impl Replica<'_> {
     /// fetched into the replica, if this node has not activated it yet.
     pub async fn fetch(&self) -> Result<Option<Snapshot>, String> {
         let c = self.conversation;
-        match self.git(&["fetch", "-q", "origin", c.branch.as_str()]).await {
+        match self
+            .git(&["fetch", "-q", "origin", c.branch.as_str()])
+            .await
+        {
             Ok(_) => {}
             // A node that never had a conversation has no snapshot yet.
             Err(e) if e.contains("couldn't find remote ref") => return Ok(None),
@@ -122,7 +125,12 @@ impl Replica<'_> {
     pub async fn activate(&self, snapshot: &Snapshot) -> Result<(), String> {
         let c = self.conversation;
         let keep = format!("{}/ocfo-replaced", agent_dir(c)?);
-        let mut swap = as_user(&self.cli.user, c.timeout, &[("PATH", "/usr/bin:/bin")], None);
+        let mut swap = as_user(
+            &self.cli.user,
+            c.timeout,
+            &[("PATH", "/usr/bin:/bin")],
+            None,
+        );
         swap.args(["sh", "-c", conversation::ACTIVATE, "sh"])
             .args([c.database.as_str(), &restored_path(c), &keep])
             .args(conversation::OWN_TABLES);
@@ -182,7 +190,11 @@ impl Replica<'_> {
 
     /// Points the remote's `branch` at `commit` (which the replica holds),
     /// or deletes it.
-    pub async fn set_remote_branch(&self, branch: &str, commit: Option<&str>) -> Result<(), String> {
+    pub async fn set_remote_branch(
+        &self,
+        branch: &str,
+        commit: Option<&str>,
+    ) -> Result<(), String> {
         let spec = format!("{}:refs/heads/{branch}", commit.unwrap_or(""));
         self.git(&["push", "-q", "--force", "origin", &spec])
             .await
@@ -204,8 +216,9 @@ where
     let deadline = tokio::time::Instant::now() + limit;
     let request = format!("ocfo-quiesce-{}", crate::clock::unix_ms());
     loop {
-        let answer = call(serde_json::json!({ "requestId": request, "terminalPolicy": "terminate" }))
-            .await?;
+        let answer =
+            call(serde_json::json!({ "requestId": request, "terminalPolicy": "terminate" }))
+                .await?;
         let answer: serde_json::Value =
             serde_json::from_str(&answer).map_err(|e| format!("gateway.suspend.prepare: {e}"))?;
         match answer["status"].as_str() {

@@ -255,7 +255,10 @@ impl MonitorState {
                 e(&h.outcome),
                 e(&h.at),
                 h.taken_at
-                    .map(|t| format!(" of the conversation as it was at {}", crate::clock::hhmmss_utc(t)))
+                    .map(|t| format!(
+                        " of the conversation as it was at {}",
+                        crate::clock::hhmmss_utc(t)
+                    ))
                     .unwrap_or_default(),
                 h.wait_ms,
                 h.detail

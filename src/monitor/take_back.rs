@@ -89,9 +89,12 @@ pub async fn take_back(config: &TakeBackConfig) -> Result<Outcome, String> {
         };
         return Ok(Outcome::Answered(snapshot));
     }
-    if !systemctl(&["is-active", "--quiet", &config.gateway.unit], Duration::from_secs(10))
-        .await
-        .is_ok()
+    if systemctl(
+        &["is-active", "--quiet", &config.gateway.unit],
+        Duration::from_secs(10),
+    )
+    .await
+    .is_err()
     {
         return Ok(Outcome::GatewayDown);
     }
@@ -106,7 +109,14 @@ pub async fn take_back(config: &TakeBackConfig) -> Result<Outcome, String> {
         let params = params.to_string();
         openclaw_as(
             cli,
-            &["gateway", "call", "gateway.suspend.prepare", "--params", &params, "--json"],
+            &[
+                "gateway",
+                "call",
+                "gateway.suspend.prepare",
+                "--params",
+                &params,
+                "--json",
+            ],
             Duration::from_secs(30),
             false,
         )
@@ -194,7 +204,9 @@ returned_branch: ocfo/conversation-returned
             "returned_branch: ocfo/conversation-returned",
             "returned_branch: ocfo/conversation-handback",
         );
-        assert!(TakeBackConfig::from_yaml(&same).unwrap_err().contains("returned_branch"));
+        assert!(TakeBackConfig::from_yaml(&same)
+            .unwrap_err()
+            .contains("returned_branch"));
         let typo = yaml().replace("returned_branch", "returned_brnch");
         assert!(TakeBackConfig::from_yaml(&typo).is_err());
     }

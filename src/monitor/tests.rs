@@ -1318,7 +1318,13 @@ fn outage_snapshot() -> super::conversation::Snapshot {
 /// until the standby has stepped down or 60 rounds passed.
 async fn fail_over_and_back<'a>(dir: &std::path::Path, fake: &'a Fake) -> Daemon<Script, &'a Fake> {
     *fake.running.lock().unwrap() = true;
-    let mut d = Daemon::start(remembering(dir), script("---"), fake, Notifier::new(None, "test")).await;
+    let mut d = Daemon::start(
+        remembering(dir),
+        script("---"),
+        fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
     rounds(&mut d, 3).await;
     assert_eq!(d.machine.role, StandbyRole::Promoted);
     for _ in 0..60 {
@@ -1350,19 +1356,23 @@ async fn at_the_failback_the_standby_serves_until_the_primary_took_the_conversat
     // Its last snapshot, the primary's answer, and only then the failback
     // message and the channels off: the users always had a bot.
     assert!(pos("hand back") < pos("taken 9bd1f6a"), "{log:?}");
-    let failback = log
-        .iter()
-        .rposition(|x| x.starts_with("announce"))
-        .unwrap();
+    let failback = log.iter().rposition(|x| x.starts_with("announce")).unwrap();
     assert!(pos("taken 9bd1f6a") < failback, "{log:?}");
-    assert!(failback < log.iter().rposition(|x| x == "switch off").unwrap(), "{log:?}");
+    assert!(
+        failback < log.iter().rposition(|x| x == "switch off").unwrap(),
+        "{log:?}"
+    );
     assert!(!log.contains(&"withdraw".to_string()), "{log:?}");
     let h = d.state.last_hand_back.clone().unwrap();
     assert_eq!(h.outcome, "taken");
     assert_eq!(h.taken_at, Some(1796593500));
     // Four polls two seconds apart, then the primary serving again.
     assert!(h.wait_ms >= 8000, "{h:?}");
-    assert!(d.events.iter().any(|e| e.starts_with("handed_back")), "{:?}", d.events);
+    assert!(
+        d.events.iter().any(|e| e.starts_with("handed_back")),
+        "{:?}",
+        d.events
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -1378,7 +1388,10 @@ async fn a_hand_back_nobody_takes_is_withdrawn_and_the_standby_steps_down_saying
     assert_eq!(d.machine.role, StandbyRole::Watching);
     let log = fake.log();
     let withdraw = log.iter().position(|x| x == "withdraw").unwrap();
-    assert!(withdraw < log.iter().rposition(|x| x == "switch off").unwrap(), "{log:?}");
+    assert!(
+        withdraw < log.iter().rposition(|x| x == "switch off").unwrap(),
+        "{log:?}"
+    );
     let h = d.state.last_hand_back.clone().unwrap();
     assert_eq!(h.outcome, "failed");
     assert!(h.detail.unwrap().contains("did not take the conversation"));
@@ -1399,6 +1412,13 @@ async fn a_standby_that_never_caught_up_hands_nothing_back() {
     };
     let d = fail_over_and_back(dir.path(), &fake).await;
     assert_eq!(d.machine.role, StandbyRole::Watching);
-    assert!(!fake.log().contains(&"hand back".to_string()), "{:?}", fake.log());
-    assert_eq!(d.state.last_hand_back.clone().unwrap().outcome, "not_handed_back");
+    assert!(
+        !fake.log().contains(&"hand back".to_string()),
+        "{:?}",
+        fake.log()
+    );
+    assert_eq!(
+        d.state.last_hand_back.clone().unwrap().outcome,
+        "not_handed_back"
+    );
 }

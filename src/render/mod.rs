@@ -417,7 +417,9 @@ fn conversation_files(b: &mut Builder<'_>, git_ssh_command: &str) -> Result<(), 
 /// conversation settings turned the other way (the hand-back branch).
 pub fn take_back_config(inv: &Inventory) -> crate::monitor::take_back::TakeBackConfig {
     let local = match inv.openclaw.bind {
-        crate::inventory::Bind::Loopback => "127.0.0.1".parse().unwrap_or(inv.primary.private_address),
+        crate::inventory::Bind::Loopback => {
+            "127.0.0.1".parse().unwrap_or(inv.primary.private_address)
+        }
         _ => inv.primary.private_address,
     };
     crate::monitor::take_back::TakeBackConfig {

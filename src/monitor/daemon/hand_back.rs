@@ -30,7 +30,12 @@ pub(super) enum HandedBack {
 
 impl<P: Prober, A: Actions> Daemon<P, A> {
     pub(super) async fn hand_back(&mut self) -> HandedBack {
-        if self.config.conversation.as_ref().is_none_or(|c| c.push_script.is_none()) {
+        if self
+            .config
+            .conversation
+            .as_ref()
+            .is_none_or(|c| c.push_script.is_none())
+        {
             return HandedBack::StepDown;
         }
         let began = Instant::now();
@@ -112,7 +117,10 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
 
     fn hand_back_failed(&mut self, snapshot: Option<&Snapshot>, began: Instant, why: String) {
         self.record_hand_back("failed", snapshot, began, Some(why.clone()));
-        self.action_failed("hand_back_failed", format!("the conversation hand-back: {why}"));
+        self.action_failed(
+            "hand_back_failed",
+            format!("the conversation hand-back: {why}"),
+        );
     }
 
     fn record_hand_back(
