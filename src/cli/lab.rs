@@ -33,6 +33,10 @@ pub enum LabCommand {
         /// Discord (the plugin path; a fake token that never connects).
         #[arg(long, value_enum)]
         standby_channel: Option<lab::StandbyChannel>,
+        /// Cap each host's memory, like a small VPS (systemd's MemoryMax:
+        /// 2G, 1536M); applies when a host boots.
+        #[arg(long)]
+        memory_max: Option<String>,
     },
     /// Hosts, addresses, running or not.
     Status {
@@ -94,6 +98,7 @@ pub fn run(args: LabArgs, out: OutputSettings) -> ExitCode {
             subnet,
             refresh,
             standby_channel,
+            memory_max,
         } => {
             let opts = lab::UpOptions {
                 name: name.to_string(),
@@ -101,6 +106,7 @@ pub fn run(args: LabArgs, out: OutputSettings) -> ExitCode {
                 subnet,
                 refresh,
                 standby_channel,
+                memory_max,
             };
             lab::up(&opts).map(|r| {
                 if !out.quiet {

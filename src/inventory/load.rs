@@ -356,6 +356,7 @@ fn default_monitor() -> MonitorSettings {
         binary_source: None,
         binary_sha256: Default::default(),
         announce: Default::default(),
+        recycle_above_mib: 1536,
     }
 }
 
@@ -1271,9 +1272,16 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
             "binary_source",
             "binary_sha256",
             "announce",
+            "recycle_above_mib",
         ],
     )?;
     let def = default_monitor();
+    let recycle_above_mib = match f.get("recycle_above_mib") {
+        None => Some(def.recycle_above_mib),
+        Some(n) => d
+            .integer(n, "monitor.recycle_above_mib", 0, 1 << 20)
+            .map(|i| i as u32),
+    };
     let announce = match f.get("announce") {
         None => Some(def.announce.clone()),
         Some(n) => announce(d, n),
@@ -1378,6 +1386,7 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
         binary_source: binary_source?,
         binary_sha256: binary_sha256?,
         announce: announce?,
+        recycle_above_mib: recycle_above_mib?,
     })
 }
 

@@ -339,6 +339,10 @@ pub struct MonitorSettings {
     pub binary_sha256: std::collections::BTreeMap<String, String>,
     /// What the standby tells its users at takeover and failback.
     pub announce: super::announce::Announce,
+    /// A warm standby's watching gateway is restarted (and armed again)
+    /// while the primary is healthy once its memory passes this many MiB;
+    /// 0: never.
+    pub recycle_above_mib: u32,
 }
 
 /// What a primary whose gateway serves but whose channels all fail means.

@@ -144,6 +144,19 @@ pub fn boot(lab: &LabState, node: &str, mirror: &Path) -> Result<u32, LabError> 
     let h = lab.host(node)?;
     let root = root(lab, node);
     let log = host_dir(lab, node).join("console.log");
+    // A capped host (the guide's 2 GB VPS) runs in a scope of its own, so
+    // its memory is limited and its OOM kills stay inside it.
+    let cap: Vec<String> = match &lab.memory_max {
+        Some(m) => vec![
+            "systemd-run".into(),
+            "--scope".into(),
+            "--quiet".into(),
+            format!("--property=MemoryMax={m}"),
+            "--property=MemorySwapMax=0".into(),
+            "--".into(),
+        ],
+        None => vec![],
+    };
     let nspawn = [
         "systemd-nspawn",
         "--quiet",
@@ -164,9 +177,14 @@ pub fn boot(lab: &LabState, node: &str, mirror: &Path) -> Result<u32, LabError> 
         "-b",
     ]
     .iter()
-    .map(|a| crate::shell::quote(a))
-    .collect::<Vec<_>>()
-    .join(" ");
+    .map(|a| a.to_string())
+    .collect::<Vec<_>>();
+    let nspawn = cap
+        .into_iter()
+        .chain(nspawn)
+        .map(|a| crate::shell::quote(&a))
+        .collect::<Vec<_>>()
+        .join(" ");
     // Like a VPS, a host owns its network sysctls (/proc/sys/net is per
     // network namespace); the rest of /proc/sys stays read-only, as the
     // kernel's settings belong to the machine.

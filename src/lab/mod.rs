@@ -60,6 +60,10 @@ pub struct LabState {
     /// Discord variant that keeps the plugin path covered.
     #[serde(default)]
     pub standby_channel: StandbyChannel,
+    /// Each host's memory cap (systemd's `MemoryMax`, e.g. `2G`: the
+    /// guide's VPS), applied when a host boots; none: uncapped.
+    #[serde(default)]
+    pub memory_max: Option<String>,
 }
 
 /// Which channel the lab's standby owns.
@@ -172,6 +176,25 @@ pub struct UpOptions {
     pub refresh: bool,
     /// The standby's channel; `None` keeps an existing lab's (else Telegram).
     pub standby_channel: Option<StandbyChannel>,
+    /// Each host's memory cap (`2G`, `1536M`); `None` keeps an existing
+    /// lab's. Takes effect when a host boots.
+    pub memory_max: Option<String>,
+}
+
+/// A memory size as systemd reads it: digits and an optional K, M or G.
+pub fn parse_memory_max(s: &str) -> Result<String, LabError> {
+    let digits = s.trim_end_matches(['K', 'M', 'G']);
+    let ok = !digits.is_empty()
+        && digits.len() + 1 >= s.len()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.parse::<u64>().is_ok_and(|n| n > 0);
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(other(format!(
+            "--memory-max `{s}` is not a size like 2G, 1536M or 2097152K"
+        )))
+    }
 }
 
 fn validate_name(name: &str) -> Result<(), LabError> {
@@ -245,6 +268,11 @@ fn new_state(opts: &UpOptions) -> Result<LabState, LabError> {
             .unwrap_or_else(|_| "0".into()),
         hosts,
         standby_channel: opts.standby_channel.unwrap_or_default(),
+        memory_max: opts
+            .memory_max
+            .as_deref()
+            .map(parse_memory_max)
+            .transpose()?,
     })
 }
 
@@ -268,6 +296,9 @@ pub fn up(opts: &UpOptions) -> Result<UpReport, LabError> {
             }
             if let Some(c) = opts.standby_channel {
                 existing.standby_channel = c;
+            }
+            if let Some(m) = &opts.memory_max {
+                existing.memory_max = Some(parse_memory_max(m)?);
             }
             if let Some(s) = &opts.subnet {
                 if parse_subnet(s)? != existing.prefix {
@@ -586,4 +617,20 @@ pub fn disk_usage(name: &str) -> (u64, u64) {
         image::disk_usage(&image::cache_dir()),
         image::disk_usage(&labs_dir().join(name)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memory_cap_is_a_size_systemd_reads() {
+        for ok in ["2G", "1536M", "2097152K", "2147483648"] {
+            assert_eq!(parse_memory_max(ok).unwrap(), ok);
+        }
+        for bad in ["", "G", "0", "2GG", "2 G", "-1G", "2g", "1.5G", "2T", "x"] {
+            let e = parse_memory_max(bad).unwrap_err().to_string();
+            assert!(e.contains("--memory-max"), "{bad}: {e}");
+        }
+    }
 }

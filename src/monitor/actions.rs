@@ -38,6 +38,9 @@ pub trait Senses: Send + Sync {
         &self,
         since_ms: u64,
     ) -> impl Future<Output = Result<ChannelCheck, String>> + Send;
+    /// The gateway's memory that only a restart gives back: the anonymous
+    /// memory of its unit's cgroup, in bytes (`None`: unreadable).
+    fn gateway_memory(&self) -> impl Future<Output = Option<u64>> + Send;
     /// Deploy's hold, if one is in force: who holds and until when.
     fn hold(&self) -> impl Future<Output = Option<Hold>> + Send;
     /// `ocfo drill`'s lease, if a drill is on: its takeover is announced as one.
@@ -497,6 +500,26 @@ impl Senses for SystemActions {
         let sw = self.switches()?;
         let out = self.rpc("channels.status", serde_json::json!({})).await?;
         Ok(judge_channel_status(&out, &sw.channels, since_ms))
+    }
+
+    async fn gateway_memory(&self) -> Option<u64> {
+        let cgroup = run(
+            Command::new("systemctl").args([
+                "show",
+                "--property=ControlGroup",
+                "--value",
+                &self.config.gateway.unit,
+            ]),
+            Duration::from_secs(10),
+        )
+        .await
+        .ok()?;
+        let cgroup = cgroup.trim();
+        if !cgroup.starts_with('/') || cgroup.contains("..") {
+            return None;
+        }
+        let stat = read_small(&format!("/sys/fs/cgroup{cgroup}/memory.stat"))?;
+        super::arming::anon_bytes(&stat)
     }
 
     async fn hold(&self) -> Option<Hold> {

@@ -76,9 +76,108 @@ impl Arming {
     }
 }
 
+/// How often the watching gateway's memory is read.
+pub const MEMORY_CHECK: Duration = Duration::from_secs(60);
+/// No second recycle sooner: a gateway over the bound right after its
+/// restart is not helped by another (the bound is too low for it).
+pub const RECYCLE_AGAIN_AFTER: Duration = Duration::from_secs(30 * 60);
+
+/// When to recycle the watching gateway: OpenClaw keeps every retired
+/// plugin instance, so a gateway that armed, served and re-armed many times
+/// grows (docs/performance.md, "The standby on 2 GB"). Restarting it while
+/// the primary is healthy costs the seconds until it is armed again; being
+/// killed by the OOM killer during a failover would cost the failover.
+#[derive(Debug)]
+pub struct Recycler {
+    /// Bytes; 0: never.
+    bound: u64,
+    checked_at: Option<Instant>,
+    recycled_at: Option<Instant>,
+}
+
+impl Recycler {
+    pub fn new(bound_mib: u32) -> Self {
+        Recycler {
+            bound: u64::from(bound_mib) * 1024 * 1024,
+            checked_at: None,
+            recycled_at: None,
+        }
+    }
+
+    /// Whether to read the gateway's memory now: only while it watches
+    /// armed and the primary answers (`quiet`: no failure in a row, no hold,
+    /// no drill), once per [`MEMORY_CHECK`].
+    pub fn due(&mut self, now: Instant, quiet: bool) -> bool {
+        if self.bound == 0 || !quiet {
+            return false;
+        }
+        if self.checked_at.is_some_and(|at| now < at + MEMORY_CHECK) {
+            return false;
+        }
+        self.checked_at = Some(now);
+        true
+    }
+
+    /// Whether `memory` (bytes) calls for a recycle at `now`.
+    pub fn over(&self, memory: u64, now: Instant) -> bool {
+        self.bound > 0
+            && memory > self.bound
+            && self
+                .recycled_at
+                .is_none_or(|at| now >= at + RECYCLE_AGAIN_AFTER)
+    }
+
+    pub fn recycled(&mut self, now: Instant) {
+        self.recycled_at = Some(now);
+    }
+
+    pub fn bound(&self) -> u64 {
+        self.bound
+    }
+}
+
+/// `anon` from a cgroup's `memory.stat`: what a restart gives back (the
+/// page cache the kernel reclaims by itself is not counted).
+pub fn anon_bytes(memory_stat: &str) -> Option<u64> {
+    memory_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("anon "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anonymous_memory_is_read_from_memory_stat() {
+        let stat = "anon_thp 0\nanon 1048576000\nfile 52428800\n";
+        assert_eq!(anon_bytes(stat), Some(1048576000));
+        assert_eq!(anon_bytes("file 1\n"), None);
+        assert_eq!(anon_bytes("anon x\n"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_is_read_once_a_minute_while_quiet_and_recycled_at_most_twice_an_hour() {
+        let t0 = Instant::now();
+        let mut r = Recycler::new(1024);
+        let gib = 1024 * 1024 * 1024;
+        assert!(r.due(t0, true));
+        assert!(!r.due(t0 + Duration::from_secs(30), true));
+        assert!(
+            !r.due(t0 + MEMORY_CHECK, false),
+            "the primary fails: not now"
+        );
+        assert!(r.due(t0 + MEMORY_CHECK, true));
+        assert!(!r.over(gib, t0), "at the bound is not over it");
+        assert!(r.over(gib + 1, t0));
+        r.recycled(t0);
+        assert!(!r.over(2 * gib, t0 + Duration::from_secs(60)));
+        assert!(r.over(2 * gib, t0 + RECYCLE_AGAIN_AFTER));
+        let mut off = Recycler::new(0);
+        assert!(!off.due(t0, true));
+        assert!(!off.over(u64::MAX, t0));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_attempt_waits_unless_a_promotion_needs_it() {

@@ -263,6 +263,10 @@ pub struct MonitorConfig {
     /// No announcements when absent.
     #[serde(default)]
     pub announce: Option<AnnounceConfig>,
+    /// Warm: restart the watching gateway while the primary is healthy once
+    /// its memory (anonymous, its cgroup's) passes this many MiB; 0: never.
+    #[serde(default)]
+    pub recycle_above_mib: u32,
 }
 
 fn default_caught_up() -> String {

@@ -22,6 +22,7 @@ use crate::clock::{rfc3339_now, unix_ms};
 mod announce;
 mod catch_up;
 mod hand_back;
+mod recycle;
 
 pub trait Prober: Send + Sync {
     fn probe(&self) -> impl Future<Output = ProbeResult> + Send;
@@ -79,6 +80,11 @@ pub struct Daemon<P, A> {
     /// catch-up restored it, or it was active already): it may be handed
     /// back at the failback.
     holds_conversation: bool,
+    /// Warm: when the watching gateway is restarted over its memory bound.
+    recycler: super::arming::Recycler,
+    /// Until then our own gateway is restarting on purpose: its silence is
+    /// not a degraded pair.
+    restarting_until: Option<Instant>,
 }
 
 /// After a definitive failure, the next probe comes this soon, not a whole
@@ -139,6 +145,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             announcements: Default::default(),
             last_catch_up: None,
             last_hand_back: None,
+            gateway_memory_mib: None,
         };
         // What the users were told survives a restart of the monitor: a
         // promotion they heard of gets its failback message.
@@ -153,6 +160,10 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
                         .find(|a| a.outcome == "sent" && a.kind != "caught_up")
                 })
                 .is_some_and(|a| a.kind == "takeover");
+        let recycle_mib = match config.standby {
+            StandbyMode::Warm => config.recycle_above_mib,
+            StandbyMode::Cold => 0,
+        };
         let mut d = Daemon {
             config,
             prober,
@@ -169,6 +180,8 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             told_unplanned_at: None,
             wake: Arc::new(tokio::sync::Notify::new()),
             holds_conversation: false,
+            recycler: super::arming::Recycler::new(recycle_mib),
+            restarting_until: None,
         };
         if let Some(p) = previous {
             d.state.announcements = p.announcements;
@@ -266,6 +279,9 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let Some(answered) = answered.filter(|_| self.watching_warm()) else {
             return;
         };
+        if !answered && self.restarting_until.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
         let up = self.arming.answered(answered);
         let before = self.state.local_gateway_up;
         self.state.local_gateway_up = Some(up);
@@ -484,7 +500,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
                 tracing::error!("{reason}");
                 self.notify("pinned", &reason);
             }
-            None => {}
+            None => self.maybe_recycle().await,
         }
         self.publish();
     }

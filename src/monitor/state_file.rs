@@ -31,6 +31,9 @@ pub struct Counters {
     pub promotions: u64,
     pub demotions: u64,
     pub failed_actions: u64,
+    /// Restarts of the watching gateway over its memory bound.
+    #[serde(default)]
+    pub recycles: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +85,9 @@ pub struct MonitorState {
     /// The last conversation hand-back at a failback.
     #[serde(default)]
     pub last_hand_back: Option<HandBack>,
+    /// Warm: the watching gateway's anonymous memory at the last reading (MiB).
+    #[serde(default)]
+    pub gateway_memory_mib: Option<u64>,
 }
 
 /// What the standby did to give the outage's conversation back.
@@ -206,6 +212,14 @@ impl MonitorState {
             "probes: {} ({} failed), now {} failing / {} healthy in a row; promotions {}, demotions {}, failed actions {}",
             c.probes, c.probe_failures, self.consecutive_failures, self.consecutive_successes, c.promotions, c.demotions, c.failed_actions
         );
+        if let Some(m) = self.gateway_memory_mib {
+            let _ = writeln!(
+                out,
+                "watching gateway: {m} MiB anonymous memory; recycled {} time{}",
+                c.recycles,
+                if c.recycles == 1 { "" } else { "s" }
+            );
+        }
         if let Some(p) = self.recent_probes.back() {
             let _ = writeln!(
                 out,

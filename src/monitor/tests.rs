@@ -60,6 +60,7 @@ fn config(dir: &std::path::Path) -> MonitorConfig {
             device_key: dir.join("device.key").display().to_string(),
         },
         announce: None,
+        recycle_above_mib: 0,
     }
 }
 
@@ -144,6 +145,8 @@ struct Fake {
     /// Polls of the returned branch before the primary has taken it
     /// (`u32::MAX`: never).
     taken_after: Mutex<u32>,
+    /// The gateway's anonymous memory (bytes).
+    memory: Mutex<Option<u64>>,
 }
 
 impl Fake {
@@ -153,6 +156,9 @@ impl Fake {
 }
 
 impl Senses for &Fake {
+    async fn gateway_memory(&self) -> Option<u64> {
+        *self.memory.lock().unwrap()
+    }
     async fn gateway_active(&self) -> bool {
         *self.running.lock().unwrap() && !*self.local_down.lock().unwrap()
     }
@@ -1421,4 +1427,118 @@ async fn a_standby_that_never_caught_up_hands_nothing_back() {
         d.state.last_hand_back.clone().unwrap().outcome,
         "not_handed_back"
     );
+}
+
+const MIB: u64 = 1024 * 1024;
+
+fn recycling(dir: &std::path::Path, conversation: bool) -> MonitorConfig {
+    let base = if conversation {
+        remembering(dir)
+    } else {
+        warm_config(dir)
+    };
+    MonitorConfig {
+        recycle_above_mib: 1200,
+        ..base
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watching_gateway_over_its_memory_bound_is_restarted_and_armed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    *fake.running.lock().unwrap() = true;
+    *fake.memory.lock().unwrap() = Some(1100 * MIB);
+    let mut d = Daemon::start(
+        recycling(dir.path(), false),
+        script(""),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    // Armed, under the bound: read, not restarted.
+    rounds(&mut d, 40).await;
+    assert_eq!(d.state.armed, Some(true));
+    assert_eq!(d.state.gateway_memory_mib, Some(1100));
+    assert!(!fake.log().contains(&"restart".to_string()));
+    // Grown past it: restarted within a minute, armed again, never degraded.
+    *fake.memory.lock().unwrap() = Some(1300 * MIB);
+    rounds(&mut d, 40).await;
+    let log = fake.log();
+    let restart = log.iter().position(|l| l == "restart").expect("no restart");
+    assert!(log[restart..].contains(&"arm".to_string()), "{log:?}");
+    assert_eq!(d.state.counters.recycles, 1);
+    assert_eq!(d.state.armed, Some(true));
+    assert!(
+        d.events.iter().any(|e| e.starts_with("recycling")),
+        "{:?}",
+        d.events
+    );
+    assert!(
+        !d.events.iter().any(|e| e.starts_with("degraded")),
+        "{:?}",
+        d.events
+    );
+    // Still over it (the bound is too low for this gateway): not again soon.
+    rounds(&mut d, 100).await;
+    assert_eq!(d.state.counters.recycles, 1);
+    assert_eq!(d.machine.role, StandbyRole::Watching);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_recycle_while_the_primary_fails_or_a_drill_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    *fake.running.lock().unwrap() = true;
+    *fake.memory.lock().unwrap() = Some(1300 * MIB);
+    *fake.drill.lock().unwrap() = true;
+    let mut d = Daemon::start(
+        recycling(dir.path(), false),
+        script(""),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    rounds(&mut d, 80).await;
+    assert_eq!(d.state.counters.recycles, 0);
+    *fake.drill.lock().unwrap() = false;
+    // A primary that keeps failing every other probe: never quiet enough.
+    let mut d = Daemon::start(
+        recycling(dir.path(), false),
+        script(&"-+".repeat(80)),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    rounds(&mut d, 80).await;
+    assert_eq!(d.state.counters.recycles, 0, "{:?}", d.events);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recycle_brings_the_primarys_newest_conversation_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        snapshot: Some(snapshot()),
+        ..Default::default()
+    };
+    *fake.running.lock().unwrap() = true;
+    *fake.memory.lock().unwrap() = Some(1300 * MIB);
+    let mut d = Daemon::start(
+        recycling(dir.path(), true),
+        script(""),
+        &fake,
+        Notifier::new(None, "test"),
+    )
+    .await;
+    rounds(&mut d, 40).await;
+    let log = fake.log();
+    let pos = |l: &str| {
+        log.iter()
+            .position(|x| x == l)
+            .unwrap_or_else(|| panic!("no {l} in {log:?}"))
+    };
+    assert!(pos("restore 3ae7d4f") < pos("stop"), "{log:?}");
+    assert!(pos("stop") < pos("activate 3ae7d4f"), "{log:?}");
+    assert!(pos("activate 3ae7d4f") < pos("start"), "{log:?}");
+    assert!(log[pos("start")..].contains(&"arm".to_string()), "{log:?}");
 }

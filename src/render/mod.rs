@@ -795,6 +795,7 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
         drill_file: DRILL_FILE.into(),
         openclaw: openclaw_cli(inv),
         announce: announce_config(inv),
+        recycle_above_mib: m.recycle_above_mib,
     }
 }
 
