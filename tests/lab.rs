@@ -51,6 +51,62 @@ fn lab_lifecycle() {
         ok(&["lab", "start", "standby", "--name", &lab.name]);
         assert_eq!(lab.ssh_ok("standby", "cat /root/marker").trim(), "kept");
 
+        // A memory cap like the guide's 2 GB VPS: kept in the lab's state,
+        // applied when a host boots, enforced on the host's whole scope.
+        ok(&["lab", "up", "--name", &lab.name, "--memory-max", "1536M"]);
+        ok(&["lab", "stop", "standby", "--name", &lab.name]);
+        ok(&["lab", "start", "standby", "--name", &lab.name]);
+        // The limit on the host's memory cgroup (cgroup v1 or v2, as this
+        // machine mounts it), or on a parent of it.
+        let cap = |node: &str| -> Option<String> {
+            let pid = std::process::Command::new("pgrep")
+                .args([
+                    "-o",
+                    "-f",
+                    "--",
+                    &format!("--machine=ocfo-{}-{node}", lab.name),
+                ])
+                .output()
+                .unwrap();
+            let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+            let (mut dir, file) = match cgroup
+                .lines()
+                .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()))
+            {
+                Some(p) => (
+                    std::path::PathBuf::from(format!("/sys/fs/cgroup/memory{p}")),
+                    "memory.limit_in_bytes",
+                ),
+                None => {
+                    let p = cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+                    (
+                        std::path::PathBuf::from(format!("/sys/fs/cgroup{p}")),
+                        "memory.max",
+                    )
+                }
+            };
+            loop {
+                if let Ok(m) = std::fs::read_to_string(dir.join(file)) {
+                    let m = m.trim();
+                    // v1 writes "no limit" as a huge number.
+                    if m != "max" && m.parse::<u64>().is_ok_and(|b| b < 1 << 50) {
+                        return Some(m.to_string());
+                    }
+                }
+                if !dir.pop() || dir.as_os_str().len() <= "/sys/fs/cgroup".len() {
+                    return None;
+                }
+            }
+        };
+        assert_eq!(cap("standby").as_deref(), Some("1610612736"));
+        // The primary kept running, uncapped, as it booted.
+        assert_ne!(cap("primary").as_deref(), Some("1610612736"));
+        assert_eq!(lab.ssh_ok("standby", "cat /root/marker").trim(), "kept");
+        let bad = ocfo(&["lab", "up", "--name", &lab.name, "--memory-max", "2 G"]);
+        assert!(!bad.status.success(), "a bad size was accepted");
+        assert!(text(&bad).contains("--memory-max `2 G`"), "{}", text(&bad));
+
         // A second `up` leaves one healthy lab.
         ok(&["lab", "up", "--name", &lab.name, "--subnet", subnet]);
         let status = ok(&["lab", "status", "--name", &lab.name, "--json"]);

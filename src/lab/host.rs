@@ -144,17 +144,10 @@ pub fn boot(lab: &LabState, node: &str, mirror: &Path) -> Result<u32, LabError> 
     let h = lab.host(node)?;
     let root = root(lab, node);
     let log = host_dir(lab, node).join("console.log");
-    // A capped host (the guide's 2 GB VPS) runs in a scope of its own, so
-    // its memory is limited and its OOM kills stay inside it.
+    // A capped host (the guide's 2 GB VPS) runs in a memory cgroup of its
+    // own, so its memory is limited and its OOM kills stay inside it.
     let cap: Vec<String> = match &lab.memory_max {
-        Some(m) => vec![
-            "systemd-run".into(),
-            "--scope".into(),
-            "--quiet".into(),
-            format!("--property=MemoryMax={m}"),
-            "--property=MemorySwapMax=0".into(),
-            "--".into(),
-        ],
+        Some(m) => memory_cap(&h.machine, m)?,
         None => vec![],
     };
     let nspawn = [
@@ -197,6 +190,85 @@ pub fn boot(lab: &LabState, node: &str, mirror: &Path) -> Result<u32, LabError> 
         .trim()
         .parse()
         .map_err(|_| other("could not start systemd-nspawn"))
+}
+
+/// The command prefix that starts nspawn under `limit` (`2G`): a systemd
+/// scope where systemd runs the machine, else a cgroup of ocfo's own under
+/// its current memory cgroup (cgroup v1 or v2, as this machine mounts it).
+fn memory_cap(machine: &str, limit: &str) -> Result<Vec<String>, LabError> {
+    if Path::new("/run/systemd/system").is_dir() {
+        return Ok(vec![
+            "systemd-run".into(),
+            "--scope".into(),
+            "--quiet".into(),
+            format!("--property=MemoryMax={limit}"),
+            "--property=MemorySwapMax=0".into(),
+            "--".into(),
+        ]);
+    }
+    let bytes = memory_bytes(limit).ok_or_else(|| other(format!("bad memory size {limit}")))?;
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| other(format!("cannot read /proc/self/cgroup: {e}")))?;
+    let v1 = own.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then(|| format!("/sys/fs/cgroup/memory{}", path.trim_end_matches('/')))
+    });
+    let (dir, files): (String, &[&str]) = match v1 {
+        Some(parent) => (
+            format!("{parent}/ocfo-lab-{machine}"),
+            &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"],
+        ),
+        None => {
+            let path = own
+                .lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .ok_or_else(|| other("no memory cgroup to cap the host in"))?;
+            (
+                format!(
+                    "/sys/fs/cgroup{}/ocfo-lab-{machine}",
+                    path.trim_end_matches('/')
+                ),
+                &["memory.max", "memory.swap.max"],
+            )
+        }
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| other(format!("cannot create the memory cgroup {dir}: {e}")))?;
+    for (i, f) in files.iter().enumerate() {
+        let path = format!("{dir}/{f}");
+        let value = if i == 1 && f.ends_with("swap.max") {
+            "0".to_string()
+        } else {
+            bytes.to_string()
+        };
+        match std::fs::write(&path, &value) {
+            Ok(()) => {}
+            // Swap accounting is off on many kernels: memory alone caps it.
+            Err(_) if i == 1 => {}
+            Err(e) => return Err(other(format!("cannot write {path}: {e}"))),
+        }
+    }
+    Ok(vec![
+        "sh".into(),
+        "-c".into(),
+        r#"echo $$ > "$0/cgroup.procs" && exec "$@""#.into(),
+        dir,
+    ])
+}
+
+/// `2G`, `1536M`, `2097152K` or bytes, as systemd reads them.
+fn memory_bytes(s: &str) -> Option<u64> {
+    let (digits, unit) = match s.as_bytes().last()? {
+        b'K' => (&s[..s.len() - 1], 1u64 << 10),
+        b'M' => (&s[..s.len() - 1], 1 << 20),
+        b'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(unit)
 }
 
 /// Waits until sshd on the host answers with its banner.
@@ -279,7 +351,31 @@ pub fn stop(h: &HostState) -> Result<(), LabError> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    release_memory_cap(&h.machine);
     Ok(())
+}
+
+/// Removes the host's own memory cgroup, if it had one (empty once nspawn
+/// is gone; a systemd scope goes by itself).
+fn release_memory_cap(machine: &str) {
+    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return;
+    };
+    for l in own.lines() {
+        let mut f = l.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let path = path.trim_end_matches('/');
+        let dir = if controllers.split(',').any(|c| c == "memory") {
+            format!("/sys/fs/cgroup/memory{path}/ocfo-lab-{machine}")
+        } else if controllers.is_empty() {
+            format!("/sys/fs/cgroup{path}/ocfo-lab-{machine}")
+        } else {
+            continue;
+        };
+        let _ = std::fs::remove_dir(dir);
+    }
 }
 
 pub fn unmount(lab: &LabState, node: &str) -> Result<(), LabError> {

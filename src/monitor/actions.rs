@@ -518,8 +518,13 @@ impl Senses for SystemActions {
         if !cgroup.starts_with('/') || cgroup.contains("..") {
             return None;
         }
-        let stat = read_small(&format!("/sys/fs/cgroup{cgroup}/memory.stat"))?;
-        super::arming::anon_bytes(&stat)
+        // cgroup v2, else v1's memory hierarchy.
+        [
+            format!("/sys/fs/cgroup{cgroup}/memory.stat"),
+            format!("/sys/fs/cgroup/memory{cgroup}/memory.stat"),
+        ]
+        .iter()
+        .find_map(|p| super::arming::anon_bytes(&read_small(p)?))
     }
 
     async fn hold(&self) -> Option<Hold> {

@@ -136,13 +136,16 @@ impl Recycler {
     }
 }
 
-/// `anon` from a cgroup's `memory.stat`: what a restart gives back (the
-/// page cache the kernel reclaims by itself is not counted).
+/// `anon` from a cgroup's `memory.stat` (cgroup v2; `total_rss` in v1):
+/// what a restart gives back (the page cache the kernel reclaims by itself
+/// is not counted).
 pub fn anon_bytes(memory_stat: &str) -> Option<u64> {
-    memory_stat
-        .lines()
-        .find_map(|l| l.strip_prefix("anon "))
-        .and_then(|v| v.trim().parse().ok())
+    ["anon ", "total_rss "].iter().find_map(|key| {
+        memory_stat
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+    })
 }
 
 #[cfg(test)]
@@ -154,6 +157,8 @@ mod tests {
         let stat = "anon_thp 0\nanon 1048576000\nfile 52428800\n";
         assert_eq!(anon_bytes(stat), Some(1048576000));
         assert_eq!(anon_bytes("file 1\n"), None);
+        let v1 = "cache 4096\nrss 1000\ntotal_cache 4096\ntotal_rss 2000\n";
+        assert_eq!(anon_bytes(v1), Some(2000));
         assert_eq!(anon_bytes("anon x\n"), None);
     }
 
