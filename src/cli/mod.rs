@@ -179,6 +179,21 @@ pub fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
+/// The single-threaded runtime the hosts' daemons run on (the monitor, the
+/// workspace watcher, the take-back): small, and one core is theirs at most.
+pub fn daemon_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

@@ -86,15 +86,8 @@ pub fn run(args: MonitorArgs, _out: OutputSettings) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = super::daemon_runtime() else {
+                return ExitCode::FAILURE;
             };
             runtime.block_on(ocfo::monitor::run(config));
             ExitCode::SUCCESS
@@ -114,15 +107,8 @@ fn take_back(path: &PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = super::daemon_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(take_back(&config)) {
         Ok(Outcome::Nothing) => ExitCode::SUCCESS,

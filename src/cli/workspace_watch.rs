@@ -47,15 +47,8 @@ pub fn run(args: WorkspaceWatchArgs) -> ExitCode {
         },
         push_timeout: Duration::from_secs(120),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = super::daemon_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(ocfo::workspace_watch::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -642,41 +642,36 @@ async fn finish_view<U: UserSide>(
         Some(restored_at_ms),
         &mut v,
     );
-    for (at, event) in [
+    for (phase, at, event) in [
         (
+            "failover",
             v.announced_ms,
             "standby's takeover announcement reached the user",
         ),
         (
+            "failover",
             v.caught_up_announced_ms,
             "standby's word that it has the conversation back reached the user",
         ),
         (
+            "failover",
             v.remembered_ms,
             "standby's bot answered quoting the word told to the primary before the fault",
         ),
-    ] {
-        if let Some(at_ms) = at {
-            report.timeline.push(Milestone {
-                phase: "failover",
-                event: event.into(),
-                at_ms,
-            });
-        }
-    }
-    for (at, event) in [
         (
+            "failback",
             v.failback_announced_ms,
             "standby's failback message reached the user",
         ),
         (
+            "failback",
             v.handed_back_ms,
             "primary's bot answered quoting the word told to the standby during the outage",
         ),
     ] {
         if let Some(at_ms) = at {
             report.timeline.push(Milestone {
-                phase: "failback",
+                phase,
                 event: event.into(),
                 at_ms,
             });

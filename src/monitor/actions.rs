@@ -412,17 +412,10 @@ impl SystemActions {
     }
 }
 
-/// `openclaw ARGS` as the gateway user, with the gateway's own environment
-/// file (its token), within `limit`; `background`: at the lowest CPU
-/// priority, so that it never slows the turns the gateway is answering
-/// meanwhile.
-pub(super) async fn openclaw_as(
-    cli: &super::config::OpenClawCli,
-    args: &[&str],
-    limit: Duration,
-    background: bool,
-) -> Result<String, String> {
-    let mut c = as_user(
+/// A command as the gateway user with what OpenClaw's CLI needs: its home,
+/// config, include roots and the gateway's environment file (its token).
+pub(super) fn with_openclaw_env(cli: &super::config::OpenClawCli, limit: Duration) -> Command {
+    as_user(
         &cli.user,
         limit,
         &[
@@ -433,7 +426,20 @@ pub(super) async fn openclaw_as(
             ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
         ],
         Some(&cli.gateway_env),
-    );
+    )
+}
+
+/// `openclaw ARGS` as the gateway user, with the gateway's own environment
+/// file (its token), within `limit`; `background`: at the lowest CPU
+/// priority, so that it never slows the turns the gateway is answering
+/// meanwhile.
+pub(super) async fn openclaw_as(
+    cli: &super::config::OpenClawCli,
+    args: &[&str],
+    limit: Duration,
+    background: bool,
+) -> Result<String, String> {
+    let mut c = with_openclaw_env(cli, limit);
     if background {
         c.args(["nice", "-n", "19"]);
     }

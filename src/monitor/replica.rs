@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::actions::{as_user, git_as, openclaw_as};
+use super::actions::{as_user, git_as, openclaw_as, with_openclaw_env};
 use super::config::{ConversationConfig, OpenClawCli};
 use super::conversation::{self, Snapshot};
 use crate::child::run;
@@ -149,19 +149,7 @@ impl Replica<'_> {
     /// node never had a conversation.
     pub async fn hand_back(&self, push_script: &str) -> Result<Option<Snapshot>, String> {
         let c = self.conversation;
-        let cli = self.cli;
-        let mut cmd = as_user(
-            &cli.user,
-            c.timeout,
-            &[
-                ("HOME", cli.home.as_str()),
-                ("PATH", cli.path.as_str()),
-                ("OPENCLAW_CONFIG_PATH", cli.config_path.as_str()),
-                ("OPENCLAW_INCLUDE_ROOTS", cli.include_roots.as_str()),
-                ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
-            ],
-            Some(&cli.gateway_env),
-        );
+        let mut cmd = with_openclaw_env(self.cli, c.timeout);
         cmd.args(["nice", "-n", "10", push_script, "handback"]);
         let out = run(&mut cmd, c.timeout + Duration::from_secs(5)).await?;
         match out.lines().rev().find(|l| !l.trim().is_empty()) {

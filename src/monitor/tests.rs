@@ -1443,19 +1443,28 @@ fn recycling(dir: &std::path::Path, conversation: bool) -> MonitorConfig {
     }
 }
 
+async fn recycling_daemon<'a>(
+    dir: &std::path::Path,
+    conversation: bool,
+    s: &str,
+    fake: &'a Fake,
+) -> Daemon<Script, &'a Fake> {
+    *fake.running.lock().unwrap() = true;
+    Daemon::start(
+        recycling(dir, conversation),
+        script(s),
+        fake,
+        Notifier::new(None, "test"),
+    )
+    .await
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_watching_gateway_over_its_memory_bound_is_restarted_and_armed_again() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::default();
-    *fake.running.lock().unwrap() = true;
     *fake.memory.lock().unwrap() = Some(1100 * MIB);
-    let mut d = Daemon::start(
-        recycling(dir.path(), false),
-        script(""),
-        &fake,
-        Notifier::new(None, "test"),
-    )
-    .await;
+    let mut d = recycling_daemon(dir.path(), false, "", &fake).await;
     // Armed, under the bound: read, not restarted.
     rounds(&mut d, 40).await;
     assert_eq!(d.state.armed, Some(true));
@@ -1492,24 +1501,12 @@ async fn no_recycle_while_the_primary_fails_or_a_drill_is_on() {
     *fake.running.lock().unwrap() = true;
     *fake.memory.lock().unwrap() = Some(1300 * MIB);
     *fake.drill.lock().unwrap() = true;
-    let mut d = Daemon::start(
-        recycling(dir.path(), false),
-        script(""),
-        &fake,
-        Notifier::new(None, "test"),
-    )
-    .await;
+    let mut d = recycling_daemon(dir.path(), false, "", &fake).await;
     rounds(&mut d, 80).await;
     assert_eq!(d.state.counters.recycles, 0);
     *fake.drill.lock().unwrap() = false;
     // A primary that keeps failing every other probe: never quiet enough.
-    let mut d = Daemon::start(
-        recycling(dir.path(), false),
-        script(&"-+".repeat(80)),
-        &fake,
-        Notifier::new(None, "test"),
-    )
-    .await;
+    let mut d = recycling_daemon(dir.path(), false, &"-+".repeat(80), &fake).await;
     rounds(&mut d, 80).await;
     assert_eq!(d.state.counters.recycles, 0, "{:?}", d.events);
 }
@@ -1523,13 +1520,7 @@ async fn a_recycle_brings_the_primarys_newest_conversation_along() {
     };
     *fake.running.lock().unwrap() = true;
     *fake.memory.lock().unwrap() = Some(1300 * MIB);
-    let mut d = Daemon::start(
-        recycling(dir.path(), true),
-        script(""),
-        &fake,
-        Notifier::new(None, "test"),
-    )
-    .await;
+    let mut d = recycling_daemon(dir.path(), true, "", &fake).await;
     rounds(&mut d, 40).await;
     let log = fake.log();
     let pos = |l: &str| {
