@@ -379,26 +379,24 @@ async fn tell_word<H: Host, U: UserSide>(
         opts.phase_timeout,
     )
     .await?;
-    let answered_at = unix_ms() / 1000;
     let layout = crate::layout::Layout::new(&inv.openclaw.user);
     let branch = crate::layout::conversation_branch("primary");
-    let latest =
-        Script::new(SNAPSHOT_TIME).args([layout.user.as_str(), &layout.conversation_repo, &branch]);
+    let holds = Script::new(SNAPSHOT_HOLDS).args([
+        layout.user.as_str(),
+        &layout.conversation_repo,
+        &branch,
+        &word,
+    ]);
     let within = inv.workspace.conversation_interval * 3 + Duration::from_secs(30);
     let deadline = Instant::now() + within;
     loop {
-        let out = check(primary, &latest).await?;
-        if out
-            .stdout
-            .trim()
-            .parse::<u64>()
-            .is_ok_and(|t| t >= answered_at)
-        {
+        let out = check(primary, &holds).await?;
+        if out.stdout.trim() == "yes" {
             return Ok(word);
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "no conversation snapshot on the primary within {}s of telling it a word (is ocfo-conversation-push.timer running?)",
+                "no conversation snapshot on the primary holds the word within {}s of telling it (is ocfo-conversation-push.timer running?)",
                 within.as_secs()
             ));
         }
@@ -498,11 +496,13 @@ async fn handed_back<H: Host, U: UserSide>(
     }
 }
 
-/// $1 the gateway's user, $2 the conversation replica, $3 its branch: when
-/// the newest snapshot that reached the remote was taken (0: none yet). The
-/// remote-tracking ref moves only when a push succeeded: a snapshot
-/// committed but not yet pushed is not one the standby can restore.
-const SNAPSHOT_TIME: &str = r#"cd / && runuser -u "$1" -- env GIT_CONFIG_GLOBAL=/dev/null git -c core.hooksPath=/dev/null -C "$2" log -1 --format=%ct "refs/remotes/origin/$3" -- 2>/dev/null || echo 0"#;
+/// $1 the gateway's user, $2 the conversation replica, $3 its branch, $4
+/// the word: `yes` when the newest snapshot that reached the remote holds
+/// the word (a snapshot taken after the answer may still have begun before
+/// the turn was written). The remote-tracking ref moves only when a push
+/// succeeded: a snapshot committed but not yet pushed is not one the
+/// standby can restore.
+const SNAPSHOT_HOLDS: &str = r#"cd / && if runuser -u "$1" -- env GIT_CONFIG_GLOBAL=/dev/null git -c core.hooksPath=/dev/null -C "$2" grep -q -F -e "$4" "refs/remotes/origin/$3" -- 2>/dev/null; then echo yes; else echo no; fi"#;
 
 /// The user's side of the failover, in the report and its timeline.
 fn file_failover_answer(v: &UserView, report: &mut DrillReport) {
