@@ -14,11 +14,14 @@ use common::system::*;
 const SSH_AUDIT_POLICY: &str = "Hardened Debian 12 (version 3)";
 const LYNIS_MIN_INDEX: u32 = 80;
 /// (node, unit, highest allowed exposure)
-const UNIT_GOALS: [(&str, &str, f64); 5] = [
+const UNIT_GOALS: [(&str, &str, f64); 6] = [
     ("primary", "openclaw-gateway.service", 5.0),
     ("primary", "ocfo-workspace-push.service", 3.0),
     ("primary", "ocfo-workspace-watch.service", 3.0),
     ("primary", "ocfo-conversation-push.service", 3.0),
+    // Root (it stops and starts the gateway), but no capability and only
+    // its state folder writable: 1.8 offline.
+    ("primary", "ocfo-conversation-take-back.service", 3.0),
     ("standby", "ocfo-monitor.service", 4.0),
 ];
 
