@@ -165,15 +165,7 @@ impl Replica<'_> {
         let mut args = vec!["ls-remote", "origin"];
         args.extend(refs.iter().map(String::as_str));
         let out = self.git(&args).await?;
-        Ok(refs
-            .iter()
-            .map(|r| {
-                out.lines().find_map(|l| {
-                    let (commit, name) = l.split_once('\t')?;
-                    (name.trim() == r).then(|| commit.trim().to_ascii_lowercase())
-                })
-            })
-            .collect())
+        Ok(heads_in(&out, &refs))
     }
 
     /// Points the remote's `branch` at `commit` (which the replica holds),
@@ -189,6 +181,23 @@ impl Replica<'_> {
             .map(|_| ())
             .map_err(|e| format!("updating {branch} on the workspace remote failed: {e}"))
     }
+}
+
+/// Each of `refs` in `git ls-remote` output: its object id, or `None` when
+/// absent or not an object id. Only an object id goes on into a later
+/// `git push` spec, never something the remote made look like an option.
+fn heads_in(out: &str, refs: &[String]) -> Vec<Option<String>> {
+    refs.iter()
+        .map(|r| {
+            out.lines().find_map(|l| {
+                let (commit, name) = l.split_once('\t')?;
+                let commit = commit.trim();
+                let id = matches!(commit.len(), 40 | 64)
+                    && commit.bytes().all(|b| b.is_ascii_hexdigit());
+                (name.trim() == r && id).then(|| commit.to_ascii_lowercase())
+            })
+        })
+        .collect()
 }
 
 /// Waits, within `limit`, for a moment with no turn running and then
@@ -226,5 +235,23 @@ where
             .unwrap_or(500)
             .clamp(200, 2000);
         tokio::time::sleep(Duration::from_millis(retry)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_object_ids_are_read_from_ls_remote() {
+        let refs = vec![
+            "refs/heads/ocfo/conversation-handback".to_string(),
+            "refs/heads/ocfo/conversation-returned".to_string(),
+        ];
+        let id = "AEF82CDAD040D62C9E80A8BA308DC6C8029BEDC6";
+        let out = format!("{id}\trefs/heads/ocfo/conversation-handback\n");
+        assert_eq!(heads_in(&out, &refs), [Some(id.to_ascii_lowercase()), None]);
+        let hostile = "--receive-pack=sh\trefs/heads/ocfo/conversation-handback\n";
+        assert_eq!(heads_in(hostile, &refs), [None, None]);
     }
 }
