@@ -45,7 +45,7 @@ pub struct DeployArgs {
     /// Have the standby fetch the release build of this version from `monitor.binary_source` (checksum-verified) even when this binary could run there.
     #[arg(long, conflicts_with = "monitor_binary")]
     pub monitor_fetch: bool,
-    /// Deploy to a host whose release ocfo does not support (Debian 12 is; Debian 13 and Ubuntu 24.04 are not verified yet): a warning instead of a refusal.
+    /// Deploy to a host whose release ocfo does not support (Debian 12 and 13, Ubuntu 24.04 are): a warning instead of a refusal.
     #[arg(long)]
     pub allow_unsupported_os: bool,
     /// Print every task, not only changed and failed ones.

@@ -37,6 +37,10 @@ pub enum LabCommand {
         /// 2G, 1536M); applies when a host boots.
         #[arg(long)]
         memory_max: Option<String>,
+        /// The hosts' release: Debian 12, Debian 13, or Ubuntu 24.04 (the
+        /// guide's); chosen when the lab is created (default bookworm).
+        #[arg(long, value_enum)]
+        suite: Option<lab::Suite>,
     },
     /// Hosts, addresses, running or not.
     Status {
@@ -99,6 +103,7 @@ pub fn run(args: LabArgs, out: OutputSettings) -> ExitCode {
             refresh,
             standby_channel,
             memory_max,
+            suite,
         } => {
             let opts = lab::UpOptions {
                 name: name.to_string(),
@@ -107,13 +112,17 @@ pub fn run(args: LabArgs, out: OutputSettings) -> ExitCode {
                 refresh,
                 standby_channel,
                 memory_max,
+                suite,
             };
             lab::up(&opts).map(|r| {
                 if !out.quiet {
                     let l = &r.lab;
                     println!(
-                        "lab `{}` is up in {:.1}s ({}):",
-                        l.name, r.seconds, l.subnet
+                        "lab `{}` is up in {:.1}s ({}, {}):",
+                        l.name,
+                        r.seconds,
+                        l.subnet,
+                        l.suite.release()
                     );
                     for h in l.hosts.values() {
                         println!("  {:<8} {}", h.node, h.address);

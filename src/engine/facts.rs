@@ -21,13 +21,11 @@ pub struct Facts {
     pub uptime_at_start: f64,
 }
 
-/// The releases ocfo is verified on: deploy, drift repair, drills and the
-/// scanners pass there in CI (docs/deploy.md, "Supported hosts").
-pub const SUPPORTED_RELEASES: &[(&str, &str, &str)] = &[("debian", "12", "Debian 12 (bookworm)")];
-
-/// Releases ocfo has code for but has not verified end to end: refused like
-/// any other unless the operator passes `--allow-unsupported-os`.
-pub const UNVERIFIED_RELEASES: &[(&str, &str, &str)] = &[
+/// The releases ocfo is verified on: deploy, drift repair, a drill with the
+/// chat world and the scanners pass there in CI, on lab hosts of each
+/// (`ocfo lab up --suite`; docs/deploy.md, "Supported hosts").
+pub const SUPPORTED_RELEASES: &[(&str, &str, &str)] = &[
+    ("debian", "12", "Debian 12 (bookworm)"),
     ("debian", "13", "Debian 13 (trixie)"),
     ("ubuntu", "24.04", "Ubuntu 24.04 (noble)"),
 ];
@@ -36,12 +34,10 @@ impl Facts {
     /// `None` when ocfo supports this host's release; else why not, with
     /// what is supported.
     pub fn unsupported_release(&self) -> Option<String> {
-        let is = |list: &[(&str, &str, &'static str)]| -> Option<&'static str> {
-            list.iter()
-                .find(|(id, v, _)| *id == self.os_id && *v == self.os_version)
-                .map(|r| r.2)
-        };
-        if is(SUPPORTED_RELEASES).is_some() {
+        if SUPPORTED_RELEASES
+            .iter()
+            .any(|(id, v, _)| *id == self.os_id && *v == self.os_version)
+        {
             return None;
         }
         let named = SUPPORTED_RELEASES
@@ -50,10 +46,9 @@ impl Facts {
             .collect::<Vec<_>>()
             .join(", ");
         let found = format!("{} {} ({})", self.os_id, self.os_version, self.os_codename);
-        Some(match is(UNVERIFIED_RELEASES) {
-            Some(name) => format!("{name} is not verified yet (supported: {named})"),
-            None => format!("`{found}` is not a supported release (supported: {named})"),
-        })
+        Some(format!(
+            "`{found}` is not a supported release (supported: {named})"
+        ))
     }
 
     /// Node.js's name for the architecture (`x64`, `arm64`).

@@ -628,10 +628,10 @@ async fn a_release_ocfo_does_not_support_is_refused_before_any_change() {
             "`ubuntu 22.04 (jammy)` is not a supported release",
         ),
         (
-            "ubuntu",
-            "24.04",
-            "noble",
-            "Ubuntu 24.04 (noble) is not verified yet",
+            "debian",
+            "11",
+            "bullseye",
+            "`debian 11 (bullseye)` is not a supported release",
         ),
         (
             "alpine",
@@ -645,7 +645,12 @@ async fn a_release_ocfo_does_not_support_is_refused_before_any_change() {
         let r = run_on_release(&host, &book, false).await;
         let err = r.error.expect("refused");
         assert!(err.contains(says), "{err}");
-        assert!(err.contains("supported: Debian 12 (bookworm)"), "{err}");
+        assert!(
+            err.contains(
+                "supported: Debian 12 (bookworm), Debian 13 (trixie), Ubuntu 24.04 (noble)"
+            ),
+            "{err}"
+        );
         assert!(err.contains("--allow-unsupported-os"), "{err}");
         assert!(r.tasks.is_empty());
         // The lock taken with the facts is given back; nothing else ran.

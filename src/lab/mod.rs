@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use image::{NODE_VERSION, NPM_VERSION};
+pub use image::{Suite, NODE_VERSION, NPM_VERSION};
 pub use prereqs::is_root;
 pub use sys::LabError;
 use sys::{other, run, sh};
@@ -64,6 +64,9 @@ pub struct LabState {
     /// guide's VPS), applied when a host boots; none: uncapped.
     #[serde(default)]
     pub memory_max: Option<String>,
+    /// The release the hosts run; fixed when the lab is created.
+    #[serde(default)]
+    pub suite: Suite,
 }
 
 /// Which channel the lab's standby owns.
@@ -179,6 +182,8 @@ pub struct UpOptions {
     /// Each host's memory cap (`2G`, `1536M`); `None` keeps an existing
     /// lab's. Takes effect when a host boots.
     pub memory_max: Option<String>,
+    /// The hosts' release; `None` keeps an existing lab's (else Debian 12).
+    pub suite: Option<Suite>,
 }
 
 /// A memory size as systemd reads it: digits and an optional K, M or G.
@@ -273,6 +278,7 @@ fn new_state(opts: &UpOptions) -> Result<LabState, LabError> {
             .as_deref()
             .map(parse_memory_max)
             .transpose()?,
+        suite: opts.suite.unwrap_or_default(),
     })
 }
 
@@ -300,6 +306,15 @@ pub fn up(opts: &UpOptions) -> Result<UpReport, LabError> {
             if let Some(m) = &opts.memory_max {
                 existing.memory_max = Some(parse_memory_max(m)?);
             }
+            if let Some(s) = opts.suite.filter(|s| *s != existing.suite) {
+                return Err(other(format!(
+                    "lab `{}` runs {}, not {}; `ocfo lab down --name {}` first to change it",
+                    existing.name,
+                    existing.suite.release(),
+                    s.release(),
+                    existing.name
+                )));
+            }
             if let Some(s) = &opts.subnet {
                 if parse_subnet(s)? != existing.prefix {
                     return Err(other(format!(
@@ -318,8 +333,8 @@ pub fn up(opts: &UpOptions) -> Result<UpReport, LabError> {
         .map_err(|e| other(format!("cannot create {}: {e}", lab.dir.display())))?;
     lab.save()?;
 
-    let base_built = opts.refresh || !image::base_dir().join(".ocfo-complete").exists();
-    let base = image::ensure_base(opts.refresh)?;
+    let base_built = opts.refresh || !image::base_dir(lab.suite).join(".ocfo-complete").exists();
+    let base = image::ensure_base(lab.suite, opts.refresh)?;
     let mirror = image::ensure_node_mirror()?;
     ensure_keys(&lab)?;
     ensure_workspace(&lab)?;
@@ -548,7 +563,7 @@ pub fn start(name: &str, node: &str) -> Result<(), LabError> {
         return Ok(());
     }
     net::ensure(&lab)?;
-    host::ensure_root(&lab, node, &image::base_dir())?;
+    host::ensure_root(&lab, node, &image::base_dir(lab.suite))?;
     let pid = host::boot(&lab, node, &image::mirror_dir())?;
     if let Some(h) = lab.hosts.get_mut(node) {
         h.pid = Some(pid);

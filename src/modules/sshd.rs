@@ -4,6 +4,13 @@
 //! the drop-in relies on: a 4096-bit RSA host key (generated when missing or
 //! shorter; ssh-audit's Debian 12 policy wants exactly that size) and
 //! `/etc/ssh/moduli` without groups under 3072 bits.
+//!
+//! The algorithm lists are the host release's: OpenSSH 9.2 (Debian 12),
+//! 9.6 (Ubuntu 24.04) and 10.0 (Debian 13) know different key exchanges,
+//! and ssh-audit's hardening guide for each release orders them (and the
+//! MACs) differently. The template renders Debian 12's; the host's facts pick
+//! the lines that replace them here, because rendering happens before any
+//! host is reached (`ocfo render` shows Debian 12's).
 
 use super::{facts, fail, ModuleError, Script};
 use crate::engine::{Change, Host, Step, TaskContext};
@@ -33,8 +40,9 @@ pub async fn plan<H: Host>(
             "refusing to disable password login: user {user} has no ~/.ssh/authorized_keys on this host, so it could lock you out"
         )));
     }
+    let content = for_release(&file.content, &ctx.facts.os_id, &ctx.facts.os_version);
     let mut changes = host_key_changes(rsa_bits, ed25519, weak_moduli);
-    if *sha == crate::sha256_hex(&file.content) && *meta == "600 root root" {
+    if *sha == crate::sha256_hex(&content) && *meta == "600 root root" {
         return Ok(changes);
     }
     let script = Script::new(INSTALL).arg(SSHD_DROP_IN);
@@ -45,13 +53,10 @@ pub async fn plan<H: Host>(
             facts(host, &Script::new(r#"cat -- "$1""#).arg(SSHD_DROP_IN)).await?
         };
         Some(
-            similar::TextDiff::from_lines(
-                old.as_str(),
-                String::from_utf8_lossy(&file.content).as_ref(),
-            )
-            .unified_diff()
-            .header(SSHD_DROP_IN, SSHD_DROP_IN)
-            .to_string(),
+            similar::TextDiff::from_lines(old.as_str(), String::from_utf8_lossy(&content).as_ref())
+                .unified_diff()
+                .header(SSHD_DROP_IN, SSHD_DROP_IN)
+                .to_string(),
         )
     } else {
         None
@@ -68,12 +73,54 @@ pub async fn plan<H: Host>(
             ),
             vec![Step::Run {
                 script,
-                stdin: Some(file.content.clone()),
+                stdin: Some(content),
             }],
         )
         .with_diff(diff),
     );
     Ok(changes)
+}
+
+/// `(os id, version, KexAlgorithms, MACs)` where they differ from the
+/// template's Debian 12 lists: ssh-audit's "Hardened Debian 13 (version 1)"
+/// (post-quantum key exchanges only, OpenSSH 10.0 has ML-KEM; russh
+/// negotiates `mlkem768x25519-sha256`) and "Hardened Ubuntu Server 24.04 LTS
+/// (version 2)" (OpenSSH 9.6 knows sntrup761 only by its @openssh.com name).
+const RELEASE_ALGORITHMS: &[(&str, &str, &str, &str)] = &[
+    (
+        "debian",
+        "13",
+        "mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com",
+        "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com",
+    ),
+    (
+        "ubuntu",
+        "24.04",
+        "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512",
+        "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com",
+    ),
+];
+
+/// The rendered drop-in with the host release's `KexAlgorithms` and `MACs`.
+fn for_release(rendered: &[u8], os_id: &str, os_version: &str) -> Vec<u8> {
+    let Some((_, _, kex, macs)) = RELEASE_ALGORITHMS
+        .iter()
+        .find(|(id, v, _, _)| *id == os_id && *v == os_version)
+    else {
+        return rendered.to_vec();
+    };
+    let text = String::from_utf8_lossy(rendered);
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.starts_with("KexAlgorithms ") {
+            out.push_str(&format!("KexAlgorithms {kex}\n"));
+        } else if line.starts_with("MACs ") {
+            out.push_str(&format!("MACs {macs}\n"));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out.into_bytes()
 }
 
 fn host_key_changes(rsa_bits: &str, ed25519: &str, weak_moduli: &str) -> Vec<Change> {
@@ -159,6 +206,41 @@ impl super::Module for Args {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn algorithms_follow_the_release() {
+        let rendered = b"# x\nKexAlgorithms a,b\nCiphers c\nMACs m1,m2\nCompression no\n";
+        assert_eq!(
+            super::for_release(rendered, "debian", "12"),
+            rendered.to_vec()
+        );
+        assert_eq!(
+            super::for_release(rendered, "alpine", "3.20"),
+            rendered.to_vec()
+        );
+        let trixie = String::from_utf8(super::for_release(rendered, "debian", "13")).unwrap();
+        assert!(
+            trixie.starts_with("# x\nKexAlgorithms mlkem768x25519-sha256,"),
+            "{trixie}"
+        );
+        assert!(
+            trixie.contains("\nCiphers c\nMACs hmac-sha2-512-etm@openssh.com,"),
+            "{trixie}"
+        );
+        assert!(
+            trixie.ends_with("umac-128-etm@openssh.com\nCompression no\n"),
+            "{trixie}"
+        );
+        let noble = String::from_utf8(super::for_release(rendered, "ubuntu", "24.04")).unwrap();
+        assert!(
+            noble.contains("KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,"),
+            "{noble}"
+        );
+        assert!(
+            !noble.contains("a,b") && !noble.contains("m1,m2"),
+            "{noble}"
+        );
+    }
+
     #[test]
     fn host_keys_and_moduli() {
         assert!(super::host_key_changes("4096", "ed25519", "0").is_empty());

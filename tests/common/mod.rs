@@ -42,6 +42,7 @@ pub fn text(out: &Output) -> (String, String) {
     )
 }
 
+pub mod scan;
 pub mod system;
 pub mod tools;
 

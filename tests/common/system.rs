@@ -66,6 +66,9 @@ pub const LABS: &[(&str, &str, &str)] = &[
     ("tests/scanners.rs", "tscan", "10.249.10.0/24"),
     ("tests/user_tasks.rs", "ops", "10.231.6.0/24"),
     ("tests/monitor_fetch.rs", "fetch", "10.231.11.0/24"),
+    // One file, one lab per release (`#suite`), run one after the other.
+    ("tests/releases.rs#trixie", "trixie", "10.249.12.0/24"),
+    ("tests/releases.rs#noble", "noble", "10.249.13.0/24"),
 ];
 
 /// The lab name and subnet of a test file (`file!()`).
