@@ -86,7 +86,7 @@ where
     )
     .await;
     let by = who();
-    let (standby_done, _) = tokio::sync::watch::channel(false);
+    let (standby_done, _) = tokio::sync::watch::channel(None);
     let standby_in_run = nodes.contains(&Role::Standby);
     let gate = match (&primary, &standby) {
         (Some(Ok(p)), Some(Ok(s))) if needs_standby => Some(StandbyHold {
@@ -138,8 +138,19 @@ where
             let report = node.run(role, host).await;
             if role == Role::Standby {
                 // An upgrade of the primary waits for this (send_replace:
-                // it works with no receiver yet).
-                done.send_replace(true);
+                // it works with no receiver yet), and stops if it failed.
+                let outcome = if report.failed() {
+                    Err(report
+                        .tasks
+                        .iter()
+                        .find(|t| t.error.is_some())
+                        .map(|t| format!("task `{}` failed", t.task))
+                        .or_else(|| report.error.clone())
+                        .unwrap_or_else(|| "it was interrupted".into()))
+                } else {
+                    Ok(())
+                };
+                done.send_replace(Some(outcome));
             }
             report
         }

@@ -19,14 +19,22 @@ pub const LEASE: Duration = Duration::from_secs(180);
 
 const REASON: &str = "restarting the primary's gateway";
 
+/// Why an upgrade does not hand over.
+enum Stop {
+    /// Go on under a plain hold, with a warning.
+    NoHandover(String),
+    /// The standby's run failed: the primary is not upgraded either.
+    Upgrade(String),
+}
+
 pub struct StandbyHold<'a, H: Host> {
     pub inv: &'a Inventory,
     pub primary: &'a H,
     pub standby: &'a H,
     pub by: String,
-    /// Set once the standby's own run (in this deploy) is over, or `None`
-    /// when the standby is not deployed in this run.
-    pub standby_done: Option<&'a tokio::sync::watch::Sender<bool>>,
+    /// Set once the standby's own run (in this deploy) is over, with why it
+    /// failed if it did; `None` when the standby is not deployed in this run.
+    pub standby_done: Option<&'a tokio::sync::watch::Sender<Option<Result<(), String>>>>,
     /// An upgrade handed service to the standby.
     pub handed_over: std::sync::atomic::AtomicBool,
     pub notes: std::sync::Mutex<Vec<String>>,
@@ -47,16 +55,28 @@ impl<H: Host> StandbyHold<'_, H> {
         Primary::new(self.primary, self.inv)
     }
 
+    /// An upgrade whose standby run failed goes no further: the primary
+    /// keeps the version it serves (and nobody serves the new one
+    /// half-installed); the next deploy converges both.
+    async fn standby_run(&self) -> Result<(), Stop> {
+        let Some(done) = self.standby_done else {
+            return Ok(());
+        };
+        let mut rx = done.subscribe();
+        let outcome = match tokio::time::timeout(STANDBY_RUN_WAIT, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(seen)) => seen.clone(),
+            _ => None,
+        };
+        match outcome {
+            None => Err(Stop::NoHandover("the standby's own run did not finish".into())),
+            Some(Err(why)) => Err(Stop::Upgrade(why)),
+            Some(Ok(())) => Ok(()),
+        }
+    }
+
     /// Upgrade: the standby (already upgraded and restarted by its own run)
     /// serves before the primary's gateway restarts.
     async fn hand_over(&self) -> Result<(), String> {
-        if let Some(done) = self.standby_done {
-            let mut rx = done.subscribe();
-            let waited = tokio::time::timeout(STANDBY_RUN_WAIT, rx.wait_for(|d| *d)).await;
-            if waited.is_err() {
-                return Err("the standby's own run did not finish".into());
-            }
-        }
         let standby = self.client();
         let s = standby
             .state()
@@ -97,7 +117,40 @@ impl<H: Host> RestartGate for StandbyHold<'_, H> {
                 && self.primary().ready().await.unwrap_or(false)
             {
                 let start = Instant::now();
-                let note = match self.hand_over().await {
+                let ready_standby = match self.standby_run().await {
+                    Err(Stop::Upgrade(why)) => {
+                        // Nothing of the primary's changed yet: let go at once.
+                        let _ = self.client().release().await;
+                        return Err(format!(
+                            "upgrade stopped before the primary: the standby's run failed ({why}), so the primary keeps the OpenClaw it serves and nothing was handed over; fix that and deploy again"
+                        ));
+                    }
+                    Err(Stop::NoHandover(why)) => Err(why),
+                    Ok(()) => Ok(()),
+                };
+                let handover = async {
+                    ready_standby?;
+                    self.hand_over().await
+                }
+                .await;
+                if let Err(why) = &handover {
+                    // The standby ran the new version in this deploy and its
+                    // gateway is down: the primary would most likely fail the
+                    // same way, and nobody would serve. Stop instead.
+                    let upgraded_standby_down = self.standby_done.is_some()
+                        && matches!(
+                            self.client().state().await,
+                            Ok(Some(s)) if s.local_gateway_up == Some(false)
+                        );
+                    if upgraded_standby_down {
+                        let _ = self.client().end_switchover().await;
+                        let _ = self.client().release().await;
+                        return Err(format!(
+                            "upgrade stopped before the primary: the standby's gateway does not run the new version ({why}; its journal says why: journalctl -u openclaw-gateway), so the primary keeps the OpenClaw it serves; fix that and deploy again"
+                        ));
+                    }
+                }
+                let note = match handover {
                     Ok(()) => {
                         self.handed_over.store(true, Ordering::SeqCst);
                         format!(

@@ -17,10 +17,18 @@ use std::sync::Arc;
 /// "dependencies": {"openclaw": "<version>"}}`:
 /// `npm install --package-lock-only --ignore-scripts --userconfig /dev/null
 /// --omit-lockfile-registry-resolved=false`, then reviewed (docs/deploy.md).
-const SHIPPED: &[(&str, &str)] = &[(
-    "2026.9.6",
-    include_str!("../../locks/openclaw-2026.9.6.json"),
-)];
+/// 2026.9.5 is shipped for upgrades and rollbacks between the two
+/// (`tests/upgrade.rs`).
+const SHIPPED: &[(&str, &str)] = &[
+    (
+        "2026.9.5",
+        include_str!("../../locks/openclaw-2026.9.5.json"),
+    ),
+    (
+        "2026.9.6",
+        include_str!("../../locks/openclaw-2026.9.6.json"),
+    ),
+];
 
 /// The most bytes an operator's lock may have (2026.9.6's is 170 KB).
 pub const MAX_LOCKFILE: u64 = 16 * 1024 * 1024;
@@ -174,7 +182,7 @@ mod tests {
 
     #[test]
     fn a_lock_that_floats_or_points_elsewhere_is_refused() {
-        let text = SHIPPED[0].1;
+        let text = SHIPPED.iter().find(|(v, _)| *v == "2026.9.6").unwrap().1;
         let edit = |f: &dyn Fn(&mut serde_json::Value)| {
             let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
             f(&mut v);

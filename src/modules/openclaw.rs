@@ -35,10 +35,14 @@ pub async fn plan<H: Host>(
         NODE_HOME,
         BUILD_USER,
         &lock.vouched_by,
+        &ctx.layout.user,
+        &ctx.layout.home,
+        crate::layout::GATEWAY_UNIT,
     ]);
     Ok(vec![Change::new(
         format!(
-            "install openclaw@{want} from its lock (sha256 {}, {} packages, {}) as {BUILD_USER}, no dependency scripts (now: {})",
+            "{}install openclaw@{want} from its lock (sha256 {}, {} packages, {}) as {BUILD_USER}, no dependency scripts (now: {})",
+            version_change(have.version.as_deref(), want),
             &lock.sha256[..12],
             lock.packages,
             lock.vouched_by,
@@ -49,6 +53,35 @@ pub async fn plan<H: Host>(
             stdin: Some(lock.text.as_bytes().to_vec()),
         }],
     )])
+}
+
+/// `upgrade OpenClaw A → B: ` (or downgrade, or nothing for a first install
+/// or the same version's tree): what a reader of `--check` needs first.
+fn version_change(have: Option<&str>, want: &str) -> String {
+    let Some(have) = have.filter(|h| !h.is_empty() && *h != want) else {
+        return String::new();
+    };
+    // Numeric parts compare as numbers (2026.10.1 > 2026.9.6); a
+    // pre-release suffix (`-beta.1`) sorts before its release.
+    let key = |v: &str| -> (Vec<u64>, bool) {
+        let (release, pre) = match v.split_once('-') {
+            Some((r, _)) => (r, true),
+            None => (v, false),
+        };
+        (
+            release
+                .split('.')
+                .map(|p| p.parse().unwrap_or(0))
+                .collect(),
+            !pre,
+        )
+    };
+    let word = if key(want) > key(have) {
+        "upgrade"
+    } else {
+        "downgrade (roll back)"
+    };
+    format!("{word} OpenClaw {have} → {want}: ")
 }
 
 /// What [`INSTALLED_TREE`] found.
@@ -103,7 +136,9 @@ const INSTALLED_TREE: &str = r#"cat -- "$1/.ocfo-tree" 2>/dev/null || {
 /// Installs the locked tree into a fresh folder and switches the prefix to
 /// it; any failure leaves the live install as it was. The lock is stdin.
 /// $1 the lock's SHA-256, $2 the version, $3 the prefix (a link to the
-/// tree), $4 Node's home, $5 the build user, $6 who vouches for the lock.
+/// tree), $4 Node's home, $5 the build user, $6 who vouches for the lock,
+/// $7-$9 the gateway's user, home and unit (whose environment the check
+/// runs in: its config path and include roots).
 ///
 /// - `npm ci` installs exactly the lock (a tarball whose sha512 differs is
 ///   refused), with no package's install scripts, as the build user, in an
@@ -115,11 +150,16 @@ const INSTALLED_TREE: &str = r#"cat -- "$1/.ocfo-tree" 2>/dev/null || {
 ///   (`chown -h`: no link is followed; no setuid, group or world write,
 ///   readable by all, whatever umask a PAM session gave the build), and
 ///   `/opt/openclaw` switches to it
-///   with one rename, like `/opt/node`. The tree a running gateway was
+///   with one rename, like `/opt/node`. Before that, the new build reads
+///   the node's data with OpenClaw's read-only `doctor --lint`: OpenClaw
+///   never reverses its database migrations and an older build refuses a
+///   newer schema at start ("cannot open your existing data"), so a
+///   rollback across a migration stops here, with the old tree serving,
+///   instead of leaving a gateway that cannot start. The tree a running gateway was
 ///   started from stays until the next install (Node loads its lazy
 ///   modules by their real path), older ones are removed.
 pub(crate) const INSTALL: &str = r#"set -eu
-want=$1 version=$2 prefix=$3 node=$4 builder=$5 vouched=$6
+want=$1 version=$2 prefix=$3 node=$4 builder=$5 vouched=$6 user=$7 home=$8 unit=$9
 umask 022
 parent=$(dirname -- "$prefix")
 tree="$parent/openclaw-$version-$(printf '%.12s' "$want")"
@@ -167,6 +207,21 @@ chown -R -h root:root -- "$new"
 chmod -R u-s,g-ws,o-w,a+rX -- "$new"
 ln -s -- ../lib/node_modules/.bin/openclaw "$new/bin/openclaw"
 test -x "$new/bin/openclaw"
+if id -u -- "$user" >/dev/null 2>&1 && [ -d "$home/.openclaw" ]; then
+  unit_env=$(systemctl show -p Environment --value -- "$unit" 2>/dev/null | tr ' ' '\n')
+  config=$(printf '%s\n' "$unit_env" | sed -n 's/^OPENCLAW_CONFIG_PATH=//p')
+  roots=$(printf '%s\n' "$unit_env" | sed -n 's/^OPENCLAW_INCLUDE_ROOTS=//p')
+  lint=$(cd / && timeout 120 runuser -u "$user" -- /usr/bin/env -i HOME="$home" \
+    OPENCLAW_CONFIG_PATH="${config:-$home/.openclaw/openclaw.json}" OPENCLAW_INCLUDE_ROOTS="$roots" \
+    PATH="$new/bin:$node/bin:/usr/bin:/bin" OPENCLAW_SKIP_GMAIL_WATCHER=1 \
+    "$new/bin/openclaw" doctor --lint --json 2>&1 || true)
+  case $lint in
+    *"cannot open your existing data"*|*"newer schema version"*)
+      why=$(printf '%s\n' "$lint" | sed -n 's/.*\(OpenClaw [a-z]* database [^ ]* uses newer schema version [0-9]*; this build supports [0-9]*\).*/\1/p' | head -n 3)
+      echo "openclaw@$version cannot open this node's data: ${why:-its doctor refused it}. OpenClaw does not reverse its database migrations: a rollback across one needs the backup taken before the upgrade, restored with the gateway stopped (docs/deploy.md, \"Upgrading and rolling back\"). Nothing was switched; this node keeps the OpenClaw it runs" >&2
+      exit 1 ;;
+  esac
+fi
 printf 'lock %s\nopenclaw %s\n' "$want" "$version" > "$new/.ocfo-tree"
 old=$(readlink -- "$prefix" 2>/dev/null || true)
 if [ "$old" = "$tree" ]; then
@@ -481,6 +536,27 @@ impl super::Module for ValidateArgs {
 
     fn check_reads(&self, ctx: &TaskContext<'_>) -> Vec<String> {
         vec![validate_inputs(ctx, "compare").render()]
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::version_change;
+
+    #[test]
+    fn an_upgrade_reads_as_one() {
+        assert_eq!(
+            version_change(Some("2026.9.5"), "2026.9.6"),
+            "upgrade OpenClaw 2026.9.5 → 2026.9.6: "
+        );
+        assert_eq!(
+            version_change(Some("2026.9.6"), "2026.9.5"),
+            "downgrade (roll back) OpenClaw 2026.9.6 → 2026.9.5: "
+        );
+        assert!(version_change(Some("2026.9.6"), "2026.10.1").starts_with("upgrade"));
+        assert!(version_change(Some("2026.9.1-beta.1"), "2026.9.1").starts_with("upgrade"));
+        assert_eq!(version_change(None, "2026.9.6"), "");
+        assert_eq!(version_change(Some("2026.9.6"), "2026.9.6"), "");
     }
 }
 

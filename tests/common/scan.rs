@@ -64,6 +64,18 @@ pub fn independent_scanners(lab: &TestLab, ssh_audit_policy: &str) {
             text(&out)
         );
     }
+    // OpenSSH 9.8+ (Debian 13) penalises a source whose connections never
+    // try to authenticate, which is what a scanner's are: sshd drops this
+    // machine's next connections for some seconds ("penalty: connections
+    // without attempting authentication"). ocfo keeps that default; the
+    // test waits it out instead.
+    for node in ["primary", "standby"] {
+        super::system::wait_for(
+            &format!("{node}'s sshd to let this machine in after ssh-audit"),
+            std::time::Duration::from_secs(180),
+            || lab.ssh(node, "true").status.success(),
+        );
+    }
 
     // systemd-analyze security: every unit at or under its goal.
     for (node, unit, goal) in UNIT_GOALS {
