@@ -63,12 +63,15 @@ impl<H: Host> StandbyHold<'_, H> {
             return Ok(());
         };
         let mut rx = done.subscribe();
-        let outcome = match tokio::time::timeout(STANDBY_RUN_WAIT, rx.wait_for(Option::is_some)).await {
-            Ok(Ok(seen)) => seen.clone(),
-            _ => None,
-        };
+        let outcome =
+            match tokio::time::timeout(STANDBY_RUN_WAIT, rx.wait_for(Option::is_some)).await {
+                Ok(Ok(seen)) => seen.clone(),
+                _ => None,
+            };
         match outcome {
-            None => Err(Stop::NoHandover("the standby's own run did not finish".into())),
+            None => Err(Stop::NoHandover(
+                "the standby's own run did not finish".into(),
+            )),
             Some(Err(why)) => Err(Stop::Upgrade(why)),
             Some(Ok(())) => Ok(()),
         }

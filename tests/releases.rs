@@ -7,16 +7,30 @@
 //! ssh-audit policy, and fails over and back in a drill with the chat world
 //! (the standby answers, the conversation travels both ways).
 //!
+//! The Ubuntu pair (the guide's) also proves an OpenClaw upgrade end to end:
+//! it is first deployed with 2026.9.5, then upgraded to 2026.9.6 while
+//! OpenClaw's own `/readyz` on both nodes is polled: some node serves at
+//! every moment, the conversation continues, both end on the new version
+//! and the standby steps down. A roll back to 2026.9.5 is refused before any
+//! change (OpenClaw 2026.9.6 migrated the databases past what 2026.9.5
+//! reads) with the pair serving on, and an unknown version is refused by
+//! validation; the next deploy converges.
+//!
 //! The two labs run one after the other (a lock): side by side on a small
 //! machine they would measure each other's load.
 
 mod common;
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::system::*;
 
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const OLD: &str = "2026.9.5";
+const NEW: &str = "2026.9.6";
 
 #[test]
 fn debian_13() {
@@ -25,20 +39,198 @@ fn debian_13() {
         "trixie",
         "Hardened Debian 13 (version 1)",
         "13",
+        false,
     );
 }
 
 #[test]
-fn ubuntu_24_04() {
+fn ubuntu_24_04_and_an_openclaw_upgrade() {
     release(
         "tests/releases.rs#noble",
         "noble",
         "Hardened Ubuntu Server 24.04 LTS (version 2)",
         "24.04",
+        true,
     );
 }
 
-fn release(key: &str, suite: &str, ssh_audit_policy: &str, version: &str) {
+/// The inventory with `openclaw.version` set to `v`.
+fn set_openclaw_version(lab: &TestLab, v: &str) {
+    let path = lab.inventory();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut done = false;
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("  version: 2026.") {
+                done = true;
+                format!("  version: {v}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(done, "no openclaw.version line in {path}");
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+}
+
+/// OpenClaw's own `/readyz` on each node, every 250 ms, until `stop`:
+/// `(primary ready, standby ready)` per sample. A node is ready when its
+/// channels run (the standby's are stopped while it watches).
+fn poll_serving(
+    lab: &TestLab,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(bool, bool)>> {
+    let token = std::fs::read_to_string(lab.path("secrets/gateway_token")).unwrap();
+    let addrs = [lab.address("primary"), lab.address("standby")];
+    std::thread::spawn(move || {
+        let ready = |addr: &str| {
+            // The token reaches curl on its stdin (a config line), never argv.
+            let mut child = std::process::Command::new("curl")
+                .args(["-s", "-m", "1", "-K", "-"])
+                .arg(format!("http://{addr}:18789/readyz"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("curl runs");
+            use std::io::Write;
+            let _ = writeln!(
+                child.stdin.take().unwrap(),
+                "header = \"Authorization: Bearer {}\"",
+                token.trim()
+            );
+            child
+                .wait_with_output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"ready\":true"))
+        };
+        let mut samples = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            samples.push((ready(&addrs[0]), ready(&addrs[1])));
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        samples
+    })
+}
+
+/// `ocfo deploy` while polling who serves: its output and the samples.
+fn deploy_polled(lab: &TestLab) -> (std::process::Output, Vec<(bool, bool)>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = poll_serving(lab, stop.clone());
+    let out = ocfo(&["deploy", &lab.inventory()]);
+    stop.store(true, Ordering::SeqCst);
+    (out, poller.join().unwrap())
+}
+
+fn assert_always_served(what: &str, samples: &[(bool, bool)], out: &str) {
+    assert!(
+        samples.len() > 20,
+        "{what}: too few samples ({})",
+        samples.len()
+    );
+    let none = samples.iter().filter(|(p, s)| !p && !s).count();
+    assert_eq!(
+        none,
+        0,
+        "{what}: {none} of {} samples had no node serving:\n{out}",
+        samples.len()
+    );
+}
+
+fn versions(lab: &TestLab) -> String {
+    ok(&["status", &lab.inventory()])
+        .lines()
+        .filter(|l| l.contains("versions"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// 2026.9.5 → 2026.9.6 with the chat world; the roll back and an unknown
+/// version refused; converged after.
+fn upgrade(lab: &TestLab) {
+    let inv = lab.inventory();
+    assert_eq!(versions(lab).matches(&format!("openclaw {OLD}")).count(), 2);
+    let word = format!("quince-{}", std::process::id());
+    lab.chat("primary", &format!("Remember the word {word}, please."));
+
+    set_openclaw_version(lab, NEW);
+    let check = ok(&["deploy", &inv, "--check"]);
+    assert_eq!(
+        check
+            .matches(&format!("upgrade OpenClaw {OLD} → {NEW}"))
+            .count(),
+        2,
+        "--check shows the upgrade as one on both nodes:\n{check}"
+    );
+    let (out, samples) = deploy_polled(lab);
+    let out_text = text(&out);
+    assert!(out.status.success(), "the upgrade failed:\n{out_text}");
+    assert_always_served("upgrade", &samples, &out_text);
+    assert!(
+        samples.iter().any(|(p, s)| *s && !p),
+        "the standby served alone while the primary restarted:\n{out_text}"
+    );
+    assert_eq!(versions(lab).matches(&format!("openclaw {NEW}")).count(), 2);
+    wait_for(
+        "the standby to step down after the upgrade",
+        Duration::from_secs(400),
+        || ok(&["status", &inv]).contains("(warm, watching, channels off)"),
+    );
+    let answer = lab.chat("primary", "Which word did I ask you to remember?");
+    assert!(
+        answer.contains(&word),
+        "the conversation continues:\n{answer}"
+    );
+    // Every promotion was the upgrade's own (a planned switchover), and the
+    // standby stepped down at the first try.
+    let promotions = lab.ssh_ok(
+        "standby",
+        "journalctl -u ocfo-monitor -o cat --no-pager | grep -E 'to=\"promoting\"|could not step down' || true",
+    );
+    assert!(
+        !promotions.is_empty()
+            && promotions
+                .lines()
+                .all(|l| l.contains("reason=\"planned switchover\"")),
+        "only the upgrade's planned switchover may promote the standby:\n{promotions}"
+    );
+
+    // The roll back: refused on the first node it reaches (the standby), so
+    // the primary is never touched and serves on.
+    set_openclaw_version(lab, OLD);
+    let (out, samples) = deploy_polled(lab);
+    let out_text = text(&out);
+    assert!(!out.status.success(), "{out_text}");
+    assert!(
+        out_text.contains(&format!("openclaw@{OLD} cannot open this node's data"))
+            && out_text.contains("upgrade stopped before the primary"),
+        "{out_text}"
+    );
+    assert!(
+        samples.iter().all(|(p, _)| *p),
+        "the primary served throughout the refused roll back:\n{out_text}"
+    );
+    assert_eq!(versions(lab).matches(&format!("openclaw {NEW}")).count(), 2);
+
+    // An unknown version: refused by validation, before any connection.
+    set_openclaw_version(lab, "2026.9.99");
+    let out = ocfo(&["deploy", &inv]);
+    let out_text = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        out_text.contains("2026.9.99") && out_text.contains("lockfile"),
+        "{out_text}"
+    );
+
+    set_openclaw_version(lab, NEW);
+    let settled = ok(&["deploy", &inv]);
+    assert!(
+        settled.contains("changed=0") && !settled.contains("changed=1"),
+        "back on {NEW}, nothing to change:\n{settled}"
+    );
+    assert!(ok(&["status", &inv]).contains("(warm, watching, channels off)"));
+}
+
+fn release(key: &str, suite: &str, ssh_audit_policy: &str, version: &str, upgrades: bool) {
     let _serial = ONE_LAB_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -51,6 +243,9 @@ fn release(key: &str, suite: &str, ssh_audit_policy: &str, version: &str) {
         "the lab's hosts run the release asked for"
     );
 
+    if upgrades {
+        set_openclaw_version(&lab, OLD);
+    }
     // A supported release deploys without --allow-unsupported-os.
     let first = ok(&["deploy", &inv]);
     assert!(!first.contains("not verified"), "{first}");
@@ -83,6 +278,10 @@ fn release(key: &str, suite: &str, ssh_audit_policy: &str, version: &str) {
     );
 
     common::scan::independent_scanners(&lab, ssh_audit_policy);
+
+    if upgrades {
+        upgrade(&lab);
+    }
 
     // The whole story: the standby answers, remembers the primary's
     // conversation, and gives the outage's back at failback.

@@ -69,10 +69,7 @@ fn version_change(have: Option<&str>, want: &str) -> String {
             None => (v, false),
         };
         (
-            release
-                .split('.')
-                .map(|p| p.parse().unwrap_or(0))
-                .collect(),
+            release.split('.').map(|p| p.parse().unwrap_or(0)).collect(),
             !pre,
         )
     };

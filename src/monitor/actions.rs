@@ -296,6 +296,22 @@ impl SystemActions {
         }
     }
 
+    /// The gateway's unit is inactive or failed (not merely restarting).
+    async fn gateway_down(&self) -> bool {
+        let state = run(
+            Command::new("systemctl").args([
+                "show",
+                "-p",
+                "ActiveState",
+                "--value",
+                &self.config.gateway.unit,
+            ]),
+            Duration::from_secs(10),
+        )
+        .await;
+        matches!(state.as_deref(), Ok("inactive" | "failed"))
+    }
+
     fn switches(&self) -> Result<&super::config::SwitchConfig, String> {
         self.config
             .switches
@@ -632,8 +648,16 @@ impl Actions for SystemActions {
             "channels.stop"
         };
         for ch in &sw.channels {
-            self.rpc(method, serde_json::json!({ "channel": ch }))
-                .await?;
+            if let Err(e) = self.rpc(method, serde_json::json!({ "channel": ch })).await {
+                // A gateway that is down serves no channel: stepping down
+                // must not wait for it (it would retry every probe, and the
+                // standby would never stop counting as serving).
+                if !on && self.gateway_down().await {
+                    tracing::warn!(channel = %ch, "the gateway is not running, so neither is its channel: counted as stopped ({e})");
+                    continue;
+                }
+                return Err(e);
+            }
         }
         if !on {
             self.take_back_tokens(sw)?;
