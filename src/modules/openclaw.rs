@@ -776,7 +776,8 @@ case "$*" in *"--cache=ROOT_TMPDIR"*) echo "the cache is under root's private TM
 644" ] || { echo "the build user cannot read the project" >&2; exit 4; }
 if grep -q tampered package-lock.json; then echo "npm error code EINTEGRITY" >&2; exit 1; fi
 mkdir -p node_modules/openclaw/scripts node_modules/.bin
-printf '#!/bin/sh\necho openclaw\n' > node_modules/openclaw/openclaw.mjs
+# OpenClaw's doctor, as an older build answers on newer data.
+printf '#!/bin/sh\n[ -e "$HOME/newer" ] && echo "This OpenClaw build cannot open your existing data. OpenClaw state database /h/s.sqlite uses newer schema version 18; this build supports 17. Refused"\necho openclaw\n' > node_modules/openclaw/openclaw.mjs
 chmod +x node_modules/openclaw/openclaw.mjs
 ln -s ../openclaw/openclaw.mjs node_modules/.bin/openclaw
 grep -q keep-marker package-lock.json && echo keep > node_modules/openclaw/scripts/keep
@@ -794,6 +795,9 @@ echo 1 > node_modules/openclaw/.openclaw-lifecycle-pending
         std::fs::create_dir_all(prefix.join("lib/node_modules/openclaw")).unwrap();
         let chown_log = d.join("chown.log");
         let path = format!("{}:/usr/bin:/bin", fakebin.display());
+        // The gateway's home, with data for the new build's doctor to read.
+        let home = d.join("gwhome");
+        std::fs::create_dir_all(home.join(".openclaw")).unwrap();
         let install = |lock: &str, want: &str| {
             let script = Script::new(INSTALL).args([
                 want,
@@ -802,6 +806,9 @@ echo 1 > node_modules/openclaw/.openclaw-lifecycle-pending
                 node.to_str().unwrap(),
                 "nobody",
                 "test",
+                "root",
+                home.to_str().unwrap(),
+                "ocfo-test-absent.service",
             ]);
             let script = format!(
                 "CHOWN_LOG='{}'; export CHOWN_LOG\nTMPDIR='{}'; ROOT_TMPDIR=$TMPDIR; export TMPDIR ROOT_TMPDIR\n{}",
@@ -884,6 +891,24 @@ echo 1 > node_modules/openclaw/.openclaw-lifecycle-pending
                 ["openclaw", tree.as_str(), "openclaw.ocfo-unlocked"]
             );
         }
+
+        // A build that cannot open the node's data (a roll back across
+        // OpenClaw's migrations) is refused before the switch.
+        std::fs::write(home.join("newer"), "").unwrap();
+        let older = "{\"older\": 1}\n";
+        let (ok, err) = install(older, &crate::sha256_hex(older.as_bytes()));
+        assert!(!ok);
+        assert!(
+            err.contains("openclaw@2026.9.6 cannot open this node's data: OpenClaw state database /h/s.sqlite uses newer schema version 18; this build supports 17.")
+                && err.contains("Nothing was switched"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_link(&prefix).unwrap(), opt.join(&tree));
+        assert_eq!(
+            listing(),
+            ["openclaw", tree.as_str(), "openclaw.ocfo-unlocked"]
+        );
+        std::fs::remove_file(home.join("newer")).unwrap();
 
         // The next good install keeps the one before and removes the unlocked one.
         let next = "{\"good\": 3}\n";
