@@ -136,6 +136,11 @@ fn assert_always_served(what: &str, samples: &[(bool, bool)], out: &str) {
     );
 }
 
+/// A deploy's output that changed nothing on either node.
+fn assert_converged(out: &str, what: &str) {
+    assert!(out.matches("changed=0 ").count() == 2, "{what}:\n{out}");
+}
+
 fn versions(lab: &TestLab) -> String {
     ok(&["status", &lab.inventory()])
         .lines()
@@ -223,9 +228,9 @@ fn upgrade(lab: &TestLab) {
 
     set_openclaw_version(lab, NEW);
     let settled = ok(&["deploy", &inv]);
-    assert!(
-        settled.contains("changed=0") && !settled.contains("changed=1"),
-        "back on {NEW}, nothing to change:\n{settled}"
+    assert_converged(
+        &settled,
+        "back on the new version, a deploy changes nothing",
     );
     assert!(ok(&["status", &inv]).contains("(warm, watching, channels off)"));
 }
@@ -250,10 +255,7 @@ fn release(key: &str, suite: &str, ssh_audit_policy: &str, version: &str, upgrad
     let first = ok(&["deploy", &inv]);
     assert!(!first.contains("not verified"), "{first}");
     let again = ok(&["deploy", &inv]);
-    assert!(
-        again.contains("changed=0") && !again.contains("changed=1"),
-        "a second deploy must change nothing:\n{again}"
-    );
+    assert_converged(&again, "a second deploy must change nothing");
 
     // Drift: the sshd drop-in gone on both hosts, the monitor stopped.
     for node in ["primary", "standby"] {
@@ -272,10 +274,7 @@ fn release(key: &str, suite: &str, ssh_audit_policy: &str, version: &str, upgrad
         "active"
     );
     let settled = ok(&["deploy", &inv]);
-    assert!(
-        settled.contains("changed=0") && !settled.contains("changed=1"),
-        "after the repair a deploy changes nothing:\n{settled}"
-    );
+    assert_converged(&settled, "after the repair a deploy changes nothing");
 
     common::scan::independent_scanners(&lab, ssh_audit_policy);
 
