@@ -158,7 +158,8 @@ fn upgrade(lab: &TestLab) {
     lab.chat("primary", &format!("Remember the word {word}, please."));
 
     set_openclaw_version(lab, NEW);
-    let check = ok(&["deploy", &inv, "--check"]);
+    // `--check` exits 2 when changes are pending.
+    let check = text(&ocfo(&["deploy", &inv, "--check"]));
     assert_eq!(
         check
             .matches(&format!("upgrade OpenClaw {OLD} → {NEW}"))
