@@ -248,6 +248,11 @@ fn release(key: &str, suite: &str, ssh_audit_policy: &str, version: &str, upgrad
         version,
         "the lab's hosts run the release asked for"
     );
+    let status = ok(&["lab", "status", "--name", &lab.name, "--json"]);
+    assert!(
+        status.contains(&format!("\"suite\": \"{suite}\"")),
+        "{status}"
+    );
 
     if upgrades {
         set_openclaw_version(&lab, OLD);

@@ -143,9 +143,10 @@ pub fn run(args: LabArgs, out: OutputSettings) -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
             } else {
                 println!(
-                    "lab `{}` ({}), inventory {}",
+                    "lab `{}` ({}, {}), inventory {}",
                     s.name,
                     s.subnet,
+                    s.suite.release(),
                     s.inventory.display()
                 );
                 for h in &s.hosts {

@@ -462,6 +462,8 @@ pub struct Status {
     pub hosts: Vec<HostStatus>,
     pub cuts: Vec<(String, String)>,
     pub standby_channel: StandbyChannel,
+    /// The hosts' release.
+    pub suite: Suite,
     /// The chat world's bots, when it runs.
     pub world: Option<Vec<world::state::BotStatus>>,
 }
@@ -487,6 +489,7 @@ pub fn status(name: &str) -> Result<Status, LabError> {
         cuts: net::cuts(&lab),
         hosts,
         standby_channel: lab.standby_channel,
+        suite: lab.suite,
         world: world::is_running(&lab)
             .then(|| world::block_on(world::client::WorldClient::for_lab(&lab).status()).ok())
             .flatten()
