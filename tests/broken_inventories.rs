@@ -359,7 +359,7 @@ const CASES: &[Case] = &[
         "OpenClaw version ocfo ships no lock for, no openclaw.lockfile",
         "  version: 2026.9.6",
         "  version: 2026.9.7",
-        "openclaw.version: ocfo ships the npm lock of OpenClaw 2026.9.6 only: for 2026.9.7, set openclaw.lockfile",
+        "openclaw.version: ocfo ships npm locks for OpenClaw 2026.9.5, 2026.9.6 only: for 2026.9.7, set openclaw.lockfile",
     ),
     Case {
         line_offset: 1,

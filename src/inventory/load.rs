@@ -790,7 +790,7 @@ fn openclaw_lock(
             "openclaw.version",
             f.get("version").map_or(node.loc, |n| n.loc),
             format!(
-                "ocfo ships the npm lock of OpenClaw {} only: for {version}, set openclaw.lockfile to a package-lock.json whose project depends on exactly openclaw {version}, every package with `resolved` and `integrity` (how to make one: docs/deploy.md)",
+                "ocfo ships npm locks for OpenClaw {} only: for {version}, set openclaw.lockfile to a package-lock.json whose project depends on exactly openclaw {version}, every package with `resolved` and `integrity` (how to make one: docs/deploy.md)",
                 locks::shipped_versions().join(", ")
             ),
         );
