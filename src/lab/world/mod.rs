@@ -280,17 +280,37 @@ fn start_world(lab: &LabState) -> Result<(), LabError> {
         stop(lab);
     }
     let log = log_path(lab);
-    let script = format!(
-        "setsid {} lab world --name {} </dev/null >>{} 2>&1 & echo $!",
-        crate::shell::quote(&exe.display().to_string()),
-        crate::shell::quote(&lab.name),
-        crate::shell::quote(&log.display().to_string())
-    );
-    let out = super::sys::sh(&["sh", "-c", &script])?;
-    let pid: u32 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .map_err(|_| other("could not start the chat world"))?;
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| other(format!("cannot open {}: {e}", log.display())))?;
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args(["lab", "world", "--name", &lab.name])
+        .stdin(std::process::Stdio::null())
+        .stdout(
+            log_file
+                .try_clone()
+                .map_err(|e| other(format!("cannot open {}: {e}", log.display())))?,
+        )
+        .stderr(log_file);
+    // Its own session, so it outlives `lab up` and the terminal that ran
+    // it; spawned directly (not through a shell) so that a world that dies
+    // at once says how: its exit status is ours to read until we let go.
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| other(format!("could not start the chat world: {e}")))?;
+    let pid = child.id();
     let process = Process {
         pid,
         exe_mtime: exe_mtime(&exe),
@@ -301,11 +321,13 @@ fn start_world(lab: &LabState) -> Result<(), LabError> {
         .map_err(|e| other(e.to_string()))?;
     let socket = socket_path(lab);
     let start = std::time::Instant::now();
+    let mut exited = None;
     while start.elapsed() < Duration::from_secs(15) {
         if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
             return Ok(());
         }
-        if running(lab).is_none() {
+        if let Ok(Some(status)) = child.try_wait() {
+            exited = Some(status);
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -313,8 +335,12 @@ fn start_world(lab: &LabState) -> Result<(), LabError> {
     // `lab down` removes the log with the lab: what it said goes in the error.
     let said = std::fs::read(&log).unwrap_or_default();
     let tail = String::from_utf8_lossy(&said[said.len().saturating_sub(2048)..]).into_owned();
+    let how = match exited {
+        Some(status) => format!("it exited at once ({status})"),
+        None => "its control socket did not answer within 15 s".to_string(),
+    };
     Err(other(format!(
-        "the chat world did not start; its log ({}) ends with:\n{}",
+        "the chat world did not start ({how}); its log ({}) ends with:\n{}",
         log.display(),
         crate::terminal::escape_lines(tail.trim())
     )))
