@@ -150,7 +150,8 @@ const INSTALLED_TREE: &str = r#"cat -- "$1/.ocfo-tree" 2>/dev/null || {
 ///   with one rename, like `/opt/node`. Before that, the new build reads
 ///   the node's data with OpenClaw's read-only `doctor --lint`: OpenClaw
 ///   never reverses its database migrations and an older build refuses a
-///   newer schema at start ("cannot open your existing data"), so a
+///   newer schema at start ("cannot open your existing data"; its answer
+///   is read bounded: 120 s, 64 KiB), so a
 ///   rollback across a migration stops here, with the old tree serving,
 ///   instead of leaving a gateway that cannot start. The tree a running gateway was
 ///   started from stays until the next install (Node loads its lazy
@@ -211,7 +212,7 @@ if id -u -- "$user" >/dev/null 2>&1 && [ -d "$home/.openclaw" ]; then
   lint=$(cd / && timeout 120 runuser -u "$user" -- /usr/bin/env -i HOME="$home" \
     OPENCLAW_CONFIG_PATH="${config:-$home/.openclaw/openclaw.json}" OPENCLAW_INCLUDE_ROOTS="$roots" \
     PATH="$new/bin:$node/bin:/usr/bin:/bin" OPENCLAW_SKIP_GMAIL_WATCHER=1 \
-    "$new/bin/openclaw" doctor --lint --json 2>&1 || true)
+    "$new/bin/openclaw" doctor --lint --json 2>&1 | head -c 65536 || true)
   case $lint in
     *"cannot open your existing data"*|*"newer schema version"*)
       why=$(printf '%s\n' "$lint" | sed -n 's/.*\(OpenClaw [a-z]* database [^ ]* uses newer schema version [0-9]*; this build supports [0-9]*\).*/\1/p' | head -n 3)
