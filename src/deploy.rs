@@ -53,7 +53,7 @@ where
         Err(e) => {
             // An embedded playbook that does not load is a bug the tests catch;
             // still, report it per host rather than panic.
-            return selected(opts)
+            return selected(inv, opts)
                 .map(|r| {
                     let mut rep = HostReport::new(r, &inv.node(r).host);
                     rep.error = Some(e.to_string());
@@ -64,25 +64,28 @@ where
     };
     let redactor = secrets.redactor();
     let layout = Layout::new(&inv.openclaw.user);
-    let nodes: Vec<Role> = selected(opts).collect();
+    let nodes: Vec<Role> = selected(inv, opts).collect();
     // The standby is connected also for a primary-only run: its monitor is
     // held while the primary's gateway restarts.
     let needs_standby = !opts.run.check && nodes.contains(&Role::Primary);
-    let (primary, standby) = futures::future::join(
-        async {
-            if nodes.contains(&Role::Primary) {
-                Some(connect(Role::Primary).await)
-            } else {
-                None
+    // A chain's standby2 needs no hold: while the primary restarts, the
+    // standby it watches too is alive, so it waits.
+    let connect_if = |role: Role, wanted: bool| {
+        let connecting = wanted.then(|| connect(role));
+        async move {
+            match connecting {
+                Some(c) => Some(c.await),
+                None => None,
             }
-        },
-        async {
-            if nodes.contains(&Role::Standby) || needs_standby {
-                Some(connect(Role::Standby).await)
-            } else {
-                None
-            }
-        },
+        }
+    };
+    let (primary, standby, standby2) = futures::future::join3(
+        connect_if(Role::Primary, nodes.contains(&Role::Primary)),
+        connect_if(
+            Role::Standby,
+            nodes.contains(&Role::Standby) || needs_standby,
+        ),
+        connect_if(Role::Standby2, nodes.contains(&Role::Standby2)),
     )
     .await;
     let by = who();
@@ -108,7 +111,7 @@ where
         who: by.clone(),
         gate: match role {
             Role::Primary => gate.as_ref().map(|g| g as &dyn RestartGate),
-            Role::Standby => None,
+            Role::Standby | Role::Standby2 => None,
         },
         allow_unsupported_os: opts.run.allow_unsupported_os,
     };
@@ -120,6 +123,7 @@ where
         let host = match role {
             Role::Primary => primary.as_ref(),
             Role::Standby => standby.as_ref(),
+            Role::Standby2 => standby2.as_ref(),
         };
         let node = NodeRun {
             inv,
@@ -130,7 +134,7 @@ where
             runner: runner(role),
             unheld: match role {
                 Role::Primary => standby_error.clone(),
-                Role::Standby => None,
+                Role::Standby | Role::Standby2 => None,
             },
         };
         let done = &standby_done;
@@ -226,8 +230,8 @@ impl NodeRun<'_> {
     }
 }
 
-fn selected(opts: &DeployOptions) -> impl Iterator<Item = Role> + '_ {
-    Role::ALL
+fn selected<'a>(inv: &Inventory, opts: &'a DeployOptions) -> impl Iterator<Item = Role> + 'a {
+    inv.roles()
         .into_iter()
         .filter(move |r| opts.limit.is_none_or(|l| l == *r))
 }

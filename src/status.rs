@@ -124,13 +124,13 @@ pub async fn node_status<H: Host>(
     s.node_version = get("node");
     s.ocfo_version = get("ocfo").trim_start_matches("ocfo ").to_string();
     s.last_deploy = get("last_deploy");
-    if role == Role::Standby {
+    if role.is_standby() {
         s.monitor_active = Some(get("monitor_active"));
         s.monitor = parse_state(state);
     }
     s.role = match role {
         Role::Primary => "primary".into(),
-        Role::Standby => match (&s.monitor, s.monitor_active.as_deref()) {
+        Role::Standby | Role::Standby2 => match (&s.monitor, s.monitor_active.as_deref()) {
             (Some(m), Some("active")) => {
                 let mut tags = vec![m.standby.clone(), m.role.as_str().to_string()];
                 if m.standby == "warm" {

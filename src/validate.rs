@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::diagnostics::Diagnostic;
-use crate::inventory::{self, Inventory, LoadOptions, Loaded, Role, Secrets};
+use crate::inventory::{self, Inventory, LoadOptions, Loaded, Secrets};
 use crate::render::{render_node, user_files, RenderError, SecretMode};
 
 /// The checks the inventory cannot make by itself.
@@ -57,7 +57,7 @@ fn check_user_files(inv: &Inventory, secrets: &Secrets, out: &mut Vec<Diagnostic
     let Some(ut) = &inv.tasks else {
         return;
     };
-    for role in Role::ALL {
+    for role in inv.roles() {
         // The whole node, secrets redacted: what the operator's files may
         // not replace, and (when resolved) the values they may not hold.
         if let Err(e @ RenderError::UserFile { .. }) =

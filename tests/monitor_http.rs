@@ -215,6 +215,45 @@ async fn the_primary_is_down_only_when_every_path_fails() {
     assert!(!r.ok);
 }
 
+/// A chain's standby2 probes the primary's `/readyz` and the standby's
+/// `/healthz` at once: a dead primary while the standby lives is nothing
+/// for it to act on; both dead is the primary's own failure, definitive
+/// (refused) as it was.
+#[tokio::test]
+async fn a_later_standby_waits_while_a_standby_before_it_lives() {
+    use ocfo::monitor::daemon::{HttpProber, Prober};
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{dead_port}");
+    let (standby, seen) = server(|_, _| Some(response("200 OK", r#"{"ok":true}"#))).await;
+    let prober = |before: &str| HttpProber {
+        urls: vec![format!("{dead}/readyz")],
+        mode: ProbeMode::Readyz,
+        timeout: T,
+        token: Some("the-token-of-the-gateway".into()),
+        channels: vec!["telegram".into()],
+        standbys_before: vec![format!("{before}/healthz")],
+    };
+    let r = prober(&standby).probe().await;
+    assert!(r.ok, "{r:?}");
+    assert!(
+        r.detail.contains("a standby before this one lives"),
+        "{r:?}"
+    );
+    let req = seen.lock().unwrap()[0].clone();
+    assert!(req.starts_with("GET /healthz HTTP/1.1\r\n"), "{req}");
+    assert!(
+        !req.contains("the-token-of-the-gateway"),
+        "the standby's liveness needs no token: {req}"
+    );
+    let r = prober(&dead).probe().await;
+    assert!(!r.ok && r.definitive, "{r:?}");
+    assert!(r.detail.to_lowercase().contains("refused"), "{r:?}");
+}
+
 #[tokio::test]
 async fn webhook_posts_discord_and_slack_fields_and_retries() {
     // The first attempt fails with 500; the retry succeeds.

@@ -25,7 +25,7 @@ pub struct DeployArgs {
     #[arg(long)]
     pub diff: bool,
     /// Only this node.
-    #[arg(long, value_parser = ["primary", "standby"])]
+    #[arg(long, value_parser = ["primary", "standby", "standby2"])]
     pub limit: Option<String>,
     /// Only tasks with one of these tags (comma-separated).
     #[arg(long, value_delimiter = ',')]
@@ -99,13 +99,7 @@ pub fn run(args: DeployArgs, out: OutputSettings) -> ExitCode {
             monitor_fetch: args.monitor_fetch,
             allow_unsupported_os: args.allow_unsupported_os,
         },
-        limit: args.limit.as_deref().map(|l| {
-            if l == "primary" {
-                Role::Primary
-            } else {
-                Role::Standby
-            }
-        }),
+        limit: args.limit.as_deref().and_then(Role::parse),
         tags: TagFilter {
             only: args.tags.clone(),
             skip: args.skip_tags.clone(),
@@ -114,7 +108,15 @@ pub fn run(args: DeployArgs, out: OutputSettings) -> ExitCode {
     let Some(runtime) = super::runtime() else {
         return ExitCode::FAILURE;
     };
-    let nodes: Vec<String> = Role::ALL
+    if opts.limit.is_some_and(|l| !inv.roles().contains(&l)) {
+        eprintln!(
+            "error: --limit standby2: {} has no `nodes.standby2`",
+            args.inventory.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let nodes: Vec<String> = inv
+        .roles()
         .iter()
         .filter(|r| opts.limit.is_none_or(|l| l == **r))
         .map(|r| r.to_string())

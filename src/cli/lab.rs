@@ -18,7 +18,7 @@ pub struct LabArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
-    /// Boot (or repair) the lab's two hosts and write its inventory.
+    /// Boot (or repair) the lab's hosts and write its inventory.
     Up {
         /// Where to write the inventory, SSH key and known_hosts (default: /var/lib/ocfo/lab/NAME).
         #[arg(long)]
@@ -41,6 +41,10 @@ pub enum LabCommand {
         /// guide's); chosen when the lab is created (default bookworm).
         #[arg(long, value_enum)]
         suite: Option<lab::Suite>,
+        /// 2 hosts (primary, standby) or 3 (a chain: standby2 serves when
+        /// both others are down); chosen when the lab is created (default 2).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
+        nodes: Option<u8>,
     },
     /// Hosts, addresses, running or not.
     Status {
@@ -68,7 +72,7 @@ pub enum LabCommand {
     Cut { a: String, b: String },
     /// Write to a node's bot as the lab's allowlisted user and print its answer.
     Chat {
-        /// Whose bot: the primary's or the standby's.
+        /// Whose bot: the primary's, the standby's (or standby2's).
         #[arg(long, default_value = "primary")]
         to: String,
         /// How long to wait for the answer (e.g. 30s, 2m).
@@ -104,6 +108,7 @@ pub fn run(args: LabArgs, out: OutputSettings) -> ExitCode {
             standby_channel,
             memory_max,
             suite,
+            nodes,
         } => {
             let opts = lab::UpOptions {
                 name: name.to_string(),
@@ -113,6 +118,7 @@ pub fn run(args: LabArgs, out: OutputSettings) -> ExitCode {
                 standby_channel,
                 memory_max,
                 suite,
+                nodes: nodes.map(usize::from),
             };
             lab::up(&opts).map(|r| {
                 if !out.quiet {

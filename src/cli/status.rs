@@ -27,7 +27,7 @@ pub async fn gather(inv: &ocfo::inventory::Inventory) -> Vec<NodeStatus> {
             Err(e) => node_status::<ocfo::ssh::HostSession>(inv, role, Err(e)).await,
         }
     };
-    futures::future::join_all(Role::ALL.map(one)).await
+    futures::future::join_all(inv.roles().into_iter().map(one)).await
 }
 
 pub fn print(nodes: &[NodeStatus]) {

@@ -294,26 +294,32 @@ fn decode(
         )
         .map(Some),
     };
-    if let (Some((primary, standby)), Some(channels)) = (&nodes, &channels) {
-        rules::check_channel_ownership(d, primary, standby, channels);
+    if let (Some(nodes), Some(channels)) = (&nodes, &channels) {
+        rules::check_channel_ownership(d, nodes, channels);
     }
-    if let (Some((_, standby)), Some(channels), Some(m)) = (&nodes, &channels, &monitor) {
-        rules::check_announce(d, &m.announce, standby, channels);
+    if let (Some(nodes), Some(channels), Some(m)) = (&nodes, &channels, &monitor) {
+        rules::check_announce(d, &m.announce, &nodes[1..], channels);
     }
-    if let Some((primary, standby)) = &nodes {
-        rules::check_nodes_distinct(d, primary, standby);
+    if let Some(nodes) = &nodes {
+        rules::check_nodes_distinct(d, nodes);
         if let Some(net) = &network {
-            rules::check_network(d, primary, standby, net, openclaw.as_ref());
+            rules::check_network(d, nodes, net, openclaw.as_ref());
         }
     }
 
     let inventory = (|| {
-        let (primary, standby) = nodes?;
+        let mut nodes = nodes?.into_iter();
+        let (primary, standby, standby2) = (nodes.next()?, nodes.next()?, nodes.next());
+        let standby2 = match standby2 {
+            Some(n) => Some(n.spec?),
+            None => None,
+        };
         Some(Inventory {
             file: file.to_path_buf(),
             name: name?,
             primary: primary.spec?,
             standby: standby.spec?,
+            standby2,
             network: network?,
             node: node?,
             openclaw: openclaw?,
@@ -436,15 +442,21 @@ pub(super) struct DecodedNode {
     pub address_loc: Location,
 }
 
-fn nodes(d: &mut Decoder, node: &Node, ssh: &SshSettings) -> Option<(DecodedNode, DecodedNode)> {
-    let f = d.fields(node, "nodes", &["primary", "standby"])?;
+/// The nodes in priority order: the primary, the standby and, for a chain
+/// of three, `standby2`.
+fn nodes(d: &mut Decoder, node: &Node, ssh: &SshSettings) -> Option<Vec<DecodedNode>> {
+    let f = d.fields(node, "nodes", &["primary", "standby", "standby2"])?;
     let primary = d
         .required(&f, "primary")
         .and_then(|n| one_node(d, n, Role::Primary, ssh));
     let standby = d
         .required(&f, "standby")
         .and_then(|n| one_node(d, n, Role::Standby, ssh));
-    Some((primary?, standby?))
+    let standby2 = match f.get("standby2") {
+        Some(n) => Some(one_node(d, n, Role::Standby2, ssh)?),
+        None => None,
+    };
+    Some([primary?, standby?].into_iter().chain(standby2).collect())
 }
 
 fn one_node(d: &mut Decoder, node: &Node, role: Role, ssh: &SshSettings) -> Option<DecodedNode> {

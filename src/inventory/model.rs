@@ -24,6 +24,9 @@ pub struct Inventory {
     pub name: String,
     pub primary: NodeSpec,
     pub standby: NodeSpec,
+    /// The chain's last node (`nodes.standby2`): it serves only when the
+    /// primary and the standby are both down, as it sees them.
+    pub standby2: Option<NodeSpec>,
     pub network: Network,
     pub node: NodeJs,
     pub openclaw: OpenClaw,
@@ -37,14 +40,26 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    pub fn nodes(&self) -> [&NodeSpec; 2] {
+    /// Every node, in priority order.
+    pub fn nodes(&self) -> Vec<&NodeSpec> {
         [&self.primary, &self.standby]
+            .into_iter()
+            .chain(self.standby2.as_ref())
+            .collect()
     }
 
+    /// The inventory's roles, in priority order.
+    pub fn roles(&self) -> Vec<Role> {
+        self.nodes().iter().map(|n| n.role).collect()
+    }
+
+    /// The node of `role`; a role the inventory lacks (`standby2` of a pair)
+    /// reads as the standby: callers take roles from `roles()`.
     pub fn node(&self, role: Role) -> &NodeSpec {
         match role {
             Role::Primary => &self.primary,
             Role::Standby => &self.standby,
+            Role::Standby2 => self.standby2.as_ref().unwrap_or(&self.standby),
         }
     }
 
@@ -68,16 +83,37 @@ impl Inventory {
 pub enum Role {
     Primary,
     Standby,
+    /// The third node of a chain: a standby behind the standby.
+    Standby2,
 }
 
 impl Role {
-    pub const ALL: [Role; 2] = [Role::Primary, Role::Standby];
+    pub const ALL: [Role; 3] = [Role::Primary, Role::Standby, Role::Standby2];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Primary => "primary",
             Role::Standby => "standby",
+            Role::Standby2 => "standby2",
         }
+    }
+
+    /// Runs the monitor and serves only when the nodes before it are down.
+    pub fn is_standby(self) -> bool {
+        self != Role::Primary
+    }
+
+    /// The standbys before this node in the chain: alive, they take over
+    /// before it does.
+    pub fn standbys_before(self) -> &'static [Role] {
+        match self {
+            Role::Primary | Role::Standby => &[],
+            Role::Standby2 => &[Role::Standby],
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 

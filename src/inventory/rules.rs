@@ -7,15 +7,15 @@ use crate::diagnostics::{did_you_mean, Diagnostic, Location};
 
 use super::decode::Decoder;
 use super::load::{DecodedNode, Secrets};
-use super::model::{key_looks_secret, Bind, Channel, Network, OpenClaw, Role, Secret, Value};
+use super::model::{key_looks_secret, Bind, Channel, Network, OpenClaw, Secret, Value};
 
+/// `nodes` in priority order, the primary first.
 pub(super) fn check_channel_ownership(
     d: &mut Decoder,
-    primary: &DecodedNode,
-    standby: &DecodedNode,
+    nodes: &[DecodedNode],
     channels: &IndexMap<String, Channel>,
 ) {
-    for node in [primary, standby] {
+    for node in nodes {
         let path = format!("nodes.{}.channels", node.role);
         for (i, name) in node.channels.iter().enumerate() {
             let loc = node.channel_locs.get(i).copied().unwrap_or(node.loc);
@@ -38,11 +38,8 @@ pub(super) fn check_channel_ownership(
         }
     }
     for (name, channel) in channels {
-        let owners: Vec<Role> = [primary, standby]
-            .iter()
-            .filter(|n| n.channels.contains(name))
-            .map(|n| n.role)
-            .collect();
+        let owners: Vec<&DecodedNode> =
+            nodes.iter().filter(|n| n.channels.contains(name)).collect();
         let path = format!("channels.{name}");
         match owners.as_slice() {
             [] => d.diagnostics.push(
@@ -50,26 +47,27 @@ pub(super) fn check_channel_ownership(
                     .at(path, Some(channel.loc))
                     .hint("add it to `nodes.primary.channels` or `nodes.standby.channels`"),
             ),
-            [_, _] => d.diagnostics.push(
-                Diagnostic::error(format!(
-                    "channel `{name}` is owned by both nodes: both gateways would answer on it (duplicate replies, token conflicts)"
-                ))
-                .at(
-                    format!("nodes.standby.channels[{}]", standby.channels.iter().position(|c| c == name).unwrap_or(0)),
-                    standby
-                        .channels
-                        .iter()
-                        .position(|c| c == name)
-                        .and_then(|i| standby.channel_locs.get(i).copied())
-                        .or(Some(channel.loc)),
+            [_] => {}
+            [.., later] => {
+                let at = later.channels.iter().position(|c| c == name).unwrap_or(0);
+                d.diagnostics.push(
+                    Diagnostic::error(format!(
+                        "channel `{name}` is owned by {}: both gateways would answer on it (duplicate replies, token conflicts)",
+                        if nodes.len() == 2 { "both nodes".to_string() } else {
+                            owners.iter().map(|n| n.role.as_str()).collect::<Vec<_>>().join(" and ")
+                        }
+                    ))
+                    .at(
+                        format!("nodes.{}.channels[{at}]", later.role),
+                        later.channel_locs.get(at).copied().or(Some(channel.loc)),
+                    )
+                    .hint("give each node its own channel: a second bot of the same platform is a named entry with `type`, e.g. `rescue-bot: {type: telegram, botToken: ...}`"),
                 )
-                .hint("give each node its own channel: a second bot of the same platform is a named entry with `type`, e.g. `rescue-bot: {type: telegram, botToken: ...}`"),
-            ),
-            _ => {}
+            }
         }
     }
     // OpenClaw configures one block per platform on a node (`channels.telegram`).
-    for node in [primary, standby] {
+    for node in nodes {
         for (i, name) in node.channels.iter().enumerate() {
             let Some(kind) = channels.get(name).map(|c| c.kind.as_str()) else {
                 continue;
@@ -92,11 +90,15 @@ pub(super) fn check_channel_ownership(
             }
         }
     }
-    if standby.channels.is_empty() {
+    let (primary, standbys) = match nodes {
+        [primary, standbys @ ..] => (primary, standbys),
+        [] => return,
+    };
+    for standby in standbys.iter().filter(|n| n.channels.is_empty()) {
         d.diagnostics.push(
-            Diagnostic::error("the standby owns no channel, so nobody could reach the assistant during a failover")
-                .at("nodes.standby.channels", Some(standby.channels_loc))
-                .hint("give the standby its own channel with its own bot token, e.g. `channels: [discord]`, or a second Telegram bot as a named entry `rescue-bot: {type: telegram, ...}`"),
+            Diagnostic::error(format!("the {} owns no channel, so nobody could reach the assistant during a failover", standby.role))
+                .at(format!("nodes.{}.channels", standby.role), Some(standby.channels_loc))
+                .hint(format!("give the {} its own channel with its own bot token, e.g. `channels: [discord]`, or a second Telegram bot as a named entry `rescue-bot: {{type: telegram, ...}}`", standby.role)),
         );
     }
     if primary.channels.is_empty() {
@@ -106,7 +108,7 @@ pub(super) fn check_channel_ownership(
             "the primary owns no channel",
         );
     }
-    for name in &standby.channels {
+    for name in standbys.iter().flat_map(|n| &n.channels) {
         let Some(channel) = channels.get(name) else {
             continue;
         };
@@ -124,22 +126,39 @@ pub(super) fn check_channel_ownership(
     }
 }
 
-pub(super) fn check_nodes_distinct(d: &mut Decoder, primary: &DecodedNode, standby: &DecodedNode) {
-    if let (Some(p), Some(s)) = (&primary.host, &standby.host) {
-        if p.eq_ignore_ascii_case(s) && primary.port == standby.port {
-            d.error(
-                "nodes.standby.host",
-                standby.host_loc,
-                format!("the standby's host is the primary's (`{s}`): a failover pair needs two machines"),
-            );
-        }
+pub(super) fn check_nodes_distinct(d: &mut Decoder, nodes: &[DecodedNode]) {
+    let need = if nodes.len() == 2 {
+        "a failover pair needs two machines"
+    } else {
+        "each node of the chain needs its own machine"
+    };
+    for (i, node) in nodes.iter().enumerate() {
+        let Some(earlier) = nodes[..i].iter().find(|e| {
+            matches!((&e.host, &node.host), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
+                && e.port == node.port
+        }) else {
+            continue;
+        };
+        d.error(
+            &format!("nodes.{}.host", node.role),
+            node.host_loc,
+            format!(
+                "the {}'s host is the {}'s (`{}`): {need}",
+                node.role,
+                earlier.role,
+                node.host.as_deref().unwrap_or_default()
+            ),
+        );
     }
-    if let (Some(p), Some(s)) = (primary.private_address, standby.private_address) {
-        if p == s {
+    for (i, node) in nodes.iter().enumerate() {
+        let Some(s) = node.private_address else {
+            continue;
+        };
+        if let Some(earlier) = nodes[..i].iter().find(|e| e.private_address == Some(s)) {
             d.error(
-                "nodes.standby.private_address",
-                standby.address_loc,
-                format!("{s} is also the primary's private address"),
+                &format!("nodes.{}.private_address", node.role),
+                node.address_loc,
+                format!("{s} is also the {}'s private address", earlier.role),
             );
         }
     }
@@ -147,12 +166,11 @@ pub(super) fn check_nodes_distinct(d: &mut Decoder, primary: &DecodedNode, stand
 
 pub(super) fn check_network(
     d: &mut Decoder,
-    primary: &DecodedNode,
-    standby: &DecodedNode,
+    nodes: &[DecodedNode],
     net: &Network,
     openclaw: Option<&OpenClaw>,
 ) {
-    for node in [primary, standby] {
+    for node in nodes {
         let Some(address) = node.private_address else {
             continue;
         };
@@ -277,19 +295,22 @@ fn collect_credentials<'a>(
     }
 }
 
-/// `monitor.announce` names only allowlisted DM users of the standby's own
+/// `monitor.announce` names only allowlisted DM users of the standbys' own
 /// channels: never a group, never someone its allowlist would not admit.
 pub(super) fn check_announce(
     d: &mut Decoder,
     announce: &super::announce::Announce,
-    standby: &DecodedNode,
+    standbys: &[DecodedNode],
     channels: &IndexMap<String, Channel>,
 ) {
     use super::announce::{allow_from, dm_target, has_allowlist, recipients};
-    let loc = announce.loc.unwrap_or(standby.loc);
-    let own: Vec<&Channel> = standby
-        .channels
+    let Some(first) = standbys.first() else {
+        return;
+    };
+    let loc = announce.loc.unwrap_or(first.loc);
+    let own: Vec<&Channel> = standbys
         .iter()
+        .flat_map(|n| &n.channels)
         .filter_map(|n| channels.get(n))
         .collect();
     if let Some(to) = &announce.to {

@@ -44,7 +44,7 @@ impl Hosts {
         match self {
             Hosts::All => true,
             Hosts::Primary => role == super::Role::Primary,
-            Hosts::Standby => role == super::Role::Standby,
+            Hosts::Standby => role.is_standby(),
         }
     }
 }

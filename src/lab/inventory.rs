@@ -22,6 +22,7 @@ pub fn secret_files() -> Vec<&'static str> {
 pub fn write(lab: &LabState, world: &super::world::WorldConfig) -> Result<(), LabError> {
     let p = lab.host("primary")?;
     let s = lab.host("standby")?;
+    let s2 = lab.hosts.get("standby2").map(|h| h.address.as_str());
     write_fake_discord_token(&lab.dir, &lab.name)?;
     let cas: Vec<String> = super::machine_ca_certificates()
         .iter()
@@ -32,6 +33,7 @@ pub fn write(lab: &LabState, world: &super::world::WorldConfig) -> Result<(), La
         dir: &lab.dir,
         primary: &p.address,
         standby: &s.address,
+        standby2: s2,
         subnet: &lab.subnet,
         cas: &cas,
         telegram_root: &world.telegram_root(),
@@ -63,6 +65,8 @@ struct Params<'a> {
     dir: &'a Path,
     primary: &'a str,
     standby: &'a str,
+    /// A chain's third host (`ocfo lab up --nodes 3`), its own Telegram bot.
+    standby2: Option<&'a str>,
     subnet: &'a str,
     cas: &'a [String],
     telegram_root: &'a str,
@@ -106,8 +110,36 @@ fn text(p: &Params<'_>) -> String {
             ),
         ),
     };
+    let (standby2_node, standby2_block) = match p.standby2 {
+        None => (String::new(), String::new()),
+        Some(address) => (
+            format!(
+                r#"
+  # The chain's last node: it serves only when both others are down.
+  standby2:
+    host: {address}
+    private_address: {address}
+    channels: [standby2-bot]"#
+            ),
+            format!(
+                r#"
+  standby2-bot:
+    type: telegram
+    label: "@{name}_standby2_bot"
+    botToken: {{file: {dir}/{tg}}}
+    apiRoot: "{root}"
+    replyToMode: all
+    dmPolicy: allowlist
+    allowFrom: ["tg:{user}"]"#,
+                name = p.name,
+                tg = super::world::TELEGRAM_TOKEN_FILES[2].1,
+                root = p.telegram_root,
+                user = super::world::lab_user().id,
+            ),
+        ),
+    };
     format!(
-        r#"# Written by `ocfo lab up` for lab `{name}`: two local hosts that behave like
+        r#"# Written by `ocfo lab up` for lab `{name}`: local hosts that behave like
 # fresh VPSes. The bridge plays the tailnet, so Tailscale is off; Node comes
 # from a local mirror; the workspace repository is shared by both hosts.
 # The chat world on this machine stands in for Telegram's Bot API and for a
@@ -128,7 +160,7 @@ nodes:
   standby:
     host: {sa}
     private_address: {sa}
-    channels: [{standby_entry}]
+    channels: [{standby_entry}]{standby2_node}
 
 network:
   private_cidr: {subnet}
@@ -181,7 +213,7 @@ channels:
     replyToMode: all
     dmPolicy: allowlist
     allowFrom: ["tg:{user}"]
-{standby_block}
+{standby_block}{standby2_block}
 
 workspace:
   repo: {ws}
@@ -229,6 +261,14 @@ mod tests {
     use crate::inventory::{load_str, LoadOptions};
 
     fn lab_text(dir: &Path, standby_channel: StandbyChannel) -> String {
+        lab_text_with(dir, standby_channel, None)
+    }
+
+    fn lab_text_with(
+        dir: &Path,
+        standby_channel: StandbyChannel,
+        standby2: Option<&str>,
+    ) -> String {
         std::fs::create_dir_all(dir.join("secrets")).unwrap();
         for f in ["secrets/gateway_token", "workspace_deploy_key"]
             .into_iter()
@@ -243,6 +283,7 @@ mod tests {
             dir,
             primary: "10.231.6.11",
             standby: "10.231.6.12",
+            standby2,
             subnet: "10.231.6.0/24",
             cas: &[ca.display().to_string()],
             telegram_root: "http://10.231.6.1:8081",
@@ -287,6 +328,43 @@ mod tests {
             // The lab mirror's build is what the hosts check against.
             assert_eq!(inv.node.sha256["x64"], "0123abcd".repeat(8));
         }
+    }
+
+    /// `lab up --nodes 3`: a chain whose third node owns a third bot, and
+    /// whose monitor there waits for the standby as well as the primary.
+    #[test]
+    fn a_three_node_lab_is_a_chain() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = lab_text_with(tmp.path(), StandbyChannel::Telegram, Some("10.231.6.13"));
+        let loaded = load_str(
+            &text,
+            &tmp.path().join("inventory.yaml"),
+            LoadOptions::default(),
+        );
+        assert!(
+            loaded.report.diagnostics.is_empty(),
+            "{}",
+            loaded.report.render(false)
+        );
+        let inv = loaded.inventory.unwrap();
+        use crate::inventory::Role;
+        assert_eq!(inv.roles(), [Role::Primary, Role::Standby, Role::Standby2]);
+        assert_eq!(inv.channel_ids(Role::Standby2), ["telegram"]);
+        assert_eq!(loaded.secrets.values().count(), 6);
+        let m = crate::render::monitor_config(&inv, Role::Standby2);
+        assert_eq!(m.probe.urls, ["http://10.231.6.11:18789/readyz"]);
+        assert_eq!(
+            m.probe.standbys_before,
+            ["http://10.231.6.12:18789/healthz"]
+        );
+        assert_eq!(m.gateway.health_url, "http://10.231.6.13:18789/healthz");
+        let standby = crate::render::monitor_config(&inv, Role::Standby);
+        assert!(standby.probe.standbys_before.is_empty());
+        assert_ne!(
+            standby.switches.unwrap().token_files,
+            m.switches.unwrap().token_files,
+            "each standby is handed its own bot's token"
+        );
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub use prereqs::is_root;
 pub use sys::LabError;
 use sys::{other, run, sh};
 
-pub const NODES: [&str; 2] = ["primary", "standby"];
+/// Every host a lab may have, in priority order; a pair has the first two.
+pub const NODES: [&str; 3] = ["primary", "standby", "standby2"];
 /// Where the Node.js mirror and the workspace repository appear on the hosts.
 pub const MIRROR_MOUNT: &str = "/srv/ocfo-lab/node-mirror";
 pub const WORKSPACE_MOUNT: &str = "/srv/ocfo-lab/workspace.git";
@@ -85,8 +86,9 @@ impl LabState {
     pub fn host(&self, node: &str) -> Result<&HostState, LabError> {
         self.hosts.get(node).ok_or_else(|| {
             other(format!(
-                "no host `{node}` in lab {} (hosts: primary, standby)",
-                self.name
+                "no host `{node}` in lab {} (hosts: {})",
+                self.name,
+                self.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })
     }
@@ -184,6 +186,9 @@ pub struct UpOptions {
     pub memory_max: Option<String>,
     /// The hosts' release; `None` keeps an existing lab's (else Debian 12).
     pub suite: Option<Suite>,
+    /// 2 (a pair) or 3 (a chain with `standby2`); `None` keeps an existing
+    /// lab's (else 2).
+    pub nodes: Option<usize>,
 }
 
 /// A memory size as systemd reads it: digits and an optional K, M or G.
@@ -243,11 +248,18 @@ fn new_state(opts: &UpOptions) -> Result<LabState, LabError> {
         None => default_prefix(name),
     };
     let state_dir = labs_dir().join(name);
-    let hosts = NODES
+    let count = opts.nodes.unwrap_or(2);
+    if !(2..=NODES.len()).contains(&count) {
+        return Err(other(format!(
+            "--nodes {count}: a lab has 2 hosts (primary, standby) or 3 (and standby2)"
+        )));
+    }
+    let hosts = NODES[..count]
         .iter()
         .enumerate()
         .map(|(i, node)| {
-            let short = &node[..1];
+            // One letter per host in the interface name (15 bytes at most).
+            let short = ["p", "s", "t"][i];
             (
                 node.to_string(),
                 HostState {
@@ -312,6 +324,14 @@ pub fn up(opts: &UpOptions) -> Result<UpReport, LabError> {
                     existing.name,
                     existing.suite.release(),
                     s.release(),
+                    existing.name
+                )));
+            }
+            if let Some(n) = opts.nodes.filter(|n| *n != existing.hosts.len()) {
+                return Err(other(format!(
+                    "lab `{}` has {} hosts, not {n}; `ocfo lab down --name {}` first to change it",
+                    existing.name,
+                    existing.hosts.len(),
                     existing.name
                 )));
             }

@@ -23,7 +23,7 @@ pub async fn plan<H: Host>(
     // at promotion (docs/monitor.md).
     let channels: Vec<String> = ctx
         .inv
-        .channel_ids(crate::inventory::Role::Standby)
+        .channel_ids(ctx.role)
         .into_iter()
         .filter(|c| !crate::layout::TOKEN_FILE_CHANNELS.contains(&c.as_str()))
         .collect();

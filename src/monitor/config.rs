@@ -29,6 +29,11 @@ pub use crate::inventory::{ChannelFailure, ProbeMode, StandbyMode};
 pub struct ProbeConfig {
     /// Every path to the primary's gateway; it is down only when all fail.
     pub urls: Vec<String>,
+    /// A chain's later standby: the `/healthz` of each standby before it.
+    /// While one of them lives it takes over, so this one waits: the
+    /// primary counts as up (docs/monitor.md, "A chain of standbys").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standbys_before: Vec<String>,
     pub mode: ProbeMode,
     /// The environment variable holding the gateway token: with it, `/readyz`
     /// names what fails (draining, a channel, ...), not only `ready: false`.
@@ -306,7 +311,13 @@ impl MonitorConfig {
         if self.probe.urls.is_empty() {
             p.push("probe.urls is empty".to_string());
         }
-        for u in self.probe.urls.iter().chain([&self.gateway.health_url]) {
+        for u in self
+            .probe
+            .urls
+            .iter()
+            .chain(&self.probe.standbys_before)
+            .chain([&self.gateway.health_url])
+        {
             if super::probe::Url::parse(u).is_err() {
                 p.push(format!("`{u}` is not an http://host:port/path URL"));
             }

@@ -35,11 +35,13 @@ pub struct HttpProber {
     /// The gateway token, read once from the environment at start.
     pub token: Option<String>,
     pub channels: Vec<String>,
+    /// A chain's later standby: the standbys before it (`/healthz`).
+    pub standbys_before: Vec<String>,
 }
 
 impl Prober for HttpProber {
     async fn probe(&self) -> ProbeResult {
-        probe_any_with(
+        let primary = probe_any_with(
             &self.urls,
             Probe {
                 mode: self.mode,
@@ -47,8 +49,42 @@ impl Prober for HttpProber {
                 token: self.token.as_deref(),
                 channels: &self.channels,
             },
-        )
-        .await
+        );
+        if self.standbys_before.is_empty() {
+            return primary.await;
+        }
+        // Both at once: the answer costs one timeout, not two.
+        let before = probe_any_with(
+            &self.standbys_before,
+            Probe {
+                mode: ProbeMode::Healthz,
+                timeout: self.timeout,
+                token: None,
+                channels: &[],
+            },
+        );
+        let (primary, before) = futures::future::join(primary, before).await;
+        chain_view(primary, before)
+    }
+}
+
+/// A later standby's view of the chain: the primary's answer, unless the
+/// primary is down while a standby before this one lives: that one takes
+/// over (or serves already), so for this node nothing is down.
+pub fn chain_view(primary: ProbeResult, before: ProbeResult) -> ProbeResult {
+    if primary.ok || !before.ok {
+        return primary;
+    }
+    ProbeResult {
+        ok: true,
+        latency_ms: primary.latency_ms.max(before.latency_ms),
+        detail: format!(
+            "the primary is down ({}), but a standby before this one lives: it serves first",
+            primary.detail
+        ),
+        channels_failing: Vec::new(),
+        stalled: false,
+        definitive: false,
     }
 }
 

@@ -48,6 +48,7 @@ pub async fn run(config: MonitorConfig) {
         timeout: config.probe.timeout,
         token,
         channels: config.probe.primary_channels.clone(),
+        standbys_before: config.probe.standbys_before.clone(),
     };
     let notifier = notify::Notifier::new(config.notify.as_ref(), &config.name);
     let urls = config.probe.urls.clone();

@@ -16,6 +16,7 @@ fn config(dir: &std::path::Path) -> MonitorConfig {
     MonitorConfig {
         name: "test".into(),
         probe: ProbeConfig {
+            standbys_before: Vec::new(),
             urls: vec!["http://10.0.0.1:18789/healthz".into()],
             mode: ProbeMode::Healthz,
             interval: Duration::from_secs(2),
@@ -1532,4 +1533,60 @@ async fn a_recycle_brings_the_primarys_newest_conversation_along() {
     assert!(pos("stop") < pos("activate 3ae7d4f"), "{log:?}");
     assert!(pos("activate 3ae7d4f") < pos("start"), "{log:?}");
     assert!(log[pos("start")..].contains(&"arm".to_string()), "{log:?}");
+}
+
+/// A chain's standby2: the primary's answer and the standby's liveness,
+/// one script each, seen through `chain_view` as the real prober does.
+struct Chain {
+    primary: Script,
+    before: Script,
+}
+
+impl Prober for Chain {
+    async fn probe(&self) -> ProbeResult {
+        let (p, b) = (self.primary.probe().await, self.before.probe().await);
+        super::daemon::chain_view(p, b)
+    }
+}
+
+/// The primary dies while the standby lives: standby2 does nothing, however
+/// long it lasts. The standby dies too: standby2 promotes after `fall`. The
+/// standby comes back: standby2 steps down after `rise` and the hold-down,
+/// as it would for the primary (the standby takes over on its own).
+#[tokio::test(start_paused = true)]
+async fn a_later_standby_serves_only_while_every_node_before_it_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let prober = Chain {
+        primary: script(&"g".repeat(200)),
+        before: script(&format!("{}{}", "+".repeat(30), "g".repeat(3))),
+    };
+    let mut d = Daemon::start(config(dir.path()), prober, &fake, Notifier::new(None, "t")).await;
+    for _ in 0..30 {
+        d.step().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(d.machine.role, StandbyRole::Watching);
+    assert!(fake.log().is_empty(), "{:?}", fake.log());
+    // The standby gone as well (refused: definitive, as for the primary).
+    let t0 = tokio::time::Instant::now();
+    for _ in 0..3 {
+        d.step().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
+    assert_eq!(fake.log(), ["pull", "start"]);
+    // The standby lives again ("+" once its script ran out): the hold-down.
+    let mut stepped_down = None;
+    for _ in 0..60 {
+        d.step().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if d.machine.role == StandbyRole::Watching {
+            stepped_down = Some(t0.elapsed());
+            break;
+        }
+    }
+    let after = stepped_down.expect("standby2 stepped down");
+    assert!(after >= Duration::from_secs(60), "after {after:?}");
+    assert_eq!(fake.log(), ["pull", "start", "stop", "save"]);
 }

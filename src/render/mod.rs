@@ -133,17 +133,17 @@ fn secret_text(secrets: &Secrets, s: &Secret, reveal: bool) -> Result<String, Re
 }
 const MAX_CA_FILE: u64 = 1024 * 1024;
 
-/// Renders both nodes' files. With [`SecretMode::Redact`] secrets need not be
-/// resolved and every secret value reads [`REDACTED`].
+/// Renders every node's files. With [`SecretMode::Redact`] secrets need not
+/// be resolved and every secret value reads [`REDACTED`].
 pub fn render(
     inv: &Inventory,
     secrets: &Secrets,
     mode: SecretMode,
-) -> Result<[NodeFiles; 2], RenderError> {
-    Ok([
-        render_node(inv, Role::Primary, secrets, mode)?,
-        render_node(inv, Role::Standby, secrets, mode)?,
-    ])
+) -> Result<Vec<NodeFiles>, RenderError> {
+    inv.roles()
+        .into_iter()
+        .map(|role| render_node(inv, role, secrets, mode))
+        .collect()
 }
 
 /// Every file deploy installs on `role`'s host: OpenClaw's, the
@@ -165,7 +165,7 @@ pub fn render_node(
     };
     openclaw_files(&mut b, secrets, reveal)?;
     workspace_files(&mut b, secrets, reveal)?;
-    if role == Role::Standby {
+    if role.is_standby() {
         monitor_files(&mut b, secrets, reveal)?;
     }
     hardening_files(&mut b)?;
@@ -220,7 +220,7 @@ fn openclaw_files(b: &mut Builder<'_>, secrets: &Secrets, reveal: bool) -> Resul
         "root",
     );
 
-    let warm = role == Role::Standby && inv.monitor.standby == crate::inventory::StandbyMode::Warm;
+    let warm = role.is_standby() && inv.monitor.standby == crate::inventory::StandbyMode::Warm;
     if warm {
         // JSON, as OpenClaw's file provider reads it; the monitor copies it.
         let entries: serde_json::Map<String, serde_json::Value> = standby_secrets
@@ -251,7 +251,7 @@ fn openclaw_files(b: &mut Builder<'_>, secrets: &Secrets, reveal: bool) -> Resul
             stop_timeout => stop_timeout_secs(inv, role),
             warm => warm,
             switch_dir => SWITCH_DIR,
-            standby_secrets_files => standby_files(inv).join(" "),
+            standby_secrets_files => standby_files(inv, role).join(" "),
             sandbox => inv.openclaw.sandbox.as_str(),
         },
     )?;
@@ -652,14 +652,14 @@ fn stop_timeout_secs(inv: &Inventory, role: Role) -> u64 {
     let t = inv.openclaw.stop_timeout.as_secs().max(1);
     match role {
         Role::Primary => t,
-        Role::Standby => t.min(30),
+        Role::Standby | Role::Standby2 => t.min(30),
     }
 }
 
 /// The standby's monitor: its config, its env file (the webhook URL) and unit.
 fn monitor_files(b: &mut Builder<'_>, secrets: &Secrets, reveal: bool) -> Result<(), RenderError> {
     let inv = b.inv;
-    let config = monitor_config(inv);
+    let config = monitor_config(inv, b.role);
     b.add(
         MONITOR_CONFIG,
         format!(
@@ -710,8 +710,8 @@ fn monitor_files(b: &mut Builder<'_>, secrets: &Secrets, reveal: bool) -> Result
 pub const MONITOR_WEBHOOK_VAR: &str = "OCFO_WEBHOOK_URL";
 pub const MONITOR_TOKEN_VAR: &str = "OCFO_GATEWAY_TOKEN";
 
-/// The monitor's settings for this inventory.
-pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
+/// The monitor's settings for the standby of `role`.
+pub fn monitor_config(inv: &Inventory, role: Role) -> crate::monitor::MonitorConfig {
     use crate::monitor::config::*;
     let m = &inv.monitor;
     let (path, mode) = match m.probe {
@@ -719,17 +719,21 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
         ProbeMode::Readyz => ("/readyz", m.probe),
     };
     let url = |ip: std::net::IpAddr, p: &str| gateway_url(inv, ip, p);
+    let own = inv.node(role).private_address;
     let local = match inv.openclaw.bind {
-        crate::inventory::Bind::Loopback => {
-            "127.0.0.1".parse().unwrap_or(inv.standby.private_address)
-        }
-        _ => inv.standby.private_address,
+        crate::inventory::Bind::Loopback => "127.0.0.1".parse().unwrap_or(own),
+        _ => own,
     };
     let layout = Layout::new(&inv.openclaw.user);
     MonitorConfig {
         name: inv.name.clone(),
         probe: ProbeConfig {
             urls: vec![url(inv.primary.private_address, path)],
+            standbys_before: role
+                .standbys_before()
+                .iter()
+                .map(|r| url(inv.node(*r).private_address, "/healthz"))
+                .collect(),
             mode,
             interval: m.interval,
             timeout: m.timeout,
@@ -775,13 +779,13 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
         standby: m.standby,
         switches: (m.standby == StandbyMode::Warm).then(|| SwitchConfig {
             dir: SWITCH_DIR.into(),
-            channels: inv.channel_ids(crate::inventory::Role::Standby),
+            channels: inv.channel_ids(role),
             cron_when_promoted: openclaw_config::cron_enabled(inv),
             verify_timeout: std::time::Duration::from_secs(60),
             secrets_source: STANDBY_SECRETS_SOURCE.into(),
             secrets_file: STANDBY_SECRETS_FILE.into(),
             token_files: inv
-                .channels_of(crate::inventory::Role::Standby)
+                .channels_of(role)
                 .filter(|c| TOKEN_FILE_CHANNELS.contains(&c.kind.as_str()))
                 .map(|c| TokenFile {
                     channel: c.kind.clone(),
@@ -794,17 +798,17 @@ pub fn monitor_config(inv: &Inventory) -> crate::monitor::MonitorConfig {
         switchover_file: SWITCHOVER_FILE.into(),
         drill_file: DRILL_FILE.into(),
         openclaw: openclaw_cli(inv),
-        announce: announce_config(inv),
+        announce: announce_config(inv, role),
         recycle_above_mib: m.recycle_above_mib,
     }
 }
 
 /// What a warm standby's gateway unit removes before every start and after
 /// every stop: the credentials it is handed only while armed or serving.
-fn standby_files(inv: &Inventory) -> Vec<String> {
+fn standby_files(inv: &Inventory, role: Role) -> Vec<String> {
     let mut files = vec![STANDBY_SECRETS_FILE.to_string()];
     files.extend(
-        inv.channels_of(crate::inventory::Role::Standby)
+        inv.channels_of(role)
             .filter(|c| TOKEN_FILE_CHANNELS.contains(&c.kind.as_str()))
             .map(|c| standby_token_file(&c.kind)),
     );
@@ -813,10 +817,9 @@ fn standby_files(inv: &Inventory) -> Vec<String> {
 
 /// The standby's announcements, their texts with what is known now filled
 /// in (the assistant, both nodes' channels); `None` when nobody is told.
-fn announce_config(inv: &Inventory) -> Option<crate::monitor::config::AnnounceConfig> {
+fn announce_config(inv: &Inventory, role: Role) -> Option<crate::monitor::config::AnnounceConfig> {
     use crate::inventory::announce::{fill, recipients};
-    let standby: Vec<&crate::inventory::Channel> =
-        inv.channels_of(crate::inventory::Role::Standby).collect();
+    let standby: Vec<&crate::inventory::Channel> = inv.channels_of(role).collect();
     let a = &inv.monitor.announce;
     let recipients = recipients(a, &standby);
     if recipients.is_empty() {
@@ -831,7 +834,7 @@ fn announce_config(inv: &Inventory) -> Option<crate::monitor::config::AnnounceCo
     let values = [
         ("assistant", inv.name.clone()),
         ("primary", names(crate::inventory::Role::Primary)),
-        ("standby", names(crate::inventory::Role::Standby)),
+        ("standby", names(role)),
     ];
     let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Some(crate::monitor::config::AnnounceConfig {

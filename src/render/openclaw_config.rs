@@ -157,7 +157,7 @@ pub fn build(
         });
     }
 
-    let warm = role == Role::Standby && inv.monitor.standby == StandbyMode::Warm;
+    let warm = role.is_standby() && inv.monitor.standby == StandbyMode::Warm;
     let mut channels = Map::new();
     let mut plugins = Map::new();
     for channel in inv.channels_of(role) {

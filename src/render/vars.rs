@@ -12,7 +12,10 @@ use crate::layout::{self, Layout};
 /// `ocfo render`) see the same values as the tasks that install them.
 pub fn base_vars(inv: &Inventory, role: Role, layout: &Layout) -> serde_json::Value {
     json!({
-        "role": role.as_str(),
+        // Every standby of a chain runs the standby's tasks: `role` is
+        // `primary` or `standby`; `node` says which one (`standby2`).
+        "role": if role.is_standby() { "standby" } else { "primary" },
+        "node": role.as_str(),
         "name": inv.name,
         "hardening": {
             "fail2ban": inv.hardening.fail2ban,
@@ -34,6 +37,7 @@ pub fn base_vars(inv: &Inventory, role: Role, layout: &Layout) -> serde_json::Va
         "nodes": {
             "primary": { "private_address": inv.primary.private_address.to_string() },
             "standby": { "private_address": inv.standby.private_address.to_string() },
+            "standby2": inv.standby2.as_ref().map(|n| json!({ "private_address": n.private_address.to_string() })),
         },
         "layout": {
             "home": layout.home,

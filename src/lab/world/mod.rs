@@ -382,9 +382,10 @@ pub fn lab_user() -> UserSpec {
 /// A lab's secret files, relative to its folder: each bot's token and the
 /// model's API key. Real-looking (`<bot id>:<35 characters>`), random per
 /// lab, mode 0600 like real credentials, written once.
-pub const TELEGRAM_TOKEN_FILES: [(&str, &str, u64); 2] = [
+pub const TELEGRAM_TOKEN_FILES: [(&str, &str, u64); 3] = [
     ("primary", "secrets/telegram_primary_token", 7100000001),
     ("standby", "secrets/telegram_standby_token", 7100000002),
+    ("standby2", "secrets/telegram_standby2_token", 7100000003),
 ];
 pub const MODEL_KEY_FILE: &str = "secrets/model_key";
 
@@ -412,7 +413,11 @@ fn ensure_secret(dir: &Path, rel: &str, make: impl FnOnce() -> String) -> Result
 /// the model key, where it listens.
 pub fn configure(lab: &LabState) -> Result<WorldConfig, LabError> {
     let mut bots = Vec::new();
-    for (node, file, id) in TELEGRAM_TOKEN_FILES {
+    // A bot per host of the lab.
+    for (node, file, id) in TELEGRAM_TOKEN_FILES
+        .into_iter()
+        .filter(|(node, ..)| lab.hosts.contains_key(*node))
+    {
         let token = ensure_secret(&lab.dir, file, || format!("{id}:{}", random_text(35)))?;
         bots.push(BotSpec {
             node: node.to_string(),
