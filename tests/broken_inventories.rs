@@ -250,6 +250,34 @@ const CASES: &[Case] = &[
         "    host: 192.0.2.10",
         "a failover pair needs two machines",
     ),
+    // A chain's third node: on its own machine, with its own channel.
+    Case {
+        line_offset: 2,
+        ..case(
+            "standby2 on the standby's machine",
+            "    channels: [discord]\n",
+            "    channels: [discord]\n  standby2:\n    host: 192.0.2.20\n    private_address: 100.100.1.30\n    channels: [telegram2]\n",
+            "the standby2's host is the standby's (`192.0.2.20`): each node of the chain needs its own machine",
+        )
+    },
+    Case {
+        line_offset: 4,
+        ..case(
+            "standby2 sharing the primary's channel",
+            "    channels: [discord]\n",
+            "    channels: [discord]\n  standby2:\n    host: 192.0.2.30\n    private_address: 100.100.1.30\n    channels: [telegram]\n",
+            "channel `telegram` is owned by primary and standby2",
+        )
+    },
+    Case {
+        line_offset: 2,
+        ..case(
+            "standby2 without a channel",
+            "    channels: [discord]\n",
+            "    channels: [discord]\n  standby2:\n    host: 192.0.2.30\n    private_address: 100.100.1.30\n",
+            "the standby2 owns no channel",
+        )
+    },
     case(
         "bad bind",
         "  bind: tailnet",

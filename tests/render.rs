@@ -445,3 +445,82 @@ fn telegram_on_both_nodes_renders_one_bot_per_node() {
         "{unit}"
     );
 }
+
+/// A chain of three (`nodes.standby2`): each node gets its own bot's token
+/// and nobody else's, and only standby2's monitor waits for the standby.
+#[test]
+fn a_chain_of_three_gives_each_node_only_its_own_bot() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let last_token = "7100000003:tg-standby2-s3cr3t-0008";
+    let token_file = tmp.path().join("last-bot.token");
+    std::fs::write(&token_file, format!("{last_token}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let source = base
+        .replacen(
+            "    channels: [discord]\n",
+            "    channels: [discord]\n  standby2:\n    host: 192.0.2.30\n    private_address: 100.100.1.30\n    channels: [last-bot]\n",
+            1,
+        )
+        .replacen(
+            "  discord:\n",
+            &format!(
+                "  last-bot:\n    type: telegram\n    botToken: {{file: {}}}\n    dmPolicy: allowlist\n    allowFrom: [\"tg:123456789\"]\n  discord:\n",
+                token_file.display()
+            ),
+            1,
+        );
+    let inv = tmp.path().join("inventory.yaml");
+    std::fs::write(&inv, source).unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = ocfo()
+        .arg("render")
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--show-secrets")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_no_secrets("render stdout", &stdout);
+    assert!(!stdout.contains(last_token) && !stderr.contains(last_token));
+    let tree = read_tree(&out_dir);
+    assert!(
+        tree.keys().any(|k| k.starts_with("standby2/")),
+        "no standby2 tree: {:?}",
+        tree.keys().collect::<Vec<_>>()
+    );
+    let owner = |value: &str| -> Vec<String> {
+        tree.iter()
+            .filter(|(_, (bytes, _))| String::from_utf8_lossy(bytes).contains(value))
+            .map(|(rel, (_, mode))| {
+                assert_eq!(*mode, 0o600, "{rel} holds a token");
+                rel.clone()
+            })
+            .collect()
+    };
+    assert_eq!(owner(SECRETS[3].1), ["primary/etc/openclaw/gateway.env"]);
+    assert!(owner(SECRETS[4].1)
+        .iter()
+        .all(|r| r.starts_with("standby/")));
+    assert_eq!(
+        owner(last_token),
+        ["standby2/etc/ocfo/standby-channels.json"]
+    );
+    let monitor = |node: &str| {
+        String::from_utf8_lossy(&tree[&format!("{node}/etc/ocfo/monitor.yaml")].0).into_owned()
+    };
+    assert!(
+        monitor("standby2").contains("standbys_before:\n  - http://100.100.1.20:"),
+        "{}",
+        monitor("standby2")
+    );
+    assert!(!monitor("standby").contains("standbys_before"));
+    assert!(monitor("standby2").contains("channels:\n  - telegram"));
+    let config: serde_json::Value =
+        serde_json::from_slice(&tree["standby2/home/openclaw/.openclaw/openclaw.json"].0).unwrap();
+    assert_eq!(config["channels"]["telegram"]["defaultAccount"], "standby2");
+    assert_eq!(config["channels"].as_object().unwrap().len(), 1, "{config}");
+}
