@@ -518,6 +518,14 @@ fn a_chain_of_three_gives_each_node_only_its_own_bot() {
         monitor("standby2")
     );
     assert!(!monitor("standby").contains("standbys_before"));
+    // Stepping down for the standby, standby2 sends its users to the
+    // standby's bot (the fixture's Discord one).
+    assert!(
+        monitor("standby2").contains("failback_to_standby: \"✅ testpair: the first standby is back since {since}, the main assistant not yet. Please continue on Discord;"),
+        "{}",
+        monitor("standby2")
+    );
+    assert!(!monitor("standby").contains("failback_to_standby"));
     assert!(monitor("standby2").contains("channels:\n  - telegram"));
     let config: serde_json::Value =
         serde_json::from_slice(&tree["standby2/home/openclaw/.openclaw/openclaw.json"].0).unwrap();

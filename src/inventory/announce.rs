@@ -41,6 +41,9 @@ impl Default for Announce {
 /// `{why}` is one of [`WHY_DOWN`], [`WHY_PLANNED`], [`WHY_DRILL`].
 pub const DEFAULT_TAKEOVER: &str = "⚠️ {assistant}: the main assistant ({primary}) {why} at {since}. This is its standby, answering here on {standby} until it is back: write to me here meanwhile.";
 pub const DEFAULT_FAILBACK: &str = "✅ {assistant}: the main assistant is back since {since}. Please continue on {primary}; this standby ({standby}) goes quiet now.";
+/// A chain's standby2 stepping down for the standby (the primary still
+/// down); `{primary}` names the standby's channels there.
+pub const DEFAULT_FAILBACK_TO_STANDBY: &str = "✅ {assistant}: the first standby is back since {since}, the main assistant not yet. Please continue on {primary}; this second standby ({standby}) goes quiet now.";
 pub const DEFAULT_CAUGHT_UP: &str = "🧠 {assistant}: I have our conversation back, as it was at {upto}. Anything you wrote after that is not in it: if it matters, please tell me again.";
 pub const WHY_DOWN: &str = "stopped answering";
 pub const WHY_PLANNED: &str = "went offline for planned maintenance";
@@ -198,6 +201,7 @@ mod tests {
     fn placeholders_are_checked_and_filled() {
         assert!(check_placeholders(DEFAULT_TAKEOVER).is_ok());
         assert!(check_placeholders(DEFAULT_FAILBACK).is_ok());
+        assert!(check_placeholders(DEFAULT_FAILBACK_TO_STANDBY).is_ok());
         assert!(check_placeholders("{nope}")
             .unwrap_err()
             .contains("`{nope}`"));

@@ -154,6 +154,10 @@ pub struct AnnounceConfig {
     /// `{since}` and `{why}` are filled in when sent.
     pub takeover: String,
     pub failback: String,
+    /// A chain's standby2: the failback when it steps down for the standby
+    /// (the primary still down), naming the standby's channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failback_to_standby: Option<String>,
     /// After the conversation catch-up; `{upto}` is filled in when sent.
     #[serde(default = "default_caught_up")]
     pub caught_up: String,

@@ -85,6 +85,7 @@ pub fn chain_view(primary: ProbeResult, before: ProbeResult) -> ProbeResult {
         channels_failing: Vec::new(),
         stalled: false,
         definitive: false,
+        standby_before: true,
     }
 }
 
@@ -116,6 +117,9 @@ pub struct Daemon<P, A> {
     /// catch-up restored it, or it was active already): it may be handed
     /// back at the failback.
     holds_conversation: bool,
+    /// A chain's later standby: the last probe found the primary down but a
+    /// standby before this one alive (it serves, or takes over itself).
+    up_by_standby_before: bool,
     /// Warm: when the watching gateway is restarted over its memory bound.
     recycler: super::arming::Recycler,
     /// Until then our own gateway is restarting on purpose: its silence is
@@ -216,6 +220,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             told_unplanned_at: None,
             wake: Arc::new(tokio::sync::Notify::new()),
             holds_conversation: false,
+            up_by_standby_before: false,
             recycler: super::arming::Recycler::new(recycle_mib),
             restarting_until: None,
         };
@@ -490,6 +495,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         while self.state.recent_probes.len() > KEEP_PROBES {
             self.state.recent_probes.pop_front();
         }
+        self.up_by_standby_before = result.ok && result.standby_before;
         let healthy = self.judge(&result);
         if self.channels_failing_since.is_none() {
             self.state.primary_channels_failing_since = None;
@@ -810,7 +816,11 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         self.transition(StandbyRole::Promoted, StandbyRole::Demoting, reason);
         self.notify(
             "demoting",
-            &format!("primary is back ({reason}); demoting the standby"),
+            &if self.up_by_standby_before {
+                format!("the primary is still down, but a standby before this one lives ({reason}): it serves, so this one steps down")
+            } else {
+                format!("primary is back ({reason}); demoting the standby")
+            },
         );
         self.publish();
         if let hand_back::HandedBack::StayPromoted(why) = self.hand_back().await {

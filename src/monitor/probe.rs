@@ -66,6 +66,10 @@ pub struct ProbeResult {
     /// be the network, so it waits for `fall`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub definitive: bool,
+    /// A chain's later standby: up only because a standby before this one
+    /// lives (the primary itself is down).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standby_before: bool,
 }
 
 impl ProbeResult {
@@ -77,6 +81,7 @@ impl ProbeResult {
             channels_failing: Vec::new(),
             stalled: false,
             definitive: false,
+            standby_before: false,
         }
     }
 
@@ -88,6 +93,7 @@ impl ProbeResult {
             channels_failing: Vec::new(),
             stalled: false,
             definitive: false,
+            standby_before: false,
         }
     }
 
@@ -95,6 +101,7 @@ impl ProbeResult {
     pub fn gone(detail: impl Into<String>) -> Self {
         ProbeResult {
             definitive: true,
+            standby_before: false,
             ..ProbeResult::down(detail)
         }
     }
@@ -202,6 +209,7 @@ pub async fn probe_any_with(urls: &[String], p: Probe<'_>) -> ProbeResult {
         // Gone only when every path says so: one refusing path may be a
         // firewall while another still reaches a live gateway.
         definitive: results.iter().all(|r| r.definitive),
+        standby_before: false,
         channels_failing,
     }
 }

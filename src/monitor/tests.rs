@@ -946,6 +946,7 @@ fn announcing(dir: &std::path::Path) -> MonitorConfig {
             }],
             takeover: "{assistant}-less: main {why} at {since}; write here".into(),
             failback: "main is back since {since}".into(),
+            failback_to_standby: Some("the standby serves again since {since}".into()),
             caught_up: "I remember us as of {upto}".into(),
             timeout: Duration::from_secs(30),
         }),
@@ -1589,4 +1590,54 @@ async fn a_later_standby_serves_only_while_every_node_before_it_is_down() {
     let after = stepped_down.expect("standby2 stepped down");
     assert!(after >= Duration::from_secs(60), "after {after:?}");
     assert_eq!(fake.log(), ["pull", "start", "stop", "save"]);
+}
+
+/// Stepping down for the standby (the primary still down), standby2 sends
+/// its users to the standby's bot and hands nothing back: the primary's
+/// taker, down with the primary, could not take it.
+#[tokio::test(start_paused = true)]
+async fn a_later_standby_steps_down_for_the_standby_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    *fake.running.lock().unwrap() = true;
+    let prober = Chain {
+        primary: script(&"g".repeat(300)),
+        before: script("ggg"),
+    };
+    let config = remembering(dir.path());
+    let mut d = Daemon::start(config.clone(), prober, &fake, Notifier::new(None, "t")).await;
+    for _ in 0..3 {
+        d.step().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
+    for _ in 0..60 {
+        d.step().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if d.machine.role == StandbyRole::Watching {
+            break;
+        }
+    }
+    assert_eq!(d.machine.role, StandbyRole::Watching);
+    let told = said(&fake);
+    assert!(
+        told.last()
+            .is_some_and(|l| l.contains("the standby serves again since")),
+        "{told:?}"
+    );
+    assert!(!told.iter().any(|l| l.contains("main is back")), "{told:?}");
+    let state = super::MonitorState::load(&config.state_file).unwrap();
+    let hb = state.last_hand_back.expect("the hand-back is on record");
+    assert_eq!(hb.outcome, "not_handed_back");
+    assert!(hb
+        .detail
+        .unwrap_or_default()
+        .contains("the primary is still down"),);
+    assert!(
+        d.events
+            .iter()
+            .any(|e| e.contains("a standby before this one lives")),
+        "{:?}",
+        d.events
+    );
 }

@@ -837,10 +837,26 @@ fn announce_config(inv: &Inventory, role: Role) -> Option<crate::monitor::config
         ("standby", names(role)),
     ];
     let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Stepping down for the standby, standby2 sends its users there.
+    let failback_to_standby = (!role.standbys_before().is_empty()).then(|| {
+        let before = names(role.standbys_before()[0]);
+        let to_standby: Vec<(&str, &str)> = values
+            .iter()
+            .map(|(k, v)| (*k, if *k == "primary" { before.as_str() } else { *v }))
+            .collect();
+        // The operator's own failback text, or ours for this case.
+        let text = if a.failback == crate::inventory::announce::DEFAULT_FAILBACK {
+            crate::inventory::announce::DEFAULT_FAILBACK_TO_STANDBY
+        } else {
+            &a.failback
+        };
+        fill(text, &to_standby)
+    });
     Some(crate::monitor::config::AnnounceConfig {
         recipients,
         takeover: fill(&a.takeover, &values),
         failback: fill(&a.failback, &values),
+        failback_to_standby,
         caught_up: fill(&a.caught_up, &values),
         timeout: std::time::Duration::from_secs(30),
     })

@@ -57,7 +57,13 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         };
         self.told = false;
         let since = crate::clock::hhmm_utc(crate::clock::unix_ms() / 1000);
-        let text = fill(&a.failback, &[("since", since.as_str()), ("why", "")]);
+        // A chain's later standby steps down for a standby before it, whose
+        // own bot the users continue on.
+        let template = match &a.failback_to_standby {
+            Some(t) if self.up_by_standby_before => t,
+            _ => &a.failback,
+        };
+        let text = fill(template, &[("since", since.as_str()), ("why", "")]);
         self.send_to_all(&a, "failback", &text).await;
     }
 

@@ -39,6 +39,11 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             return HandedBack::StepDown;
         }
         let began = Instant::now();
+        if self.up_by_standby_before {
+            // Nobody would take it: the primary's taker is down with it.
+            self.record_hand_back("not_handed_back", None, began, Some("the primary is still down and a standby before this one serves now: the outage's conversation stays on this node's branch".into()));
+            return HandedBack::StepDown;
+        }
         if !self.holds_conversation {
             // Its database is its own, not the primary's continued: handing
             // it back would replace the primary's history with less.
