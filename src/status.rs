@@ -162,9 +162,9 @@ pub async fn node_status<H: Host>(
                     ));
                 }
                 tags.retain(|t| !t.is_empty());
-                format!("standby ({})", tags.join(", "))
+                format!("{role} ({})", tags.join(", "))
             }
-            _ => "standby (monitor not running)".into(),
+            _ => format!("{role} (monitor not running)"),
         },
     };
     s

@@ -632,6 +632,27 @@ fn every_broken_inventory_is_located_and_rejected() {
 
 /// "Telegram on both nodes": two named entries of one platform, one per
 /// node, validate; two of one platform on the same node do not.
+/// standby2 knows the standby is there by its running gateway: a cold
+/// standby (gateway stopped while watching) cannot be in a chain.
+#[test]
+fn a_chain_needs_warm_standbys() {
+    let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();
+    let source = base
+        .replacen(
+            "    channels: [discord]\n",
+            "    channels: [discord]\n  standby2:\n    host: 192.0.2.30\n    private_address: 100.100.1.30\n    channels: [telegram2]\n",
+            1,
+        )
+        .replacen("monitor:\n", "monitor:\n  standby: cold\n", 1);
+    let (_, stderr, code) = run_case("cold chain", &source);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr
+            .contains("inventory.yaml:17:5: nodes.standby2: a chain of three needs warm standbys"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn one_platform_on_both_nodes_needs_two_bots_one_per_node() {
     let base = std::fs::read_to_string(fixture("valid.yaml")).unwrap();

@@ -215,20 +215,39 @@ async fn the_primary_is_down_only_when_every_path_fails() {
     assert!(!r.ok);
 }
 
-/// A chain's standby2 probes the primary's `/readyz` and the standby's
-/// `/healthz` at once: a dead primary while the standby lives is nothing
-/// for it to act on; both dead is the primary's own failure, definitive
-/// (refused) as it was.
+/// A chain's standby2 probes the primary's `/readyz`, and the standby's
+/// `/healthz` (alive) and `/readyz` (serving) at once: a dead primary while
+/// the standby lives is nothing for it to promote for; both dead is the
+/// primary's own failure, definitive (refused) as it was.
 #[tokio::test]
 async fn a_later_standby_waits_while_a_standby_before_it_lives() {
     use ocfo::monitor::daemon::{HttpProber, Prober};
+    use ocfo::monitor::probe::StandbyBefore;
     let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let dead = format!("http://127.0.0.1:{dead_port}");
-    let (standby, seen) = server(|_, _| Some(response("200 OK", r#"{"ok":true}"#))).await;
+    // Alive, its channel stopped (a watching warm standby).
+    let (watching, seen) = server(|_, req| {
+        Some(if req.starts_with("GET /healthz") {
+            response("200 OK", r#"{"ok":true,"status":"live"}"#)
+        } else {
+            response(
+                "503 Service Unavailable",
+                r#"{"ready":false,"failing":["telegram"]}"#,
+            )
+        })
+    })
+    .await;
+    let (serving, _) = server(|_, _| {
+        Some(response(
+            "200 OK",
+            r#"{"ok":true,"ready":true,"failing":[]}"#,
+        ))
+    })
+    .await;
     let prober = |before: &str| HttpProber {
         urls: vec![format!("{dead}/readyz")],
         mode: ProbeMode::Readyz,
@@ -236,21 +255,33 @@ async fn a_later_standby_waits_while_a_standby_before_it_lives() {
         token: Some("the-token-of-the-gateway".into()),
         channels: vec!["telegram".into()],
         standbys_before: vec![format!("{before}/healthz")],
+        chain: std::sync::Mutex::new(ocfo::monitor::chain::ChainView::new(Duration::ZERO)),
     };
-    let r = prober(&standby).probe().await;
+    let r = prober(&watching).probe().await;
     assert!(r.ok, "{r:?}");
+    assert_eq!(r.before, Some(StandbyBefore::Alive), "{r:?}");
     assert!(
-        r.detail.contains("a standby before this one lives"),
+        r.detail.contains("the standby before this one lives"),
         "{r:?}"
     );
-    let req = seen.lock().unwrap()[0].clone();
-    assert!(req.starts_with("GET /healthz HTTP/1.1\r\n"), "{req}");
+    let requests = seen.lock().unwrap().clone();
+    let health = requests
+        .iter()
+        .find(|r| r.starts_with("GET /healthz"))
+        .unwrap();
     assert!(
-        !req.contains("the-token-of-the-gateway"),
-        "the standby's liveness needs no token: {req}"
+        !health.contains("the-token-of-the-gateway"),
+        "liveness needs no token: {health}"
     );
+    let ready = requests
+        .iter()
+        .find(|r| r.starts_with("GET /readyz"))
+        .unwrap();
+    assert!(ready.contains("the-token-of-the-gateway"), "{ready}");
+    let r = prober(&serving).probe().await;
+    assert_eq!(r.before, Some(StandbyBefore::Serving), "{r:?}");
     let r = prober(&dead).probe().await;
-    assert!(!r.ok && r.definitive, "{r:?}");
+    assert!(!r.ok && r.definitive && r.before.is_none(), "{r:?}");
     assert!(r.detail.to_lowercase().contains("refused"), "{r:?}");
 }
 

@@ -300,6 +300,15 @@ fn decode(
     if let (Some(nodes), Some(channels), Some(m)) = (&nodes, &channels, &monitor) {
         rules::check_announce(d, &m.announce, &nodes[1..], channels);
     }
+    if let (Some(nodes), Some(m)) = (&nodes, &monitor) {
+        if let (Some(last), StandbyMode::Cold) = (nodes.get(2), m.standby) {
+            d.diagnostics.push(
+                Diagnostic::error("a chain of three needs warm standbys: standby2 knows the standby is there by its running gateway, which a cold standby stops while it watches (both would promote at once)")
+                    .at("nodes.standby2", Some(last.loc))
+                    .hint("remove `monitor.standby: cold`, or `nodes.standby2`"),
+            );
+        }
+    }
     if let Some(nodes) = &nodes {
         rules::check_nodes_distinct(d, nodes);
         if let Some(net) = &network {

@@ -20,6 +20,28 @@ mod dur {
     }
 }
 
+mod opt_dur {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(s) => parse_duration(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
 /// The monitor's modes are the inventory's own (one type each, written to
 /// `monitor.yaml` as the inventory spells them).
 pub use crate::inventory::{ChannelFailure, ProbeMode, StandbyMode};
@@ -34,6 +56,10 @@ pub struct ProbeConfig {
     /// primary counts as up (docs/monitor.md, "A chain of standbys").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub standbys_before: Vec<String>,
+    /// How long a standby before this one may be silent (a restart of its
+    /// gateway) before it counts as gone; written only for a chain.
+    #[serde(with = "opt_dur", default, skip_serializing_if = "Option::is_none")]
+    pub standby_grace: Option<Duration>,
     pub mode: ProbeMode,
     /// The environment variable holding the gateway token: with it, `/readyz`
     /// names what fails (draining, a channel, ...), not only `ready: false`.

@@ -37,6 +37,7 @@ pub struct HttpProber {
     pub channels: Vec<String>,
     /// A chain's later standby: the standbys before it (`/healthz`).
     pub standbys_before: Vec<String>,
+    pub chain: std::sync::Mutex<super::chain::ChainView>,
 }
 
 impl Prober for HttpProber {
@@ -53,8 +54,8 @@ impl Prober for HttpProber {
         if self.standbys_before.is_empty() {
             return primary.await;
         }
-        // Both at once: the answer costs one timeout, not two.
-        let before = probe_any_with(
+        // All at once: the answer costs one timeout, not three.
+        let alive = probe_any_with(
             &self.standbys_before,
             Probe {
                 mode: ProbeMode::Healthz,
@@ -63,29 +64,25 @@ impl Prober for HttpProber {
                 channels: &[],
             },
         );
-        let (primary, before) = futures::future::join(primary, before).await;
-        chain_view(primary, before)
-    }
-}
-
-/// A later standby's view of the chain: the primary's answer, unless the
-/// primary is down while a standby before this one lives: that one takes
-/// over (or serves already), so for this node nothing is down.
-pub fn chain_view(primary: ProbeResult, before: ProbeResult) -> ProbeResult {
-    if primary.ok || !before.ok {
-        return primary;
-    }
-    ProbeResult {
-        ok: true,
-        latency_ms: primary.latency_ms.max(before.latency_ms),
-        detail: format!(
-            "the primary is down ({}), but a standby before this one lives: it serves first",
-            primary.detail
-        ),
-        channels_failing: Vec::new(),
-        stalled: false,
-        definitive: false,
-        standby_before: true,
+        let ready: Vec<String> = self
+            .standbys_before
+            .iter()
+            .map(|u| u.replace("/healthz", "/readyz"))
+            .collect();
+        let serving = probe_any_with(
+            &ready,
+            Probe {
+                mode: ProbeMode::Readyz,
+                timeout: self.timeout,
+                token: self.token.as_deref(),
+                channels: &[],
+            },
+        );
+        let (primary, alive, serving) = futures::future::join3(primary, alive, serving).await;
+        match self.chain.lock() {
+            Ok(mut chain) => chain.see(primary, &alive, &serving, tokio::time::Instant::now()),
+            Err(_) => primary,
+        }
     }
 }
 
@@ -255,6 +252,14 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
     /// Applies the channel policy: a primary whose gateway serves while all
     /// its channels fail is down only under `failover`, after the grace.
     fn judge(&mut self, r: &ProbeResult) -> bool {
+        // A chain's later standby: a standby before it that lives takes over
+        // first (nothing to promote for), but until it serves, this one
+        // keeps serving (make before break).
+        if r.before == Some(super::probe::StandbyBefore::Alive)
+            && self.machine.role != StandbyRole::Watching
+        {
+            return false;
+        }
         if !r.stalled {
             self.stalled_since = None;
         }
@@ -495,7 +500,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         while self.state.recent_probes.len() > KEEP_PROBES {
             self.state.recent_probes.pop_front();
         }
-        self.up_by_standby_before = result.ok && result.standby_before;
+        self.up_by_standby_before = result.ok && result.before.is_some();
         let healthy = self.judge(&result);
         if self.channels_failing_since.is_none() {
             self.state.primary_channels_failing_since = None;

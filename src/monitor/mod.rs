@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod arming;
+pub mod chain;
 pub mod config;
 pub mod conversation;
 pub mod daemon;
@@ -49,6 +50,12 @@ pub async fn run(config: MonitorConfig) {
         token,
         channels: config.probe.primary_channels.clone(),
         standbys_before: config.probe.standbys_before.clone(),
+        chain: std::sync::Mutex::new(chain::ChainView::new(
+            config
+                .probe
+                .standby_grace
+                .unwrap_or(chain::DEFAULT_STANDBY_GRACE),
+        )),
     };
     let notifier = notify::Notifier::new(config.notify.as_ref(), &config.name);
     let urls = config.probe.urls.clone();

@@ -66,10 +66,22 @@ pub struct ProbeResult {
     /// be the network, so it waits for `fall`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub definitive: bool,
-    /// A chain's later standby: up only because a standby before this one
-    /// lives (the primary itself is down).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub standby_before: bool,
+    /// A chain's later standby: up only because of a standby before this
+    /// one (the primary itself is down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<StandbyBefore>,
+}
+
+/// What a chain's later standby knows of the standby before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StandbyBefore {
+    /// Its gateway lives (or did within the grace): it takes over first,
+    /// so a watching later standby waits; a serving one keeps serving.
+    Alive,
+    /// It serves (its `/readyz` is ready): a serving later standby may
+    /// step down to it.
+    Serving,
 }
 
 impl ProbeResult {
@@ -81,7 +93,7 @@ impl ProbeResult {
             channels_failing: Vec::new(),
             stalled: false,
             definitive: false,
-            standby_before: false,
+            before: None,
         }
     }
 
@@ -93,7 +105,7 @@ impl ProbeResult {
             channels_failing: Vec::new(),
             stalled: false,
             definitive: false,
-            standby_before: false,
+            before: None,
         }
     }
 
@@ -101,7 +113,7 @@ impl ProbeResult {
     pub fn gone(detail: impl Into<String>) -> Self {
         ProbeResult {
             definitive: true,
-            standby_before: false,
+            before: None,
             ..ProbeResult::down(detail)
         }
     }
@@ -209,7 +221,7 @@ pub async fn probe_any_with(urls: &[String], p: Probe<'_>) -> ProbeResult {
         // Gone only when every path says so: one refusing path may be a
         // firewall while another still reaches a live gateway.
         definitive: results.iter().all(|r| r.definitive),
-        standby_before: false,
+        before: None,
         channels_failing,
     }
 }

@@ -17,6 +17,7 @@ fn config(dir: &std::path::Path) -> MonitorConfig {
         name: "test".into(),
         probe: ProbeConfig {
             standbys_before: Vec::new(),
+            standby_grace: None,
             urls: vec!["http://10.0.0.1:18789/healthz".into()],
             mode: ProbeMode::Healthz,
             interval: Duration::from_secs(2),
@@ -1536,17 +1537,41 @@ async fn a_recycle_brings_the_primarys_newest_conversation_along() {
     assert!(log[pos("start")..].contains(&"arm".to_string()), "{log:?}");
 }
 
-/// A chain's standby2: the primary's answer and the standby's liveness,
-/// one script each, seen through `chain_view` as the real prober does.
+/// A chain's standby2: the primary's answer and the standby's, one script
+/// each, seen through `ChainView` as the real prober does (no grace: a
+/// dead standby counts at once). The standby's script: `+` serving, `a`
+/// alive but not serving, `g` gone.
 struct Chain {
     primary: Script,
-    before: Script,
+    before: Mutex<VecDeque<char>>,
+    view: Mutex<super::chain::ChainView>,
+}
+
+impl Chain {
+    fn new(primary: &str, before: &str) -> Chain {
+        Chain {
+            primary: script(primary),
+            before: Mutex::new(before.chars().collect()),
+            view: Mutex::new(super::chain::ChainView::new(Duration::ZERO)),
+        }
+    }
 }
 
 impl Prober for Chain {
     async fn probe(&self) -> ProbeResult {
-        let (p, b) = (self.primary.probe().await, self.before.probe().await);
-        super::daemon::chain_view(p, b)
+        let p = self.primary.probe().await;
+        let c = self.before.lock().unwrap().pop_front().unwrap_or('+');
+        let gone = || ProbeResult::gone("Connection refused (os error 111)");
+        let (alive, serving) = match c {
+            '+' => (ProbeResult::up("HTTP 200"), ProbeResult::up("HTTP 200")),
+            'a' => (
+                ProbeResult::up("HTTP 200"),
+                ProbeResult::down("HTTP 503, failing: telegram"),
+            ),
+            _ => (gone(), gone()),
+        };
+        let now = tokio::time::Instant::now();
+        self.view.lock().unwrap().see(p, &alive, &serving, now)
     }
 }
 
@@ -1558,10 +1583,10 @@ impl Prober for Chain {
 async fn a_later_standby_serves_only_while_every_node_before_it_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::default();
-    let prober = Chain {
-        primary: script(&"g".repeat(200)),
-        before: script(&format!("{}{}", "+".repeat(30), "g".repeat(3))),
-    };
+    let prober = Chain::new(
+        &"g".repeat(200),
+        &format!("{}{}{}", "a".repeat(30), "g".repeat(3), "a".repeat(40)),
+    );
     let mut d = Daemon::start(config(dir.path()), prober, &fake, Notifier::new(None, "t")).await;
     for _ in 0..30 {
         d.step().await;
@@ -1577,7 +1602,14 @@ async fn a_later_standby_serves_only_while_every_node_before_it_is_down() {
     }
     assert_eq!(d.machine.role, StandbyRole::Promoted);
     assert_eq!(fake.log(), ["pull", "start"]);
-    // The standby lives again ("+" once its script ran out): the hold-down.
+    // The standby lives again but does not serve yet: standby2 keeps
+    // serving however long that lasts (40 probes, past the hold-down)...
+    for _ in 0..40 {
+        d.step().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(d.machine.role, StandbyRole::Promoted);
+    // ...and steps down once it serves ("+" once its script ran out).
     let mut stepped_down = None;
     for _ in 0..60 {
         d.step().await;
@@ -1600,10 +1632,7 @@ async fn a_later_standby_steps_down_for_the_standby_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::default();
     *fake.running.lock().unwrap() = true;
-    let prober = Chain {
-        primary: script(&"g".repeat(300)),
-        before: script("ggg"),
-    };
+    let prober = Chain::new(&"g".repeat(300), "ggg");
     let config = remembering(dir.path());
     let mut d = Daemon::start(config.clone(), prober, &fake, Notifier::new(None, "t")).await;
     for _ in 0..3 {

@@ -734,6 +734,8 @@ pub fn monitor_config(inv: &Inventory, role: Role) -> crate::monitor::MonitorCon
                 .iter()
                 .map(|r| url(inv.node(*r).private_address, "/healthz"))
                 .collect(),
+            standby_grace: (!role.standbys_before().is_empty())
+                .then_some(crate::monitor::chain::DEFAULT_STANDBY_GRACE),
             mode,
             interval: m.interval,
             timeout: m.timeout,

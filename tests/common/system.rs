@@ -69,6 +69,7 @@ pub const LABS: &[(&str, &str, &str)] = &[
     // One file, one lab per release (`#suite`), run one after the other.
     ("tests/releases.rs#trixie", "trixie", "10.249.12.0/24"),
     ("tests/releases.rs#noble", "noble", "10.249.13.0/24"),
+    ("tests/chain.rs", "tchain", "10.249.14.0/24"),
 ];
 
 /// The lab name and subnet of a test file (`file!()`).
@@ -126,6 +127,7 @@ impl TestLab {
             "secrets/gateway_token",
             "secrets/telegram_primary_token",
             "secrets/telegram_standby_token",
+            "secrets/telegram_standby2_token",
             "secrets/discord_token",
             "secrets/model_key",
         ]
