@@ -68,8 +68,7 @@ where
     // The standby is connected also for a primary-only run: its monitor is
     // held while the primary's gateway restarts.
     let needs_standby = !opts.run.check && nodes.contains(&Role::Primary);
-    // A chain's standby2 needs no hold: while the primary restarts, the
-    // standby it watches too is alive, so it waits.
+    // A chain's standby2 is held with the standby (`StandbyHold`).
     let connect_if = |role: Role, wanted: bool| {
         let connecting = wanted.then(|| connect(role));
         async move {
@@ -85,7 +84,10 @@ where
             Role::Standby,
             nodes.contains(&Role::Standby) || needs_standby,
         ),
-        connect_if(Role::Standby2, nodes.contains(&Role::Standby2)),
+        connect_if(
+            Role::Standby2,
+            nodes.contains(&Role::Standby2) || (needs_standby && inv.standby2.is_some()),
+        ),
     )
     .await;
     let by = who();
@@ -96,6 +98,10 @@ where
             inv,
             primary: p,
             standby: s,
+            standby2: match &standby2 {
+                Some(Ok(h)) => Some(h),
+                _ => None,
+            },
             by: by.clone(),
             standby_done: standby_in_run.then_some(&standby_done),
             handed_over: Default::default(),

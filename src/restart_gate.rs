@@ -31,6 +31,10 @@ pub struct StandbyHold<'a, H: Host> {
     pub inv: &'a Inventory,
     pub primary: &'a H,
     pub standby: &'a H,
+    /// A chain's standby2, held and released with the standby: while the
+    /// primary restarts on a first deploy, the standby's gateway may not
+    /// run yet either, and standby2 would promote.
+    pub standby2: Option<&'a H>,
     pub by: String,
     /// Set once the standby's own run (in this deploy) is over, with why it
     /// failed if it did; `None` when the standby is not deployed in this run.
@@ -49,6 +53,25 @@ const HANDOVER_WAIT: Duration = Duration::from_secs(120);
 impl<H: Host> StandbyHold<'_, H> {
     fn client(&self) -> Standby<'_, H> {
         Standby::new(self.standby)
+    }
+
+    fn standby2(&self) -> Option<Standby<'_, H>> {
+        self.standby2
+            .map(|h| Standby::of(h, crate::inventory::Role::Standby2))
+    }
+
+    /// Holds standby2 too; a failure is a warning (the standby's hold is
+    /// what the restart needs), kept for the run's notes.
+    async fn hold_standby2(&self) {
+        if let Some(s2) = self.standby2() {
+            if let Err(e) = s2.hold(&self.by, REASON, LEASE).await {
+                if let Ok(mut n) = self.notes.lock() {
+                    n.push(format!(
+                        "WARNING: could not hold standby2's monitor ({e}): it may promote while the primary's gateway restarts"
+                    ));
+                }
+            }
+        }
     }
 
     fn primary(&self) -> Primary<'_, H> {
@@ -112,6 +135,7 @@ impl<H: Host> RestartGate for StandbyHold<'_, H> {
                 .hold(&self.by, REASON, LEASE)
                 .await
                 .map_err(|e| format!("cannot put a hold on the standby's monitor, so not restarting the primary's gateway: {e}"))?;
+            self.hold_standby2().await;
             use std::sync::atomic::Ordering;
             // Only a serving primary has service to hand over (not on a first
             // deploy, nor when it is already down).
@@ -170,6 +194,7 @@ impl<H: Host> RestartGate for StandbyHold<'_, H> {
                 }
                 // The handover took time: renew the lease.
                 self.client().hold(&self.by, REASON, LEASE).await?;
+                self.hold_standby2().await;
             }
             Ok(())
         })
@@ -209,6 +234,14 @@ impl<H: Host> RestartGate for StandbyHold<'_, H> {
                     "WARNING: could not release the hold on the standby ({e}); it expires by itself within {}s",
                     LEASE.as_secs()
                 ));
+            }
+            if let Some(s2) = self.standby2() {
+                if let Err(e) = s2.release().await {
+                    notes.push(format!(
+                        "WARNING: could not release the hold on standby2 ({e}); it expires by itself within {}s",
+                        LEASE.as_secs()
+                    ));
+                }
             }
             notes
         })

@@ -306,11 +306,18 @@ fn took_over(before: &MonitorState, s: &MonitorState) -> Verdict {
 /// The standby, as the laptop talks to it.
 pub struct Standby<'a, H: Host> {
     host: &'a H,
+    /// Which standby: `standby`, or a chain's `standby2`.
+    role: Role,
 }
 
 impl<'a, H: Host> Standby<'a, H> {
     pub fn new(host: &'a H) -> Standby<'a, H> {
-        Standby { host }
+        Standby::of(host, Role::Standby)
+    }
+
+    /// A chain's other standby (`standby2`).
+    pub fn of(host: &'a H, role: Role) -> Standby<'a, H> {
+        Standby { host, role }
     }
 
     /// The monitor's state; `None` when it has none.
@@ -322,7 +329,7 @@ impl<'a, H: Host> Standby<'a, H> {
     /// The monitor's state, its own gateway and the primary, at once.
     pub async fn observe(&self, inv: &Inventory) -> Result<Observation, String> {
         let script = Script::new(OBSERVE).args([
-            local_health_url(inv, Role::Standby),
+            local_health_url(inv, self.role),
             local_health_url(inv, Role::Primary),
             GATEWAY_UNIT.to_string(),
             MONITOR_STATE_FILE.to_string(),

@@ -95,6 +95,62 @@ fn a_chain_of_three_fails_over_in_order_and_back() {
         );
     }
 
+    // A drill of the double fault: the primary and the standby broken at
+    // once; standby2 must take over, answer, remember the primary's word,
+    // and hand the outage back once the primary returns.
+    let out = ocfo(&[
+        "drill",
+        inv,
+        "--on",
+        "primary,standby",
+        "--fault",
+        "stop",
+        "--json",
+        "--wait",
+        "180s",
+        "--max-failover",
+        "150s",
+        "--max-failback",
+        "200s",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("drill --json:\n{}", text(&out)));
+    if !(out.status.success() && report["ok"] == true) {
+        for (node, unit) in [
+            ("standby2", "ocfo-monitor"),
+            ("standby2", "openclaw-gateway"),
+        ] {
+            eprintln!("{}", lab.journal(node, unit, 120));
+        }
+        panic!("{report:#}\n{}", text(&out));
+    }
+    assert_eq!(report["taker"], "standby2", "{report:#}");
+    assert!(report["user"]["answered_ms"].is_u64(), "{report:#}");
+    assert!(report["user"]["remembered_ms"].is_u64(), "{report:#}");
+    let timeline = report["timeline"].to_string();
+    assert!(
+        timeline.contains("standby2's monitor decided to promote"),
+        "{timeline}"
+    );
+    eprintln!(
+        "double-fault drill: failover {} ms, answered {} ms, remembered {} ms",
+        report["failover_ms"], report["user"]["answered_ms"], report["user"]["remembered_ms"]
+    );
+    wait_for(
+        "the standby watching again",
+        Duration::from_secs(120),
+        || role(&lab, "standby") == "watching",
+    );
+    assert_eq!(
+        promotions(&lab, "standby"),
+        0,
+        "the standby promoted during the double fault"
+    );
+    // A drill on a standby alone fails nothing over: refused, saying so.
+    let refused = ocfo(&["drill", inv, "--on", "standby"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused).contains("a fault on a standby alone fails nothing over"));
+
     // The word the primary is told must reach standby2 through its snapshot.
     let word = format!("quince-{:04x}", rand::random::<u16>());
     let answer = lab.chat("primary", &format!("Please remember the word {word}."));
@@ -131,7 +187,8 @@ fn a_chain_of_three_fails_over_in_order_and_back() {
     assert!(!answer.trim().is_empty());
     std::thread::sleep(Duration::from_secs(10));
     assert_eq!(role(&lab, "standby2"), "watching");
-    assert_eq!(promotions(&lab, "standby2"), 0);
+    let standby2_promotions = promotions(&lab, "standby2");
+    assert_eq!(standby2_promotions, 1, "only the drill's promotion");
 
     // Two faults: the standby's host is gone too. standby2 serves, and
     // continues the primary's conversation.
@@ -178,7 +235,7 @@ fn a_chain_of_three_fails_over_in_order_and_back() {
         role(&lab, "standby") == "watching"
     });
     assert_eq!(role(&lab, "standby2"), "watching");
-    assert_eq!(promotions(&lab, "standby2"), 1);
+    assert_eq!(promotions(&lab, "standby2"), standby2_promotions + 1);
     let answer = lab.chat("primary", "Back to you?");
     assert!(!answer.trim().is_empty());
 

@@ -252,11 +252,18 @@ fn failover_failback_and_monitor_crashes() {
     ]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("drill --json:\n{}", text(&out)));
-    assert!(
-        out.status.success() && report["ok"] == true,
-        "{report:#}\n{}",
-        text(&out)
-    );
+    if !(out.status.success() && report["ok"] == true) {
+        // What each side said: a drill whose standby never answers (seen
+        // once in CI, not reproduced since in 9 drills) needs its logs.
+        for (node, unit) in [
+            ("standby", "openclaw-gateway"),
+            ("standby", "ocfo-monitor"),
+            ("primary", "openclaw-gateway"),
+        ] {
+            eprintln!("{}", lab.journal(node, unit, 150));
+        }
+        panic!("{report:#}\n{}", text(&out));
+    }
     let timeline = report["timeline"].to_string();
     assert!(timeline.contains("gateway answers /healthz"), "{timeline}");
     eprintln!("cold drill: failover {} ms", report["failover_ms"]);

@@ -22,6 +22,10 @@ pub struct DrillArgs {
     /// How to break the primary.
     #[arg(long, value_enum, default_value = "stop")]
     pub fault: Fault,
+    /// Which nodes the fault breaks: `primary`, or in a chain of three
+    /// `primary,standby` (standby2 must then take over).
+    #[arg(long, value_delimiter = ',', default_value = "primary")]
+    pub on: Vec<String>,
     /// Fail when fault → standby healthy takes longer (default 60s).
     #[arg(long, value_parser = duration)]
     pub max_failover: Option<Duration>,
@@ -54,7 +58,15 @@ pub fn run(args: DrillArgs, out: OutputSettings) -> ExitCode {
     let Some((inv, secrets)) = load_inventory(&args.inventory, false, out) else {
         return ExitCode::FAILURE;
     };
+    let taker = match which_taker(&inv, &args.on) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let opts = DrillOptions {
+        taker,
         fault: args.fault,
         max_failover: args.max_failover.unwrap_or(Duration::from_secs(60)),
         max_failback: args
@@ -83,21 +95,35 @@ pub fn run(args: DrillArgs, out: OutputSettings) -> ExitCode {
                 c.store(true, Ordering::SeqCst);
             }
         });
-        let (p, s) = ocfo::ssh::connect_pair(&inv).await?;
+        let mut roles = vec![Role::Primary, taker];
+        if taker == Role::Standby2 {
+            roles.push(Role::Standby);
+        }
+        let mut hosts = ocfo::ssh::connect_all(&inv, &roles).await?.into_iter();
+        let (Some(p), Some(s)) = (hosts.next(), hosts.next()) else {
+            return Err("no connection".to_string());
+        };
+        let broken = hosts.next();
         if !out.quiet && !args.json {
             eprintln!(
-                "drill: {:?} fault on the primary; watching the standby take over...",
-                opts.fault
+                "drill: {:?} fault on the {}; watching the {taker} take over...",
+                opts.fault,
+                if broken.is_some() {
+                    "primary and the standby"
+                } else {
+                    "primary"
+                }
             );
         }
         let r = match &user {
             #[cfg(target_os = "linux")]
-            Some(u) => drill(&inv, &p, &s, Some(u), &opts, &cancel).await,
+            Some(u) => drill(&inv, &p, &s, broken.as_ref(), Some(u), &opts, &cancel).await,
             _ => {
                 drill(
                     &inv,
                     &p,
                     &s,
+                    broken.as_ref(),
                     None::<&ocfo::user_side::Nobody>,
                     &opts,
                     &cancel,
@@ -107,6 +133,9 @@ pub fn run(args: DrillArgs, out: OutputSettings) -> ExitCode {
         };
         p.close().await;
         s.close().await;
+        if let Some(b) = broken {
+            b.close().await;
+        }
         Ok::<_, String>(r)
     });
     let report = match report {
@@ -129,6 +158,37 @@ pub fn run(args: DrillArgs, out: OutputSettings) -> ExitCode {
         return ExitCode::FAILURE;
     }
     super::print_report(&report, report.ok, args.json, timeline)
+}
+
+/// Who must take over when the fault breaks `on`: the standby, or for a
+/// chain's double fault standby2. Anything else says why not.
+fn which_taker(inv: &ocfo::inventory::Inventory, on: &[String]) -> Result<Role, String> {
+    let mut roles = Vec::new();
+    for name in on {
+        match Role::parse(name) {
+            Some(r) if inv.roles().contains(&r) => roles.push(r),
+            _ => {
+                return Err(format!(
+                    "--on {name}: not a node of this inventory ({})",
+                    inv.roles()
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
+    }
+    roles.sort();
+    roles.dedup();
+    match roles.as_slice() {
+        [Role::Primary] => Ok(Role::Standby),
+        [Role::Primary, Role::Standby] => Ok(Role::Standby2),
+        _ => Err(format!(
+            "--on {}: a drill breaks the primary (`--on primary`), or in a chain of three the primary and the standby (`--on primary,standby`); a fault on a standby alone fails nothing over (stop its host, e.g. `ocfo lab stop standby`, to see `ocfo status` report it)",
+            on.join(",")
+        )),
+    }
 }
 
 /// The lab's user, when the inventory is a lab's with a chat world where both

@@ -169,6 +169,7 @@ pub(super) async fn in_flight<U: UserSide>(user: &U) -> Result<(u64, u64), Strin
 /// takeover announcement arrived. Gives up after `within`.
 pub(super) async fn ping_until_answered<U: UserSide>(
     user: &U,
+    taker: &str,
     fault_at_ms: u64,
     within: Duration,
     view: &mut UserView,
@@ -192,7 +193,7 @@ pub(super) async fn ping_until_answered<U: UserSide>(
             // from ever ending. The user waits, as a person who wrote would.
             if view.standby_fetched_ms.is_none() {
                 let sent = user
-                    .send("standby", &format!("drill ping {}", pings.len() + 1))
+                    .send(taker, &format!("drill ping {}", pings.len() + 1))
                     .await?;
                 seq.get_or_insert(sent.seq.saturating_sub(1));
                 pings.push(sent.message_id);
@@ -203,7 +204,7 @@ pub(super) async fn ping_until_answered<U: UserSide>(
         let wait = next_ping.saturating_duration_since(tokio::time::Instant::now());
         let (events, last) = user.events_after(seq.unwrap_or(0), wait).await?;
         seq = Some(last);
-        for e in events.iter().filter(|e| e.node == "standby") {
+        for e in events.iter().filter(|e| e.node == taker) {
             let at = e.at_ms.saturating_sub(fault_at_ms);
             match &e.kind {
                 ChatEventKind::Delivered { .. } => {
@@ -227,6 +228,7 @@ pub(super) async fn ping_until_answered<U: UserSide>(
 /// Afterwards, from every event of the drill: what became of the message in
 /// flight, the announcements, and any message answered twice.
 pub(super) fn review(
+    taker: &str,
     events: &[ChatEvent],
     in_flight: Option<(u64, u64)>,
     fault_at_ms: u64,
@@ -235,7 +237,7 @@ pub(super) fn review(
 ) {
     if let Some((id, sent_at)) = in_flight {
         let answer = events.iter().find(|e| answers(e, "primary", id));
-        let by_standby = events.iter().any(|e| answers(e, "standby", id));
+        let by_standby = events.iter().any(|e| answers(e, taker, id));
         let (outcome, at) = match answer {
             Some(a) if restored_at_ms.is_none_or(|r| a.at_ms < r) => ("answered", Some(a.at_ms)),
             Some(a) => ("answered_late", Some(a.at_ms)),
@@ -252,9 +254,7 @@ pub(super) fn review(
     // The standby's own messages (no question to answer): its takeover
     // announcement, then its failback message, whenever each arrived.
     let mut announcements = events.iter().filter(|e| {
-        e.node == "standby"
-            && e.at_ms >= fault_at_ms
-            && matches!(e.kind, ChatEventKind::Said { .. })
+        e.node == taker && e.at_ms >= fault_at_ms && matches!(e.kind, ChatEventKind::Said { .. })
     });
     if let Some(takeover) = announcements.next() {
         view.announced_ms = Some(takeover.at_ms - fault_at_ms);
@@ -338,7 +338,14 @@ mod tests {
             e(5, 95_000, "standby", answer(9, None)),
         ];
         let mut v = UserView::default();
-        review(&events, Some((7, 9_500)), fault, Some(60_000), &mut v);
+        review(
+            "standby",
+            &events,
+            Some((7, 9_500)),
+            fault,
+            Some(60_000),
+            &mut v,
+        );
         let b = v.before_fault.clone().unwrap();
         assert_eq!(
             (b.outcome.as_str(), b.answered_at_ms),
@@ -349,11 +356,25 @@ mod tests {
         assert_eq!(v.failback_announced_ms, Some(35_000));
         assert!(v.answered_twice.is_empty());
         let mut v = UserView::default();
-        review(&events[..3], Some((7, 9_500)), fault, Some(60_000), &mut v);
+        review(
+            "standby",
+            &events[..3],
+            Some((7, 9_500)),
+            fault,
+            Some(60_000),
+            &mut v,
+        );
         assert_eq!(v.before_fault.unwrap().outcome, "lost");
         let mut v = UserView::default();
         let early = vec![e(4, 10_400, "primary", answer(8, Some(7)))];
-        review(&early, Some((7, 9_500)), fault, Some(60_000), &mut v);
+        review(
+            "standby",
+            &early,
+            Some((7, 9_500)),
+            fault,
+            Some(60_000),
+            &mut v,
+        );
         assert_eq!(v.before_fault.unwrap().answered_at_ms, Some(400));
     }
 
@@ -365,7 +386,7 @@ mod tests {
             e(3, 3, "primary", answer(7, Some(2))),
         ];
         let mut v = UserView::default();
-        review(&events, None, 0, None, &mut v);
+        review("standby", &events, None, 0, None, &mut v);
         assert_eq!(
             v.answered_twice,
             ["message #2 to the standby's bot was answered 2 times"]

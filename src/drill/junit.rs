@@ -232,6 +232,7 @@ mod tests {
     fn passed() -> DrillReport {
         DrillReport {
             fault: Some(Fault::Stop),
+            taker: None,
             ok: true,
             error: None,
             timeline: vec![

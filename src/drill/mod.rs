@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::clock::unix_ms;
 use crate::engine::Host;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Role};
 use crate::layout::GATEWAY_UNIT;
 use crate::monitor::machine::StandbyRole;
 use crate::monitor::MonitorState;
@@ -48,6 +48,11 @@ pub struct DrillOptions {
     pub allow_pin: bool,
     /// Told what preflight waits for, now and then.
     pub progress: Option<Progress>,
+    /// The node that must take over: the standby, or a chain's standby2
+    /// when the fault breaks the standby too (its monitor and gateway
+    /// stopped, or, for `cut`, standby2's probes blocked at its firewall
+    /// too; put back after the failback).
+    pub taker: Role,
 }
 
 /// A callback for progress lines (the CLI prints them on stderr).
@@ -72,6 +77,10 @@ pub struct Milestone {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct DrillReport {
     pub fault: Option<Fault>,
+    /// The node that took over (`standby`, or a chain's `standby2` when the
+    /// fault broke the standby too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taker: Option<Role>,
     pub ok: bool,
     pub error: Option<String>,
     pub timeline: Vec<Milestone>,
@@ -114,28 +123,59 @@ const CUT: &str =
 /// $1 the gateway's unit.
 const START: &str = r#"systemctl start -- "$1""#;
 
+/// The standby of a chain broken with the primary: its monitor first (or it
+/// would start its gateway again and promote), then its gateway. $1 the
+/// monitor's unit, $2 the gateway's unit, $3 `kill` or `stop`.
+const STANDBY_DOWN: &str = r#"systemctl stop -- "$1"
+if [ "$3" = kill ]; then pid=$(systemctl show -p MainPID --value -- "$2"); [ "$pid" -gt 0 ] && kill -9 "$pid"; fi
+systemctl stop -- "$2""#;
+
+/// The standby back, after the failback: its gateway, then its monitor
+/// (which finds the primary serving and watches). $1 the gateway's unit,
+/// $2 the monitor's unit.
+const STANDBY_UP: &str = r#"systemctl start -- "$1" && systemctl start -- "$2""#;
+
 /// $1 the standby's address, $2 the gateway's port: every rule `CUT` added.
 const UNCUT: &str = r#"while iptables -w -C INPUT -s "$1" -p tcp --dport "$2" -m comment --comment ocfo-drill -j DROP; do iptables -w -D INPUT -s "$1" -p tcp --dport "$2" -m comment --comment ocfo-drill -j DROP; done"#;
 
-fn fault_script(inv: &Inventory, fault: Fault) -> Script {
+fn fault_script(inv: &Inventory, fault: Fault, taker: Role) -> Script {
     match fault {
         Fault::Stop => Script::new(STOP).arg(GATEWAY_UNIT),
         Fault::Kill => Script::new(KILL).arg(GATEWAY_UNIT),
-        Fault::Cut => cut_rule(inv, CUT),
+        Fault::Cut => cut_rule(inv, taker, CUT),
     }
 }
 
-fn cut_rule(inv: &Inventory, text: &'static str) -> Script {
+fn cut_rule(inv: &Inventory, taker: Role, text: &'static str) -> Script {
     Script::new(text).args([
-        inv.standby.private_address.to_string(),
+        inv.node(taker).private_address.to_string(),
         inv.openclaw.port.to_string(),
     ])
 }
 
-fn restore_script(inv: &Inventory, fault: Fault) -> Script {
+fn restore_script(inv: &Inventory, fault: Fault, taker: Role) -> Script {
     match fault {
         Fault::Stop | Fault::Kill => Script::new(START).arg(GATEWAY_UNIT),
-        Fault::Cut => cut_rule(inv, UNCUT),
+        Fault::Cut => cut_rule(inv, taker, UNCUT),
+    }
+}
+
+/// The fault on a chain's standby: down like a dead host, or (cut) out of
+/// the taker's sight.
+fn standby_fault_script(inv: &Inventory, fault: Fault, taker: Role) -> Script {
+    use crate::layout::MONITOR_UNIT;
+    match fault {
+        Fault::Stop => Script::new(STANDBY_DOWN).args([MONITOR_UNIT, GATEWAY_UNIT, "stop"]),
+        Fault::Kill => Script::new(STANDBY_DOWN).args([MONITOR_UNIT, GATEWAY_UNIT, "kill"]),
+        Fault::Cut => cut_rule(inv, taker, CUT),
+    }
+}
+
+fn standby_restore_script(inv: &Inventory, fault: Fault, taker: Role) -> Script {
+    use crate::layout::MONITOR_UNIT;
+    match fault {
+        Fault::Stop | Fault::Kill => Script::new(STANDBY_UP).args([GATEWAY_UNIT, MONITOR_UNIT]),
+        Fault::Cut => cut_rule(inv, taker, UNCUT),
     }
 }
 
@@ -149,20 +189,26 @@ impl Clock {
     }
 }
 
+/// The drill. `standby` is the node that must take over (`opts.taker`);
+/// `broken_standby`, for a chain's double fault, the standby broken with
+/// the primary.
 pub async fn run<H: Host, U: UserSide>(
     inv: &Inventory,
     primary: &H,
     standby: &H,
+    broken_standby: Option<&H>,
     user: Option<&U>,
     opts: &DrillOptions,
     cancel: &AtomicBool,
 ) -> DrillReport {
     let mut report = DrillReport {
         fault: Some(opts.fault),
+        taker: Some(opts.taker),
         max_failover_ms: opts.max_failover.as_millis() as u64,
         max_failback_ms: opts.max_failback.as_millis() as u64,
         ..Default::default()
     };
+    let taker = opts.taker.as_str();
     let Begun {
         promotions_before,
         seq0,
@@ -184,15 +230,29 @@ pub async fn run<H: Host, U: UserSide>(
         start: Instant::now(),
     };
     let fault_at_ms = unix_ms();
-    if let Err(e) = check(primary, &fault_script(inv, opts.fault)).await {
+    let mut injected = check(primary, &fault_script(inv, opts.fault, opts.taker)).await;
+    if let (Ok(_), Some(b)) = (&injected, broken_standby) {
+        injected = check(b, &standby_fault_script(inv, opts.fault, opts.taker)).await;
+    }
+    if let Err(e) = injected {
         report.error = Some(format!("injecting the fault failed: {e}"));
-        restore(inv, primary, opts.fault, &mut report).await;
-        unmark(standby).await;
+        restore(inv, primary, opts, &mut report).await;
+        restore_standby(inv, broken_standby, opts, &mut report).await;
+        unmark(standby, opts).await;
         return report;
     }
     report.timeline.push(Milestone {
         phase: "failover",
-        event: format!("fault injected on the primary ({:?})", opts.fault).to_lowercase(),
+        event: format!(
+            "fault injected on the primary{} ({:?})",
+            if broken_standby.is_some() {
+                " and the standby"
+            } else {
+                ""
+            },
+            opts.fault
+        )
+        .to_lowercase(),
         at_ms: 0,
     });
 
@@ -201,7 +261,7 @@ pub async fn run<H: Host, U: UserSide>(
     let users = async {
         match (user, view.as_mut()) {
             (Some(u), Some(v)) => {
-                chat::ping_until_answered(u, fault_at_ms, opts.phase_timeout, v).await
+                chat::ping_until_answered(u, taker, fault_at_ms, opts.phase_timeout, v).await
             }
             _ => Ok(()),
         }
@@ -219,13 +279,14 @@ pub async fn run<H: Host, U: UserSide>(
         }
         Err(e) => {
             report.error = Some(e);
-            restore(inv, primary, opts.fault, &mut report).await;
-            unmark(standby).await;
+            restore(inv, primary, opts, &mut report).await;
+            restore_standby(inv, broken_standby, opts, &mut report).await;
+            unmark(standby, opts).await;
             return report;
         }
     }
     if let Some(v) = &view {
-        file_failover_answer(v, &mut report);
+        file_failover_answer(taker, v, &mut report);
     }
     if let (Some(u), Some(v), Some(word), None) = (user, view.as_mut(), &word, &user_error) {
         match remembered(inv, standby, u, word, fault_at_ms, opts).await {
@@ -234,12 +295,12 @@ pub async fn run<H: Host, U: UserSide>(
         }
     }
     if let (Fault::Cut, Some(u), Some(v)) = (opts.fault, user, view.as_mut()) {
-        v.cut_both_answered = Some(both_answer_during_the_cut(u).await);
+        v.cut_both_answered = Some(both_answer_during_the_cut(u, taker).await);
     }
     if let (Some(u), Some(v), Some(_), None, None) =
         (user, view.as_mut(), &word, &user_error, &report.error)
     {
-        match tell_standby_word(u, opts).await {
+        match tell_standby_word(u, taker, opts).await {
             Ok(w) => v.outage_word = Some(w),
             Err(e) => report.error = Some(format!("the user's side: {e}")),
         }
@@ -248,9 +309,10 @@ pub async fn run<H: Host, U: UserSide>(
     let clock = Clock {
         start: Instant::now(),
     };
-    restore(inv, primary, opts.fault, &mut report).await;
+    restore(inv, primary, opts, &mut report).await;
     if !report.restored {
-        unmark(standby).await;
+        restore_standby(inv, broken_standby, opts, &mut report).await;
+        unmark(standby, opts).await;
         return report;
     }
     let restored_at_ms = unix_ms();
@@ -271,9 +333,21 @@ pub async fn run<H: Host, U: UserSide>(
             }
         }
     }
-    unmark(standby).await;
+    // The standby last: its monitor then finds the primary serving, so it
+    // watches (put back earlier, it could promote on a primary still
+    // starting).
+    restore_standby(inv, broken_standby, opts, &mut report).await;
+    if broken_standby.is_some() && report.error.is_none() {
+        report.timeline.push(Milestone {
+            phase: "failback",
+            event: "the standby put back (after the failback)".into(),
+            at_ms: clock.ms(),
+        });
+    }
+    unmark(standby, opts).await;
     finish_view(
         user,
+        taker,
         view,
         seq0,
         in_flight,
@@ -313,7 +387,7 @@ async fn begin<H: Host, U: UserSide>(
     if let Err(p) = preflight(inv, standby, user, opts, cancel).await {
         return Err(format!("preflight: {p}; not injecting a fault"));
     }
-    let promotions_before = Standby::new(standby)
+    let promotions_before = Standby::of(standby, opts.taker)
         .observe(inv)
         .await
         .ok()
@@ -329,7 +403,7 @@ async fn begin<H: Host, U: UserSide>(
         None => 0,
     };
     let lease = opts.phase_timeout * 2 + inv.monitor.hold_down;
-    Standby::new(standby)
+    Standby::of(standby, opts.taker)
         .mark_drill(&format!("{:?}", opts.fault).to_lowercase(), lease)
         .await
         .map_err(|e| format!("cannot mark the drill on the standby: {e}"))?;
@@ -337,7 +411,7 @@ async fn begin<H: Host, U: UserSide>(
         Some(u) => match tell_word(inv, primary, u, opts).await {
             Ok(w) => Some(w),
             Err(e) => {
-                unmark(standby).await;
+                unmark(standby, opts).await;
                 return Err(format!("the user's side: {e}"));
             }
         },
@@ -347,7 +421,7 @@ async fn begin<H: Host, U: UserSide>(
         Some(u) => match chat::in_flight(u).await {
             Ok(m) => Some(m),
             Err(e) => {
-                unmark(standby).await;
+                unmark(standby, opts).await;
                 return Err(format!("the user's side: {e}"));
             }
         },
@@ -420,7 +494,7 @@ async fn remembered<H: Host, U: UserSide>(
     let fault_at = fault_at_ms / 1000;
     let deadline = Instant::now() + opts.phase_timeout;
     let catch_up = loop {
-        let state = Standby::new(standby)
+        let state = Standby::of(standby, opts.taker)
             .observe(inv)
             .await
             .ok()
@@ -439,10 +513,11 @@ async fn remembered<H: Host, U: UserSide>(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    match chat::ask_word(u, "standby", word, fault_at_ms, opts.phase_timeout).await? {
+    match chat::ask_word(u, opts.taker.as_str(), word, fault_at_ms, opts.phase_timeout).await? {
         Some(ms) => Ok(ms),
         None => Err(format!(
-            "the standby's bot answered without the word told to the primary before the fault (its catch-up: {}{})",
+            "the {}'s bot answered without the word told to the primary before the fault (its catch-up: {}{})",
+            opts.taker,
             catch_up.outcome,
             catch_up.detail.map(|d| format!(": {d}")).unwrap_or_default()
         )),
@@ -453,11 +528,15 @@ async fn remembered<H: Host, U: UserSide>(
 /// failback the primary's bot must quote it (the outage's conversation was
 /// handed back). The standby's hand-back snapshot is taken when it steps
 /// down, after this answer.
-async fn tell_standby_word<U: UserSide>(u: &U, opts: &DrillOptions) -> Result<String, String> {
+async fn tell_standby_word<U: UserSide>(
+    u: &U,
+    taker: &str,
+    opts: &DrillOptions,
+) -> Result<String, String> {
     let word = format!("fig-{:04x}", rand::random::<u16>());
     chat::ask(
         u,
-        "standby",
+        taker,
         &format!("drill: please remember the word {word}."),
         opts.phase_timeout,
     )
@@ -478,7 +557,7 @@ async fn handed_back<H: Host, U: UserSide>(
     match chat::ask_word(u, "primary", word, restored_at_ms, opts.phase_timeout).await? {
         Some(ms) => Ok(ms),
         None => {
-            let hand_back = Standby::new(standby)
+            let hand_back = Standby::of(standby, opts.taker)
                 .observe(inv)
                 .await
                 .ok()
@@ -505,19 +584,19 @@ async fn handed_back<H: Host, U: UserSide>(
 const SNAPSHOT_HOLDS: &str = r#"cd / && if runuser -u "$1" -- env GIT_CONFIG_GLOBAL=/dev/null git -c core.hooksPath=/dev/null -C "$2" grep -q -F -e "$4" "refs/remotes/origin/$3" -- 2>/dev/null; then echo yes; else echo no; fi"#;
 
 /// The user's side of the failover, in the report and its timeline.
-fn file_failover_answer(v: &UserView, report: &mut DrillReport) {
+fn file_failover_answer(taker: &str, v: &UserView, report: &mut DrillReport) {
     report.answered_ms = v.answered_ms;
     for (at, event) in [
         (
             v.standby_fetched_ms,
-            "standby's gateway fetched the user's ping (its channel runs)",
+            "'s gateway fetched the user's ping (its channel runs)",
         ),
-        (v.answered_ms, "standby's bot answered the user"),
+        (v.answered_ms, "'s bot answered the user"),
     ] {
         if let Some(at_ms) = at {
             report.timeline.push(Milestone {
                 phase: "failover",
-                event: event.into(),
+                event: format!("{taker}{event}"),
                 at_ms,
             });
         }
@@ -525,7 +604,7 @@ fn file_failover_answer(v: &UserView, report: &mut DrillReport) {
 }
 
 /// A partition: both bots keep answering, each its own user.
-async fn both_answer_during_the_cut<U: UserSide>(u: &U) -> bool {
+async fn both_answer_during_the_cut<U: UserSide>(u: &U, taker: &str) -> bool {
     let within = Duration::from_secs(60);
     let (p, s) = tokio::join!(
         chat::ask(
@@ -534,12 +613,7 @@ async fn both_answer_during_the_cut<U: UserSide>(u: &U) -> bool {
             "drill: during the cut, to the primary",
             within
         ),
-        chat::ask(
-            u,
-            "standby",
-            "drill: during the cut, to the standby",
-            within
-        ),
+        chat::ask(u, taker, "drill: during the cut, to the standby", within),
     );
     p.is_ok() && s.is_ok()
 }
@@ -612,8 +686,10 @@ fn judge(report: &mut DrillReport, user_error: Option<String>) {
 }
 
 /// Reads what the user saw during the drill and files it in the report.
+#[allow(clippy::too_many_arguments)]
 async fn finish_view<U: UserSide>(
     user: Option<&U>,
+    taker: &str,
     view: Option<UserView>,
     seq0: u64,
     in_flight: Option<(u64, u64)>,
@@ -636,6 +712,7 @@ async fn finish_view<U: UserSide>(
         }
     }
     chat::review(
+        taker,
         &events,
         in_flight,
         fault_at_ms,
@@ -646,33 +723,35 @@ async fn finish_view<U: UserSide>(
         (
             "failover",
             v.announced_ms,
-            "standby's takeover announcement reached the user",
+            format!("{taker}'s takeover announcement reached the user"),
         ),
         (
             "failover",
             v.caught_up_announced_ms,
-            "standby's word that it has the conversation back reached the user",
+            format!("{taker}'s word that it has the conversation back reached the user"),
         ),
         (
             "failover",
             v.remembered_ms,
-            "standby's bot answered quoting the word told to the primary before the fault",
+            format!("{taker}'s bot answered quoting the word told to the primary before the fault"),
         ),
         (
             "failback",
             v.failback_announced_ms,
-            "standby's failback message reached the user",
+            format!("{taker}'s failback message reached the user"),
         ),
         (
             "failback",
             v.handed_back_ms,
-            "primary's bot answered quoting the word told to the standby during the outage",
+            format!(
+                "primary's bot answered quoting the word told to the {taker} during the outage"
+            ),
         ),
     ] {
         if let Some(at_ms) = at {
             report.timeline.push(Milestone {
                 phase,
-                event: event.into(),
+                event,
                 at_ms,
             });
         }
@@ -683,8 +762,8 @@ async fn finish_view<U: UserSide>(
     report.user = Some(v);
 }
 
-async fn unmark<H: Host>(standby: &H) {
-    let _ = Standby::new(standby).unmark_drill().await;
+async fn unmark<H: Host>(standby: &H, opts: &DrillOptions) {
+    let _ = Standby::of(standby, opts.taker).unmark_drill().await;
 }
 
 /// What the failover phase measured.
@@ -718,17 +797,18 @@ async fn failover<H: Host>(
     promotions_before: u64,
 ) -> Result<FailoverMarks, String> {
     let mut m = FailoverMarks::default();
-    let standby = Standby::new(standby);
+    let standby = Standby::of(standby, opts.taker);
     poll(
         &phase_wait(opts, cancel, clock),
         || standby.observe(inv),
-        |o| took_over(o, &mut m, clock, promotions_before),
+        |o| took_over(o, opts.taker, &mut m, clock, promotions_before),
     )
     .await
     .map_err(|e| {
         e.message(|| {
             format!(
-                "the standby did not take over within {}s",
+                "the {} did not take over within {}s",
+                opts.taker,
                 opts.phase_timeout.as_secs()
             )
         })
@@ -740,6 +820,7 @@ async fn failover<H: Host>(
 /// once the standby serves.
 fn took_over(
     o: &Observation,
+    taker: Role,
     m: &mut FailoverMarks,
     clock: &Clock,
     promotions_before: u64,
@@ -755,7 +836,7 @@ fn took_over(
         m.detection_ms = Some(clock.ms());
         m.timeline.push(Milestone {
             phase: "failover",
-            event: "standby's monitor decided to promote".into(),
+            event: format!("{taker}'s monitor decided to promote"),
             at_ms: clock.ms(),
         });
     }
@@ -770,7 +851,7 @@ fn took_over(
         m.fallback_restart = t.fallback_restart;
         if !t.healthy {
             return Verdict::Stop(format!(
-                "the standby was promoted but does not serve: {}",
+                "the {taker} was promoted but does not serve: {}",
                 s.last_error.clone().unwrap_or_default()
             ));
         }
@@ -789,9 +870,9 @@ fn took_over(
     m.timeline.push(Milestone {
         phase: "failover",
         event: if warm {
-            "standby's channel started (OpenClaw's own start time)".into()
+            format!("{taker}'s channel started (OpenClaw's own start time)")
         } else {
-            "standby's gateway answers /healthz".into()
+            format!("{taker}'s gateway answers /healthz")
         },
         at_ms: at,
     });
@@ -815,18 +896,19 @@ async fn failback<H: Host>(
     clock: &Clock,
     report: &mut DrillReport,
 ) -> Result<(), String> {
-    let standby = Standby::new(standby);
+    let standby = Standby::of(standby, opts.taker);
     poll(
         &phase_wait(opts, cancel, clock),
         || standby.observe(inv),
-        |o| stepped_down(o, inv, clock, report),
+        |o| stepped_down(o, inv, opts.taker, clock, report),
     )
     .await
     .map(drop)
     .map_err(|e| {
         e.message(|| {
             format!(
-                "the standby did not step down within {}s",
+                "the {} did not step down within {}s",
+                opts.taker,
                 opts.phase_timeout.as_secs()
             )
         })
@@ -838,6 +920,7 @@ async fn failback<H: Host>(
 fn stepped_down(
     o: &Observation,
     inv: &Inventory,
+    taker: Role,
     clock: &Clock,
     report: &mut DrillReport,
 ) -> Verdict {
@@ -880,9 +963,9 @@ fn stepped_down(
     report.timeline.push(Milestone {
         phase: "failback",
         event: if o.warm() {
-            "standby demoted, its channels switched off".into()
+            format!("{taker} demoted, its channels switched off")
         } else {
-            "standby demoted, its gateway stopped".into()
+            format!("{taker} demoted, its gateway stopped")
         },
         at_ms: clock.ms(),
     });
@@ -899,7 +982,7 @@ async fn preflight<H: Host, U: UserSide>(
     opts: &DrillOptions,
     cancel: &AtomicBool,
 ) -> Result<(), String> {
-    let standby = Standby::new(standby);
+    let standby = Standby::of(standby, opts.taker);
     let tell = |p: &str| {
         if let Some(progress) = &opts.progress {
             (progress.0)(&format!(
@@ -1011,11 +1094,16 @@ fn preflight_problem(o: Observation) -> Option<String> {
     }
 }
 
-async fn restore<H: Host>(inv: &Inventory, primary: &H, fault: Fault, report: &mut DrillReport) {
+async fn restore<H: Host>(
+    inv: &Inventory,
+    primary: &H,
+    opts: &DrillOptions,
+    report: &mut DrillReport,
+) {
     if report.restored {
         return;
     }
-    let script = restore_script(inv, fault);
+    let script = restore_script(inv, opts.fault, opts.taker);
     match check(primary, &script).await {
         Ok(_) => report.restored = true,
         Err(e) => {
@@ -1028,6 +1116,30 @@ async fn restore<H: Host>(inv: &Inventory, primary: &H, fault: Fault, report: &m
                 None => msg,
             });
         }
+    }
+}
+
+/// A chain's standby broken with the primary, put back; a failure is
+/// reported with what to run by hand, like the primary's.
+async fn restore_standby<H: Host>(
+    inv: &Inventory,
+    standby: Option<&H>,
+    opts: &DrillOptions,
+    report: &mut DrillReport,
+) {
+    let Some(standby) = standby else {
+        return;
+    };
+    let script = standby_restore_script(inv, opts.fault, opts.taker);
+    if let Err(e) = check(standby, &script).await {
+        let msg = format!(
+            "RESTORING THE STANDBY FAILED: {e}; fix it by hand: `{}` on the standby",
+            script.render().replace('\n', "; ")
+        );
+        report.error = Some(match report.error.take() {
+            Some(prev) => format!("{prev}; {msg}"),
+            None => msg,
+        });
     }
 }
 

@@ -172,6 +172,19 @@ pub async fn connect_pair(inv: &Inventory) -> Result<(HostSession, HostSession),
     }
 }
 
+/// Several nodes at once, in `roles`' order, with strict host keys: one
+/// error if any cannot be reached (the others' connections closed first).
+pub async fn connect_all(inv: &Inventory, roles: &[Role]) -> Result<Vec<HostSession>, String> {
+    let results = futures::future::join_all(roles.iter().map(|r| connect(inv, *r, false))).await;
+    if let Some(e) = results.iter().find_map(|r| r.as_ref().err()).cloned() {
+        for s in results.into_iter().flatten() {
+            s.close().await;
+        }
+        return Err(e);
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

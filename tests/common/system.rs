@@ -229,6 +229,16 @@ impl TestLab {
             .to_string()
     }
 
+    /// The last `lines` of `unit`'s journal on `node`, for a failure's
+    /// message (what OpenClaw or the monitor said when it went wrong).
+    pub fn journal(&self, node: &str, unit: &str, lines: u32) -> String {
+        let out = self.ssh(
+            node,
+            &format!("journalctl -u {unit} -n {lines} --no-pager -o short-precise"),
+        );
+        format!("--- {node}: journalctl -u {unit} ---\n{}", text(&out))
+    }
+
     pub fn ssh_ok(&self, node: &str, script: &str) -> String {
         let out = self.ssh(node, script);
         assert!(
