@@ -98,32 +98,25 @@ fn a_chain_of_three_fails_over_in_order_and_back() {
     // A drill of the double fault: the primary and the standby broken at
     // once; standby2 must take over, answer, remember the primary's word,
     // and hand the outage back once the primary returns.
-    let out = ocfo(&[
-        "drill",
-        inv,
-        "--on",
-        "primary,standby",
-        "--fault",
-        "stop",
-        "--json",
-        "--wait",
-        "180s",
-        "--max-failover",
-        "150s",
-        "--max-failback",
-        "200s",
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("drill --json:\n{}", text(&out)));
-    if !(out.status.success() && report["ok"] == true) {
-        for (node, unit) in [
+    let report = lab.drill_ok(
+        &[
+            inv,
+            "--on",
+            "primary,standby",
+            "--fault",
+            "stop",
+            "--wait",
+            "180s",
+            "--max-failover",
+            "150s",
+            "--max-failback",
+            "200s",
+        ],
+        &[
             ("standby2", "ocfo-monitor"),
             ("standby2", "openclaw-gateway"),
-        ] {
-            eprintln!("{}", lab.journal(node, unit, 120));
-        }
-        panic!("{report:#}\n{}", text(&out));
-    }
+        ],
+    );
     assert_eq!(report["taker"], "standby2", "{report:#}");
     assert!(report["user"]["answered_ms"].is_u64(), "{report:#}");
     assert!(report["user"]["remembered_ms"].is_u64(), "{report:#}");

@@ -236,34 +236,27 @@ fn failover_failback_and_monitor_crashes() {
         .unwrap();
     assert!(!main.status.success());
 
-    // The cold drill: measured up to the standby's gateway answering.
-    let out = ocfo(&[
-        "drill",
-        inv_path.to_str().unwrap(),
-        "--fault",
-        "stop",
-        "--json",
-        "--wait",
-        "120s",
-        "--max-failover",
-        "150s",
-        "--max-failback",
-        "180s",
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("drill --json:\n{}", text(&out)));
-    if !(out.status.success() && report["ok"] == true) {
-        // What each side said: a drill whose standby never answers (seen
-        // once in CI, not reproduced since in 9 drills) needs its logs.
-        for (node, unit) in [
+    // The cold drill: measured up to the standby's gateway answering. A
+    // drill whose standby never answered (seen once in CI, not reproduced
+    // since in 10 drills) leaves what each side said.
+    let report = lab.drill_ok(
+        &[
+            inv_path.to_str().unwrap(),
+            "--fault",
+            "stop",
+            "--wait",
+            "120s",
+            "--max-failover",
+            "150s",
+            "--max-failback",
+            "180s",
+        ],
+        &[
             ("standby", "openclaw-gateway"),
             ("standby", "ocfo-monitor"),
             ("primary", "openclaw-gateway"),
-        ] {
-            eprintln!("{}", lab.journal(node, unit, 150));
-        }
-        panic!("{report:#}\n{}", text(&out));
-    }
+        ],
+    );
     let timeline = report["timeline"].to_string();
     assert!(timeline.contains("gateway answers /healthz"), "{timeline}");
     eprintln!("cold drill: failover {} ms", report["failover_ms"]);

@@ -1100,47 +1100,46 @@ async fn restore<H: Host>(
     opts: &DrillOptions,
     report: &mut DrillReport,
 ) {
-    if report.restored {
-        return;
-    }
-    let script = restore_script(inv, opts.fault, opts.taker);
-    match check(primary, &script).await {
-        Ok(_) => report.restored = true,
-        Err(e) => {
-            let msg = format!(
-                "RESTORING THE PRIMARY FAILED: {e}; fix it by hand: `{}` on the primary",
-                script.render().replace('\n', "; ")
-            );
-            report.error = Some(match report.error.take() {
-                Some(prev) => format!("{prev}; {msg}"),
-                None => msg,
-            });
-        }
+    if !report.restored {
+        let script = restore_script(inv, opts.fault, opts.taker);
+        report.restored = put_back(primary, &script, "primary", report).await;
     }
 }
 
-/// A chain's standby broken with the primary, put back; a failure is
-/// reported with what to run by hand, like the primary's.
+/// A chain's standby broken with the primary, put back.
 async fn restore_standby<H: Host>(
     inv: &Inventory,
     standby: Option<&H>,
     opts: &DrillOptions,
     report: &mut DrillReport,
 ) {
-    let Some(standby) = standby else {
-        return;
-    };
-    let script = standby_restore_script(inv, opts.fault, opts.taker);
-    if let Err(e) = check(standby, &script).await {
-        let msg = format!(
-            "RESTORING THE STANDBY FAILED: {e}; fix it by hand: `{}` on the standby",
-            script.render().replace('\n', "; ")
-        );
-        report.error = Some(match report.error.take() {
-            Some(prev) => format!("{prev}; {msg}"),
-            None => msg,
-        });
+    if let Some(standby) = standby {
+        let script = standby_restore_script(inv, opts.fault, opts.taker);
+        put_back(standby, &script, "standby", report).await;
     }
+}
+
+/// Runs a restore script; a failure joins the report's error with what to
+/// run by hand on `node`.
+async fn put_back<H: Host>(
+    host: &H,
+    script: &Script,
+    node: &str,
+    report: &mut DrillReport,
+) -> bool {
+    let Err(e) = check(host, script).await else {
+        return true;
+    };
+    let msg = format!(
+        "RESTORING THE {} FAILED: {e}; fix it by hand: `{}` on the {node}",
+        node.to_uppercase(),
+        script.render().replace('\n', "; ")
+    );
+    report.error = Some(match report.error.take() {
+        Some(prev) => format!("{prev}; {msg}"),
+        None => msg,
+    });
+    false
 }
 
 pub fn timeline(r: &DrillReport) -> String {

@@ -239,6 +239,24 @@ impl TestLab {
         format!("--- {node}: journalctl -u {unit} ---\n{}", text(&out))
     }
 
+    /// `ocfo drill ARGS --json`, which must pass: its report. On failure,
+    /// the journals of `units` (node, unit) are printed before the panic.
+    pub fn drill_ok(&self, args: &[&str], units: &[(&str, &str)]) -> serde_json::Value {
+        let mut all = vec!["drill"];
+        all.extend(args);
+        all.push("--json");
+        let out = ocfo(&all);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("drill --json:\n{}", text(&out)));
+        if !(out.status.success() && report["ok"] == true) {
+            for (node, unit) in units {
+                eprintln!("{}", self.journal(node, unit, 150));
+            }
+            panic!("{report:#}\n{}", text(&out));
+        }
+        report
+    }
+
     pub fn ssh_ok(&self, node: &str, script: &str) -> String {
         let out = self.ssh(node, script);
         assert!(
