@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// `npm install --package-lock-only --ignore-scripts --userconfig /dev/null
 /// --omit-lockfile-registry-resolved=false`, then reviewed (docs/deploy.md).
 /// 2026.9.5 is shipped for upgrades and rollbacks between the two
-/// (`tests/upgrade.rs`).
+/// (`tests/releases.rs`, the Ubuntu 24.04 pair).
 const SHIPPED: &[(&str, &str)] = &[
     (
         "2026.9.5",
