@@ -38,3 +38,43 @@ fn a_drill_that_cannot_connect_still_writes_its_junit_report() {
     );
     assert!(xml.contains("<failure message=\"cannot connect: "), "{xml}");
 }
+
+/// `--on` names the nodes the fault breaks: the primary, or in a chain of
+/// three the primary and the standby. Anything else is refused before any
+/// connection, saying what is possible.
+#[test]
+fn a_drill_breaks_the_primary_or_a_chains_first_two() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inventory.yaml");
+    std::fs::write(
+        &inv,
+        std::fs::read_to_string(fixture("valid.yaml")).unwrap(),
+    )
+    .unwrap();
+    for (on, says) in [
+        (
+            "primary,standby2",
+            "--on standby2: not a node of this inventory (primary, standby)",
+        ),
+        ("standby", "a fault on a standby alone fails nothing over"),
+        (
+            "primary,standby",
+            "a drill breaks the primary (`--on primary`), or in a chain of three",
+        ),
+        ("nobody", "--on nobody: not a node of this inventory"),
+    ] {
+        let out = ocfo()
+            .arg("drill")
+            .arg(&inv)
+            .args(["--on", on])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "--on {on}: {stdout}{stderr}");
+        assert!(stderr.contains(says), "--on {on}: {stderr}");
+        assert!(
+            !stderr.contains("cannot connect"),
+            "--on {on} connected: {stderr}"
+        );
+    }
+}

@@ -183,7 +183,7 @@ fn which_taker(inv: &ocfo::inventory::Inventory, on: &[String]) -> Result<Role, 
     roles.dedup();
     match roles.as_slice() {
         [Role::Primary] => Ok(Role::Standby),
-        [Role::Primary, Role::Standby] => Ok(Role::Standby2),
+        [Role::Primary, Role::Standby] if inv.standby2.is_some() => Ok(Role::Standby2),
         _ => Err(format!(
             "--on {}: a drill breaks the primary (`--on primary`), or in a chain of three the primary and the standby (`--on primary,standby`); a fault on a standby alone fails nothing over (stop its host, e.g. `ocfo lab stop standby`, to see `ocfo status` report it)",
             on.join(",")
