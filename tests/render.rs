@@ -47,6 +47,27 @@ fn read_tree(root: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
     out
 }
 
+/// `ocfo render --show-secrets` of `source` (written into `dir`), which
+/// must succeed without printing a secret: the tree, stdout and stderr.
+fn render_shown(dir: &Path, source: &str) -> (BTreeMap<String, (Vec<u8>, u32)>, String, String) {
+    let inv = dir.join("inventory.yaml");
+    std::fs::write(&inv, source).unwrap();
+    let out_dir = dir.join("out");
+    let out = ocfo()
+        .arg("render")
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--show-secrets")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_no_secrets("render stdout", &stdout);
+    assert_no_secrets("render stderr", &stderr);
+    (read_tree(&out_dir), stdout, stderr)
+}
+
 fn render_example(extra: &[&str]) -> (tempfile::TempDir, std::process::Output) {
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = ocfo();
@@ -365,22 +386,7 @@ fn telegram_on_both_nodes_renders_one_bot_per_node() {
             1,
         )
         .replacen("    channels: [discord]", "    channels: [rescue-bot]", 1);
-    let inv = tmp.path().join("inventory.yaml");
-    std::fs::write(&inv, source).unwrap();
-    let out_dir = tmp.path().join("out");
-    let out = ocfo()
-        .arg("render")
-        .arg(&inv)
-        .arg("--out")
-        .arg(&out_dir)
-        .arg("--show-secrets")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}{stderr}");
-    assert_no_secrets("render stdout", &stdout);
-    assert_no_secrets("render stderr", &stderr);
-    let tree = read_tree(&out_dir);
+    let (tree, _, _) = render_shown(tmp.path(), &source);
     let config = |node: &str| -> serde_json::Value {
         serde_json::from_slice(&tree[&format!("{node}/home/openclaw/.openclaw/openclaw.json")].0)
             .unwrap()
@@ -471,22 +477,8 @@ fn a_chain_of_three_gives_each_node_only_its_own_bot() {
             ),
             1,
         );
-    let inv = tmp.path().join("inventory.yaml");
-    std::fs::write(&inv, source).unwrap();
-    let out_dir = tmp.path().join("out");
-    let out = ocfo()
-        .arg("render")
-        .arg(&inv)
-        .arg("--out")
-        .arg(&out_dir)
-        .arg("--show-secrets")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}{stderr}");
-    assert_no_secrets("render stdout", &stdout);
+    let (tree, stdout, stderr) = render_shown(tmp.path(), &source);
     assert!(!stdout.contains(last_token) && !stderr.contains(last_token));
-    let tree = read_tree(&out_dir);
     assert!(
         tree.keys().any(|k| k.starts_with("standby2/")),
         "no standby2 tree: {:?}",

@@ -260,6 +260,17 @@ mod tests {
     use super::*;
     use crate::inventory::{load_str, LoadOptions};
 
+    /// Loads a lab inventory, which must validate with no diagnostic at all.
+    fn load_clean(text: &str, dir: &Path) -> crate::inventory::Loaded {
+        let loaded = load_str(text, &dir.join("inventory.yaml"), LoadOptions::default());
+        assert!(
+            loaded.report.diagnostics.is_empty(),
+            "{}",
+            loaded.report.render(false)
+        );
+        loaded
+    }
+
     fn lab_text(dir: &Path, standby_channel: StandbyChannel) -> String {
         lab_text_with(dir, standby_channel, None)
     }
@@ -304,17 +315,8 @@ mod tests {
             let tmp = tempfile::tempdir().unwrap();
             let text = lab_text(tmp.path(), variant);
             assert!(!text.contains("value-of"), "a literal secret in:\n{text}");
-            let loaded = load_str(
-                &text,
-                &tmp.path().join("inventory.yaml"),
-                LoadOptions::default(),
-            );
-            assert!(
-                loaded.report.diagnostics.is_empty(),
-                "{}",
-                loaded.report.render(false)
-            );
-            let inv = loaded.inventory.unwrap();
+            let loaded = load_clean(&text, tmp.path());
+            let inv = loaded.inventory.as_ref().unwrap();
             assert_eq!(
                 inv.channel_ids(crate::inventory::Role::Primary),
                 ["telegram"]
@@ -336,17 +338,8 @@ mod tests {
     fn a_three_node_lab_is_a_chain() {
         let tmp = tempfile::tempdir().unwrap();
         let text = lab_text_with(tmp.path(), StandbyChannel::Telegram, Some("10.231.6.13"));
-        let loaded = load_str(
-            &text,
-            &tmp.path().join("inventory.yaml"),
-            LoadOptions::default(),
-        );
-        assert!(
-            loaded.report.diagnostics.is_empty(),
-            "{}",
-            loaded.report.render(false)
-        );
-        let inv = loaded.inventory.unwrap();
+        let loaded = load_clean(&text, tmp.path());
+        let inv = loaded.inventory.as_ref().unwrap();
         use crate::inventory::Role;
         assert_eq!(inv.roles(), [Role::Primary, Role::Standby, Role::Standby2]);
         assert_eq!(inv.channel_ids(Role::Standby2), ["telegram"]);
