@@ -344,14 +344,14 @@ mod tests {
         assert_eq!(inv.roles(), [Role::Primary, Role::Standby, Role::Standby2]);
         assert_eq!(inv.channel_ids(Role::Standby2), ["telegram"]);
         assert_eq!(loaded.secrets.values().count(), 6);
-        let m = crate::render::monitor_config(&inv, Role::Standby2);
+        let m = crate::render::monitor_config(inv, Role::Standby2);
         assert_eq!(m.probe.urls, ["http://10.231.6.11:18789/readyz"]);
         assert_eq!(
             m.probe.standbys_before,
             ["http://10.231.6.12:18789/healthz"]
         );
         assert_eq!(m.gateway.health_url, "http://10.231.6.13:18789/healthz");
-        let standby = crate::render::monitor_config(&inv, Role::Standby);
+        let standby = crate::render::monitor_config(inv, Role::Standby);
         assert!(standby.probe.standbys_before.is_empty());
         assert_ne!(
             standby.switches.unwrap().token_files,
