@@ -25,7 +25,10 @@ fn example_env(cmd: &mut std::process::Command, home: &Path) {
         .env("OCFO_WEBHOOK_URL", SECRETS[5].1);
 }
 
-fn read_tree(root: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+/// Each file's path below the root, its bytes and its mode.
+type Tree = BTreeMap<String, (Vec<u8>, u32)>;
+
+fn read_tree(root: &Path) -> Tree {
     use std::os::unix::fs::PermissionsExt;
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
@@ -49,7 +52,7 @@ fn read_tree(root: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
 
 /// `ocfo render --show-secrets` of `source` (written into `dir`), which
 /// must succeed without printing a secret: the tree, stdout and stderr.
-fn render_shown(dir: &Path, source: &str) -> (BTreeMap<String, (Vec<u8>, u32)>, String, String) {
+fn render_shown(dir: &Path, source: &str) -> (Tree, String, String) {
     let inv = dir.join("inventory.yaml");
     std::fs::write(&inv, source).unwrap();
     let out_dir = dir.join("out");
