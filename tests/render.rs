@@ -264,21 +264,8 @@ fn https_workspace_token_reaches_git_only_through_the_helper() {
         1,
     );
     assert_ne!(source, base);
-    let inv = tmp.path().join("inventory.yaml");
-    std::fs::write(&inv, source).unwrap();
-    let out_dir = tmp.path().join("out");
-    let out = ocfo()
-        .arg("render")
-        .arg(&inv)
-        .arg("--out")
-        .arg(&out_dir)
-        .arg("--show-secrets")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}{stderr}");
+    let (tree, stdout, stderr) = render_shown(tmp.path(), &source);
     assert!(!stdout.contains(GIT_TOKEN) && !stderr.contains(GIT_TOKEN));
-    let tree = read_tree(&out_dir);
     for node in ["primary", "standby"] {
         let token = &tree[&format!("{node}/home/openclaw/.ocfo/workspace-token")];
         assert_eq!(String::from_utf8_lossy(&token.0), format!("{GIT_TOKEN}\n"));
@@ -302,7 +289,8 @@ fn https_workspace_token_reaches_git_only_through_the_helper() {
         String::from_utf8_lossy(&tree["primary/usr/local/lib/ocfo/git-credential-workspace"].0)
             .replace(
                 "/home/openclaw/.ocfo/workspace-token",
-                &out_dir
+                &tmp.path()
+                    .join("out")
                     .join("primary/home/openclaw/.ocfo/workspace-token")
                     .display()
                     .to_string(),

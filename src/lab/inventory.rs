@@ -77,27 +77,31 @@ struct Params<'a> {
     node_sha256: &'a (String, String),
 }
 
-fn text(p: &Params<'_>) -> String {
-    let dir = p.dir.display();
-    let cas: Vec<String> = p.cas.iter().map(|c| format!("\"{c}\"")).collect();
-    let (standby_entry, standby_block) = match p.standby_channel {
-        StandbyChannel::Telegram => (
-            "standby-bot",
-            format!(
-                r#"  standby-bot:
+/// The channel block of the chat world's bot for `TELEGRAM_TOKEN_FILES[i]`
+/// (a node's own bot, named `<node>-bot`).
+fn telegram_bot(p: &Params<'_>, i: usize) -> String {
+    let (node, token_file, _) = super::world::TELEGRAM_TOKEN_FILES[i];
+    format!(
+        r#"  {node}-bot:
     type: telegram
-    label: "@{name}_standby_bot"
-    botToken: {{file: {dir}/{tg_standby}}}
+    label: "@{name}_{node}_bot"
+    botToken: {{file: {dir}/{token_file}}}
     apiRoot: "{root}"
     replyToMode: all
     dmPolicy: allowlist
     allowFrom: ["tg:{user}"]"#,
-                name = p.name,
-                tg_standby = super::world::TELEGRAM_TOKEN_FILES[1].1,
-                root = p.telegram_root,
-                user = super::world::lab_user().id,
-            ),
-        ),
+        name = p.name,
+        dir = p.dir.display(),
+        root = p.telegram_root,
+        user = super::world::lab_user().id,
+    )
+}
+
+fn text(p: &Params<'_>) -> String {
+    let dir = p.dir.display();
+    let cas: Vec<String> = p.cas.iter().map(|c| format!("\"{c}\"")).collect();
+    let (standby_entry, standby_block) = match p.standby_channel {
+        StandbyChannel::Telegram => ("standby-bot", telegram_bot(p, 1)),
         StandbyChannel::Discord => (
             "discord",
             format!(
@@ -121,21 +125,7 @@ fn text(p: &Params<'_>) -> String {
     private_address: {address}
     channels: [standby2-bot]"#
             ),
-            format!(
-                r#"
-  standby2-bot:
-    type: telegram
-    label: "@{name}_standby2_bot"
-    botToken: {{file: {dir}/{tg}}}
-    apiRoot: "{root}"
-    replyToMode: all
-    dmPolicy: allowlist
-    allowFrom: ["tg:{user}"]"#,
-                name = p.name,
-                tg = super::world::TELEGRAM_TOKEN_FILES[2].1,
-                root = p.telegram_root,
-                user = super::world::lab_user().id,
-            ),
+            format!("\n{}", telegram_bot(p, 2)),
         ),
     };
     format!(
