@@ -400,6 +400,7 @@ done
     outputs.push(text(&drill));
 
     a_tampered_lock_switches_nothing(&lab, &lock_sum, &mut outputs);
+    a_version_without_the_plugin_changes_nothing(&lab, &lock_sum, &mut outputs);
 
     // No secret value in anything deploy printed.
     for out in &outputs {
@@ -522,6 +523,70 @@ fn a_tampered_lock_switches_nothing(lab: &TestLab, lock_sum: &str, outputs: &mut
         ),
         format!("{lock_sum}\n2\nactive\n")
     );
+    let check = ocfo(&["deploy", &lab.inventory(), "--check"]);
+    assert!(check.status.success(), "{}", text(&check));
+}
+
+/// OpenClaw 2026.9.1 exists on npm, its Discord plugin does not (the
+/// plugin's first 2026.9 release is 2026.9.2): a pair whose standby has a
+/// Discord channel cannot run it. The whole pair is deployed: the standby
+/// goes first, stops at its OpenClaw task before anything is downloaded or
+/// switched, and the primary is never touched.
+fn a_version_without_the_plugin_changes_nothing(
+    lab: &TestLab,
+    lock_sum: &str,
+    outputs: &mut Vec<String>,
+) {
+    // A lock of openclaw@2026.9.1 alone (npm's own resolved URL and
+    // sha512): enough for validation; the install stops before `npm ci`.
+    let lock = serde_json::json!({
+        "name": "ocfo-openclaw",
+        "lockfileVersion": 3,
+        "requires": true,
+        "packages": {
+            "": {"name": "ocfo-openclaw", "dependencies": {"openclaw": "2026.9.1"}},
+            "node_modules/openclaw": {
+                "version": "2026.9.1",
+                "resolved": "https://registry.npmjs.org/openclaw/-/openclaw-2026.9.1.tgz",
+                "integrity": "sha512-0Ve0631CdgkJDwd4NNG1BawIdF5yCL2sO+Tts8amStw+H6vKURTj0K4rOa4+hFpJk1Dnw5LyKl5twzwX1VtA2w=="
+            }
+        }
+    });
+    let lock_path = lab.path("openclaw-2026.9.1-lock.json");
+    std::fs::write(&lock_path, lock.to_string()).unwrap();
+    let inv = lab.path("inventory-2026.9.1.yaml");
+    let original = std::fs::read_to_string(lab.inventory()).unwrap();
+    std::fs::write(
+        &inv,
+        original.replacen(
+            "  version: 2026.9.6\n",
+            &format!("  version: 2026.9.1\n  lockfile: {}\n", lock_path.display()),
+            1,
+        ),
+    )
+    .unwrap();
+    let primary_pid = lab.main_pid("primary", "openclaw-gateway");
+    let out = ocfo(&["deploy", inv.to_str().unwrap()]);
+    let all = text(&out);
+    outputs.push(all.clone());
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("OpenClaw's plugin @openclaw/discord has no version 2026.9.1 on npm")
+            && all.contains("Nothing was switched")
+            && all.contains("upgrade stopped before the primary"),
+        "{all}"
+    );
+    for node in ["primary", "standby"] {
+        assert_eq!(
+            lab.ssh_ok(
+                node,
+                "sed -n 's/^lock //p' /opt/openclaw/.ocfo-tree; systemctl is-active openclaw-gateway"
+            ),
+            format!("{lock_sum}\nactive\n"),
+            "{node}"
+        );
+    }
+    assert_eq!(lab.main_pid("primary", "openclaw-gateway"), primary_pid);
     let check = ocfo(&["deploy", &lab.inventory(), "--check"]);
     assert!(check.status.success(), "{}", text(&check));
 }

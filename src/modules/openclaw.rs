@@ -28,17 +28,19 @@ pub async fn plan<H: Host>(
     if have.lock.as_deref() == Some(lock.sha256.as_str()) {
         return Ok(Vec::new());
     }
-    let script = Script::new(INSTALL).args([
-        lock.sha256.as_str(),
-        want,
-        OPENCLAW_PREFIX,
-        NODE_HOME,
-        BUILD_USER,
-        &lock.vouched_by,
-        &ctx.layout.user,
-        &ctx.layout.home,
-        crate::layout::GATEWAY_UNIT,
-    ]);
+    let script = Script::new(INSTALL)
+        .args([
+            lock.sha256.as_str(),
+            want,
+            OPENCLAW_PREFIX,
+            NODE_HOME,
+            BUILD_USER,
+            &lock.vouched_by,
+            &ctx.layout.user,
+            &ctx.layout.home,
+            crate::layout::GATEWAY_UNIT,
+        ])
+        .args(plugin_ids(ctx));
     Ok(vec![Change::new(
         format!(
             "{}install openclaw@{want} from its lock (sha256 {}, {} packages, {}) as {BUILD_USER}, no dependency scripts (now: {})",
@@ -135,8 +137,12 @@ const INSTALLED_TREE: &str = r#"cat -- "$1/.ocfo-tree" 2>/dev/null || {
 /// $1 the lock's SHA-256, $2 the version, $3 the prefix (a link to the
 /// tree), $4 Node's home, $5 the build user, $6 who vouches for the lock,
 /// $7-$9 the gateway's user, home and unit (whose environment the check
-/// runs in: its config path and include roots).
+/// runs in: its config path and include roots), then the node's plugin
+/// channel ids.
 ///
+/// - Each plugin must exist at `version` on npm (`npm view`, as the build
+///   user): a version without it stops here, before anything is
+///   downloaded or switched, not after the tree switched.
 /// - `npm ci` installs exactly the lock (a tarball whose sha512 differs is
 ///   refused), with no package's install scripts, as the build user, in an
 ///   environment holding nothing of root's and reading no npmrc.
@@ -158,6 +164,7 @@ const INSTALLED_TREE: &str = r#"cat -- "$1/.ocfo-tree" 2>/dev/null || {
 ///   modules by their real path), older ones are removed.
 pub(crate) const INSTALL: &str = r#"set -eu
 want=$1 version=$2 prefix=$3 node=$4 builder=$5 vouched=$6 user=$7 home=$8 unit=$9
+shift 9
 umask 022
 parent=$(dirname -- "$prefix")
 tree="$parent/openclaw-$version-$(printf '%.12s' "$want")"
@@ -189,6 +196,15 @@ printf '{"name": "ocfo-openclaw", "private": true, "dependencies": {"openclaw": 
 cp -- "$lock" "$new/lib/package-lock.json"
 chmod 0644 -- "$new/lib/package.json" "$new/lib/package-lock.json"
 chown -- "$builder" "$new/lib" "$build"
+for id in "$@"; do
+  if ! said=$(as_builder "$build" "$node/bin/npm" view "@openclaw/$id@$version" version --no-update-notifier \
+      --globalconfig="$build/no-npmrc" --cache="$build/cache" --logs-dir="$build/logs" 2>&1 | head -c 4096) \
+    || [ "$(printf '%s\n' "$said" | tail -n 1)" != "$version" ]; then
+    why=$(printf '%s\n' "$said" | sed -n 's/^npm error //p' | grep -v '^ *$' | head -n 2 | paste -sd ' ' -)
+    echo "OpenClaw's plugin @openclaw/$id has no version $version on npm (${why:-npm said nothing}): this node's $id channel runs on it, and plugins go with OpenClaw's version. Nothing was switched; choose an OpenClaw version that has the plugin" >&2
+    exit 1
+  fi
+done
 if ! as_builder "$new/lib" "$node/bin/npm" ci --ignore-scripts --no-audit --no-fund --no-update-notifier --loglevel=error \
     --globalconfig="$build/no-npmrc" --cache="$build/cache" --logs-dir="$build/logs" >&2; then
   echo "npm ci of openclaw@$version from its lock (sha256 $want, $vouched) failed: nothing was switched" >&2
@@ -241,6 +257,20 @@ for d in "$parent"/openclaw-* "$prefix.ocfo-unlocked"; do
 done
 "#;
 
+/// The node's channels that are OpenClaw plugins (installed at OpenClaw's
+/// version).
+fn plugin_ids(ctx: &TaskContext<'_>) -> Vec<String> {
+    let mut ids: Vec<String> = ctx
+        .inv
+        .channel_ids(ctx.role)
+        .into_iter()
+        .filter(|c| channel_is_plugin(c))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// Plugin channels, pinned to the OpenClaw version. OpenClaw's own doctor may
 /// install a configured plugin by itself when any command starts, after which
 /// `plugins install` says "already exists": so the install runs with
@@ -250,12 +280,7 @@ pub async fn plan_plugins<H: Host>(
     host: &H,
     ctx: &TaskContext<'_>,
 ) -> Result<Vec<Change>, ModuleError> {
-    let ids = ctx.inv.channel_ids(ctx.role);
-    let plugins: Vec<&str> = ids
-        .iter()
-        .map(String::as_str)
-        .filter(|c| channel_is_plugin(c))
-        .collect();
+    let plugins = plugin_ids(ctx);
     if plugins.is_empty() {
         return Ok(Vec::new());
     }
@@ -266,7 +291,7 @@ pub async fn plan_plugins<H: Host>(
         host,
         &Script::new(PLUGIN_VERSIONS)
             .args([user, home])
-            .args(plugins.iter().copied()),
+            .args(plugins.iter().map(String::as_str)),
     )
     .await?;
     let mut changes = Vec::new();
@@ -768,6 +793,13 @@ mod tests {
         exe(
             &node.join("bin/npm"),
             &r#"#!/bin/sh
+if [ "$1" = view ]; then
+  # The registry: the Discord plugin exists at 2026.9.6, no other.
+  case $2 in
+    @openclaw/discord@2026.9.6) echo 2026.9.6; exit 0 ;;
+    *) echo "npm error code E404"; echo "npm error 404 No match found for version ${2##*@}" >&2; exit 1 ;;
+  esac
+fi
 [ "$1" = ci ] && [ "$2" = --ignore-scripts ] || { echo "not npm ci --ignore-scripts: $*" >&2; exit 2; }
 [ "$NPM_CONFIG_USERCONFIG" = /dev/null ] || exit 3
 # Root's $TMPDIR may be private to root (pam_tmpdir): the build's cache
@@ -799,18 +831,20 @@ echo 1 > node_modules/openclaw/.openclaw-lifecycle-pending
         // The gateway's home, with data for the new build's doctor to read.
         let home = d.join("gwhome");
         std::fs::create_dir_all(home.join(".openclaw")).unwrap();
-        let install = |lock: &str, want: &str| {
-            let script = Script::new(INSTALL).args([
-                want,
-                "2026.9.6",
-                prefix.to_str().unwrap(),
-                node.to_str().unwrap(),
-                "nobody",
-                "test",
-                "root",
-                home.to_str().unwrap(),
-                "ocfo-test-absent.service",
-            ]);
+        let install_with = |lock: &str, want: &str, plugins: &[&str]| {
+            let script = Script::new(INSTALL)
+                .args([
+                    want,
+                    "2026.9.6",
+                    prefix.to_str().unwrap(),
+                    node.to_str().unwrap(),
+                    "nobody",
+                    "test",
+                    "root",
+                    home.to_str().unwrap(),
+                    "ocfo-test-absent.service",
+                ])
+                .args(plugins.iter().copied());
             let script = format!(
                 "CHOWN_LOG='{}'; export CHOWN_LOG\nTMPDIR='{}'; ROOT_TMPDIR=$TMPDIR; export TMPDIR ROOT_TMPDIR\n{}",
                 chown_log.display(),
@@ -823,6 +857,7 @@ echo 1 > node_modules/openclaw/.openclaw-lifecycle-pending
                 String::from_utf8_lossy(&out.stderr).into_owned(),
             )
         };
+        let install = |lock: &str, want: &str| install_with(lock, want, &[]);
         let listing = || {
             let mut v: Vec<String> = std::fs::read_dir(&opt)
                 .unwrap()
@@ -911,10 +946,27 @@ echo 1 > node_modules/openclaw/.openclaw-lifecycle-pending
         );
         std::fs::remove_file(home.join("newer")).unwrap();
 
+        // A plugin channel whose plugin npm does not have at this version
+        // stops the install before anything is downloaded or switched.
+        let plugged = "{\"plugged\": 1}\n";
+        let plugged_sum = crate::sha256_hex(plugged.as_bytes());
+        let (ok, err) = install_with(plugged, &plugged_sum, &["discord", "matrix"]);
+        assert!(!ok);
+        assert!(
+            err.contains("OpenClaw's plugin @openclaw/matrix has no version 2026.9.6 on npm (code E404 404 No match found for version 2026.9.6)")
+                && err.contains("Nothing was switched"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_link(&prefix).unwrap(), opt.join(&tree));
+        assert_eq!(
+            listing(),
+            ["openclaw", tree.as_str(), "openclaw.ocfo-unlocked"]
+        );
+
         // The next good install keeps the one before and removes the unlocked one.
         let next = "{\"good\": 3}\n";
         let next_sum = crate::sha256_hex(next.as_bytes());
-        let (ok, err) = install(next, &next_sum);
+        let (ok, err) = install_with(next, &next_sum, &["discord"]);
         assert!(ok, "{err}");
         let next_tree = format!("openclaw-2026.9.6-{}", &next_sum[..12]);
         let mut want = vec!["openclaw", tree.as_str(), next_tree.as_str()];
