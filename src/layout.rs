@@ -43,6 +43,9 @@ pub const MONITOR_STATE_DIR: &str = "/var/lib/ocfo";
 pub const MONITOR_STATE_FILE: &str = "/var/lib/ocfo/monitor-state.json";
 /// When deploy last finished on this host, and from which commit.
 pub const LAST_DEPLOY: &str = "/var/lib/ocfo/last-deploy";
+/// The handlers a deploy's changes asked for that have not run yet (a run
+/// that failed after the change): the next run runs them.
+pub const PENDING_HANDLERS: &str = "/var/lib/ocfo/pending-handlers";
 /// Deploy's lock on a host: a folder (`mkdir` is atomic) with its owner inside.
 pub const DEPLOY_LOCK: &str = "/run/ocfo-deploy.lock";
 /// The inputs of the last `openclaw config validate` that passed.

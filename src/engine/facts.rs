@@ -19,6 +19,9 @@ pub struct Facts {
     /// Seconds since the host booted when facts were read (the clock of
     /// systemd's `*TimestampMonotonic`): what this run started after.
     pub uptime_at_start: f64,
+    /// Handlers an earlier run's changes asked for and that never ran
+    /// (`layout::PENDING_HANDLERS`): that run failed or was cut short.
+    pub pending_handlers: Vec<String>,
 }
 
 /// The releases ocfo is verified on: deploy, drift repair, a drill with the
@@ -75,6 +78,7 @@ if [ -d /run/systemd/system ]; then echo init=systemd; else echo "init=$(cat /pr
 echo "hostname=$(hostname 2>/dev/null || cat /etc/hostname)"
 echo "users=$(getent passwd | cut -d: -f1 | tr '\n' ',')"
 echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "pending_handlers=$(head -c 4096 /var/lib/ocfo/pending-handlers 2>/dev/null | tr '\n' ',')"
 "#;
 
 pub async fn gather<H: Host>(host: &H) -> Result<Facts, HostError> {
@@ -93,6 +97,11 @@ pub fn parse(text: &str) -> Facts {
         init: get("init"),
         hostname: get("hostname"),
         uptime_at_start: get("uptime").parse().unwrap_or(0.0),
+        pending_handlers: get("pending_handlers")
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .collect(),
         users: get("users")
             .split(',')
             .filter(|u| !u.is_empty())
@@ -110,5 +119,9 @@ mod tests {
         assert_eq!(f.node_arch(), Some("x64"));
         assert!(f.has_user("openclaw"));
         assert!(!f.has_user("nobody2"));
+        assert!(f.pending_handlers.is_empty());
+        let f = super::parse("pending_handlers=restart gateway,reload sshd,\n");
+        assert_eq!(f.pending_handlers, ["restart gateway", "reload sshd"]);
+        assert!(super::SCRIPT.contains(crate::layout::PENDING_HANDLERS));
     }
 }

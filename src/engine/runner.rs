@@ -10,12 +10,14 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::modules;
 
 use super::batch;
+use super::change::Step;
 use super::context::TaskContext;
 use super::facts::{self, Facts};
 use super::host::{CmdOutput, Host, HostError};
 use super::playbook::{Playbook, TagFilter, Task};
 use super::prefetch::{self, Prefetched};
 use super::report::{HostReport, Status, TaskReport};
+use crate::shell::Script;
 
 /// Progress for the terminal: which task each host is on.
 #[derive(Debug, Clone)]
@@ -62,6 +64,15 @@ fn judge_lock(out: &CmdOutput) -> Result<(), String> {
 /// The end of a locked run in one round trip: the `last deploy` stamp (for
 /// `ocfo status`; bookkeeping, not a change, so its failure is ignored) when
 /// the run succeeded, then the lock released.
+/// Adds the handler names (`$2`...) to the file `$1`
+/// (`layout::PENDING_HANDLERS`), atomically.
+const NOTE_PENDING: &str = r#"set -e
+f=$1; shift
+mkdir -p -m 0755 -- "${f%/*}"
+{ cat -- "$f" 2>/dev/null || true; printf '%s\n' "$@"; } | sort -u > "$f.new"
+mv -f -- "$f.new" "$f"
+"#;
+
 async fn finish<H: Host>(host: &H, stamp: bool) {
     let mut script = String::new();
     if stamp {
@@ -70,6 +81,10 @@ async fn finish<H: Host>(host: &H, stamp: bool) {
             crate::layout::MONITOR_STATE_DIR,
             crate::layout::LAST_DEPLOY
         ));
+    }
+    if stamp {
+        // Every handler the run's changes (or an earlier run's) asked for ran.
+        script.push_str(&format!("rm -f {}\n", crate::layout::PENDING_HANDLERS));
     }
     script.push_str(&format!("rm -rf {LOCK}"));
     match host.run(&script, None).await {
@@ -225,7 +240,16 @@ impl Runner<'_> {
         let env = crate::render::template_env();
         let vars = ctx.vars();
         let host = &self.plan_ahead(host, ctx, (&env, &vars)).await;
-        let mut notified: BTreeSet<String> = BTreeSet::new();
+        // What an earlier run changed but never got to restart or reload
+        // (it failed after the change) is owed first: without it, a tree
+        // switched by a failed run would never be restarted onto.
+        let mut notified: BTreeSet<String> = ctx
+            .facts
+            .pending_handlers
+            .iter()
+            .filter(|n| self.playbook.handlers.iter().any(|h| &h.name == *n))
+            .cloned()
+            .collect();
         for task in &self.playbook.tasks {
             if self.cancel.load(Ordering::SeqCst) {
                 report.interrupted = true;
@@ -374,6 +398,17 @@ impl Runner<'_> {
                     gate.hold(modules::is_upgrade(&call)).await?;
                     held.0.store(true, Ordering::SeqCst);
                 }
+            }
+            // Noted on the host before the change, so the handlers run
+            // even if this run fails after it (cleared by `finish`).
+            if !handler && !task.notify.is_empty() && !changes.is_empty() {
+                let note = Script::new(NOTE_PENDING)
+                    .arg(crate::layout::PENDING_HANDLERS)
+                    .args(task.notify.iter().map(String::as_str));
+                Step::run(note)
+                    .execute(host)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             for c in &changes {
                 for step in &c.steps {

@@ -34,6 +34,8 @@ struct FakeHost {
     /// The release the host reports (`os_id version codename`); Debian 12
     /// when unset.
     release: Mutex<Option<(String, String, String)>>,
+    /// `/var/lib/ocfo/pending-handlers`: one name a line.
+    pending: Mutex<Vec<String>>,
 }
 
 fn ok(stdout: &str) -> CmdOutput {
@@ -110,6 +112,17 @@ impl FakeHost {
                 dirs.get(args[0]).map_or("missing", String::as_str)
             ));
         }
+        // Handlers noted before a change; cleared by a run that ended well.
+        if script.contains("sort -u > \"$f.new\"") {
+            let mut pending = self.pending.lock().unwrap();
+            pending.extend(args[1..].iter().map(|a| a.to_string()));
+            pending.sort();
+            pending.dedup();
+            return ok("");
+        }
+        if script.contains(&format!("rm -f {}", crate::layout::PENDING_HANDLERS)) {
+            self.pending.lock().unwrap().clear();
+        }
         // The deploy lock and anything else: succeed quietly.
         if script.contains("mkdir /run/ocfo-deploy.lock") {
             return match &*self.lock_owner.lock().unwrap() {
@@ -124,8 +137,9 @@ impl FakeHost {
                 .unwrap()
                 .clone()
                 .unwrap_or_else(|| ("debian".into(), "12".into(), "bookworm".into()));
+            let pending = self.pending.lock().unwrap().join(",");
             return ok(&format!(
-                "os_id={id}\nos_version={version}\nos_codename={codename}\ninit=systemd\n"
+                "os_id={id}\nos_version={version}\nos_codename={codename}\ninit=systemd\npending_handlers={pending}\n"
             ));
         }
         ok("")
@@ -388,6 +402,42 @@ async fn a_failure_stops_the_host_and_names_the_command_and_stderr() {
     );
     assert!(err.contains("Read-only file system"), "{err}");
     assert!(r.failed());
+}
+
+/// A run that fails after a change that notified a handler leaves the
+/// handler owed on the host; the next run runs it although nothing changes
+/// then (a switched tree is restarted onto), and a run that ends well
+/// clears it.
+#[tokio::test]
+async fn a_handler_a_failed_run_never_ran_runs_on_the_next() {
+    let host = FakeHost {
+        fail_path: Some("/srv/b".into()),
+        ..Default::default()
+    };
+    let mut book = playbook();
+    book.tasks[0].notify = vec!["h".into(), "gone".into()];
+    let r = run(&host, &book, false, TagFilter::default(), false).await;
+    assert!(r.failed());
+    assert!(r.tasks.iter().all(|t| !t.handler));
+    assert_eq!(*host.pending.lock().unwrap(), ["gone", "h"]);
+
+    // Without the failing task: nothing changes, the owed handler runs.
+    book.tasks.remove(1);
+    let check = run(&host, &book, true, TagFilter::default(), false).await;
+    assert!(check.tasks.iter().any(|t| t.handler && t.status == Status::Changed));
+    let r = run(&host, &book, false, TagFilter::default(), false).await;
+    assert!(!r.failed(), "{:?}", statuses(&r));
+    assert_eq!(r.tasks[0].status, Status::Ok);
+    assert_eq!(
+        r.tasks.iter().filter(|t| t.handler).count(),
+        1,
+        "{:?}",
+        statuses(&r)
+    );
+    assert!(host.dirs.lock().unwrap().contains_key("/srv/handled"));
+    assert!(host.pending.lock().unwrap().is_empty());
+    let again = run(&host, &book, false, TagFilter::default(), false).await;
+    assert!(again.tasks.iter().all(|t| !t.handler));
 }
 
 #[tokio::test]
