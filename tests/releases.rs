@@ -167,6 +167,43 @@ fn upgrade(lab: &TestLab) {
         2,
         "--check shows the upgrade as one on both nodes:\n{check}"
     );
+
+    // A failed upgrade first: the new version with a config it rejects. The
+    // standby goes first and fails at OpenClaw's own validation; the
+    // primary is never touched and serves throughout.
+    let good = std::fs::read_to_string(&inv).unwrap();
+    let rejected = good.replacen(
+        "  config:\n",
+        "  config:\n    gateway:\n      ocfoUnknownKey: true\n",
+        1,
+    );
+    assert_ne!(rejected, good, "no openclaw.config in {inv}");
+    std::fs::write(&inv, rejected).unwrap();
+    let primary_pid = lab.main_pid("primary", "openclaw-gateway");
+    let (out, samples) = deploy_polled(lab);
+    let out_text = text(&out);
+    assert!(!out.status.success(), "{out_text}");
+    assert!(
+        out_text.contains("Unrecognized key: \"ocfoUnknownKey\"")
+            && out_text.contains("upgrade stopped before the primary"),
+        "{out_text}"
+    );
+    assert!(
+        samples.iter().all(|(p, _)| *p),
+        "the primary served throughout the failed upgrade:\n{out_text}"
+    );
+    assert_eq!(lab.main_pid("primary", "openclaw-gateway"), primary_pid);
+    assert_eq!(
+        lab.ssh_ok(
+            "primary",
+            "sed -n 's/^openclaw //p' /opt/openclaw/.ocfo-tree"
+        ),
+        format!("{OLD}\n")
+    );
+    // The config fixed, the next run converges: the standby's gateway is
+    // restarted onto the tree the failed run switched (its restart was
+    // owed), then the upgrade goes on as if nothing had failed.
+    std::fs::write(&inv, good).unwrap();
     let (out, samples) = deploy_polled(lab);
     let out_text = text(&out);
     assert!(out.status.success(), "the upgrade failed:\n{out_text}");
