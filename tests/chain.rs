@@ -229,6 +229,20 @@ fn a_chain_of_three_fails_over_in_order_and_back() {
     });
     assert_eq!(role(&lab, "standby2"), "watching");
     assert_eq!(promotions(&lab, "standby2"), standby2_promotions + 1);
+    // ...and gave the primary the outage's conversation first.
+    let m = monitor(&lab, "standby");
+    if m["last_hand_back"]["outcome"] != "taken" {
+        eprintln!(
+            "{}\n{}\n{}",
+            lab.journal("primary", "ocfo-conversation-take-back", 80),
+            lab.journal("standby", "ocfo-monitor", 120),
+            text(&lab.ssh(
+                "standby",
+                "runuser -u openclaw -- git -C /home/openclaw/conversation-replica log --oneline -5 --all",
+            )),
+        );
+        panic!("the standby's hand-back was not taken: {m:#}");
+    }
     let answer = lab.chat("primary", "Back to you?");
     assert!(!answer.trim().is_empty());
 

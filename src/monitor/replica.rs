@@ -170,16 +170,40 @@ impl Replica<'_> {
 
     /// Points the remote's `branch` at `commit` (which the replica holds),
     /// or deletes it.
+    ///
+    /// `commit` is often not a descendant of what the branch holds (another
+    /// replica's snapshot: in a chain the standby's answer follows
+    /// standby2's), and a remote that refuses non-fast-forward updates
+    /// (`receive.denyNonFastForwards`, a protected branch) refuses even
+    /// `--force`: then the branch is deleted and pushed anew, as the
+    /// snapshot script does with its hand-back branch.
     pub async fn set_remote_branch(
         &self,
         branch: &str,
         commit: Option<&str>,
     ) -> Result<(), String> {
-        let spec = format!("{}:refs/heads/{branch}", commit.unwrap_or(""));
-        self.git(&["push", "-q", "--force", "origin", &spec])
+        let delete = format!(":refs/heads/{branch}");
+        let failed = |e: String| format!("updating {branch} on the workspace remote failed: {e}");
+        let Some(commit) = commit else {
+            return self
+                .git(&["push", "-q", "origin", &delete])
+                .await
+                .map(drop)
+                .map_err(failed);
+        };
+        let spec = format!("{commit}:refs/heads/{branch}");
+        if self
+            .git(&["push", "-q", "--force", "origin", &spec])
             .await
-            .map(|_| ())
-            .map_err(|e| format!("updating {branch} on the workspace remote failed: {e}"))
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let _ = self.git(&["push", "-q", "origin", &delete]).await;
+        self.git(&["push", "-q", "origin", &spec])
+            .await
+            .map(drop)
+            .map_err(failed)
     }
 }
 
