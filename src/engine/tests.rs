@@ -424,7 +424,10 @@ async fn a_handler_a_failed_run_never_ran_runs_on_the_next() {
     // Without the failing task: nothing changes, the owed handler runs.
     book.tasks.remove(1);
     let check = run(&host, &book, true, TagFilter::default(), false).await;
-    assert!(check.tasks.iter().any(|t| t.handler && t.status == Status::Changed));
+    assert!(check
+        .tasks
+        .iter()
+        .any(|t| t.handler && t.status == Status::Changed));
     let r = run(&host, &book, false, TagFilter::default(), false).await;
     assert!(!r.failed(), "{:?}", statuses(&r));
     assert_eq!(r.tasks[0].status, Status::Ok);
