@@ -904,6 +904,20 @@ echo 1 > node_modules/openclaw/.openclaw-lifecycle-pending
             ["openclaw", tree.as_str(), "openclaw.ocfo-unlocked"]
         );
 
+        // A refused install switches nothing and leaves nothing behind.
+        let refused = |lock: &str, want: Option<&str>, plugins: &[&str], says: &[&str]| {
+            let sum = crate::sha256_hex(lock.as_bytes());
+            let (ok, err) = install_with(lock, want.unwrap_or(&sum), plugins);
+            assert!(!ok, "{lock}");
+            for s in says {
+                assert!(err.contains(s), "{lock}: {err}");
+            }
+            assert_eq!(std::fs::read_link(&prefix).unwrap(), opt.join(&tree));
+            assert_eq!(
+                listing(),
+                ["openclaw", tree.as_str(), "openclaw.ocfo-unlocked"]
+            );
+        };
         for (lock, want, says) in [
             ("{\"tampered\": 1}\n", None, "EINTEGRITY"),
             (
@@ -913,54 +927,37 @@ echo 1 > node_modules/openclaw/.openclaw-lifecycle-pending
             ),
             (
                 "{\"good\": 2}\n",
-                Some(&good_sum),
+                Some(good_sum.as_str()),
                 "the lock arrived as sha256",
             ),
         ] {
-            let sum = crate::sha256_hex(lock.as_bytes());
-            let (ok, err) = install(lock, want.unwrap_or(&sum));
-            assert!(!ok, "{lock}");
-            assert!(err.contains(says), "{lock}: {err}");
-            assert_eq!(std::fs::read_link(&prefix).unwrap(), opt.join(&tree));
-            assert_eq!(
-                listing(),
-                ["openclaw", tree.as_str(), "openclaw.ocfo-unlocked"]
-            );
+            refused(lock, want, &[], &[says]);
         }
 
         // A build that cannot open the node's data (a roll back across
         // OpenClaw's migrations) is refused before the switch.
         std::fs::write(home.join("newer"), "").unwrap();
-        let older = "{\"older\": 1}\n";
-        let (ok, err) = install(older, &crate::sha256_hex(older.as_bytes()));
-        assert!(!ok);
-        assert!(
-            err.contains("openclaw@2026.9.6 cannot open this node's data: OpenClaw state database /h/s.sqlite uses newer schema version 18; this build supports 17.")
-                && err.contains("Nothing was switched"),
-            "{err}"
-        );
-        assert_eq!(std::fs::read_link(&prefix).unwrap(), opt.join(&tree));
-        assert_eq!(
-            listing(),
-            ["openclaw", tree.as_str(), "openclaw.ocfo-unlocked"]
+        refused(
+            "{\"older\": 1}\n",
+            None,
+            &[],
+            &[
+                "openclaw@2026.9.6 cannot open this node's data: OpenClaw state database /h/s.sqlite uses newer schema version 18; this build supports 17.",
+                "Nothing was switched",
+            ],
         );
         std::fs::remove_file(home.join("newer")).unwrap();
 
         // A plugin channel whose plugin npm does not have at this version
         // stops the install before anything is downloaded or switched.
-        let plugged = "{\"plugged\": 1}\n";
-        let plugged_sum = crate::sha256_hex(plugged.as_bytes());
-        let (ok, err) = install_with(plugged, &plugged_sum, &["discord", "matrix"]);
-        assert!(!ok);
-        assert!(
-            err.contains("OpenClaw's plugin @openclaw/matrix has no version 2026.9.6 on npm (code E404 404 No match found for version 2026.9.6)")
-                && err.contains("Nothing was switched"),
-            "{err}"
-        );
-        assert_eq!(std::fs::read_link(&prefix).unwrap(), opt.join(&tree));
-        assert_eq!(
-            listing(),
-            ["openclaw", tree.as_str(), "openclaw.ocfo-unlocked"]
+        refused(
+            "{\"plugged\": 1}\n",
+            None,
+            &["discord", "matrix"],
+            &[
+                "OpenClaw's plugin @openclaw/matrix has no version 2026.9.6 on npm (code E404 404 No match found for version 2026.9.6)",
+                "Nothing was switched",
+            ],
         );
 
         // The next good install keeps the one before and removes the unlocked one.
