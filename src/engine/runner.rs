@@ -399,8 +399,14 @@ impl Runner<'_> {
                     held.0.store(true, Ordering::SeqCst);
                 }
             }
-            // Noted on the host before the change, so the handlers run
-            // even if this run fails after it (cleared by `finish`).
+            for c in &changes {
+                for step in &c.steps {
+                    step.execute(host).await.map_err(|e| e.to_string())?;
+                }
+            }
+            // Noted on the host once the change is made (a step that failed
+            // made none: nothing to restart onto), so the handlers run even
+            // if this run fails later (cleared by `finish`).
             if !handler && !task.notify.is_empty() && !changes.is_empty() {
                 let note = Script::new(NOTE_PENDING)
                     .arg(crate::layout::PENDING_HANDLERS)
@@ -409,11 +415,6 @@ impl Runner<'_> {
                     .execute(host)
                     .await
                     .map_err(|e| e.to_string())?;
-            }
-            for c in &changes {
-                for step in &c.steps {
-                    step.execute(host).await.map_err(|e| e.to_string())?;
-                }
             }
             if changes.is_empty() && !modules::is_check(&call) {
                 return Ok(());

@@ -405,7 +405,7 @@ async fn a_failure_stops_the_host_and_names_the_command_and_stderr() {
 }
 
 /// A run that fails after a change that notified a handler leaves the
-/// handler owed on the host; the next run runs it although nothing changes
+/// handler owed on the host (not the failed change's own); the next run runs it although nothing changes
 /// then (a switched tree is restarted onto), and a run that ends well
 /// clears it.
 #[tokio::test]
@@ -416,6 +416,8 @@ async fn a_handler_a_failed_run_never_ran_runs_on_the_next() {
     };
     let mut book = playbook();
     book.tasks[0].notify = vec!["h".into(), "gone".into()];
+    // The failing change made nothing: its handler is not owed.
+    book.tasks[1].notify = vec!["other".into()];
     let r = run(&host, &book, false, TagFilter::default(), false).await;
     assert!(r.failed());
     assert!(r.tasks.iter().all(|t| !t.handler));
