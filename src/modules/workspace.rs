@@ -86,19 +86,20 @@ pub(super) use user_git_function;
 /// are the agent's to write); root only checks that no link leads out of the
 /// user's folders. $1 the workspace, $2 the user, $3 the credential key.
 /// Also the conversation replica's facts: `clone` (a repository there), its
-/// origin and credential, or `none`.
-pub(super) const FACTS: &str = concat!(
-    user_git_function!(),
-    r#"cd /
+/// origin and credential, or `none`. Both reads in one `runuser` (its PAM
+/// session is most of a read's cost, and every no-op deploy makes them),
+/// with `ocfo_git`'s environment and options.
+pub(super) const FACTS: &str = r#"cd /
 ocfo_guard "$1"
 if [ -d "$1/.git" ]; then
   echo clone
-  ocfo_git "$2" -C "$1" remote get-url origin 2>/dev/null || echo
-  ocfo_git "$2" -C "$1" config --local "$3" || echo
+  runuser -u "$2" -- env GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0 sh -c '
+o="-c core.hooksPath=/dev/null -c core.fsmonitor=false"
+git $o -C "$1" remote get-url origin 2>/dev/null || echo
+git $o -C "$1" config --local "$2" || echo' sh "$1" "$3"
 else
   echo none
-fi"#
-);
+fi"#;
 
 /// The credential and identity of a repository of the gateway user's:
 /// $1 the repository, $2 user, $3 credential key, $4 its value (empty:
