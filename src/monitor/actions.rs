@@ -463,6 +463,38 @@ pub(super) async fn openclaw_as(
     run(&mut c, limit + Duration::from_secs(5)).await
 }
 
+/// The summed `RssAnon` of the processes in `cgroup` (the unit's, from
+/// whichever hierarchy lists them), at most 256 of them, read as `user`:
+/// the monitor's own `/proc` hides other users' processes
+/// (`ProtectProc=invisible`). Shared anonymous pages of forked processes
+/// count once per process: an upper bound.
+async fn processes_anon_bytes(cgroup: &str, user: &str) -> Option<u64> {
+    let procs = ["", "/unified", "/systemd"]
+        .iter()
+        .find_map(|h| read_small(&format!("/sys/fs/cgroup{h}{cgroup}/cgroup.procs")))?;
+    let pids: Vec<String> = procs
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .filter(|p| *p > 0)
+        .take(256)
+        .map(|p| p.to_string())
+        .collect();
+    if pids.is_empty() {
+        return None;
+    }
+    let limit = Duration::from_secs(10);
+    let mut c = as_user(user, limit, &[], None);
+    c.args([
+        "sh",
+        "-c",
+        "for p in \"$@\"; do grep -h '^RssAnon:' \"/proc/$p/status\" 2>/dev/null; done; true",
+        "sh",
+    ])
+    .args(&pids);
+    let out = run(&mut c, limit + Duration::from_secs(5)).await.ok()?;
+    super::arming::rss_anon_sum(&out)
+}
+
 impl Senses for SystemActions {
     async fn gateway_active(&self) -> bool {
         Command::new("systemctl")
@@ -540,13 +572,18 @@ impl Senses for SystemActions {
         if !cgroup.starts_with('/') || cgroup.contains("..") {
             return None;
         }
-        // cgroup v2, else v1's memory hierarchy.
-        [
+        // cgroup v2, else v1's memory hierarchy, else (no memory
+        // controller for the unit) its processes' own anonymous memory.
+        let from_memory_controller = [
             format!("/sys/fs/cgroup{cgroup}/memory.stat"),
             format!("/sys/fs/cgroup/memory{cgroup}/memory.stat"),
         ]
         .iter()
-        .find_map(|p| super::arming::anon_bytes(&read_small(p)?))
+        .find_map(|p| super::arming::anon_bytes(&read_small(p)?));
+        match from_memory_controller {
+            Some(b) => Some(b),
+            None => processes_anon_bytes(cgroup, &self.config.openclaw.user).await,
+        }
     }
 
     async fn hold(&self) -> Option<Hold> {

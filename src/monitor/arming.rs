@@ -148,9 +148,43 @@ pub fn anon_bytes(memory_stat: &str) -> Option<u64> {
     })
 }
 
+/// The `RssAnon` lines of `/proc/PID/status` files, summed: processes'
+/// anonymous resident memory, for hosts whose systemd has no memory
+/// controller to ask (a container on a cgroup-v1 machine, as the lab's
+/// hosts are on ours). `None` when there is no such line.
+pub fn rss_anon_sum(statuses: &str) -> Option<u64> {
+    let mut total = None;
+    for kb in statuses.lines().filter_map(|l| l.strip_prefix("RssAnon:")) {
+        let Some(kb) = kb
+            .trim()
+            .strip_suffix("kB")
+            .and_then(|k| k.trim().parse::<u64>().ok())
+        else {
+            continue;
+        };
+        total = Some(
+            total
+                .unwrap_or(0u64)
+                .saturating_add(kb.saturating_mul(1024)),
+        );
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_anonymous_memory_is_summed_from_their_status() {
+        let status =
+            "Name:\tnode\nVmRSS:\t  400000 kB\nRssAnon:\t  300000 kB\nRssFile:\t 100000 kB\n";
+        assert_eq!(rss_anon_sum(status), Some(300000 * 1024));
+        let two = "RssAnon:\t 1 kB\nRssAnon:\t 2 kB\nRssAnon:\t x kB\n";
+        assert_eq!(rss_anon_sum(two), Some(3 * 1024));
+        assert_eq!(rss_anon_sum("Name:\tkthreadd\n"), None);
+        assert_eq!(rss_anon_sum("RssAnon:\t x kB\n"), None);
+    }
 
     #[test]
     fn anonymous_memory_is_read_from_memory_stat() {
