@@ -362,6 +362,34 @@ impl fmt::Debug for GatewayClient {
     }
 }
 
+/// Runs `connect` until it succeeds or fails for good, waiting while the
+/// gateway says it is still starting (a refusal it marks retryable, at its
+/// `retryAfterMs`, 250 ms to 5 s), for at most `wait`. A gateway restarting
+/// on purpose (a catch-up, a recycle) answers within seconds; the CLI the
+/// callers fall back to cannot reach it any sooner.
+pub async fn connect_patiently<T, F, Fut>(wait: Duration, mut connect: F) -> Result<T, GatewayError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, GatewayError>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match connect().await {
+            Err(GatewayError::Refused {
+                retryable: true,
+                retry_after,
+                ..
+            }) if tokio::time::Instant::now() < deadline => {
+                let pause = retry_after
+                    .unwrap_or(Duration::from_secs(1))
+                    .clamp(Duration::from_millis(250), Duration::from_secs(5));
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 impl GatewayClient {
     /// Opens the WebSocket, answers the gateway's challenge with `connect`
     /// (signed when `opts.device` is set) and reads `hello-ok`, all within

@@ -782,3 +782,61 @@ async fn the_token_never_appears_in_an_error() {
         errors[0]
     );
 }
+
+fn starting(retry_after_ms: Option<u64>) -> GatewayError {
+    GatewayError::Refused {
+        method: "connect".into(),
+        code: "UNAVAILABLE".into(),
+        detail_code: None,
+        message: "gateway starting; retry shortly".into(),
+        retryable: true,
+        retry_after: retry_after_ms.map(Duration::from_millis),
+    }
+}
+
+/// A gateway that says it is starting is waited for at its own pace, up to
+/// the bound; any other failure is returned at once.
+#[tokio::test(start_paused = true)]
+async fn a_starting_gateway_is_waited_for_and_nothing_else_is() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let calls = AtomicU32::new(0);
+    let t0 = tokio::time::Instant::now();
+    let r = connect_patiently(Duration::from_secs(90), || async {
+        match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Err(starting(Some(500))),
+            1 => Err(starting(None)),
+            _ => Ok(7),
+        }
+    })
+    .await;
+    assert_eq!(r.unwrap(), 7);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(t0.elapsed(), Duration::from_millis(1500));
+
+    // Starting for ever: the refusal once the bound is spent.
+    let t0 = tokio::time::Instant::now();
+    let r: Result<(), _> = connect_patiently(Duration::from_secs(10), || async {
+        Err(starting(Some(60_000)))
+    })
+    .await;
+    assert!(matches!(
+        r,
+        Err(GatewayError::Refused {
+            retryable: true,
+            ..
+        })
+    ));
+    assert_eq!(t0.elapsed(), Duration::from_secs(10));
+
+    // Not a start: no waiting.
+    let t0 = tokio::time::Instant::now();
+    let calls = AtomicU32::new(0);
+    let r: Result<(), _> = connect_patiently(Duration::from_secs(90), || async {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Err(GatewayError::NoScopes)
+    })
+    .await;
+    assert!(matches!(r, Err(GatewayError::NoScopes)));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(t0.elapsed(), Duration::ZERO);
+}

@@ -134,6 +134,10 @@ pub struct SystemActions {
 /// answer: the gateway is local; a starved one answers in seconds.
 const GATEWAY_CONNECT: Duration = Duration::from_secs(10);
 const GATEWAY_CALL: Duration = Duration::from_secs(20);
+/// How long the monitor waits for its own gateway while it says it is
+/// starting (seen in the lab: the failback announcement came during the
+/// catch-up's restart, and the CLI fallback could not send either).
+const GATEWAY_STARTING: Duration = Duration::from_secs(90);
 
 /// git as the gateway user reads none of that user's own git config
 /// (`~/.gitconfig`, `~/.config/git/config`): the agent writes it, and its
@@ -230,7 +234,9 @@ impl SystemActions {
     /// with the `openclaw` CLI on the gateway's own host, then it connects
     /// again.
     async fn gateway(&self) -> Result<crate::gateway::GatewayClient, String> {
-        use crate::gateway::{ConnectOptions, DeviceIdentity, GatewayClient, GatewayError};
+        use crate::gateway::{
+            connect_patiently, ConnectOptions, DeviceIdentity, GatewayClient, GatewayError,
+        };
         let token = self
             .token
             .clone()
@@ -243,7 +249,8 @@ impl SystemActions {
         opts.client_version = format!("ocfo-monitor {}", env!("CARGO_PKG_VERSION"));
         opts.connect_timeout = GATEWAY_CONNECT;
         opts.call_timeout = GATEWAY_CALL;
-        match GatewayClient::connect(&opts).await {
+        let connect = || connect_patiently(GATEWAY_STARTING, || GatewayClient::connect(&opts));
+        match connect().await {
             Err(GatewayError::NotPaired {
                 request_id: Some(id),
                 device_id,
@@ -252,9 +259,7 @@ impl SystemActions {
                 self.openclaw(&["devices", "approve", &id], Duration::from_secs(30))
                     .await
                     .map_err(|e| format!("approving the monitor's device failed: {e}"))?;
-                GatewayClient::connect(&opts)
-                    .await
-                    .map_err(|e| e.to_string())
+                connect().await.map_err(|e| e.to_string())
             }
             other => other.map_err(|e| e.to_string()),
         }
