@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 
 use crate::engine::runner::RestartGate;
 use crate::engine::Host;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Role};
 use crate::standby_client::{Primary, Standby, Wait, READY_WAIT};
 
 /// How long a hold lasts unless renewed: long enough for a gateway restart
@@ -49,6 +49,10 @@ const STANDBY_RUN_WAIT: Duration = Duration::from_secs(900);
 /// How long the standby may take to serve before the upgrade goes on with a
 /// plain hold.
 const HANDOVER_WAIT: Duration = Duration::from_secs(120);
+/// How long the primary's restart waits, after a handover, for the standby
+/// to serve at that moment (it restarts once itself to catch up on the
+/// conversation after it took over).
+const SERVING_WAIT: Duration = Duration::from_secs(240);
 
 impl<H: Host> StandbyHold<'_, H> {
     fn client(&self) -> Standby<'_, H> {
@@ -70,6 +74,36 @@ impl<H: Host> StandbyHold<'_, H> {
                         "WARNING: could not hold standby2's monitor ({e}): it may promote while the primary's gateway restarts"
                     ));
                 }
+            }
+        }
+    }
+
+    /// After the handover, the standby catches up on the conversation with
+    /// a restart of its own, seconds to minutes later: the primary's
+    /// gateway restarts only once the standby serves again, or nobody
+    /// would (seen in the lab: an upgrade whose primary installed faster
+    /// than the standby caught up). Not serving by then: a warning, and the
+    /// restart goes on (the primary is already upgraded on disk).
+    async fn standby_serving_now(&self) {
+        let wait = Wait::new(SERVING_WAIT, Duration::from_secs(1));
+        let serving = crate::standby_client::poll(
+            &wait,
+            || async {
+                Ok::<bool, String>(
+                    crate::standby_client::serving(self.standby, self.inv, Role::Standby)
+                        .await
+                        .unwrap_or(false),
+                )
+            },
+            |s| (*s).into(),
+        )
+        .await;
+        if serving.is_err() {
+            if let Ok(mut n) = self.notes.lock() {
+                n.push(format!(
+                    "WARNING: the standby did not serve within {}s of the primary's restart (its catch-up restart?): nobody may serve until the primary is ready",
+                    SERVING_WAIT.as_secs()
+                ));
             }
         }
     }
@@ -131,6 +165,9 @@ impl<H: Host> StandbyHold<'_, H> {
 impl<H: Host> RestartGate for StandbyHold<'_, H> {
     fn hold(&self, upgrade: bool) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
+            if self.handed_over.load(std::sync::atomic::Ordering::SeqCst) {
+                self.standby_serving_now().await;
+            }
             self.client()
                 .hold(&self.by, REASON, LEASE)
                 .await

@@ -303,6 +303,19 @@ fn took_over(before: &MonitorState, s: &MonitorState) -> Verdict {
     }
 }
 
+/// Whether `role`'s gateway serves its channels now (OpenClaw's `/readyz`
+/// with the token, asked on the node itself; `openclaw::ready_for_pair`).
+pub async fn serving<H: Host>(host: &H, inv: &Inventory, role: Role) -> Result<bool, String> {
+    let url = local_health_url(inv, role).replace("/healthz", "/readyz");
+    let script = readyz_script(GATEWAY_ENV_FILE, &url);
+    let out = host
+        .run(&script.render(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let channels = inv.channel_ids(role);
+    Ok(crate::openclaw::ready_for_pair(&out.stdout, &channels))
+}
+
 /// The standby, as the laptop talks to it.
 pub struct Standby<'a, H: Host> {
     host: &'a H,
@@ -429,15 +442,7 @@ impl<'a, H: Host> Primary<'a, H> {
 
     /// Whether the primary is ready for the pair (`openclaw::ready_for_pair`).
     pub async fn ready(&self) -> Result<bool, String> {
-        let url = local_health_url(self.inv, Role::Primary).replace("/healthz", "/readyz");
-        let script = readyz_script(GATEWAY_ENV_FILE, &url);
-        let out = self
-            .host
-            .run(&script.render(), None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let channels = self.inv.channel_ids(Role::Primary);
-        Ok(crate::openclaw::ready_for_pair(&out.stdout, &channels))
+        serving(self.host, self.inv, Role::Primary).await
     }
 
     /// Stops the gateway (it drains first).
