@@ -74,13 +74,13 @@ fn set_openclaw_version(lab: &TestLab, v: &str) {
     std::fs::write(&path, out.join("\n") + "\n").unwrap();
 }
 
+/// Who served at a moment of a deploy.
+type Sample = (bool, bool, f64);
+
 /// OpenClaw's own `/readyz` on each node, every 250 ms, until `stop`:
-/// `(primary ready, standby ready)` per sample. A node is ready when its
+/// `(primary ready, standby ready, seconds since the first)` per sample. A node is ready when its
 /// channels run (the standby's are stopped while it watches).
-fn poll_serving(
-    lab: &TestLab,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<Vec<(bool, bool)>> {
+fn poll_serving(lab: &TestLab, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Sample>> {
     let token = std::fs::read_to_string(lab.path("secrets/gateway_token")).unwrap();
     let addrs = [lab.address("primary"), lab.address("standby")];
     std::thread::spawn(move || {
@@ -104,8 +104,10 @@ fn poll_serving(
                 .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"ready\":true"))
         };
         let mut samples = Vec::new();
+        let t0 = std::time::Instant::now();
         while !stop.load(Ordering::SeqCst) {
-            samples.push((ready(&addrs[0]), ready(&addrs[1])));
+            let at = t0.elapsed().as_secs_f64();
+            samples.push((ready(&addrs[0]), ready(&addrs[1]), at));
             std::thread::sleep(Duration::from_millis(250));
         }
         samples
@@ -113,7 +115,7 @@ fn poll_serving(
 }
 
 /// `ocfo deploy` while polling who serves: its output and the samples.
-fn deploy_polled(lab: &TestLab) -> (std::process::Output, Vec<(bool, bool)>) {
+fn deploy_polled(lab: &TestLab) -> (std::process::Output, Vec<Sample>) {
     let stop = Arc::new(AtomicBool::new(false));
     let poller = poll_serving(lab, stop.clone());
     let out = ocfo(&["deploy", &lab.inventory()]);
@@ -121,19 +123,32 @@ fn deploy_polled(lab: &TestLab) -> (std::process::Output, Vec<(bool, bool)>) {
     (out, poller.join().unwrap())
 }
 
-fn assert_always_served(what: &str, samples: &[(bool, bool)], out: &str) {
+/// Every sample had a node serving; else the gap's place in the run (a
+/// and what the standby's monitor said meanwhile.
+fn assert_always_served(lab: &TestLab, what: &str, samples: &[Sample], out: &str) {
     assert!(
         samples.len() > 20,
         "{what}: too few samples ({})",
         samples.len()
     );
-    let none = samples.iter().filter(|(p, s)| !p && !s).count();
-    assert_eq!(
-        none,
-        0,
-        "{what}: {none} of {} samples had no node serving:\n{out}",
-        samples.len()
-    );
+    let gaps: Vec<usize> = (0..samples.len())
+        .filter(|&i| !samples[i].0 && !samples[i].1)
+        .collect();
+    if let (Some(first), Some(last)) = (gaps.first(), gaps.last()) {
+        eprintln!(
+            "{}\n{}",
+            lab.journal("standby", "ocfo-monitor", 200),
+            lab.journal("primary", "openclaw-gateway", 60)
+        );
+        panic!(
+            "{what}: {} of {} samples had no node serving, from {:.1}s to {:.1}s of {:.1}s:\n{out}",
+            gaps.len(),
+            samples.len(),
+            samples[*first].2,
+            samples[*last].2,
+            samples[samples.len() - 1].2
+        );
+    }
 }
 
 /// A deploy's output that changed nothing on either node.
@@ -189,7 +204,7 @@ fn upgrade(lab: &TestLab) {
         "{out_text}"
     );
     assert!(
-        samples.iter().all(|(p, _)| *p),
+        samples.iter().all(|(p, _, _)| *p),
         "the primary served throughout the failed upgrade:\n{out_text}"
     );
     assert_eq!(lab.main_pid("primary", "openclaw-gateway"), primary_pid);
@@ -207,9 +222,9 @@ fn upgrade(lab: &TestLab) {
     let (out, samples) = deploy_polled(lab);
     let out_text = text(&out);
     assert!(out.status.success(), "the upgrade failed:\n{out_text}");
-    assert_always_served("upgrade", &samples, &out_text);
+    assert_always_served(lab, "upgrade", &samples, &out_text);
     assert!(
-        samples.iter().any(|(p, s)| *s && !p),
+        samples.iter().any(|(p, s, _)| *s && !p),
         "the standby served alone while the primary restarted:\n{out_text}"
     );
     assert_eq!(versions(lab).matches(&format!("openclaw {NEW}")).count(), 2);
@@ -249,7 +264,7 @@ fn upgrade(lab: &TestLab) {
         "{out_text}"
     );
     assert!(
-        samples.iter().all(|(p, _)| *p),
+        samples.iter().all(|(p, _, _)| *p),
         "the primary served throughout the refused roll back:\n{out_text}"
     );
     assert_eq!(versions(lab).matches(&format!("openclaw {NEW}")).count(), 2);
