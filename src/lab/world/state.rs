@@ -537,8 +537,22 @@ impl World {
         self.check_chat(bot, chat_id, now_ms)?;
         Self::check_text(text)?;
         let mut answers = self.answered_by_quote(bot, text);
-        if let Some(r) = reply_to.filter(|r| !answers.contains(r)) {
-            answers.insert(0, r);
+        if let Some(r) = reply_to {
+            // The quote names a text; the reply names the message. Where the
+            // user wrote that text twice (a retry after a slow answer), the
+            // reply says which of them this answers.
+            let user = &self.bots[bot].user_texts;
+            let text_of = |id: u64| {
+                user.iter()
+                    .find(|(i, _)| *i == id)
+                    .map(|(_, t)| t.trim().to_string())
+            };
+            if let Some(replied) = text_of(r) {
+                answers.retain(|a| *a == r || text_of(*a).as_deref() != Some(replied.as_str()));
+            }
+            if !answers.contains(&r) {
+                answers.insert(0, r);
+            }
         }
         let b = &mut self.bots[bot];
         let message_id = b.next_message_id;
@@ -867,6 +881,28 @@ mod tests {
         // Quoted by the bot: that one too.
         w.bot_sends(b, user, one, Some(1), 4).unwrap();
         assert_eq!(answers(&mut w), [1, 4]);
+    }
+
+    /// A question written twice (a retry after a slow answer): the answer
+    /// that replies to the first answers the first, not also the second,
+    /// although its quote matches the second's text too.
+    #[test]
+    fn a_retried_question_is_answered_once_each() {
+        let mut w = world();
+        let b = w.bot_by_node("primary").unwrap();
+        let user = 123456789;
+        w.user_writes(b, "are you there?", 0).unwrap();
+        w.user_writes(b, "are you there?", 1).unwrap();
+        let answers = |w: &mut World| match &w.take_unsaved().last().unwrap().kind {
+            EventKind::BotMessage { answers, .. } => answers.clone(),
+            _ => panic!(),
+        };
+        let first = "lab model: you wrote 1 message in this conversation:\n\n1. are you there?";
+        w.bot_sends(b, user, first, Some(1), 2).unwrap();
+        assert_eq!(answers(&mut w), [1]);
+        let second = "lab model: you wrote 2 messages in this conversation:\n\n1. are you there?\n2. are you there?";
+        w.bot_sends(b, user, second, Some(2), 3).unwrap();
+        assert_eq!(answers(&mut w), [2]);
     }
 
     #[test]
