@@ -49,6 +49,12 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             return;
         }
         let activated = self.actions.activate_conversation(&snapshot).await;
+        // From here its database is the primary's, continued, whether or not
+        // the gateway serves again in time (a slow start on a loaded host):
+        // at the failback it is handed back.
+        if activated.is_ok() {
+            self.holds_conversation = true;
+        }
         let since_ms = unix_ms();
         let started = match self.actions.start_gateway().await {
             Ok(()) => self.serve_again(since_ms).await,
