@@ -117,6 +117,10 @@ struct Fake {
     log: Mutex<Vec<String>>,
     pull_fails: bool,
     starts_unhealthy: bool,
+    /// The start after a catch-up's activation answers only this much later
+    /// (a slow start on a loaded host).
+    slow_catch_up_start: Option<Duration>,
+    healthy_at: Mutex<Option<tokio::time::Instant>>,
     save_branch: Option<String>,
     /// Warm: the switch files' state.
     switched_on: Mutex<bool>,
@@ -165,7 +169,14 @@ impl Senses for &Fake {
         *self.running.lock().unwrap() && !*self.local_down.lock().unwrap()
     }
     async fn gateway_healthy(&self) -> bool {
-        !self.starts_unhealthy && *self.running.lock().unwrap() && !*self.local_down.lock().unwrap()
+        !self.starts_unhealthy
+            && *self.running.lock().unwrap()
+            && !*self.local_down.lock().unwrap()
+            && self
+                .healthy_at
+                .lock()
+                .unwrap()
+                .is_none_or(|t| tokio::time::Instant::now() >= t)
     }
     async fn channels_live(&self) -> bool {
         *self.switched_on.lock().unwrap()
@@ -232,6 +243,13 @@ impl Actions for &Fake {
         }
     }
     async fn start_gateway(&self) -> Result<(), String> {
+        let after_activation = self.log().iter().any(|l| l.starts_with("activate"));
+        if let (Some(d), true) = (self.slow_catch_up_start, after_activation) {
+            let mut at = self.healthy_at.lock().unwrap();
+            if at.is_none() {
+                *at = Some(tokio::time::Instant::now() + d);
+            }
+        }
         self.log.lock().unwrap().push("start".into());
         *self.running.lock().unwrap() = true;
         // A new process: started without credentials, channels stopped.
@@ -1406,6 +1424,29 @@ async fn a_hand_back_nobody_takes_is_withdrawn_and_the_standby_steps_down_saying
     assert!(h.detail.unwrap().contains("did not take the conversation"));
     assert!(h.wait_ms >= 180_000);
     assert!(d.events.iter().any(|e| e.starts_with("hand_back_failed")));
+}
+
+/// The catch-up activated the primary's conversation, but the gateway
+/// took longer than its start timeout to serve again: the catch-up is
+/// reported failed, yet the database is the primary's continued, so the
+/// outage's conversation is handed back at the failback.
+#[tokio::test(start_paused = true)]
+async fn a_catch_up_that_served_late_still_hands_the_outage_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake {
+        snapshot: Some(snapshot()),
+        hand_back: Some(outage_snapshot()),
+        taken_after: Mutex::new(4),
+        slow_catch_up_start: Some(Duration::from_secs(50)),
+        ..Default::default()
+    };
+    let d = fail_over_and_back(dir.path(), &fake).await;
+    assert_eq!(d.machine.role, StandbyRole::Watching);
+    let c = d.state.last_catch_up.clone().unwrap();
+    assert_ne!(c.outcome, "caught_up", "{c:?}");
+    let log = fake.log();
+    assert!(log.contains(&"hand back".to_string()), "{log:?}");
+    assert_eq!(d.state.last_hand_back.clone().unwrap().outcome, "taken");
 }
 
 #[tokio::test(start_paused = true)]
