@@ -147,6 +147,9 @@ pub async fn node_status<H: Host>(
                     } else if !m.channels_live && m.armed == Some(false) {
                         tags.push("NOT ARMED: a promotion would be slower".into());
                     }
+                    if let Some(share) = armed_share(&m.counters) {
+                        tags.push(format!("armed only {share:.1} % of its watching time"));
+                    }
                 }
                 if m.pinned {
                     tags.push("pinned".into());
@@ -168,6 +171,13 @@ pub async fn node_status<H: Host>(
         },
     };
     s
+}
+
+/// The share of its watching time a warm standby was armed, when that is
+/// under the 99 % a standby should reach (issue 18), after a minute at least.
+fn armed_share(c: &crate::monitor::state_file::Counters) -> Option<f64> {
+    let share = c.armed_ms as f64 * 100.0 / c.watching_ms.max(1) as f64;
+    (c.watching_ms >= 60_000 && share < 99.0).then_some(share)
 }
 
 /// `ocfo status` for people. Everything but the node's role and its
@@ -324,6 +334,18 @@ mod tests {
         let text = super::text(&differ, "0.1.0");
         assert!(text.contains("abababababab (the nodes differ)"), "{text}");
         let unlocked = [super::node_status(&fx.inv, Role::Primary, Ok(&answer(""))).await];
+        let counters = |armed_ms, watching_ms| crate::monitor::state_file::Counters {
+            armed_ms,
+            watching_ms,
+            ..Default::default()
+        };
+        assert_eq!(
+            super::armed_share(&counters(990, 1000)),
+            None,
+            "too short to say"
+        );
+        assert_eq!(super::armed_share(&counters(99_000, 100_000)), None);
+        assert_eq!(super::armed_share(&counters(90_000, 100_000)), Some(90.0));
         assert!(super::text(&unlocked, "0.1.0").contains("openclaw not installed from a lock"));
     }
 }

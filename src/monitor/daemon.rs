@@ -122,6 +122,9 @@ pub struct Daemon<P, A> {
     /// Until then our own gateway is restarting on purpose: its silence is
     /// not a degraded pair.
     restarting_until: Option<Instant>,
+    /// The last publish: when, and whether the standby was watching warm
+    /// and armed since then (the time is counted at the next publish).
+    accounted: (Instant, bool, bool),
 }
 
 /// After a definitive failure, the next probe comes this soon, not a whole
@@ -209,6 +212,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             machine,
             state,
             started,
+            accounted: (started, false, false),
             events: Vec::new(),
             channels_failing_since: None,
             stalled_since: None,
@@ -553,6 +557,19 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
     }
 
     fn publish(&mut self) {
+        let (since, watching, armed) = self.accounted;
+        let ms = since.elapsed().as_millis() as u64;
+        if watching {
+            self.state.counters.watching_ms += ms;
+            if armed {
+                self.state.counters.armed_ms += ms;
+            }
+        }
+        self.accounted = (
+            Instant::now(),
+            self.machine.role == StandbyRole::Watching && self.config.standby == StandbyMode::Warm,
+            self.state.armed == Some(true),
+        );
         self.state.role = self.machine.role;
         if self.machine.role == StandbyRole::Promoted && self.config.standby == StandbyMode::Warm {
             self.state.local_gateway_up = None;

@@ -34,6 +34,13 @@ pub struct Counters {
     /// Restarts of the watching gateway over its memory bound.
     #[serde(default)]
     pub recycles: u64,
+    /// Warm: time spent watching, and of it time armed (a promotion then
+    /// only starts the channels), in milliseconds: the share is the standby's
+    /// readiness, which recycles and restarts cost.
+    #[serde(default)]
+    pub watching_ms: u64,
+    #[serde(default)]
+    pub armed_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

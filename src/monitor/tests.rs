@@ -561,6 +561,12 @@ async fn a_restarted_watching_gateway_is_armed_again_and_a_failed_arming_is_retr
     rounds(&mut d, 3).await;
     assert_eq!(fake.log(), ["arm"], "armed once, not every round");
     assert_eq!(d.state.armed, Some(true));
+    // Armed from the first round on: all of the watching time but the start.
+    let c = &d.state.counters;
+    assert!(
+        c.watching_ms >= 4_000 && c.armed_ms == c.watching_ms,
+        "{c:?}"
+    );
     // systemd restarts the gateway: a new process, no credentials.
     *fake.instance.lock().unwrap() += 1;
     rounds(&mut d, 2).await;
@@ -578,6 +584,9 @@ async fn a_restarted_watching_gateway_is_armed_again_and_a_failed_arming_is_retr
     let tries = fake.log().iter().filter(|l| *l == "arm").count();
     assert_eq!(tries, 1, "{:?}", fake.log());
     assert_eq!(d.state.armed, Some(false));
+    // Its time watching is counted, none of it armed.
+    let c = &d.state.counters;
+    assert!(c.watching_ms >= 18_000 && c.armed_ms == 0, "{c:?}");
     assert!(
         d.events.iter().any(|e| e.starts_with("arm_failed")),
         "{:?}",
