@@ -108,6 +108,7 @@ async fn readyz_with_the_token_sees_why_and_judges_channels_by_policy() {
     let p = |token| Probe {
         mode: ProbeMode::Readyz,
         timeout: T,
+        connect_timeout: T,
         token,
         channels: &channels,
     };
@@ -158,6 +159,70 @@ async fn a_hang_past_the_timeout_is_down_in_time() {
     assert!(!r.ok);
     assert!(r.detail.contains("no answer within 300ms"), "{r:?}");
     assert!(start.elapsed() < Duration::from_millis(1000));
+}
+
+/// A real lost SYN: a listener that never accepts, with its accept queue
+/// full, makes the kernel drop new SYNs, as a cut link does. A confirming
+/// probe's short connect timeout ends the wait, and says so.
+#[tokio::test]
+async fn a_lost_syn_ends_at_the_connect_timeout_not_the_whole_timeout() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Fill the queue (backlog 1 holds two), then check a connect now hangs.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        match tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(s)) => held.push(s),
+            _ => break,
+        }
+    }
+    assert!(held.len() < 8, "the accept queue never filled");
+    let url = format!("http://{addr}/healthz");
+    let start = std::time::Instant::now();
+    let r = probe_any_with(
+        std::slice::from_ref(&url),
+        Probe {
+            mode: ProbeMode::Healthz,
+            timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_millis(250),
+            token: None,
+            channels: &[],
+        },
+    )
+    .await;
+    let took = start.elapsed();
+    assert!(!r.ok && !r.stalled && !r.definitive, "{r:?}");
+    assert!(r.detail.contains("no connection within 250ms"), "{r:?}");
+    assert!(
+        took >= Duration::from_millis(240) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    drop(listener);
+}
+
+#[test]
+fn a_confirming_connect_waits_a_few_round_trips_of_the_slowest_healthy_answer() {
+    use ocfo::monitor::probe::confirming_connect_timeout as quick;
+    let ms = Duration::from_millis;
+    assert_eq!(quick([2, 1, 3].into_iter(), ms(800)), ms(250), "the floor");
+    assert_eq!(quick([40, 120, 90].into_iter(), ms(800)), ms(480));
+    assert_eq!(
+        quick([400].into_iter(), ms(800)),
+        ms(800),
+        "at most the timeout"
+    );
+    assert_eq!(
+        quick(std::iter::empty(), ms(800)),
+        ms(800),
+        "nothing to go by"
+    );
 }
 
 #[tokio::test]
@@ -257,7 +322,7 @@ async fn a_later_standby_waits_while_a_standby_before_it_lives() {
         standbys_before: vec![format!("{before}/healthz")],
         chain: std::sync::Mutex::new(ocfo::monitor::chain::ChainView::new(Duration::ZERO)),
     };
-    let r = prober(&watching).probe().await;
+    let r = prober(&watching).probe(Duration::from_millis(800)).await;
     assert!(r.ok, "{r:?}");
     assert_eq!(r.before, Some(StandbyBefore::Alive), "{r:?}");
     assert!(
@@ -278,9 +343,9 @@ async fn a_later_standby_waits_while_a_standby_before_it_lives() {
         .find(|r| r.starts_with("GET /readyz"))
         .unwrap();
     assert!(ready.contains("the-token-of-the-gateway"), "{ready}");
-    let r = prober(&serving).probe().await;
+    let r = prober(&serving).probe(Duration::from_millis(800)).await;
     assert_eq!(r.before, Some(StandbyBefore::Serving), "{r:?}");
-    let r = prober(&dead).probe().await;
+    let r = prober(&dead).probe(Duration::from_millis(800)).await;
     assert!(!r.ok && r.definitive && r.before.is_none(), "{r:?}");
     assert!(r.detail.to_lowercase().contains("refused"), "{r:?}");
 }

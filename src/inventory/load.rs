@@ -358,6 +358,7 @@ fn default_monitor() -> MonitorSettings {
         interval: Duration::from_secs(1),
         timeout: Duration::from_millis(800),
         fall: 3,
+        fall_window: DEFAULT_FALL_WINDOW,
         rise: 5,
         hold_down: Duration::from_secs(60),
         probe: ProbeMode::Readyz,
@@ -1281,6 +1282,7 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
             "interval",
             "timeout",
             "fall",
+            "fall_window",
             "rise",
             "hold_down",
             "probe",
@@ -1318,6 +1320,7 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
     let interval = d.duration(&f, "interval", def.interval, HOUR);
     let timeout = d.duration(&f, "timeout", def.timeout, HOUR);
     let fall = d.count(&f, "fall", def.fall);
+    let fall_window = d.duration(&f, "fall_window", def.fall_window, HOUR);
     let rise = d.count(&f, "rise", def.rise);
     let hold_down = d.duration(&f, "hold_down", def.hold_down, DAY);
     let flap = match f.get("flap") {
@@ -1396,6 +1399,7 @@ fn monitor(d: &mut Decoder, node: &Node) -> Option<MonitorSettings> {
         interval: interval?,
         timeout: timeout?,
         fall: fall?,
+        fall_window: fall_window?,
         rise: rise?,
         hold_down: hold_down?,
         probe: probe?,

@@ -349,11 +349,17 @@ pub enum ProbeMode {
     Readyz,
 }
 
+/// `monitor.fall_window`: longer than a 1 s network blip with room to
+/// spare, short enough that a cut primary is replaced within 3 s (issue 19).
+pub const DEFAULT_FALL_WINDOW: Duration = Duration::from_millis(1250);
+
 #[derive(Debug, Clone)]
 pub struct MonitorSettings {
     pub interval: Duration,
     pub timeout: Duration,
     pub fall: u32,
+    /// How long the primary must keep failing before a promotion.
+    pub fall_window: Duration,
     pub rise: u32,
     pub hold_down: Duration,
     pub probe: ProbeMode,

@@ -211,12 +211,13 @@ workspace:
   deploy_key: {{file: {dir}/workspace_deploy_key}}
   push_interval: 5m
 
-# The monitor's defaults (interval 1s, timeout 800ms, fall 3, rise 5,
-# hold_down 60s, stall_grace 10s), written out to show what is tunable.
+# The monitor's defaults (interval 1s, timeout 800ms, fall 3 over 1250ms,
+# rise 5, hold_down 60s, stall_grace 10s), written out to show what is tunable.
 monitor:
   interval: 1s
   timeout: 800ms
   fall: 3
+  fall_window: 1250ms
   rise: 5
   hold_down: 60s
   stall_grace: 10s

@@ -88,6 +88,10 @@ fn default_definitive_fall() -> u32 {
     2
 }
 
+fn default_fall_window() -> Duration {
+    crate::inventory::DEFAULT_FALL_WINDOW
+}
+
 fn default_channel_grace() -> Duration {
     Duration::from_secs(60)
 }
@@ -263,6 +267,11 @@ pub struct MonitorConfig {
     pub name: String,
     pub probe: ProbeConfig,
     pub fall: u32,
+    /// How long the primary must keep failing, from the start of the first
+    /// failed probe to the start of the last, before the standby promotes;
+    /// failures are confirmed back to back meanwhile (docs/monitor.md).
+    #[serde(with = "dur", default = "default_fall_window")]
+    pub fall_window: Duration,
     /// Definitive failures (refused, reset, draining) in a row that promote
     /// without waiting for `fall`; 0 turns the fast path off.
     #[serde(default = "default_definitive_fall")]

@@ -25,7 +25,9 @@ mod hand_back;
 mod recycle;
 
 pub trait Prober: Send + Sync {
-    fn probe(&self) -> impl Future<Output = ProbeResult> + Send;
+    /// One round; the primary's connect may take `connect_within` at most
+    /// (shorter than the timeout while a failure is being confirmed).
+    fn probe(&self, connect_within: Duration) -> impl Future<Output = ProbeResult> + Send;
 }
 
 pub struct HttpProber {
@@ -41,12 +43,13 @@ pub struct HttpProber {
 }
 
 impl Prober for HttpProber {
-    async fn probe(&self) -> ProbeResult {
+    async fn probe(&self, connect_within: Duration) -> ProbeResult {
         let primary = probe_any_with(
             &self.urls,
             Probe {
                 mode: self.mode,
                 timeout: self.timeout,
+                connect_timeout: connect_within.min(self.timeout),
                 token: self.token.as_deref(),
                 channels: &self.channels,
             },
@@ -60,6 +63,7 @@ impl Prober for HttpProber {
             Probe {
                 mode: ProbeMode::Healthz,
                 timeout: self.timeout,
+                connect_timeout: self.timeout,
                 token: None,
                 channels: &[],
             },
@@ -74,6 +78,7 @@ impl Prober for HttpProber {
             Probe {
                 mode: ProbeMode::Readyz,
                 timeout: self.timeout,
+                connect_timeout: self.timeout,
                 token: self.token.as_deref(),
                 channels: &[],
             },
@@ -125,11 +130,14 @@ pub struct Daemon<P, A> {
     /// The last publish: when, and whether the standby was watching warm
     /// and armed since then (the time is counted at the next publish).
     accounted: (Instant, bool, bool),
+    /// When the last probe started: confirmations are spaced from it.
+    probe_started: Instant,
 }
 
-/// After a definitive failure, the next probe comes this soon, not a whole
-/// interval later: a second "gone" confirms it (a gateway restarting in
-/// place is back within it), and the promotion starts.
+/// After a failure, the next probe starts this soon after the last one
+/// started, not a whole interval later: a second "gone" confirms a refused or
+/// draining gateway (one restarting in place is back within it), and silence
+/// is followed closely until it has lasted `fall_window`.
 const CONFIRM_AFTER: Duration = Duration::from_millis(250);
 
 /// How long an armed gateway may take to reload its config and the channel
@@ -153,6 +161,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         let switchover = actions.switchover_requested().await;
         let t = Thresholds {
             fall: config.fall,
+            fall_window: config.fall_window,
             definitive_fall: config.definitive_fall,
             rise: config.rise,
             hold_down: config.hold_down,
@@ -213,6 +222,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             state,
             started,
             accounted: (started, false, false),
+            probe_started: started,
             events: Vec::new(),
             channels_failing_since: None,
             stalled_since: None,
@@ -489,7 +499,23 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
                 None
             }
         };
-        let (result, local_answer) = tokio::join!(self.prober.probe(), local);
+        // Confirming a failure, a connect that takes a few round trips lost
+        // its SYN: waiting out the whole timeout would only delay the answer.
+        let connect_within = if self.confirming() {
+            super::probe::confirming_connect_timeout(
+                self.state
+                    .recent_probes
+                    .iter()
+                    .filter(|p| p.ok)
+                    .map(|p| p.latency_ms),
+                self.config.probe.timeout,
+            )
+        } else {
+            self.config.probe.timeout
+        };
+        self.probe_started = Instant::now();
+        let started = self.now();
+        let (result, local_answer) = tokio::join!(self.prober.probe(connect_within), local);
         self.state.counters.probes += 1;
         if !result.ok {
             self.state.counters.probe_failures += 1;
@@ -542,6 +568,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             definitive: !healthy && result.definitive,
             held: self.state.hold.is_some(),
             switchover,
+            started: Some(started),
         };
         let decision = self.machine.on_input(input, self.now());
         match decision {
@@ -914,13 +941,20 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
         self.wake.clone()
     }
 
-    /// When to probe again sooner than the interval: a definitive failure
-    /// while watching is confirmed at once.
+    /// A watching standby that saw the primary fail, and is not held.
+    fn confirming(&self) -> bool {
+        self.machine.role == StandbyRole::Watching
+            && self.machine.failures > 0
+            && self.state.hold.is_none()
+    }
+
+    /// When to probe again sooner than the interval: a failure while
+    /// watching is confirmed at once, a probe every `CONFIRM_AFTER` at most
+    /// (back to back when each waits out its connect), so a failover waits
+    /// for `fall_window` of failing, not for `fall` whole intervals.
     fn confirm_at(&self) -> Option<tokio::time::Instant> {
-        (self.machine.role == StandbyRole::Watching
-            && self.machine.gone > 0
-            && self.config.definitive_fall > 0)
-            .then(|| tokio::time::Instant::now() + CONFIRM_AFTER)
+        self.confirming()
+            .then_some(self.probe_started + CONFIRM_AFTER)
     }
 
     /// Runs until `shutdown` resolves (SIGTERM), then publishes and returns.

@@ -3,7 +3,7 @@
 //! simulated time.
 //!
 //! ```text
-//!   Watching ──fall consecutive failures──▶ Promoting ──gateway up──▶ Promoted
+//!   Watching ──fall failures over fall_window─▶ Promoting ──gateway up──▶ Promoted
 //!            ──definitive_fall "gone"s ──▶
 //!      ▲                                                                  │
 //!      └──────── Demoting ◀── rise consecutive successes and hold_down ───┘
@@ -59,6 +59,10 @@ pub enum Decision {
 #[derive(Debug, Clone)]
 pub struct Thresholds {
     pub fall: u32,
+    /// How long the failures must last, from the first failed probe's start
+    /// to the last one's: a count alone would let back-to-back confirmations
+    /// turn a 1 s blip into a failover.
+    pub fall_window: Duration,
     /// Consecutive failures in which the primary said itself that its gateway
     /// is gone (refused, reset, draining) that promote without waiting for
     /// `fall`: such a signal cannot be a slow network.
@@ -79,6 +83,8 @@ pub struct Input {
     pub held: bool,
     /// A planned switchover asks the standby to serve.
     pub switchover: bool,
+    /// When the probe started (the machine's clock); `now` if not given.
+    pub started: Option<Duration>,
 }
 
 impl Input {
@@ -99,6 +105,8 @@ pub struct Machine {
     pub failures: u32,
     /// Consecutive definitive failures (a subset of `failures`).
     pub gone: u32,
+    /// When the first of the current failures started.
+    failing_since: Option<Duration>,
     pub successes: u32,
     promoted_at: Option<Duration>,
     promotions: VecDeque<Duration>,
@@ -130,6 +138,7 @@ impl Machine {
             since: now,
             failures: 0,
             gone: 0,
+            failing_since: None,
             successes: 0,
             // A recovered promotion waits a full hold-down before demoting.
             promoted_at: gateway_running.then_some(now),
@@ -161,15 +170,19 @@ impl Machine {
     pub fn on_input(&mut self, input: Input, now: Duration) -> Option<Decision> {
         let healthy = input.healthy;
         self.prune(now);
+        let started = input.started.unwrap_or(now);
         if healthy {
             self.successes += 1;
             self.failures = 0;
             self.gone = 0;
+            self.failing_since = None;
         } else {
             self.failures += 1;
             self.successes = 0;
             self.gone = if input.definitive { self.gone + 1 } else { 0 };
+            self.failing_since.get_or_insert(started);
         }
+        let failing_for = started.saturating_sub(self.failing_since.unwrap_or(started));
         match self.role {
             StandbyRole::Watching if input.switchover => {
                 self.role = StandbyRole::Promoting;
@@ -194,12 +207,18 @@ impl Machine {
                     ),
                 })
             }
-            StandbyRole::Watching if self.failures >= self.t.fall => {
+            StandbyRole::Watching
+                if self.failures >= self.t.fall && failing_for >= self.t.fall_window =>
+            {
                 self.role = StandbyRole::Promoting;
                 self.since = now;
                 self.planned = false;
                 Some(Decision::Promote {
-                    reason: format!("primary failed {} consecutive probes", self.failures),
+                    reason: format!(
+                        "primary failed {} consecutive probes over {} ms",
+                        self.failures,
+                        failing_for.as_millis()
+                    ),
                 })
             }
             StandbyRole::Promoted if input.switchover => {
@@ -288,6 +307,7 @@ mod tests {
     fn t() -> Thresholds {
         Thresholds {
             fall: 3,
+            fall_window: Duration::from_millis(1250),
             definitive_fall: 2,
             rise: 5,
             hold_down: Duration::from_secs(60),
@@ -397,6 +417,7 @@ mod tests {
             definitive: false,
             held,
             switchover,
+            started: None,
         }
     }
 
@@ -406,6 +427,38 @@ mod tests {
             held,
             ..Input::default()
         }
+    }
+
+    /// Failures confirmed back to back reach `fall` quickly; only failing
+    /// that lasted `fall_window`, by the probes' start times, promotes.
+    #[test]
+    fn fall_counts_only_over_the_fall_window() {
+        let ms = Duration::from_millis;
+        let failed_at = |start: u64| Input {
+            started: Some(ms(start)),
+            ..Input::default()
+        };
+        let mut m = Machine::recover(t(), false, ms(0));
+        // Probes start at 10.0, 10.8, 11.05, 11.3 s; each is judged when it
+        // ends, 250 ms later.
+        for start in [10_000, 10_800, 11_050] {
+            assert_eq!(m.on_input(failed_at(start), ms(start + 250)), None);
+        }
+        assert_eq!(m.failures, 3, "fall reached, the window not");
+        assert!(matches!(
+            m.on_input(failed_at(11_300), ms(11_550)),
+            Some(Decision::Promote { reason }) if reason.contains("over 1300 ms")
+        ));
+        // A healthy probe between failures starts the window again.
+        let mut m = Machine::recover(t(), false, ms(0));
+        for start in [10_000, 10_800, 11_050] {
+            assert_eq!(m.on_input(failed_at(start), ms(start + 250)), None);
+        }
+        assert_eq!(m.on_probe(true, ms(11_310)), None);
+        for start in [11_400, 11_650, 11_900, 12_150, 12_400] {
+            assert_eq!(m.on_input(failed_at(start), ms(start + 250)), None);
+        }
+        assert!(m.on_input(failed_at(12_650), ms(12_900)).is_some());
     }
 
     #[test]

@@ -131,6 +131,8 @@ fn is_gone(e: &std::io::Error) -> bool {
 pub struct Probe<'a> {
     pub mode: ProbeMode,
     pub timeout: Duration,
+    /// At most `timeout`: how long the TCP connect may take.
+    pub connect_timeout: Duration,
     pub token: Option<&'a str>,
     pub channels: &'a [String],
 }
@@ -141,9 +143,28 @@ impl Probe<'static> {
         Probe {
             mode,
             timeout,
+            connect_timeout: timeout,
             token: None,
             channels: &[],
         }
+    }
+}
+
+/// The connect timeout of a probe that confirms a failure: four times the
+/// slowest recent healthy answer (which includes its connect), at least
+/// 250 ms, at most the probe's timeout; with no healthy answer to go by,
+/// the timeout. A kernel answers a connect within a round trip: one that
+/// takes four lost its SYN, and TCP would only send it again after a
+/// second, so waiting longer learns nothing.
+pub fn confirming_connect_timeout(
+    healthy_latencies_ms: impl Iterator<Item = u64>,
+    timeout: Duration,
+) -> Duration {
+    match healthy_latencies_ms.max() {
+        None => timeout,
+        Some(ms) => Duration::from_millis(ms.saturating_mul(4))
+            .max(Duration::from_millis(250))
+            .min(timeout),
     }
 }
 
@@ -168,15 +189,21 @@ pub async fn probe_with(url: &str, p: Probe<'_>) -> ProbeResult {
 /// One request within `p.timeout`, telling "nobody there" (refused, no
 /// route, connect timeout) from "connected but no answer" (stalled).
 async fn ask(u: &Url, p: Probe<'_>) -> ProbeResult {
-    let deadline = tokio::time::Instant::now() + p.timeout;
+    let began = tokio::time::Instant::now();
+    let deadline = began + p.timeout;
     let no_answer = || format!("no answer within {}ms", p.timeout.as_millis());
     let stream = match tokio::time::timeout_at(
-        deadline,
+        deadline.min(began + p.connect_timeout),
         TcpStream::connect((u.host.as_str(), u.port)),
     )
     .await
     {
-        Err(_) => return ProbeResult::down(format!("{} (no connection)", no_answer())),
+        Err(_) => {
+            return ProbeResult::down(format!(
+                "no connection within {}ms",
+                p.connect_timeout.min(p.timeout).as_millis()
+            ))
+        }
         Ok(Err(e)) if is_gone(&e) => return ProbeResult::gone(e.to_string()),
         Ok(Err(e)) => return ProbeResult::down(e.to_string()),
         Ok(Ok(s)) => s,

@@ -29,6 +29,7 @@ fn config(dir: &std::path::Path) -> MonitorConfig {
             stall_grace: Duration::from_secs(10),
         },
         fall: 3,
+        fall_window: Duration::from_millis(1250),
         definitive_fall: 2,
         rise: 5,
         hold_down: Duration::from_secs(60),
@@ -88,7 +89,7 @@ fn warm_config(dir: &std::path::Path) -> MonitorConfig {
 struct Script(Mutex<VecDeque<char>>);
 
 impl Prober for Script {
-    async fn probe(&self) -> ProbeResult {
+    async fn probe(&self, _connect_within: Duration) -> ProbeResult {
         let c = self.0.lock().unwrap().pop_front().unwrap_or('+');
         let mut r = match c {
             '+' => ProbeResult::up("HTTP 200"),
@@ -965,6 +966,111 @@ async fn a_gone_primary_is_confirmed_at_once_by_the_real_loop() {
     assert_eq!(fake.log()[..3], ["arm", "pull", "switch on"]);
 }
 
+/// A primary that falls silent (its SYNs lost: each connect waits out what
+/// it is given) at the first probe `from` after the test began, for `len`
+/// from that probe's start (the probes' phase does not matter), and is
+/// healthy otherwise; it records the connect timeouts it was given.
+struct Silence {
+    began: tokio::time::Instant,
+    from: Duration,
+    len: Duration,
+    silent_since: Mutex<Option<Duration>>,
+    connects: Mutex<Vec<u128>>,
+}
+
+impl Silence {
+    fn new(from_ms: u64, len_ms: u64) -> Silence {
+        Silence {
+            began: tokio::time::Instant::now(),
+            from: Duration::from_millis(from_ms),
+            len: Duration::from_millis(len_ms),
+            silent_since: Mutex::new(None),
+            connects: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Prober for &Silence {
+    async fn probe(&self, connect_within: Duration) -> ProbeResult {
+        let at = self.began.elapsed();
+        let since = {
+            let mut since = self.silent_since.lock().unwrap();
+            match *since {
+                Some(t) => t,
+                None if at >= self.from => *since.insert(at),
+                None => at + Duration::from_secs(1),
+            }
+        };
+        if at < since || at >= since + self.len {
+            return ProbeResult {
+                latency_ms: 2,
+                ..ProbeResult::up("HTTP 200")
+            };
+        }
+        self.connects
+            .lock()
+            .unwrap()
+            .push(connect_within.as_millis());
+        tokio::time::sleep(connect_within).await;
+        ProbeResult::down(format!(
+            "no connection within {}ms",
+            connect_within.as_millis()
+        ))
+    }
+}
+
+/// The real loop on a paused clock with the default probe settings (1 s,
+/// 800 ms, fall 3, fall_window 1.25 s): a silent primary is confirmed back
+/// to back with short connects and replaced once its silence lasted the
+/// window, sooner than `fall` whole intervals; a 1.2 s blip that fails three
+/// probes in a row is not a failover.
+#[tokio::test(start_paused = true)]
+async fn silence_promotes_after_the_fall_window_and_a_blip_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |dir: &std::path::Path| {
+        let mut c = warm_config(dir);
+        c.probe.interval = Duration::from_secs(1);
+        c.probe.timeout = Duration::from_millis(800);
+        c
+    };
+    let run = |len: u64, stop_at: u64| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            let fake = Fake {
+                running: Mutex::new(true),
+                ..Default::default()
+            };
+            let silence = Silence::new(3000, len);
+            let d =
+                Daemon::start(settings(&dir), &silence, &fake, Notifier::new(None, "test")).await;
+            d.run(tokio::time::sleep(Duration::from_millis(stop_at)))
+                .await;
+            let state = crate::monitor::MonitorState::load(&settings(&dir).state_file).unwrap();
+            let connects = silence.connects.lock().unwrap().clone();
+            (state, connects)
+        }
+    };
+    // Silent from the first probe at or after 3 s (at s): it waits out its
+    // 800 ms, then confirmations back to back, 250 ms each (healthy answers
+    // took 2 ms), until the one starting 1.25 s or more after s, at s+1.3:
+    // decided at s+1.55. On `fall` whole intervals it would be s+2.8.
+    let (state, connects) = run(u64::MAX, 7000).await;
+    assert_eq!(state.role, StandbyRole::Promoted, "{state:?}");
+    assert_eq!(connects[..4], [800, 250, 250, 250], "{state:?}");
+    assert!(
+        state.transitions[0]
+            .reason
+            .contains("4 consecutive probes over 1300 ms"),
+        "{state:?}"
+    );
+    // Silent for 1.2 s: the probes starting at s, s+0.8 and s+1.05 fail,
+    // three in a row, but over 1.05 s: no failover.
+    let (state, connects) = run(1200, 9000).await;
+    assert_eq!(connects, [800, 250, 250], "{state:?}");
+    assert_eq!(state.role, StandbyRole::Watching, "{state:?}");
+    assert_eq!(state.counters.promotions, 0);
+}
+
 fn announcing(dir: &std::path::Path) -> MonitorConfig {
     MonitorConfig {
         announce: Some(super::config::AnnounceConfig {
@@ -1608,8 +1714,8 @@ impl Chain {
 }
 
 impl Prober for Chain {
-    async fn probe(&self) -> ProbeResult {
-        let p = self.primary.probe().await;
+    async fn probe(&self, connect_within: Duration) -> ProbeResult {
+        let p = self.primary.probe(connect_within).await;
         let c = self.before.lock().unwrap().pop_front().unwrap_or('+');
         let gone = || ProbeResult::gone("Connection refused (os error 111)");
         let (alive, serving) = match c {

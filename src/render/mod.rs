@@ -746,6 +746,7 @@ pub fn monitor_config(inv: &Inventory, role: Role) -> crate::monitor::MonitorCon
             stall_grace: m.stall_grace,
         },
         fall: m.fall,
+        fall_window: m.fall_window,
         definitive_fall: 2,
         rise: m.rise,
         hold_down: m.hold_down,

@@ -104,7 +104,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
                 self.record_hand_back("taken", Some(&snapshot), began, Some(why.clone()));
                 return HandedBack::StayPromoted(why);
             }
-            let r = self.prober.probe().await;
+            let r = self.prober.probe(self.config.probe.timeout).await;
             healthy = if self.judge(&r) { healthy + 1 } else { 0 };
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
