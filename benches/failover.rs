@@ -39,6 +39,9 @@ fn json(out: &Output, what: &str) -> serde_json::Value {
 }
 
 fn pct(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() as f64 - 1.0) * q).round() as usize]
 }
@@ -96,7 +99,8 @@ fn drills(lab: &Lab, n: usize) {
     let faults = std::env::var("OCFO_BENCH_FAULTS").unwrap_or_else(|_| "stop,kill,cut".into());
     for fault in faults.split(',') {
         let (mut over, mut back, mut fallbacks) = (Vec::new(), Vec::new(), 0);
-        let (mut answered, mut turn) = (Vec::new(), Vec::new());
+        let (mut answered, mut turn, mut remembered) = (Vec::new(), Vec::new(), Vec::new());
+        let mut forgot = 0;
         let mut in_flight = std::collections::BTreeMap::<String, usize>::new();
         for i in 0..n {
             // OpenClaw's restart-loop breaker suppresses a gateway's channels
@@ -130,6 +134,11 @@ fn drills(lab: &Lab, n: usize) {
                     turn.push((a - f) / 1000.0);
                 }
             }
+            // The first answer quoting the word told to the primary before the fault.
+            match r["user"]["remembered_ms"].as_f64() {
+                Some(ms) => remembered.push(ms / 1000.0),
+                None => forgot += usize::from(r["user"].is_object()),
+            }
             fallbacks += usize::from(r["fallback_restart"] == true);
             if let Some(o) = r["user"]["before_fault"]["outcome"].as_str() {
                 *in_flight.entry(o.to_string()).or_insert(0) += 1;
@@ -139,12 +148,15 @@ fn drills(lab: &Lab, n: usize) {
             "answered: no chat world".to_string()
         } else {
             format!(
-                "answered p50 {:.1} s, p95 {:.1} s, max {:.1} s (of which the standby's agent turn p50 {:.1} s, p95 {:.1} s)",
+                "answered p50 {:.1} s, p95 {:.1} s, max {:.1} s (of which the standby's agent turn p50 {:.1} s, p95 {:.1} s); remembered p50 {:.1} s, p95 {:.1} s, max {:.1} s, never {forgot}",
                 pct(&mut answered, 0.5),
                 pct(&mut answered, 0.95),
                 pct(&mut answered, 1.0),
                 pct(&mut turn, 0.5),
-                pct(&mut turn, 0.95)
+                pct(&mut turn, 0.95),
+                pct(&mut remembered, 0.5),
+                pct(&mut remembered, 0.95),
+                pct(&mut remembered, 1.0)
             )
         };
         println!(
