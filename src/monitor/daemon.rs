@@ -130,6 +130,9 @@ pub struct Daemon<P, A> {
     /// The last publish: when, and whether the standby was watching warm
     /// and armed since then (the time is counted at the next publish).
     accounted: (Instant, bool, bool),
+    /// The watching gateway was armed once: the time before (its first
+    /// start, seconds to a minute) is `NOT ARMED` in status, not a share.
+    armed_once: bool,
     /// When the last probe started: confirmations are spaced from it.
     probe_started: Instant,
 }
@@ -222,6 +225,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             state,
             started,
             accounted: (started, false, false),
+            armed_once: false,
             probe_started: started,
             events: Vec::new(),
             channels_failing_since: None,
@@ -592,9 +596,12 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
                 self.state.counters.armed_ms += ms;
             }
         }
+        self.armed_once |= self.state.armed == Some(true);
         self.accounted = (
             Instant::now(),
-            self.machine.role == StandbyRole::Watching && self.config.standby == StandbyMode::Warm,
+            self.armed_once
+                && self.machine.role == StandbyRole::Watching
+                && self.config.standby == StandbyMode::Warm,
             self.state.armed == Some(true),
         );
         self.state.role = self.machine.role;

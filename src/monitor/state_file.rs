@@ -34,9 +34,10 @@ pub struct Counters {
     /// Restarts of the watching gateway over its memory bound.
     #[serde(default)]
     pub recycles: u64,
-    /// Warm: time spent watching, and of it time armed (a promotion then
-    /// only starts the channels), in milliseconds: the share is the standby's
-    /// readiness, which recycles and restarts cost.
+    /// Warm: time spent watching since the gateway was first armed in this
+    /// monitor's life, and of it time armed (a promotion then only starts
+    /// the channels), in milliseconds: the share is the standby's readiness,
+    /// which recycles and restarts of its gateway cost.
     #[serde(default)]
     pub watching_ms: u64,
     #[serde(default)]

@@ -572,6 +572,11 @@ async fn a_restarted_watching_gateway_is_armed_again_and_a_failed_arming_is_retr
     *fake.instance.lock().unwrap() += 1;
     rounds(&mut d, 2).await;
     assert_eq!(fake.log(), ["arm", "arm"]);
+    let c = &d.state.counters;
+    assert!(
+        c.armed_ms == c.watching_ms,
+        "re-armed within its round: {c:?}"
+    );
     assert!(!d.state.channels_live, "arming never starts a channel");
 
     let fake = Fake {
@@ -585,9 +590,9 @@ async fn a_restarted_watching_gateway_is_armed_again_and_a_failed_arming_is_retr
     let tries = fake.log().iter().filter(|l| *l == "arm").count();
     assert_eq!(tries, 1, "{:?}", fake.log());
     assert_eq!(d.state.armed, Some(false));
-    // Its time watching is counted, none of it armed.
+    // Never armed: no share to speak of (status says NOT ARMED).
     let c = &d.state.counters;
-    assert!(c.watching_ms >= 18_000 && c.armed_ms == 0, "{c:?}");
+    assert!(c.watching_ms == 0 && c.armed_ms == 0, "{c:?}");
     assert!(
         d.events.iter().any(|e| e.starts_with("arm_failed")),
         "{:?}",
@@ -1637,6 +1642,9 @@ async fn a_watching_gateway_over_its_memory_bound_is_restarted_and_armed_again()
     assert!(log[restart..].contains(&"arm".to_string()), "{log:?}");
     assert_eq!(d.state.counters.recycles, 1);
     assert_eq!(d.state.armed, Some(true));
+    // The recycle's restart is counted as watching time not armed.
+    let c = &d.state.counters;
+    assert!(c.watching_ms - c.armed_ms >= 2_000, "{c:?}");
     assert!(
         d.events.iter().any(|e| e.starts_with("recycling")),
         "{:?}",
