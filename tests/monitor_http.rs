@@ -207,6 +207,21 @@ async fn a_lost_syn_ends_at_the_connect_timeout_not_the_whole_timeout() {
     drop(listener);
 }
 
+/// The connect's share of a probe is its own figure: the round trip a
+/// confirming probe's connect timeout is made of, not OpenClaw's answer time.
+#[tokio::test]
+async fn a_probe_says_how_long_its_connect_took() {
+    let (base, _) = server(|_, _| {
+        std::thread::sleep(Duration::from_millis(300));
+        Some("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}".into())
+    })
+    .await;
+    let r = probe(&format!("{base}/healthz"), ProbeMode::Healthz, T).await;
+    assert!(r.ok, "{r:?}");
+    assert!(r.latency_ms >= 300, "{r:?}");
+    assert!(r.connect_ms.is_some_and(|ms| ms < 100), "{r:?}");
+}
+
 #[test]
 fn a_confirming_connect_waits_a_few_round_trips_of_the_slowest_healthy_answer() {
     use ocfo::monitor::probe::confirming_connect_timeout as quick;

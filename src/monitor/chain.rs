@@ -69,6 +69,7 @@ impl ChainView {
         ProbeResult {
             ok: true,
             latency_ms: primary.latency_ms.max(alive.latency_ms),
+            connect_ms: primary.connect_ms,
             detail: format!(
                 "the primary is down ({}), but the standby before this one {how}",
                 primary.detail

@@ -511,7 +511,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
                     .recent_probes
                     .iter()
                     .filter(|p| p.ok)
-                    .map(|p| p.latency_ms),
+                    .filter_map(|p| p.connect_ms),
                 self.config.probe.timeout,
             )
         } else {
@@ -529,6 +529,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             at: rfc3339_now(),
             ok: result.ok,
             latency_ms: result.latency_ms,
+            connect_ms: result.connect_ms,
             detail: result.detail.clone(),
         });
         while self.state.recent_probes.len() > KEEP_PROBES {

@@ -50,6 +50,11 @@ impl Url {
 pub struct ProbeResult {
     pub ok: bool,
     pub latency_ms: u64,
+    /// How long the TCP connect took, when it succeeded: the network's round
+    /// trip (the kernel answers a SYN whatever its gateway is doing), which
+    /// `latency_ms` is not (it includes OpenClaw's answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<u64>,
     /// Why it failed, or the status on success.
     pub detail: String,
     /// Not ready only because these of the primary's channels fail (the
@@ -89,6 +94,7 @@ impl ProbeResult {
         ProbeResult {
             ok: true,
             latency_ms: 0,
+            connect_ms: None,
             detail: detail.into(),
             channels_failing: Vec::new(),
             stalled: false,
@@ -101,6 +107,7 @@ impl ProbeResult {
         ProbeResult {
             ok: false,
             latency_ms: 0,
+            connect_ms: None,
             detail: detail.into(),
             channels_failing: Vec::new(),
             stalled: false,
@@ -151,16 +158,15 @@ impl Probe<'static> {
 }
 
 /// The connect timeout of a probe that confirms a failure: four times the
-/// slowest recent healthy answer (which includes its connect), at least
-/// 250 ms, at most the probe's timeout; with no healthy answer to go by,
-/// the timeout. A kernel answers a connect within a round trip: one that
+/// slowest recent healthy connect, at least 250 ms, at most the probe's
+/// timeout; with no healthy connect to go by, the timeout. A kernel answers a connect within a round trip: one that
 /// takes four lost its SYN, and TCP would only send it again after a
 /// second, so waiting longer learns nothing.
 pub fn confirming_connect_timeout(
-    healthy_latencies_ms: impl Iterator<Item = u64>,
+    healthy_connects_ms: impl Iterator<Item = u64>,
     timeout: Duration,
 ) -> Duration {
-    match healthy_latencies_ms.max() {
+    match healthy_connects_ms.max() {
         None => timeout,
         Some(ms) => Duration::from_millis(ms.saturating_mul(4))
             .max(Duration::from_millis(250))
@@ -208,7 +214,8 @@ async fn ask(u: &Url, p: Probe<'_>) -> ProbeResult {
         Ok(Err(e)) => return ProbeResult::down(e.to_string()),
         Ok(Ok(s)) => s,
     };
-    match tokio::time::timeout_at(deadline, exchange(stream, u, p.token)).await {
+    let connect_ms = Some(began.elapsed().as_millis() as u64);
+    let r = match tokio::time::timeout_at(deadline, exchange(stream, u, p.token)).await {
         Err(_) => ProbeResult {
             stalled: true,
             ..ProbeResult::down(format!("{} (connected: busy?)", no_answer()))
@@ -216,7 +223,8 @@ async fn ask(u: &Url, p: Probe<'_>) -> ProbeResult {
         Ok(Err(Exchange::Gone(e))) => ProbeResult::gone(e),
         Ok(Err(Exchange::Failed(e))) => ProbeResult::down(e),
         Ok(Ok((status, body))) => judge(status, &body, p.mode, p.channels),
-    }
+    };
+    ProbeResult { connect_ms, ..r }
 }
 
 /// The primary is up when any path answers healthy; a channel-only failure
@@ -238,6 +246,7 @@ pub async fn probe_any_with(urls: &[String], p: Probe<'_>) -> ProbeResult {
     ProbeResult {
         ok: false,
         latency_ms: results.iter().map(|r| r.latency_ms).max().unwrap_or(0),
+        connect_ms: results.iter().filter_map(|r| r.connect_ms).max(),
         detail: urls
             .iter()
             .zip(&results)

@@ -13,6 +13,9 @@ pub struct ProbeRecord {
     pub at: String,
     pub ok: bool,
     pub latency_ms: u64,
+    /// The TCP connect's share of it, when it connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<u64>,
     pub detail: String,
 }
 

@@ -1008,7 +1008,8 @@ impl Prober for &Silence {
         };
         if at < since || at >= since + self.len {
             return ProbeResult {
-                latency_ms: 2,
+                latency_ms: 150,
+                connect_ms: Some(2),
                 ..ProbeResult::up("HTTP 200")
             };
         }
@@ -1056,8 +1057,8 @@ async fn silence_promotes_after_the_fall_window_and_a_blip_does_not() {
         }
     };
     // Silent from the first probe at or after 3 s (at s): it waits out its
-    // 800 ms, then confirmations back to back, 250 ms each (healthy answers
-    // took 2 ms), until the one starting 1.25 s or more after s, at s+1.3:
+    // 800 ms, then confirmations back to back, 250 ms each (healthy connects
+    // took 2 ms, their answers 150 ms: OpenClaw's time is not the network's), until the one starting 1.25 s or more after s, at s+1.3:
     // decided at s+1.55. On `fall` whole intervals it would be s+2.8.
     let (state, connects) = run(u64::MAX, 7000).await;
     assert_eq!(state.role, StandbyRole::Promoted, "{state:?}");
