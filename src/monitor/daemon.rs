@@ -518,7 +518,7 @@ impl<P: Prober, A: Actions> Daemon<P, A> {
             self.config.probe.timeout
         };
         self.probe_started = Instant::now();
-        let started = self.now();
+        let started = self.probe_started.duration_since(self.started);
         let (result, local_answer) = tokio::join!(self.prober.probe(connect_within), local);
         self.state.counters.probes += 1;
         if !result.ok {
